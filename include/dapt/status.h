@@ -1,0 +1,90 @@
+/* Status codes and error propagation.
+ *
+ * Library functions return a dapt_status; on failure the first function that
+ * detects the problem records one line (file:line and cause) with
+ * dapt_error_set().  Callers propagate the code unchanged; only the driver
+ * prints the message and calls MPI_Abort (see dapt_die).  The message buffer
+ * is per thread.  None of these functions is collective. */
+#ifndef DAPT_STATUS_H
+#define DAPT_STATUS_H
+
+#include <stddef.h>
+
+typedef enum dapt_status {
+    DAPT_OK = 0,
+    DAPT_ERR_ARG,         /* bad argument or command-line option */
+    DAPT_ERR_CONFIG,      /* malformed or out-of-range configuration */
+    DAPT_ERR_NOMEM,       /* allocation failed */
+    DAPT_ERR_IO,          /* open/read/write/rename failed (disk full included) */
+    DAPT_ERR_FORMAT,      /* a file's content is malformed or inconsistent */
+    DAPT_ERR_UNSUPPORTED, /* valid input that dapt does not handle */
+    DAPT_ERR_EXISTS,      /* output exists and --force was not given */
+    DAPT_ERR_MPI,         /* an MPI call failed or ranks disagree */
+    DAPT_ERR_HDF5,        /* an HDF5 call failed */
+    DAPT_ERR_NUMERIC,     /* NaN/Inf or another numerical failure */
+    DAPT_ERR_INTERRUPTED, /* stopped by a signal (SIGTERM/SIGUSR1) */
+    DAPT_ERR_INTERNAL,    /* a broken invariant: a bug in dapt */
+    DAPT_STATUS_COUNT
+} dapt_status;
+
+/* Process exit codes the driver uses; job scripts rely on these. */
+enum {
+    DAPT_EXIT_OK = 0,
+    DAPT_EXIT_FAILURE = 1,
+    DAPT_EXIT_USAGE = 2,
+    DAPT_EXIT_PREEMPTED = 75 /* EX_TEMPFAIL: checkpoint written, requeue me */
+};
+
+/* Short name of a status ("io error", ...). Never NULL. */
+const char *dapt_status_name(dapt_status st);
+
+/* Records the cause of a failure (printf-style) with its source location and
+ * returns st, so that `return dapt_error_set(...)` reads naturally.  A later
+ * call overwrites the record. */
+dapt_status dapt_error_set(dapt_status st, const char *file, int line,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The recorded message ("file.c:42: cause"), or "" if none. */
+const char *dapt_error_message(void);
+
+/* Clears the recorded message. */
+void dapt_error_clear(void);
+
+/* Records a failure and returns its code. */
+#define DAPT_ERROR(st, ...) dapt_error_set((st), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Propagates a failing status from expr (first message is kept). */
+#define DAPT_CHECK(expr)                                                      \
+    do {                                                                      \
+        dapt_status dapt_check_st_ = (expr);                                  \
+        if (dapt_check_st_ != DAPT_OK) return dapt_check_st_;                 \
+    } while (0)
+
+/* For functions with a local `dapt_status st` and a `cleanup:` label. */
+#define DAPT_TRY(expr)                                                        \
+    do {                                                                      \
+        st = (expr);                                                          \
+        if (st != DAPT_OK) goto cleanup;                                      \
+    } while (0)
+
+#define DAPT_THROW(code, ...)                                                 \
+    do {                                                                      \
+        st = dapt_error_set((code), __FILE__, __LINE__, __VA_ARGS__);         \
+        goto cleanup;                                                         \
+    } while (0)
+
+/* Checks an MPI return code; on failure records the MPI error string. */
+dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *call);
+#define DAPT_MPI(call) dapt_mpi_status((call), __FILE__, __LINE__, #call)
+
+/* Checks an HDF5 return value (negative = failure) and records the innermost
+ * message of the HDF5 error stack. */
+dapt_status dapt_h5_status(long long h5_rc, const char *file, int line, const char *call);
+#define DAPT_H5(call) dapt_h5_status((long long)(call), __FILE__, __LINE__, #call)
+
+/* malloc/calloc that record DAPT_ERR_NOMEM with the size and purpose. */
+dapt_status dapt_alloc(void **out, size_t bytes, const char *what);
+dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what);
+
+#endif

@@ -1,0 +1,10 @@
+/* The command table: one line per command, in the order `dapt help` lists. */
+#include "dapt/cli.h"
+
+#include <stddef.h>
+
+const dapt_command dapt_commands[] = {
+    {"version", "print versions of dapt and its libraries, and thread counts", dapt_cmd_version},
+    {"config", "show or check the resolved run configuration", dapt_cmd_config},
+    {NULL, NULL, NULL},
+};

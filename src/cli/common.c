@@ -1,0 +1,117 @@
+/* Options shared by every command, and the driver's way of failing. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/cli.h"
+#include "dapt/log.h"
+
+/* Returns the option's value: "--opt=value" or the next argument. */
+static const char *option_value(int argc, char **argv, int *i, const char *name, dapt_status *st)
+{
+    size_t n = strlen(name);
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (*i + 1 >= argc) {
+        *st = DAPT_ERROR(DAPT_ERR_ARG, "option %s needs a value", name);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int is_option(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
+}
+
+dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli)
+{
+    memset(cli, 0, sizeof *cli);
+    dapt_config_defaults(&cli->cfg);
+    dapt_status st = DAPT_OK;
+    DAPT_CHECK(dapt_alloc((void **)&cli->rest, sizeof(char *) * (size_t)(argc + 1), "arguments"));
+    /* Overrides are applied after the file, whatever their order on the line. */
+    const char **sets = NULL;
+    int nsets = 0;
+    DAPT_TRY(dapt_alloc((void **)&sets, sizeof(char *) * (size_t)(argc + 1), "overrides"));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_option(a, "--config")) {
+            cli->config_path = option_value(argc, argv, &i, "--config", &st);
+            if (!cli->config_path) goto cleanup;
+        } else if (is_option(a, "--set")) {
+            const char *v = option_value(argc, argv, &i, "--set", &st);
+            if (!v) goto cleanup;
+            sets[nsets++] = v;
+        } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
+            cli->verbose = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cli->help = 1;
+        } else {
+            cli->rest[cli->nrest++] = argv[i];
+        }
+    }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    dapt_log_setup(rank, cli->verbose, cli->verbose ? DAPT_LOG_DEBUG : DAPT_LOG_INFO);
+    if (cli->config_path) DAPT_TRY(dapt_config_load_file(&cli->cfg, cli->config_path));
+    for (int k = 0; k < nsets; k++) DAPT_TRY(dapt_config_set(&cli->cfg, sets[k]));
+cleanup:
+    free(sets);
+    return st;
+}
+
+void dapt_cli_free(dapt_cli *cli)
+{
+    free(cli->rest);
+    cli->rest = NULL;
+}
+
+void dapt_cli_print_common_help(void)
+{
+    printf("common options:\n"
+           "  --config FILE     run configuration (INI); see `dapt config show --help-keys`\n"
+           "  --set S.K=VALUE   override one key, repeatable (applied after --config)\n"
+           "  --verbose, -v     log from every rank, with debug messages\n"
+           "  --help, -h        this text\n");
+}
+
+static void print_failure(dapt_status st)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const char *msg = dapt_error_message();
+    if (size > 1)
+        fprintf(stderr, "dapt: error: rank %d: %s\n", rank, *msg ? msg : dapt_status_name(st));
+    else
+        fprintf(stderr, "dapt: error: %s\n", *msg ? msg : dapt_status_name(st));
+    fflush(stderr);
+}
+
+static int exit_code_for(dapt_status st)
+{
+    if (st == DAPT_ERR_INTERRUPTED) return DAPT_EXIT_PREEMPTED;
+    if (st == DAPT_ERR_ARG) return DAPT_EXIT_USAGE;
+    return DAPT_EXIT_FAILURE;
+}
+
+_Noreturn void dapt_cli_fail(dapt_status st)
+{
+    print_failure(st);
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code_for(st));
+    MPI_Finalize();
+    exit(exit_code_for(st));
+}
+
+_Noreturn void dapt_cli_fail_all(dapt_status st)
+{
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) print_failure(st);
+    MPI_Finalize();
+    exit(exit_code_for(st));
+}

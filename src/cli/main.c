@@ -1,0 +1,49 @@
+/* dapt: domain-adaptive post-training of language models on MPI clusters. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "dapt/cli.h"
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dapt <command> [options]\n"
+            "\n"
+            "dapt %s adapts pretrained BERT/RoBERTa models to a domain (DGA/DAS, SMART,\n"
+            "MOMETAS) as an MPI batch job.  Commands:\n\n",
+            PACKAGE_VERSION);
+    for (const dapt_command *c = dapt_commands; c->name; c++) fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "  %-10s %s\n", "help", "this list; `dapt <command> --help` for one command");
+    fprintf(out, "\nRun under mpirun/srun for more than one rank.  Documentation: docs/.\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* Threads (OpenMP, OpenBLAS) never call MPI themselves: FUNNELED. */
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "dapt: error: MPI_Init_thread failed\n");
+        return DAPT_EXIT_FAILURE;
+    }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    int code = DAPT_EXIT_OK;
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (rank == 0) print_usage(stdout);
+        code = argc < 2 ? DAPT_EXIT_USAGE : DAPT_EXIT_OK;
+    } else {
+        const dapt_command *found = NULL;
+        for (const dapt_command *c = dapt_commands; c->name; c++)
+            if (!strcmp(c->name, argv[1])) found = c;
+        if (found) {
+            code = found->run(argc - 1, argv + 1);
+        } else {
+            if (rank == 0) fprintf(stderr, "dapt: error: unknown command '%s' (try: dapt help)\n", argv[1]);
+            code = DAPT_EXIT_USAGE;
+        }
+    }
+    MPI_Finalize();
+    return code;
+}

@@ -1,0 +1,97 @@
+/* Status names and the per-thread error record. */
+#include "dapt/status.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char error_record[1024];
+
+static const char *const status_names[DAPT_STATUS_COUNT] = {
+    [DAPT_OK] = "ok",
+    [DAPT_ERR_ARG] = "bad argument",
+    [DAPT_ERR_CONFIG] = "configuration error",
+    [DAPT_ERR_NOMEM] = "out of memory",
+    [DAPT_ERR_IO] = "I/O error",
+    [DAPT_ERR_FORMAT] = "malformed input",
+    [DAPT_ERR_UNSUPPORTED] = "unsupported",
+    [DAPT_ERR_EXISTS] = "output exists",
+    [DAPT_ERR_MPI] = "MPI error",
+    [DAPT_ERR_HDF5] = "HDF5 error",
+    [DAPT_ERR_NUMERIC] = "numerical error",
+    [DAPT_ERR_INTERRUPTED] = "interrupted",
+    [DAPT_ERR_INTERNAL] = "internal error",
+};
+
+const char *dapt_status_name(dapt_status st)
+{
+    if ((int)st < 0 || st >= DAPT_STATUS_COUNT) return "unknown status";
+    return status_names[st];
+}
+
+dapt_status dapt_error_set(dapt_status st, const char *file, int line, const char *fmt, ...)
+{
+    /* Keep only the basename of the source file: the line must stay short. */
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    int n = snprintf(error_record, sizeof error_record, "%s:%d: ", base, line);
+    if (n < 0 || (size_t)n >= sizeof error_record) n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_record + n, sizeof error_record - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* One line: fold any newline a cause might carry. */
+    for (char *c = error_record; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    return st;
+}
+
+const char *dapt_error_message(void) { return error_record; }
+
+void dapt_error_clear(void) { error_record[0] = '\0'; }
+
+dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *call)
+{
+    if (mpi_rc == MPI_SUCCESS) return DAPT_OK;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(mpi_rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", mpi_rc);
+    return dapt_error_set(DAPT_ERR_MPI, file, line, "%s failed: %s", call, text);
+}
+
+/* Walks the HDF5 error stack to its innermost (first) entry: that one names
+ * the real cause ("file signature not found"), the outer ones only repeat
+ * "unable to open file". */
+static herr_t innermost_h5_error(unsigned n, const H5E_error2_t *err, void *data)
+{
+    if (n == 0) snprintf((char *)data, 256, "%s", err->desc ? err->desc : "unknown");
+    return 0;
+}
+
+dapt_status dapt_h5_status(long long h5_rc, const char *file, int line, const char *call)
+{
+    if (h5_rc >= 0) return DAPT_OK;
+    char cause[256] = "unknown cause";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_h5_error, cause);
+    H5Eclear2(H5E_DEFAULT);
+    return dapt_error_set(DAPT_ERR_HDF5, file, line, "%s failed: %s", call, cause);
+}
+
+dapt_status dapt_alloc(void **out, size_t bytes, const char *what)
+{
+    *out = malloc(bytes ? bytes : 1);
+    if (!*out) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot allocate %zu bytes for %s", bytes, what);
+    return DAPT_OK;
+}
+
+dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what)
+{
+    *out = calloc(count ? count : 1, size ? size : 1);
+    if (!*out)
+        return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot allocate %zu x %zu bytes for %s", count, size, what);
+    return DAPT_OK;
+}

@@ -1,0 +1,1 @@
+# src/data: build fragment (included by Makefile.am)

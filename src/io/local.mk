@@ -1,0 +1,1 @@
+# src/io: build fragment (included by Makefile.am)

@@ -1,0 +1,1 @@
+# src/text: build fragment (included by Makefile.am)

@@ -1,0 +1,1 @@
+# src/train: build fragment (included by Makefile.am)

@@ -1,0 +1,1 @@
+# tests/data: build fragment (included by Makefile.am)

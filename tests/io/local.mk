@@ -1,0 +1,1 @@
+# tests/io: build fragment (included by Makefile.am)

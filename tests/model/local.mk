@@ -1,0 +1,1 @@
+# tests/model: build fragment (included by Makefile.am)

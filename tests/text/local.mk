@@ -1,0 +1,1 @@
+# tests/text: build fragment (included by Makefile.am)

@@ -1,0 +1,1 @@
+# tests/train: build fragment (included by Makefile.am)
