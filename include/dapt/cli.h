@@ -41,6 +41,10 @@ typedef struct dapt_cli {
  * DAPT_ERR_ARG / DAPT_ERR_CONFIG with a message on bad options. */
 dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli);
 
+/* Refuses leftover arguments for commands that take none:
+ * "dapt NAME: unexpected argument 'X'".  Not collective. */
+dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command);
+
 /* Releases what dapt_cli_parse allocated. */
 void dapt_cli_free(dapt_cli *cli);
 

@@ -14,6 +14,7 @@ int dapt_cmd_version(int argc, char **argv)
     dapt_cli cli;
     dapt_status st = dapt_cli_parse(argc, argv, &cli);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (!cli.help && (st = dapt_cli_expect_no_args(&cli, "version")) != DAPT_OK) dapt_cli_fail_all(st);
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -71,7 +71,7 @@ void dapt_cli_free(dapt_cli *cli)
 void dapt_cli_print_common_help(void)
 {
     printf("common options:\n"
-           "  --config FILE     run configuration (INI); see `dapt config show --help-keys`\n"
+           "  --config FILE     run configuration (INI); see `dapt config show --keys`\n"
            "  --set S.K=VALUE   override one key, repeatable (applied after --config)\n"
            "  --verbose, -v     log from every rank, with debug messages\n"
            "  --help, -h        this text\n");
@@ -114,4 +114,12 @@ _Noreturn void dapt_cli_fail_all(dapt_status st)
     if (rank == 0) print_failure(st);
     MPI_Finalize();
     exit(exit_code_for(st));
+}
+
+dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command)
+{
+    if (cli->nrest > 0)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unexpected argument '%s' (see dapt %s --help)",
+                          command, cli->rest[0], command);
+    return DAPT_OK;
 }

@@ -195,6 +195,8 @@ void dapt_config_defaults(dapt_config *cfg)
 dapt_status dapt_config_set_value(dapt_config *cfg, const char *section, const char *key,
                                   const char *value, const char *where)
 {
+    if (!*section)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s: key outside any [section]", where, key);
     if (!section_known(section))
         return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: unknown section [%s]", where, section);
     const schema_entry *e = find_key(section, key);
@@ -242,17 +244,39 @@ static dapt_status finish_parse(parse_context *ctx, int rc)
 
 dapt_status dapt_config_load_string(dapt_config *cfg, const char *text, const char *name)
 {
-    /* inih silently splits lines longer than its buffer; refuse them instead. */
+    /* Check the line structure before inih sees it: inih silently splits
+     * lines longer than its buffer, and it reports a malformed line only after
+     * calling the handler for later lines, so the first error would carry the
+     * wrong line number. */
     int line = 1;
-    size_t len = 0;
-    for (const char *c = text; *c; c++) {
-        if (*c == '\n') {
-            line++;
-            len = 0;
-        } else if (++len >= INI_MAX_LINE - 1) {
+    for (const char *start = text; *start; line++) {
+        const char *end = strchr(start, '\n');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        if (len >= INI_MAX_LINE - 2)
             return DAPT_ERROR(DAPT_ERR_CONFIG, "%s:%d: line longer than %d characters", name, line,
-                              INI_MAX_LINE - 2);
+                              INI_MAX_LINE - 3);
+        const char *c = start;
+        while (c < start + len && isspace((unsigned char)*c)) c++;
+        int blank = c == start + len || *c == ';' || *c == '#';
+        int section = !blank && *c == '[' && memchr(c, ']', (size_t)(start + len - c));
+        int pair = !blank && *c != '[' && (memchr(c, '=', (size_t)(start + len - c)) ||
+                                           memchr(c, ':', (size_t)(start + len - c)));
+        if (!blank && !section && !pair)
+            return DAPT_ERROR(DAPT_ERR_CONFIG,
+                              "%s:%d: malformed line (expected [section] or key = value)", name, line);
+        if (section) {
+            /* inih only reports keys, so an empty unknown section would pass. */
+            const char *close = memchr(c, ']', (size_t)(start + len - c));
+            char sec[128];
+            size_t slen = (size_t)(close - c - 1);
+            if (slen >= sizeof sec) slen = sizeof sec - 1;
+            memcpy(sec, c + 1, slen);
+            sec[slen] = '\0';
+            if (!section_known(sec))
+                return DAPT_ERROR(DAPT_ERR_CONFIG, "%s:%d: unknown section [%s]", name, line, sec);
         }
+        if (!end) break;
+        start = end + 1;
     }
     parse_context ctx = {.cfg = cfg, .name = name, .status = DAPT_OK};
     int rc = ini_parse_string(text, on_ini_key, &ctx);
@@ -413,14 +437,19 @@ dapt_status dapt_config_split_list(const char *value, char *buf, size_t buflen, 
     if (len >= buflen) return DAPT_ERROR(DAPT_ERR_CONFIG, "list '%s' is too long", value);
     memcpy(buf, value, len + 1);
     *count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (len == 0) return DAPT_OK;
+    /* Split by hand: strtok would silently merge "a,,b" into two items. */
+    for (char *tok = buf;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
         while (isspace((unsigned char)*tok)) tok++;
         char *end = tok + strlen(tok);
         while (end > tok && isspace((unsigned char)end[-1])) *--end = '\0';
         if (!*tok) return DAPT_ERROR(DAPT_ERR_CONFIG, "list '%s' has an empty item", value);
         if (*count == max) return DAPT_ERROR(DAPT_ERR_CONFIG, "list '%s' has more than %zu items", value, max);
         items[(*count)++] = tok;
+        if (!comma) break;
+        tok = comma + 1;
     }
     return DAPT_OK;
 }
