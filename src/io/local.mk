@@ -1,1 +1,2 @@
-# src/io: build fragment (included by Makefile.am)
+# src/io: parallel HDF5 helpers, safetensors, model files, Hugging Face import/export.
+libdapt_a_SOURCES += src/io/h5io.c

@@ -1,1 +1,7 @@
-# tests/io: build fragment (included by Makefile.am)
+# tests/io: HDF5 helpers, safetensors, model files, Hugging Face import/export.
+check_PROGRAMS += tests/io/test_h5io
+tests_io_test_h5io_SOURCES = tests/io/test_h5io.c
+tests_io_test_h5io_CFLAGS = $(TEST_CFLAGS)
+tests_io_test_h5io_LDADD = $(TEST_LIBS)
+TESTS += tests/io/test_h5io tests/io/h5io_ranks.test
+EXTRA_DIST += tests/io/h5io_ranks.test

@@ -1,0 +1,137 @@
+/* Parallel HDF5 helpers: every HDF5 file dapt reads or writes goes through
+ * these.
+ *
+ * Writing: dapt_h5_create opens "OUT.h5.tmp.<id>" next to OUT.h5 with the
+ * MPI-IO driver; datasets are written collectively, each rank supplying its
+ * hyperslab (ranks with nothing to write still call, with zero counts);
+ * dapt_h5_commit closes, fsyncs and renames the file into place, and
+ * dapt_h5_abort removes it.  Files are deterministic: no object timestamps,
+ * fixed library-version bounds, no fill pass, so the same content gives
+ * byte-identical files whatever the number of ranks that wrote it.
+ *
+ * Every file written records the resolved run configuration as the string
+ * attribute "dapt_config" (INI text) on its root group.
+ *
+ * Object paths are absolute or relative to the root ("params/embeddings.word");
+ * missing parent groups are created.  Errors are one line naming the file
+ * and the object.  Unless a comment says otherwise, a function is collective
+ * over the communicator the file was created or opened with, and every rank
+ * must pass the same names, shapes, types and attribute values. */
+#ifndef DAPT_H5IO_H
+#define DAPT_H5IO_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/config.h"
+#include "dapt/status.h"
+
+#define DAPT_H5_MAX_DIMS 4
+
+typedef enum dapt_h5_type {
+    DAPT_H5_F32 = 0,
+    DAPT_H5_F64,
+    DAPT_H5_I32,
+    DAPT_H5_I64,
+    DAPT_H5_U8,
+    DAPT_H5_U16,
+    DAPT_H5_TYPE_COUNT
+} dapt_h5_type;
+
+typedef struct dapt_h5file {
+    hid_t id;            /* HDF5 file id; H5I_INVALID_HID when closed */
+    MPI_Comm comm;       /* the caller's communicator (not duplicated) */
+    int writable;
+    char path[4096];     /* final name */
+    char tmp_path[4160]; /* temporary name while writing */
+} dapt_h5file;
+
+/* Bytes of one element; "float32", "int64", ... for messages and docs.
+ * Not collective. */
+size_t dapt_h5_type_size(dapt_h5_type t);
+const char *dapt_h5_type_name(dapt_h5_type t);
+
+/* Creates the temporary file for path.  Refuses (DAPT_ERR_EXISTS) when path
+ * exists and force is 0; with force the old file is only replaced at commit.
+ * cfg (required) is stored as the root attribute "dapt_config". */
+dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dapt_config *cfg,
+                           dapt_h5file *f);
+
+/* Opens an existing file read-only. */
+dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f);
+
+/* Finishes a created file: close, barrier, rank 0 fsyncs and renames it
+ * over the final name and fsyncs the directory, barrier.  Every rank gets
+ * rank 0's status.  f is closed afterwards, whatever the outcome (on failure
+ * the temporary file is removed). */
+dapt_status dapt_h5_commit(dapt_h5file *f);
+
+/* Closes a created file and removes the temporary file, or closes a file
+ * opened for reading.  Safe on a closed or zeroed handle.  Collective. */
+void dapt_h5_abort(dapt_h5file *f);
+void dapt_h5_close(dapt_h5file *f);
+
+/* Creates dataset name of global shape dims[0..ndim) (ndim 0..4; 0 = scalar)
+ * and writes this rank's hyperslab start[]/count[] from data (row-major,
+ * prod(count) elements).  Overlapping hyperslabs are the caller's error. */
+dapt_status dapt_h5_write(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                          const int64_t *dims, const int64_t *start, const int64_t *count,
+                          const void *data);
+
+/* Convenience: the dataset holds whole blocks of the first dimension; this
+ * rank writes rows [row_begin, row_begin + row_count). */
+dapt_status dapt_h5_write_rows(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                               const int64_t *dims, int64_t row_begin, int64_t row_count,
+                               const void *data);
+
+/* Convenience for small or replicated data: every rank passes the same
+ * whole array; rank 0 writes it, the others take part with empty slabs. */
+dapt_status dapt_h5_write_all(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                              const int64_t *dims, const void *data);
+
+/* 1 if the object (dataset or group) exists, 0 if not.  Not collective. */
+int dapt_h5_exists(const dapt_h5file *f, const char *name);
+
+/* Shape and stored element type of a dataset; refuses types outside
+ * dapt_h5_type.  Not collective. */
+dapt_status dapt_h5_info(const dapt_h5file *f, const char *name, int *ndim,
+                         int64_t dims[DAPT_H5_MAX_DIMS], dapt_h5_type *type);
+
+/* Reads this rank's hyperslab into data as `type` (HDF5 converts between
+ * widths, but an integer dataset is never read as float or vice versa).
+ * ndim and the slab must fit the stored shape. */
+dapt_status dapt_h5_read(const dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                         const int64_t *start, const int64_t *count, void *data);
+
+/* Reads a whole dataset on every rank into a malloc'd buffer (*data; free()
+ * it); shape in ndim/dims when those are non-NULL. */
+dapt_status dapt_h5_read_all(const dapt_h5file *f, const char *name, dapt_h5_type type,
+                             void **data, int *ndim, int64_t dims[DAPT_H5_MAX_DIMS]);
+
+/* Attributes on the object obj ("/" for the root group).  Setting replaces
+ * an existing attribute.  Strings are stored as variable-length UTF-8
+ * (h5py returns str).  Getters: DAPT_ERR_FORMAT naming file, object and
+ * attribute when missing or of another kind; *out of get_string is
+ * malloc'd.  Getters are not collective. */
+dapt_status dapt_h5_attr_set_string(dapt_h5file *f, const char *obj, const char *attr,
+                                    const char *value);
+dapt_status dapt_h5_attr_set_int64(dapt_h5file *f, const char *obj, const char *attr, int64_t value);
+dapt_status dapt_h5_attr_set_double(dapt_h5file *f, const char *obj, const char *attr, double value);
+dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const char *attr, char **out);
+dapt_status dapt_h5_attr_get_int64(const dapt_h5file *f, const char *obj, const char *attr, int64_t *out);
+dapt_status dapt_h5_attr_get_double(const dapt_h5file *f, const char *obj, const char *attr, double *out);
+/* 1 if obj has attribute attr.  Not collective. */
+int dapt_h5_attr_exists(const dapt_h5file *f, const char *obj, const char *attr);
+
+/* Creates group name (and its parents) if missing. */
+dapt_status dapt_h5_group(dapt_h5file *f, const char *name);
+
+/* Calls fn(name, user) for every direct member of group (name relative to
+ * that group), in name order.  Stops at the first non-OK status.
+ * Not collective. */
+dapt_status dapt_h5_list(const dapt_h5file *f, const char *group,
+                         dapt_status (*fn)(const char *name, void *user), void *user);
+
+#endif

@@ -1,0 +1,786 @@
+/* Parallel HDF5 helpers (see include/dapt/h5io.h). */
+#include "dapt/h5io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+static herr_t innermost_cause(unsigned n, const H5E_error2_t *err, void *data)
+{
+    if (n == 0) snprintf((char *)data, 256, "%s", err->desc ? err->desc : "unknown cause");
+    return 0;
+}
+
+/* Records "FILE: OBJECT: what failed: <innermost HDF5 message>". */
+static dapt_status h5fail(const char *file, const char *obj, const char *what, int line)
+{
+    char cause[256] = "unknown cause";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cause, cause);
+    H5Eclear2(H5E_DEFAULT);
+    return dapt_error_set(DAPT_ERR_HDF5, __FILE__, line, "%s: %s: %s failed: %s", file, obj ? obj : "/",
+                          what, cause);
+}
+#define H5FAIL(f, obj, what) h5fail((f)->path, (obj), (what), __LINE__)
+
+/* HDF5 prints its error stack by default; dapt reports one line instead. */
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* Makes every rank return the same status: the lowest failing rank's code
+ * and message are broadcast.  Collective over comm. */
+static dapt_status agree(MPI_Comm comm, dapt_status st)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = st != DAPT_OK ? rank : size, first = size;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on an HDF5 status");
+    if (first == size) return DAPT_OK;
+    struct {
+        int code;
+        char msg[1024];
+    } rec = {(int)st, ""};
+    if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
+    MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm);
+    if (rank != first) {
+        char text[1100];
+        snprintf(text, sizeof text, "on rank %d: %s", first, rec.msg);
+        dapt_error_set((dapt_status)rec.code, __FILE__, __LINE__, "%s", text);
+    }
+    return (dapt_status)rec.code;
+}
+
+/* ---- types ------------------------------------------------------------- */
+
+size_t dapt_h5_type_size(dapt_h5_type t)
+{
+    static const size_t sizes[DAPT_H5_TYPE_COUNT] = {4, 8, 4, 8, 1, 2};
+    return (int)t >= 0 && t < DAPT_H5_TYPE_COUNT ? sizes[t] : 0;
+}
+
+const char *dapt_h5_type_name(dapt_h5_type t)
+{
+    static const char *const names[DAPT_H5_TYPE_COUNT] = {"float32", "float64", "int32",
+                                                           "int64",   "uint8",   "uint16"};
+    return (int)t >= 0 && t < DAPT_H5_TYPE_COUNT ? names[t] : "unknown";
+}
+
+/* Little-endian file types: files are the same bytes on every machine. */
+static hid_t file_type(dapt_h5_type t)
+{
+    switch (t) {
+    case DAPT_H5_F32: return H5T_IEEE_F32LE;
+    case DAPT_H5_F64: return H5T_IEEE_F64LE;
+    case DAPT_H5_I32: return H5T_STD_I32LE;
+    case DAPT_H5_I64: return H5T_STD_I64LE;
+    case DAPT_H5_U8: return H5T_STD_U8LE;
+    case DAPT_H5_U16: return H5T_STD_U16LE;
+    default: return H5I_INVALID_HID;
+    }
+}
+
+static hid_t mem_type(dapt_h5_type t)
+{
+    switch (t) {
+    case DAPT_H5_F32: return H5T_NATIVE_FLOAT;
+    case DAPT_H5_F64: return H5T_NATIVE_DOUBLE;
+    case DAPT_H5_I32: return H5T_NATIVE_INT32;
+    case DAPT_H5_I64: return H5T_NATIVE_INT64;
+    case DAPT_H5_U8: return H5T_NATIVE_UINT8;
+    case DAPT_H5_U16: return H5T_NATIVE_UINT16;
+    default: return H5I_INVALID_HID;
+    }
+}
+
+static int is_float_type(dapt_h5_type t) { return t == DAPT_H5_F32 || t == DAPT_H5_F64; }
+
+/* ---- property lists ---------------------------------------------------- */
+
+static dapt_status make_fapl(const char *path, MPI_Comm comm, hid_t *out)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return h5fail(path, NULL, "H5Pcreate(file access)", __LINE__);
+    /* Fixed bounds: the on-disk format does not depend on the library's
+     * defaults, and 1.10 readers (h5py on Debian 12) read it. */
+    if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
+        H5Pclose(fapl);
+        return h5fail(path, NULL, "setting the MPI-IO driver", __LINE__);
+    }
+    *out = fapl;
+    return DAPT_OK;
+}
+
+static hid_t object_cpl(hid_t cls)
+{
+    hid_t p = H5Pcreate(cls);
+    if (p < 0) return p;
+    if (H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return H5I_INVALID_HID;
+    }
+    return p;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static void init_handle(dapt_h5file *f, MPI_Comm comm)
+{
+    memset(f, 0, sizeof *f);
+    f->id = H5I_INVALID_HID;
+    f->comm = comm;
+}
+
+dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dapt_config *cfg,
+                           dapt_h5file *f)
+{
+    init_handle(f, comm);
+    quiet_hdf5();
+    if (!cfg) return DAPT_ERROR(DAPT_ERR_ARG, "%s: no run configuration to record", path);
+    if (strlen(path) + 1 > sizeof f->path)
+        return DAPT_ERROR(DAPT_ERR_ARG, "output path too long: %.80s...", path);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+
+    /* Rank 0 decides whether the name is free and which temporary name to
+     * use; the others learn both by broadcast. */
+    dapt_status st = DAPT_OK;
+    if (rank == 0) {
+        struct stat sb;
+        if (stat(path, &sb) == 0 && !force)
+            st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", path);
+        else if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s is a directory", path);
+        snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%ld", path, (long)getpid());
+    }
+    DAPT_CHECK(agree(comm, st));
+    MPI_Bcast(f->tmp_path, (int)sizeof f->tmp_path, MPI_CHAR, 0, comm);
+
+    hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
+    char *ini = NULL;
+    DAPT_TRY(make_fapl(path, comm, &fapl));
+    fcpl = object_cpl(H5P_FILE_CREATE); /* the root group's timestamps too */
+    if (fcpl < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: cannot make file creation properties", path);
+    f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f->id < 0) {
+        st = h5fail(f->tmp_path, NULL, "creating the file (does the directory exist and is it writable?)",
+                    __LINE__);
+        goto cleanup;
+    }
+    f->writable = 1;
+    DAPT_TRY(dapt_config_to_ini(cfg, 0, &ini));
+    DAPT_TRY(dapt_h5_attr_set_string(f, "/", "dapt_config", ini));
+cleanup:
+    free(ini);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    st = agree(comm, st);
+    if (st != DAPT_OK && f->id >= 0) dapt_h5_abort(f);
+    return st;
+}
+
+dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f)
+{
+    init_handle(f, comm);
+    quiet_hdf5();
+    if (strlen(path) + 1 > sizeof f->path)
+        return DAPT_ERROR(DAPT_ERR_ARG, "input path too long: %.80s...", path);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    dapt_status st = DAPT_OK;
+    if (access(path, R_OK) != 0) st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    DAPT_CHECK(agree(comm, st));
+    hid_t fapl = H5I_INVALID_HID;
+    DAPT_TRY(make_fapl(path, comm, &fapl));
+    f->id = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->id < 0) {
+        st = h5fail(path, NULL, "opening as HDF5", __LINE__);
+        st = DAPT_ERR_FORMAT;
+    }
+cleanup:
+    if (fapl >= 0) H5Pclose(fapl);
+    return agree(comm, st);
+}
+
+static dapt_status fsync_path(const char *path, int directory)
+{
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open to sync: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* Some file systems refuse fsync on directories (EINVAL): the rename is
+     * still atomic there, only not yet durable. */
+    if (rc != 0 && !(directory && (err == EINVAL || err == EBADF)))
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: fsync failed: %s", path, strerror(err));
+    return DAPT_OK;
+}
+
+static void parent_dir(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == path) snprintf(dir, len, "/");
+    else snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+dapt_status dapt_h5_commit(dapt_h5file *f)
+{
+    if (!f->writable || f->id < 0)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: commit of a file not open for writing", f->path);
+    dapt_status st = DAPT_OK;
+    if (H5Fclose(f->id) < 0) st = H5FAIL(f, NULL, "closing");
+    f->id = H5I_INVALID_HID;
+    st = agree(f->comm, st); /* also the barrier: every rank's data is out */
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    if (rank == 0) {
+        if (st == DAPT_OK) st = fsync_path(f->tmp_path, 0);
+        if (st == DAPT_OK && rename(f->tmp_path, f->path) != 0)
+            st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot rename %s into place: %s", f->path, f->tmp_path,
+                            strerror(errno));
+        if (st == DAPT_OK) {
+            char dir[4096];
+            parent_dir(f->path, dir, sizeof dir);
+            st = fsync_path(dir, 1);
+        } else {
+            unlink(f->tmp_path);
+        }
+    }
+    st = agree(f->comm, st);
+    f->writable = 0;
+    return st;
+}
+
+void dapt_h5_abort(dapt_h5file *f)
+{
+    if (f->id >= 0) H5Fclose(f->id);
+    f->id = H5I_INVALID_HID;
+    H5Eclear2(H5E_DEFAULT);
+    if (f->writable) {
+        MPI_Barrier(f->comm);
+        int rank = 0;
+        MPI_Comm_rank(f->comm, &rank);
+        if (rank == 0) unlink(f->tmp_path);
+        MPI_Barrier(f->comm);
+    }
+    f->writable = 0;
+}
+
+void dapt_h5_close(dapt_h5file *f)
+{
+    if (f->writable) {
+        dapt_h5_abort(f);
+        return;
+    }
+    if (f->id >= 0) H5Fclose(f->id);
+    f->id = H5I_INVALID_HID;
+}
+
+/* ---- groups ------------------------------------------------------------ */
+
+/* Creates the missing groups on the way to name (all of it when
+ * include_last), with timestamps off. */
+static dapt_status make_groups(dapt_h5file *f, const char *name, int include_last)
+{
+    char buf[1024];
+    if (strlen(name) >= sizeof buf) return DAPT_ERROR(DAPT_ERR_ARG, "%s: object name too long: %s", f->path, name);
+    snprintf(buf, sizeof buf, "%s", name);
+    dapt_status st = DAPT_OK;
+    hid_t gcpl = object_cpl(H5P_GROUP_CREATE);
+    if (gcpl < 0) return H5FAIL(f, name, "making group properties");
+    size_t len = strlen(buf);
+    for (size_t i = 1; i <= len; i++) {
+        int at_end = i == len;
+        if (buf[i] != '/' && !at_end) continue;
+        if (at_end && !include_last) break;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (buf[0] != '\0' && strcmp(buf, "/") != 0) {
+            htri_t ex = H5Lexists(f->id, buf, H5P_DEFAULT);
+            if (ex < 0) {
+                st = H5FAIL(f, buf, "checking for group");
+            } else if (!ex) {
+                hid_t g = H5Gcreate2(f->id, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+                if (g < 0) st = H5FAIL(f, buf, "creating group");
+                else H5Gclose(g);
+            }
+        }
+        buf[i] = saved;
+        if (st != DAPT_OK) break;
+    }
+    H5Pclose(gcpl);
+    return st;
+}
+
+dapt_status dapt_h5_group(dapt_h5file *f, const char *name) { return make_groups(f, name, 1); }
+
+int dapt_h5_exists(const dapt_h5file *f, const char *name)
+{
+    if (!strcmp(name, "/")) return 1;
+    /* Walk the path: H5Lexists fails (rather than returning 0) when an
+     * intermediate group is missing. */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", name);
+    size_t len = strlen(buf);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && i != len) continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        htri_t ex = H5Lexists(f->id, buf, H5P_DEFAULT);
+        buf[i] = saved;
+        if (ex <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct list_ctx {
+    dapt_status (*fn)(const char *, void *);
+    void *user;
+    dapt_status st;
+} list_ctx;
+
+static herr_t list_one(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group;
+    (void)info;
+    list_ctx *c = data;
+    c->st = c->fn(name, c->user);
+    return c->st == DAPT_OK ? 0 : 1;
+}
+
+dapt_status dapt_h5_list(const dapt_h5file *f, const char *group,
+                         dapt_status (*fn)(const char *name, void *user), void *user)
+{
+    hid_t g = H5Gopen2(f->id, group, H5P_DEFAULT);
+    if (g < 0) return H5FAIL(f, group, "opening group");
+    list_ctx c = {fn, user, DAPT_OK};
+    herr_t rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, list_one, &c);
+    H5Gclose(g);
+    if (c.st != DAPT_OK) return c.st;
+    if (rc < 0) return H5FAIL(f, group, "listing group");
+    return DAPT_OK;
+}
+
+/* ---- datasets ---------------------------------------------------------- */
+
+static dapt_status check_shape(const dapt_h5file *f, const char *name, int ndim, const int64_t *dims,
+                               const int64_t *start, const int64_t *count)
+{
+    if (ndim < 0 || ndim > DAPT_H5_MAX_DIMS)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: %d dimensions (0..%d supported)", f->path, name, ndim,
+                          DAPT_H5_MAX_DIMS);
+    for (int d = 0; d < ndim; d++) {
+        if (dims && dims[d] < 0)
+            return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: negative dimension %lld", f->path, name,
+                              (long long)dims[d]);
+        if (start && count &&
+            (start[d] < 0 || count[d] < 0 || (dims && start[d] + count[d] > dims[d])))
+            return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: slab start %lld count %lld outside dimension %d (%lld)",
+                              f->path, name, (long long)start[d], (long long)count[d], d,
+                              dims ? (long long)dims[d] : -1LL);
+    }
+    return DAPT_OK;
+}
+
+/* Selects start/count in fspace and makes the matching memory space; an
+ * empty slab selects nothing (the rank still takes part). */
+static dapt_status select_slab(const dapt_h5file *f, const char *name, hid_t fspace, int ndim,
+                               const int64_t *start, const int64_t *count, int participate, hid_t *mspace,
+                               size_t *numel)
+{
+    hsize_t hs[DAPT_H5_MAX_DIMS], hc[DAPT_H5_MAX_DIMS];
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        hs[d] = (hsize_t)start[d];
+        hc[d] = (hsize_t)count[d];
+        n *= (size_t)count[d];
+    }
+    if (!participate) n = 0;
+    *numel = n;
+    if (n == 0) {
+        hsize_t one = 1;
+        *mspace = H5Screate_simple(1, &one, NULL);
+        if (*mspace < 0 || H5Sselect_none(*mspace) < 0 || H5Sselect_none(fspace) < 0)
+            return H5FAIL(f, name, "selecting an empty slab");
+        return DAPT_OK;
+    }
+    if (ndim == 0) {
+        *mspace = H5Screate(H5S_SCALAR);
+        if (*mspace < 0) return H5FAIL(f, name, "making a scalar space");
+        return DAPT_OK;
+    }
+    *mspace = H5Screate_simple(ndim, hc, NULL);
+    if (*mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, hs, NULL, hc, NULL) < 0)
+        return H5FAIL(f, name, "selecting a hyperslab");
+    return DAPT_OK;
+}
+
+static hid_t collective_dxpl(void)
+{
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+        H5Pclose(dxpl);
+        return H5I_INVALID_HID;
+    }
+    return dxpl;
+}
+
+static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                              const int64_t *dims, const int64_t *start, const int64_t *count,
+                              int participate, const void *data)
+{
+    if (!f->writable) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing", f->path, name);
+    if (file_type(type) < 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: bad element type", f->path, name);
+    DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
+    DAPT_CHECK(make_groups(f, name, 0));
+    dapt_status st = DAPT_OK;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hid_t dset = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    hsize_t hd[DAPT_H5_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) hd[d] = (hsize_t)dims[d];
+    fspace = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, hd, NULL);
+    if (fspace < 0) {
+        st = H5FAIL(f, name, "making the dataspace");
+        goto cleanup;
+    }
+    dcpl = object_cpl(H5P_DATASET_CREATE);
+    /* Every element is written by some rank: no fill pass (and no
+     * rank-count-dependent fill writes). */
+    if (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0) {
+        st = H5FAIL(f, name, "making dataset properties");
+        goto cleanup;
+    }
+    dset = H5Dcreate2(f->id, name, file_type(type), fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset < 0) {
+        st = H5FAIL(f, name, "creating dataset");
+        goto cleanup;
+    }
+    size_t numel = 0;
+    DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, participate, &mspace, &numel));
+    dxpl = collective_dxpl();
+    if (dxpl < 0) {
+        st = H5FAIL(f, name, "making transfer properties");
+        goto cleanup;
+    }
+    /* A dataset without elements has no storage to write to. */
+    size_t total = 1;
+    for (int d = 0; d < ndim; d++) total *= (size_t)dims[d];
+    static const char dummy[8];
+    if (total > 0 && H5Dwrite(dset, mem_type(type), mspace, fspace, dxpl, numel && data ? data : dummy) < 0)
+        st = H5FAIL(f, name, "writing");
+cleanup:
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (fspace >= 0) H5Sclose(fspace);
+    return st;
+}
+
+dapt_status dapt_h5_write(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                          const int64_t *dims, const int64_t *start, const int64_t *count,
+                          const void *data)
+{
+    /* A scalar has no slab: the ranks that pass data write it. */
+    int participate = ndim == 0 ? data != NULL : 1;
+    return write_impl(f, name, type, ndim, dims, start, count, participate, data);
+}
+
+dapt_status dapt_h5_write_rows(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                               const int64_t *dims, int64_t row_begin, int64_t row_count,
+                               const void *data)
+{
+    if (ndim < 1 || ndim > DAPT_H5_MAX_DIMS)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: row slabs need 1..%d dimensions", f->path, name,
+                          DAPT_H5_MAX_DIMS);
+    int64_t start[DAPT_H5_MAX_DIMS] = {row_begin}, count[DAPT_H5_MAX_DIMS] = {row_count};
+    for (int d = 1; d < ndim; d++) count[d] = dims[d];
+    return write_impl(f, name, type, ndim, dims, start, count, 1, data);
+}
+
+dapt_status dapt_h5_write_all(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                              const int64_t *dims, const void *data)
+{
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    int64_t start[DAPT_H5_MAX_DIMS] = {0}, count[DAPT_H5_MAX_DIMS] = {0};
+    for (int d = 0; d < ndim && d < DAPT_H5_MAX_DIMS; d++) count[d] = dims[d];
+    return write_impl(f, name, type, ndim, dims, start, count, rank == 0, data);
+}
+
+static dapt_status type_of(const dapt_h5file *f, const char *name, hid_t ftype, dapt_h5_type *out)
+{
+    H5T_class_t cls = H5Tget_class(ftype);
+    size_t size = H5Tget_size(ftype);
+    if (cls == H5T_FLOAT && size == 4) *out = DAPT_H5_F32;
+    else if (cls == H5T_FLOAT && size == 8) *out = DAPT_H5_F64;
+    else if (cls == H5T_INTEGER) {
+        H5T_sign_t sign = H5Tget_sign(ftype);
+        if (sign == H5T_SGN_2 && size == 4) *out = DAPT_H5_I32;
+        else if (sign == H5T_SGN_2 && size == 8) *out = DAPT_H5_I64;
+        else if (sign == H5T_SGN_NONE && size == 1) *out = DAPT_H5_U8;
+        else if (sign == H5T_SGN_NONE && size == 2) *out = DAPT_H5_U16;
+        else
+            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: %s %zu-byte integers are not supported", f->path, name,
+                              sign == H5T_SGN_2 ? "signed" : "unsigned", size);
+    } else
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: element type is not a number dapt reads", f->path, name);
+    return DAPT_OK;
+}
+
+dapt_status dapt_h5_info(const dapt_h5file *f, const char *name, int *ndim, int64_t dims[DAPT_H5_MAX_DIMS],
+                         dapt_h5_type *type)
+{
+    if (!dapt_h5_exists(f, name)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset %s", f->path, name);
+    hid_t dset = H5Dopen2(f->id, name, H5P_DEFAULT);
+    if (dset < 0) return H5FAIL(f, name, "opening dataset");
+    dapt_status st = DAPT_OK;
+    hid_t space = H5Dget_space(dset), ftype = H5Dget_type(dset);
+    if (space < 0 || ftype < 0) {
+        st = H5FAIL(f, name, "reading dataset shape");
+        goto cleanup;
+    }
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd < 0 || nd > DAPT_H5_MAX_DIMS)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: %d dimensions (at most %d supported)", f->path, name, nd,
+                   DAPT_H5_MAX_DIMS);
+    hsize_t hd[DAPT_H5_MAX_DIMS];
+    H5Sget_simple_extent_dims(space, hd, NULL);
+    if (ndim) *ndim = nd;
+    if (dims)
+        for (int d = 0; d < DAPT_H5_MAX_DIMS; d++) dims[d] = d < nd ? (int64_t)hd[d] : 1;
+    if (type) DAPT_TRY(type_of(f, name, ftype, type));
+cleanup:
+    if (ftype >= 0) H5Tclose(ftype);
+    if (space >= 0) H5Sclose(space);
+    H5Dclose(dset);
+    return st;
+}
+
+dapt_status dapt_h5_read(const dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                         const int64_t *start, const int64_t *count, void *data)
+{
+    int nd = 0;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    dapt_h5_type stored;
+    DAPT_CHECK(dapt_h5_info(f, name, &nd, dims, &stored));
+    if (nd != ndim)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: has %d dimensions, expected %d", f->path, name, nd, ndim);
+    if (is_float_type(stored) != is_float_type(type))
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %s, expected %s", f->path, name,
+                          dapt_h5_type_name(stored), is_float_type(type) ? "floating point" : "integers");
+    DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
+    dapt_status st = DAPT_OK;
+    hid_t dset = H5Dopen2(f->id, name, H5P_DEFAULT);
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    if (dset < 0) return H5FAIL(f, name, "opening dataset");
+    fspace = H5Dget_space(dset);
+    if (fspace < 0) {
+        st = H5FAIL(f, name, "reading dataset shape");
+        goto cleanup;
+    }
+    size_t numel = 0;
+    DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, 1, &mspace, &numel));
+    dxpl = collective_dxpl();
+    if (dxpl < 0) {
+        st = H5FAIL(f, name, "making transfer properties");
+        goto cleanup;
+    }
+    size_t total = 1;
+    for (int d = 0; d < ndim; d++) total *= (size_t)dims[d];
+    char dummy[8];
+    if (total > 0 && H5Dread(dset, mem_type(type), mspace, fspace, dxpl, numel ? data : dummy) < 0)
+        st = H5FAIL(f, name, "reading");
+cleanup:
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    H5Dclose(dset);
+    return st;
+}
+
+dapt_status dapt_h5_read_all(const dapt_h5file *f, const char *name, dapt_h5_type type, void **data,
+                             int *ndim, int64_t dims[DAPT_H5_MAX_DIMS])
+{
+    *data = NULL;
+    int nd = 0;
+    int64_t d[DAPT_H5_MAX_DIMS];
+    DAPT_CHECK(dapt_h5_info(f, name, &nd, d, NULL));
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)d[i];
+    int64_t start[DAPT_H5_MAX_DIMS] = {0};
+    DAPT_CHECK(dapt_alloc(data, n * dapt_h5_type_size(type), name));
+    dapt_status st = dapt_h5_read(f, name, type, nd, start, d, *data);
+    if (st != DAPT_OK) {
+        free(*data);
+        *data = NULL;
+        return st;
+    }
+    if (ndim) *ndim = nd;
+    if (dims) memcpy(dims, d, sizeof d);
+    return DAPT_OK;
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
+                              const void *value)
+{
+    if (!f->writable)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing (attribute %s)", f->path, obj,
+                          attr);
+    if (!dapt_h5_exists(f, obj)) DAPT_CHECK(make_groups(f, obj, 1));
+    dapt_status st = DAPT_OK;
+    hid_t space = H5I_INVALID_HID, a = H5I_INVALID_HID;
+    htri_t ex = H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT);
+    if (ex < 0) return H5FAIL(f, obj, "checking for an attribute");
+    if (ex > 0 && H5Adelete_by_name(f->id, obj, attr, H5P_DEFAULT) < 0)
+        return H5FAIL(f, obj, "replacing an attribute");
+    space = H5Screate(H5S_SCALAR);
+    if (space < 0) return H5FAIL(f, obj, "making a scalar space");
+    a = H5Acreate_by_name(f->id, obj, attr, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mtype, value) < 0) {
+        char what[160];
+        snprintf(what, sizeof what, "writing attribute %s", attr);
+        st = H5FAIL(f, obj, what);
+    }
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(space);
+    return st;
+}
+
+static hid_t vlen_utf8(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+dapt_status dapt_h5_attr_set_string(dapt_h5file *f, const char *obj, const char *attr, const char *value)
+{
+    hid_t t = vlen_utf8();
+    if (t < 0) return H5FAIL(f, obj, "making a string type");
+    dapt_status st = attr_write(f, obj, attr, t, t, &value);
+    H5Tclose(t);
+    return st;
+}
+
+dapt_status dapt_h5_attr_set_int64(dapt_h5file *f, const char *obj, const char *attr, int64_t value)
+{
+    return attr_write(f, obj, attr, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+dapt_status dapt_h5_attr_set_double(dapt_h5file *f, const char *obj, const char *attr, double value)
+{
+    return attr_write(f, obj, attr, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+int dapt_h5_attr_exists(const dapt_h5file *f, const char *obj, const char *attr)
+{
+    if (!dapt_h5_exists(f, obj)) return 0;
+    htri_t ex = H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT);
+    if (ex < 0) H5Eclear2(H5E_DEFAULT);
+    return ex > 0;
+}
+
+static dapt_status attr_open(const dapt_h5file *f, const char *obj, const char *attr, hid_t *a, hid_t *t)
+{
+    if (!dapt_h5_attr_exists(f, obj, attr))
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: missing attribute %s", f->path, obj, attr);
+    *a = H5Aopen_by_name(f->id, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+    if (*a < 0) return H5FAIL(f, obj, "opening attribute");
+    *t = H5Aget_type(*a);
+    hid_t space = H5Aget_space(*a);
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (*t < 0 || n != 1) {
+        if (*t >= 0) H5Tclose(*t);
+        H5Aclose(*a);
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: attribute %s is not a single value", f->path, obj, attr);
+    }
+    return DAPT_OK;
+}
+
+dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const char *attr, char **out)
+{
+    *out = NULL;
+    hid_t a, t;
+    DAPT_CHECK(attr_open(f, obj, attr, &a, &t));
+    dapt_status st = DAPT_OK;
+    hid_t mt = H5I_INVALID_HID;
+    if (H5Tget_class(t) != H5T_STRING)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: attribute %s is not a string", f->path, obj, attr);
+    if (H5Tis_variable_str(t) > 0) {
+        mt = vlen_utf8();
+        char *s = NULL;
+        if (mt < 0 || H5Aread(a, mt, &s) < 0) {
+            st = H5FAIL(f, obj, "reading a string attribute");
+            goto cleanup;
+        }
+        size_t n = s ? strlen(s) : 0;
+        st = dapt_alloc((void **)out, n + 1, "a string attribute");
+        if (st == DAPT_OK) memcpy(*out, s ? s : "", n + 1);
+        if (s) H5free_memory(s);
+    } else {
+        /* Fixed-length strings (as other tools may write them). */
+        size_t n = H5Tget_size(t);
+        mt = H5Tcopy(H5T_C_S1);
+        if (mt < 0 || H5Tset_size(mt, n + 1) < 0) {
+            st = H5FAIL(f, obj, "making a string type");
+            goto cleanup;
+        }
+        DAPT_TRY(dapt_calloc((void **)out, n + 2, 1, "a string attribute"));
+        if (H5Aread(a, mt, *out) < 0) {
+            free(*out);
+            *out = NULL;
+            st = H5FAIL(f, obj, "reading a string attribute");
+        }
+    }
+cleanup:
+    if (mt >= 0) H5Tclose(mt);
+    H5Tclose(t);
+    H5Aclose(a);
+    return st;
+}
+
+static dapt_status attr_get_number(const dapt_h5file *f, const char *obj, const char *attr, H5T_class_t want,
+                                   hid_t mtype, void *out)
+{
+    hid_t a, t;
+    DAPT_CHECK(attr_open(f, obj, attr, &a, &t));
+    dapt_status st = DAPT_OK;
+    if (H5Tget_class(t) != want)
+        st = DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: attribute %s is not %s", f->path, obj, attr,
+                        want == H5T_INTEGER ? "an integer" : "a floating-point number");
+    else if (H5Aread(a, mtype, out) < 0)
+        st = H5FAIL(f, obj, "reading a numeric attribute");
+    H5Tclose(t);
+    H5Aclose(a);
+    return st;
+}
+
+dapt_status dapt_h5_attr_get_int64(const dapt_h5file *f, const char *obj, const char *attr, int64_t *out)
+{
+    return attr_get_number(f, obj, attr, H5T_INTEGER, H5T_NATIVE_INT64, out);
+}
+
+dapt_status dapt_h5_attr_get_double(const dapt_h5file *f, const char *obj, const char *attr, double *out)
+{
+    return attr_get_number(f, obj, attr, H5T_FLOAT, H5T_NATIVE_DOUBLE, out);
+}
