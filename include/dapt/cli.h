@@ -37,8 +37,10 @@ typedef struct dapt_cli {
     char **rest;
 } dapt_cli;
 
-/* Collective over MPI_COMM_WORLD (logging setup reads the rank).  Returns
- * DAPT_ERR_ARG / DAPT_ERR_CONFIG with a message on bad options. */
+/* Collective over MPI_COMM_WORLD: every rank parses, then the ranks agree
+ * that all succeeded and resolved the same configuration.  Returns
+ * DAPT_ERR_ARG / DAPT_ERR_CONFIG with a message on bad options, on every
+ * rank when any rank failed. */
 dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli);
 
 /* Refuses leftover arguments for commands that take none:

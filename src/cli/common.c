@@ -25,6 +25,8 @@ static int is_option(const char *arg, const char *name)
     return !strncmp(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
 }
 
+static dapt_status agree_on_config(const dapt_cli *cli, dapt_status st);
+
 dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli)
 {
     memset(cli, 0, sizeof *cli);
@@ -59,7 +61,51 @@ dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli)
     for (int k = 0; k < nsets; k++) DAPT_TRY(dapt_config_set(&cli->cfg, sets[k]));
 cleanup:
     free(sets);
-    return st;
+    return agree_on_config(cli, st);
+}
+
+/* FNV-1a, enough to tell whether two texts differ. */
+static unsigned long long text_hash(const char *s)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Every rank reads the configuration itself; make sure they all succeeded
+ * and resolved the same text, so no rank enters a collective the others
+ * skip.  A rank whose own parse failed prints its message here, because the
+ * caller reports only rank 0's. */
+static dapt_status agree_on_config(const dapt_cli *cli, dapt_status st)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size == 1) return st;
+    int failed = st != DAPT_OK, first_failed = failed ? rank : size;
+    int any_failed = 0, lowest = size;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&first_failed, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (any_failed) {
+        if (failed && rank != 0) fprintf(stderr, "dapt: error: rank %d: %s\n", rank, dapt_error_message());
+        if (!failed)
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "rank %d could not read the configuration (see its own message)",
+                              lowest);
+        return st;
+    }
+    char *text = NULL;
+    unsigned long long h = 0, lo = 0, hi = 0;
+    int ok = dapt_config_to_ini(&cli->cfg, 0, &text) == DAPT_OK, all_ok = 0;
+    if (ok) h = text_hash(text);
+    free(text);
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&h, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&h, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (!all_ok) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot format the configuration on some rank");
+    if (lo != hi)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "the resolved configuration differs between ranks "
+                                           "(is the --config file on a filesystem every node sees?)");
+    return DAPT_OK;
 }
 
 void dapt_cli_free(dapt_cli *cli)
