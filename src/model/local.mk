@@ -1,2 +1,2 @@
 # src/model: build fragment (included by Makefile.am)
-libdapt_a_SOURCES += src/model/params.c
+libdapt_a_SOURCES += src/model/params.c src/model/kernels.c src/model/model.c src/model/kernels.h

@@ -1,1 +1,8 @@
 # tests/model: build fragment (included by Makefile.am)
+check_PROGRAMS += tests/model/test_model_fixtures
+tests_model_test_model_fixtures_SOURCES = tests/model/test_model_fixtures.c
+tests_model_test_model_fixtures_CFLAGS = $(TEST_CFLAGS)
+tests_model_test_model_fixtures_LDADD = $(TEST_LIBS)
+TESTS += tests/model/test_model_fixtures
+EXTRA_DIST += tests/fixtures/model/bert_tiny.h5 tests/fixtures/model/roberta_tiny.h5 \
+	tools/fixtures/make_model_fixtures.py

@@ -1,0 +1,197 @@
+/* Engine kernels: CBLAS linear layers, LayerNorm, GELU, dropout. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                  const float *bias, float *y, int accumulate)
+{
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (bias) {
+        /* Seeding y with the bias and letting sgemm accumulate saves a pass. */
+        if (accumulate) {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < out; j++) y[i * out + j] += bias[j];
+        } else {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++) memcpy(y + i * out, bias, (size_t)out * sizeof *y);
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in,
+                w, (int)in, beta, y, (int)out);
+}
+
+void k_colsum_acc(int64_t n, int64_t cols, const float *x, float *acc)
+{
+    int nt = omp_get_max_threads();
+    if (nt > 1 && cols >= 64) {
+        /* Split columns across threads: each thread owns a contiguous block. */
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
+            for (int64_t i = 0; i < n; i++) {
+                const float *row = x + i * cols;
+                for (int64_t j = c0; j < c1; j++) acc[j] += row[j];
+            }
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < cols; j++) acc[j] += x[i * cols + j];
+    }
+}
+
+void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float *acc)
+{
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
+        for (int64_t i = 0; i < n; i++) {
+            const float *ra = a + i * cols, *rb = b + i * cols;
+            for (int64_t j = c0; j < c1; j++) acc[j] += ra[j] * rb[j];
+        }
+    }
+}
+
+void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                  const float *dy, float *dw, float *dbias, float *dx, int accumulate_dx)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, dy, (int)out,
+                x, (int)in, 1.0f, dw, (int)in);
+    if (dbias) k_colsum_acc(n, out, dy, dbias);
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, dy,
+                    (int)out, w, (int)in, accumulate_dx ? 1.0f : 0.0f, dx, (int)in);
+}
+
+void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, const float *beta,
+                     double eps, float *xhat, float *rstd, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *xr = x + i * h;
+        /* Two passes in double: the mean and the biased variance PyTorch uses. */
+        double s = 0.0;
+        for (int64_t j = 0; j < h; j++) s += xr[j];
+        const double mean = s / (double)h;
+        double v = 0.0;
+        for (int64_t j = 0; j < h; j++) {
+            double d = xr[j] - mean;
+            v += d * d;
+        }
+        const float r = (float)(1.0 / sqrt(v / (double)h + eps));
+        const float m = (float)mean;
+        float *xh = xhat ? xhat + i * h : NULL, *yr = y + i * h;
+        for (int64_t j = 0; j < h; j++) {
+            float z = (xr[j] - m) * r;
+            if (xh) xh[j] = z;
+            yr[j] = z * gamma[j] + beta[j];
+        }
+        if (rstd) rstd[i] = r;
+    }
+}
+
+void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, const float *rstd,
+                     const float *gamma, float *dgamma, float *dbeta, float *dx, int accumulate)
+{
+    /* Parameter gradients first: dx may overwrite dy. */
+    int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int64_t c0 = h * t / T, c1 = h * (t + 1) / T;
+        for (int64_t i = 0; i < n; i++) {
+            const float *d = dy + i * h, *xh = xhat + i * h;
+            for (int64_t j = c0; j < c1; j++) {
+                dgamma[j] += d[j] * xh[j];
+                dbeta[j] += d[j];
+            }
+        }
+    }
+    /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *d = dy + i * h, *xh = xhat + i * h;
+        float sg = 0.0f, sgx = 0.0f;
+        for (int64_t j = 0; j < h; j++) {
+            float g = d[j] * gamma[j];
+            sg += g;
+            sgx += g * xh[j];
+        }
+        const float mg = sg / (float)h, mgx = sgx / (float)h, r = rstd[i];
+        float *o = dx + i * h;
+        if (accumulate)
+            for (int64_t j = 0; j < h; j++) o[j] += r * (d[j] * gamma[j] - mg - xh[j] * mgx);
+        else
+            for (int64_t j = 0; j < h; j++) o[j] = r * (d[j] * gamma[j] - mg - xh[j] * mgx);
+    }
+}
+
+float k_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+float k_gelu_grad(float x)
+{
+    /* d/dx [x Phi(x)] = Phi(x) + x phi(x). */
+    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+           x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+
+static _Thread_local float *scratch_buf;
+static _Thread_local size_t scratch_len;
+
+float *k_thread_scratch(size_t floats)
+{
+    if (floats > scratch_len) {
+        /* Grows only to the largest row seen; freed at thread exit is not
+         * needed: OpenMP keeps its pool for the process lifetime. */
+        float *p = realloc(scratch_buf, floats * sizeof *p);
+        if (!p) return NULL;
+        scratch_buf = p;
+        scratch_len = floats;
+    }
+    return scratch_buf;
+}
+
+void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
+                   float *x)
+{
+    if (!d || !d->rng || d->p <= 0.0f) return;
+    uint32_t block[4];
+    const uint64_t pos0 = (site << K_SITE_SHIFT) | first;
+    const uint32_t threshold = (uint32_t)ceil((double)d->p * 16777216.0); /* 24-bit uniforms */
+    int64_t i = 0;
+    /* Same numbers as dapt_rng_uniform(rng, sample, pos0 + i) < p. */
+    while (i < n && ((pos0 + (uint64_t)i) & 3) != 0) {
+        uint32_t u = dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i) >> 8;
+        x[i] = u < threshold ? 0.0f : x[i] * d->scale;
+        i++;
+    }
+    for (; i + 4 <= n; i += 4) {
+        dapt_rng_block(d->rng, sample, (pos0 + (uint64_t)i) >> 2, block);
+        for (int k = 0; k < 4; k++) x[i + k] = (block[k] >> 8) < threshold ? 0.0f : x[i + k] * d->scale;
+    }
+    for (; i < n; i++) {
+        uint32_t u = dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i) >> 8;
+        x[i] = u < threshold ? 0.0f : x[i] * d->scale;
+    }
+}
+
+static int saved_blas_threads = 0;
+
+void k_blas_serial_begin(void)
+{
+    saved_blas_threads = openblas_get_num_threads();
+    if (saved_blas_threads > 1) openblas_set_num_threads(1);
+}
+
+void k_blas_serial_end(void)
+{
+    if (saved_blas_threads > 1) openblas_set_num_threads(saved_blas_threads);
+}

@@ -1,0 +1,60 @@
+/* Engine-internal kernels on flat row-major float buffers: linear layers on
+ * CBLAS, LayerNorm, GELU, dropout masks.  Private to src/model (the public
+ * interface is include/dapt/model.h).  Nothing here is collective; loops are
+ * threaded with OpenMP and never call BLAS inside a parallel region except
+ * through dapt_blas_serial_begin/end. */
+#ifndef DAPT_MODEL_KERNELS_H
+#define DAPT_MODEL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/rng.h"
+
+/* y[n,out] = x[n,in] W[out,in]^T (+ bias[out] if bias), accumulate: y += ... */
+void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                  const float *bias, float *y, int accumulate);
+/* dW += dy^T x, dbias += colsum(dy) (if dbias), dx = / += dy W (if dx). */
+void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                  const float *dy, float *dw, float *dbias, float *dx, int accumulate_dx);
+
+/* colsum: acc[j] += sum_i x[i, j]. */
+void k_colsum_acc(int64_t n, int64_t cols, const float *x, float *acc);
+/* acc[j] += sum_i a[i, j] * b[i, j] (unit-mask gradients). */
+void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float *acc);
+
+/* LayerNorm over rows: y = xhat * gamma + beta, keeps xhat and rstd.
+ * x and y may alias. */
+void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, const float *beta,
+                     double eps, float *xhat, float *rstd, float *y);
+/* dx = (or +=) LN backward of dy; dgamma/dbeta accumulate. dx may alias dy
+ * only when accumulate is 0. */
+void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, const float *rstd,
+                     const float *gamma, float *dgamma, float *dbeta, float *dx, int accumulate);
+
+float k_gelu(float x);
+float k_gelu_grad(float x);
+
+/* Per-thread scratch of at least `floats` floats (grown on demand). */
+float *k_thread_scratch(size_t floats);
+
+/* A dropout site: keep each element with probability 1 - p, scale by
+ * 1 / (1 - p).  Element e of sample s at site `site` is dropped when
+ * uniform(rng, s, (site << 44) | e) < p. */
+typedef struct k_dropout {
+    const dapt_rng *rng; /* NULL: no dropout */
+    float p, scale;
+} k_dropout;
+
+#define K_SITE_SHIFT 44
+
+/* x[i] *= mask(sample, site, first + i) for i < n (no-op when off). */
+void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
+                   float *x);
+
+/* BLAS threads: call serial_begin before a parallel region that calls BLAS
+ * per thread, serial_end after. */
+void k_blas_serial_begin(void);
+void k_blas_serial_end(void);
+
+#endif

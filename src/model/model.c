@@ -1,0 +1,939 @@
+/* BERT / RoBERTa forward and backward on flat buffers (see dapt/model.h).
+ *
+ * Notation: B batch, S sequence length, T = B*S tokens, H hidden, F FFN
+ * width (not I: cblas.h pulls in complex.h, whose I is a macro), NH heads,
+ * D = H / NH head size, V vocabulary, M MLM rows.
+ * Weights are [out, in] (PyTorch layout), activations row-major [rows, cols];
+ * head h of a [T, H] projection is the column block h*D .. h*D+D-1, used in
+ * place with leading dimension H (no transposes). */
+#include "dapt/model.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/rng.h"
+#include "kernels.h"
+
+/* What one encoder layer keeps for backward. */
+typedef struct layer_acts {
+    float *q, *k, *v; /* [T,H] projections */
+    float *p;         /* [B,NH,S,S] softmax probabilities (before dropout / head mask) */
+    float *ctx;       /* [T,H] attention context (heads merged) */
+    float *xhat1, *rstd1, *h1; /* attention LayerNorm: normalised input, 1/std, output */
+    float *u;         /* [T,F] FFN pre-activation (before the intermediate mask) */
+    float *y;         /* [T,H] FFN output with bias (before the output mask) */
+    float *xhat2, *rstd2;      /* output LayerNorm */
+} layer_acts;
+
+struct dapt_workspace {
+    dapt_model_config mc;
+    dapt_workspace_spec spec;
+    float *arena;
+    size_t arena_floats;
+    int64_t T_max, M_max;
+    /* forward */
+    float *hs;              /* [(L+1), T, H] hidden states: embedding output, each layer's */
+    float *xhat0, *rstd0;   /* embedding LayerNorm */
+    float *maskadd;         /* [B,S] additive attention mask */
+    layer_acts *la;         /* L entries; share one set unless training without recompute */
+    float *act;             /* [T,F] GELU output (recomputed in backward) */
+    float *tmp;             /* [T,H] */
+    float *pool_in, *pooled; /* [B,H] */
+    float *cls_x, *cls_z, *cls_x2, *cls_logits, *cls_lse; /* classification head */
+    float *mlm_in, *mlm_pre, *mlm_xhat, *mlm_rstd, *mlm_out, *mlm_logits, *mlm_lse;
+    /* backward */
+    float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *demb, *mlm_d1, *mlm_d2;
+    float *hm_grad_tmp;     /* [B,NH] per (sample, head) head-mask gradient */
+    int32_t *pos_ids;       /* [T] */
+    int64_t *mlm_pos;       /* [M] */
+    int32_t *mlm_lab;       /* [M] */
+    /* the last forward */
+    int have_forward, grads_taken;
+    dapt_batch b;
+    dapt_unit_masks um;
+    dapt_run_opts opts;
+    dapt_rng rng;
+    k_dropout hid_drop, att_drop;
+    int64_t mlm_rows, mlm_count, cls_count;
+    double mlm_loss, cls_loss, mlm_den, cls_den;
+};
+
+/* ---------------------------------------------------------------- model */
+
+dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->config = *mc;
+    DAPT_CHECK(dapt_param_table_build(mc, &m->table));
+    dapt_status st = dapt_calloc((void **)&m->params, m->table.total, sizeof(float), "model parameters");
+    if (st == DAPT_OK)
+        st = dapt_calloc((void **)&m->grads, m->table.total, sizeof(float), "model gradients");
+    if (st != DAPT_OK) dapt_model_free(m);
+    return st;
+}
+
+void dapt_model_free(dapt_model *m)
+{
+    free(m->params);
+    free(m->grads);
+    dapt_param_table_free(&m->table);
+    memset(m, 0, sizeof *m);
+}
+
+void dapt_model_zero_grads(dapt_model *m)
+{
+    memset(m->grads, 0, m->table.total * sizeof(float));
+}
+
+float *dapt_model_param(const dapt_model *m, const char *name)
+{
+    const dapt_tensor *t = dapt_param_find(&m->table, name);
+    return t ? m->params + t->offset : NULL;
+}
+
+float *dapt_model_grad(const dapt_model *m, const char *name)
+{
+    const dapt_tensor *t = dapt_param_find(&m->table, name);
+    return t ? m->grads + t->offset : NULL;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+void dapt_model_init_random(dapt_model *m, uint64_t seed)
+{
+    const dapt_model_config *mc = &m->config;
+    const dapt_rng rng = dapt_rng_make(seed, DAPT_RNG_INIT, 0);
+    const float std = (float)mc->initializer_range;
+    for (size_t ti = 0; ti < m->table.count; ti++) {
+        const dapt_tensor *t = &m->table.tensors[ti];
+        float *w = m->params + t->offset;
+        if (t->flags & DAPT_TENSOR_LAYERNORM) {
+            float v = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
+            for (size_t e = 0; e < t->numel; e++) w[e] = v;
+        } else if (t->ndim == 1) {
+            memset(w, 0, t->numel * sizeof *w);
+        } else {
+#pragma omp parallel for schedule(static)
+            for (size_t e = 0; e < t->numel; e++) w[e] = std * dapt_rng_normal(&rng, ti, e);
+        }
+    }
+    /* nn.Embedding(padding_idx=pad) starts with a zero padding row. */
+    const size_t H = (size_t)mc->hidden, pad = (size_t)mc->pad_token_id;
+    memset(dapt_model_param(m, "embeddings.word") + pad * H, 0, H * sizeof(float));
+    if (mc->arch == DAPT_ARCH_ROBERTA)
+        memset(dapt_model_param(m, "embeddings.position") + pad * H, 0, H * sizeof(float));
+}
+
+double dapt_model_forward_flops(const dapt_model_config *mc, int64_t batch, int64_t seq_len,
+                                int64_t mlm_rows)
+{
+    const double T = (double)batch * (double)seq_len, H = (double)mc->hidden,
+                 F = (double)mc->intermediate, S = (double)seq_len, V = (double)mc->vocab_size;
+    /* Per layer: Q,K,V,out projections 4*T*H^2, FFN 2*T*H*F, scores and
+     * context 2*B*S^2*H multiply-adds. */
+    double layer = 2.0 * (4.0 * T * H * H + 2.0 * T * H * F + 2.0 * (double)batch * S * S * H);
+    double heads = 2.0 * (double)mlm_rows * (H * H + H * V);
+    if (mc->has_pooler) heads += 2.0 * (double)batch * H * H;
+    return layer * (double)mc->layers + heads;
+}
+
+/* ------------------------------------------------------------ workspace */
+
+typedef struct carver {
+    float *base;
+    size_t off;
+} carver;
+
+static float *take(carver *c, size_t n)
+{
+    float *p = c->base ? c->base + c->off : NULL;
+    c->off += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static void layout(dapt_workspace *ws, carver *c)
+{
+    const dapt_model_config *mc = &ws->mc;
+    const size_t B = (size_t)ws->spec.batch, S = (size_t)ws->spec.seq_len, T = B * S,
+                 H = (size_t)mc->hidden, F = (size_t)mc->intermediate, NH = (size_t)mc->heads,
+                 V = (size_t)mc->vocab_size, L = (size_t)mc->layers, M = (size_t)ws->M_max,
+                 C = (size_t)mc->num_labels;
+    const int training = ws->spec.training;
+    ws->hs = take(c, (L + 1) * T * H);
+    ws->xhat0 = take(c, T * H);
+    ws->rstd0 = take(c, T);
+    ws->maskadd = take(c, T);
+    const size_t sets = training && !ws->spec.recompute ? L : 1;
+    for (size_t s = 0; s < sets; s++) {
+        layer_acts *a = &ws->la[s];
+        a->q = take(c, T * H);
+        a->k = take(c, T * H);
+        a->v = take(c, T * H);
+        a->p = take(c, B * NH * S * S);
+        a->ctx = take(c, T * H);
+        a->xhat1 = take(c, T * H);
+        a->rstd1 = take(c, T);
+        a->h1 = take(c, T * H);
+        a->u = take(c, T * F);
+        a->y = take(c, T * H);
+        a->xhat2 = take(c, T * H);
+        a->rstd2 = take(c, T);
+    }
+    for (size_t s = sets; s < L; s++) ws->la[s] = ws->la[0];
+    ws->act = take(c, T * F);
+    ws->tmp = take(c, T * H);
+    ws->pool_in = take(c, B * H);
+    ws->pooled = mc->has_pooler ? take(c, B * H) : NULL;
+    if (C > 0) {
+        ws->cls_x = take(c, B * H);
+        ws->cls_z = take(c, B * H);
+        ws->cls_x2 = take(c, B * H);
+        ws->cls_logits = take(c, B * C);
+        ws->cls_lse = take(c, B);
+    }
+    if (mc->has_mlm_head) {
+        ws->mlm_in = take(c, M * H);
+        ws->mlm_pre = take(c, M * H);
+        ws->mlm_xhat = take(c, M * H);
+        ws->mlm_rstd = take(c, M);
+        ws->mlm_out = take(c, M * H);
+        ws->mlm_logits = take(c, M * V);
+        ws->mlm_lse = take(c, M);
+    }
+    if (training) {
+        ws->dA = take(c, T * H);
+        ws->dB = take(c, T * H);
+        ws->g1 = take(c, T * H);
+        ws->g2 = take(c, T * H);
+        ws->g3 = take(c, T * H);
+        ws->dq = take(c, T * H);
+        ws->dk = take(c, T * H);
+        ws->dv = take(c, T * H);
+        ws->du = take(c, T * F);
+        ws->demb = take(c, T * H);
+        ws->hm_grad_tmp = take(c, B * NH);
+        if (mc->has_mlm_head) {
+            ws->mlm_d1 = take(c, M * H);
+            ws->mlm_d2 = take(c, M * H);
+        }
+    }
+}
+
+dapt_status dapt_workspace_create(const dapt_model *m, const dapt_workspace_spec *spec,
+                                  dapt_workspace **out)
+{
+    *out = NULL;
+    if (spec->batch <= 0 || spec->seq_len <= 0)
+        return DAPT_ERROR(DAPT_ERR_ARG, "workspace: batch %lld and seq_len %lld must be positive",
+                          (long long)spec->batch, (long long)spec->seq_len);
+    const dapt_model_config *mc = &m->config;
+    int64_t max_pos = mc->arch == DAPT_ARCH_ROBERTA ? mc->max_position - mc->pad_token_id - 1
+                                                    : mc->max_position;
+    if (spec->seq_len > max_pos)
+        return DAPT_ERROR(DAPT_ERR_ARG, "workspace: seq_len %lld exceeds the model's %lld positions",
+                          (long long)spec->seq_len, (long long)max_pos);
+    dapt_workspace *ws = NULL;
+    dapt_status st;
+    DAPT_CHECK(dapt_calloc((void **)&ws, 1, sizeof *ws, "workspace"));
+    ws->mc = *mc;
+    ws->spec = *spec;
+    ws->T_max = spec->batch * spec->seq_len;
+    ws->M_max = spec->max_mlm_rows > 0 && spec->max_mlm_rows < ws->T_max ? spec->max_mlm_rows : ws->T_max;
+    DAPT_TRY(dapt_calloc((void **)&ws->la, (size_t)mc->layers, sizeof *ws->la, "layer activations"));
+    carver c = {NULL, 0};
+    layout(ws, &c);
+    ws->arena_floats = c.off;
+    DAPT_TRY(dapt_alloc((void **)&ws->arena, ws->arena_floats * sizeof(float), "activation arena"));
+    c.base = ws->arena;
+    c.off = 0;
+    layout(ws, &c);
+    DAPT_TRY(dapt_alloc((void **)&ws->pos_ids, (size_t)ws->T_max * sizeof *ws->pos_ids, "position ids"));
+    DAPT_TRY(dapt_alloc((void **)&ws->mlm_pos, (size_t)ws->M_max * sizeof *ws->mlm_pos, "MLM rows"));
+    DAPT_TRY(dapt_alloc((void **)&ws->mlm_lab, (size_t)ws->M_max * sizeof *ws->mlm_lab, "MLM labels"));
+    *out = ws;
+    return DAPT_OK;
+cleanup:
+    dapt_workspace_free(ws);
+    return st;
+}
+
+void dapt_workspace_free(dapt_workspace *ws)
+{
+    if (!ws) return;
+    free(ws->arena);
+    free(ws->la);
+    free(ws->pos_ids);
+    free(ws->mlm_pos);
+    free(ws->mlm_lab);
+    free(ws);
+}
+
+size_t dapt_workspace_bytes(const dapt_workspace *ws) { return ws->arena_floats * sizeof(float); }
+
+/* ------------------------------------------------------- TP reduce seam */
+
+static dapt_status tp_reduce(const dapt_model *m, float *buf, size_t n, dapt_reduce_op op)
+{
+    if (!m->tp || m->tp->size <= 1) return DAPT_OK;
+    return m->tp->allreduce(m->tp->ctx, buf, n, op);
+}
+
+/* Dropout sites: 0 embeddings, 1 + 3l + {0 attention probs, 1 attention
+ * output, 2 FFN output}, then the classifier's two. */
+static uint64_t site_of(int64_t layer, int kind) { return 1 + 3 * (uint64_t)layer + (uint64_t)kind; }
+static uint64_t cls_site(const dapt_workspace *ws, int k) { return site_of(ws->mc.layers, k); }
+
+#define P_(m, name) dapt_model_param((m), (name))
+#define G_(m, name) dapt_model_grad((m), (name))
+
+static float *lp(const dapt_model *m, int64_t l, const char *what, int grad)
+{
+    char name[64];
+    snprintf(name, sizeof name, "layer.%lld.%s", (long long)l, what);
+    return grad ? G_(m, name) : P_(m, name);
+}
+
+/* ---------------------------------------------------------- validation */
+
+static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, const dapt_batch *b)
+{
+    const dapt_model_config *mc = &m->config;
+    if (b->batch <= 0 || b->seq_len <= 0 || b->batch > ws->spec.batch || b->seq_len != ws->spec.seq_len)
+        return DAPT_ERROR(DAPT_ERR_ARG, "batch %lld x %lld does not fit the workspace (%lld x %lld)",
+                          (long long)b->batch, (long long)b->seq_len, (long long)ws->spec.batch,
+                          (long long)ws->spec.seq_len);
+    const int64_t T = b->batch * b->seq_len;
+    for (int64_t t = 0; t < T; t++) {
+        if (b->input_ids[t] < 0 || b->input_ids[t] >= mc->vocab_size)
+            return DAPT_ERROR(DAPT_ERR_ARG, "input_ids[%lld][%lld] = %d is outside the vocabulary (%lld)",
+                              (long long)(t / b->seq_len), (long long)(t % b->seq_len), b->input_ids[t],
+                              (long long)mc->vocab_size);
+        if (b->token_type_ids && (b->token_type_ids[t] < 0 || b->token_type_ids[t] >= mc->type_vocab_size))
+            return DAPT_ERROR(DAPT_ERR_ARG, "token_type_ids[%lld][%lld] = %d is outside 0..%lld",
+                              (long long)(t / b->seq_len), (long long)(t % b->seq_len),
+                              b->token_type_ids[t], (long long)mc->type_vocab_size - 1);
+        if (b->mlm_labels && b->mlm_labels[t] != DAPT_IGNORE_LABEL &&
+            (b->mlm_labels[t] < 0 || b->mlm_labels[t] >= mc->vocab_size))
+            return DAPT_ERROR(DAPT_ERR_ARG, "labels[%lld][%lld] = %d is neither -100 nor a token id",
+                              (long long)(t / b->seq_len), (long long)(t % b->seq_len), b->mlm_labels[t]);
+    }
+    if (b->class_labels) {
+        if (mc->num_labels <= 0)
+            return DAPT_ERROR(DAPT_ERR_ARG, "class labels given but the model has no classification head");
+        for (int64_t i = 0; i < b->batch; i++)
+            if (b->class_labels[i] != DAPT_IGNORE_LABEL &&
+                (b->class_labels[i] < 0 || b->class_labels[i] >= mc->num_labels))
+                return DAPT_ERROR(DAPT_ERR_ARG, "class label %d of sample %lld is outside 0..%lld",
+                                  b->class_labels[i], (long long)i, (long long)mc->num_labels - 1);
+    }
+    return DAPT_OK;
+}
+
+/* ----------------------------------------------------------- embeddings */
+
+static void embeddings_forward(const dapt_model *m, dapt_workspace *ws)
+{
+    const dapt_model_config *mc = &m->config;
+    const dapt_batch *b = &ws->b;
+    const int64_t B = b->batch, S = b->seq_len, T = B * S, H = mc->hidden;
+    const int32_t pad = (int32_t)mc->pad_token_id;
+    for (int64_t i = 0; i < B; i++) {
+        /* RoBERTa: cumulative count of non-padding tokens, offset by pad. */
+        int32_t count = 0;
+        for (int64_t s = 0; s < S; s++) {
+            int64_t t = i * S + s;
+            if (mc->arch == DAPT_ARCH_ROBERTA)
+                ws->pos_ids[t] = b->input_ids[t] != pad ? ++count + pad : pad;
+            else
+                ws->pos_ids[t] = (int32_t)s;
+        }
+        for (int64_t s = 0; s < S; s++) {
+            int attend = !b->attention_mask || b->attention_mask[i * S + s];
+            /* Hugging Face adds (1 - mask) * finfo(float32).min. */
+            ws->maskadd[i * S + s] = attend ? 0.0f : -FLT_MAX;
+        }
+    }
+    const float *word = P_(m, "embeddings.word"), *pos = P_(m, "embeddings.position"),
+                *type = P_(m, "embeddings.token_type");
+    float *x = ws->hs;
+    /* Vocab-parallel seam: a shard adds only the rows it owns, then reduces. */
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float *w = word + (size_t)b->input_ids[t] * H, *p = pos + (size_t)ws->pos_ids[t] * H,
+                    *ty = type + (size_t)(b->token_type_ids ? b->token_type_ids[t] : 0) * H;
+        float *o = x + t * H;
+        for (int64_t j = 0; j < H; j++) o[j] = w[j] + ty[j] + p[j];
+    }
+    k_layernorm_fwd(T, H, x, P_(m, "embeddings.ln.weight"), P_(m, "embeddings.ln.bias"),
+                    mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
+                      x + t * H);
+        if (ws->opts.embedding_delta)
+            for (int64_t j = 0; j < H; j++) x[t * H + j] += ws->opts.embedding_delta[t * H + j];
+    }
+}
+
+static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
+{
+    const dapt_model_config *mc = &m->config;
+    const dapt_batch *b = &ws->b;
+    const int64_t S = b->seq_len, T = b->batch * S, H = mc->hidden;
+    memcpy(ws->demb, dx, (size_t)(T * H) * sizeof *dx);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++)
+        k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
+                      dx + t * H);
+    k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P_(m, "embeddings.ln.weight"),
+                    G_(m, "embeddings.ln.weight"), G_(m, "embeddings.ln.bias"), dx, 0);
+    float *gw = G_(m, "embeddings.word"), *gp = G_(m, "embeddings.position"),
+          *gt = G_(m, "embeddings.token_type");
+    const int32_t pad = (int32_t)mc->pad_token_id;
+    const int roberta = mc->arch == DAPT_ARCH_ROBERTA;
+    /* Scatter-add by column blocks so threads never write the same row
+     * element; nn.Embedding(padding_idx) leaves the padding row's gradient 0. */
+#pragma omp parallel
+    {
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        int64_t c0 = H * th / nth, c1 = H * (th + 1) / nth;
+        for (int64_t t = 0; t < T; t++) {
+            const float *d = dx + t * H;
+            int32_t id = b->input_ids[t], p = ws->pos_ids[t];
+            int32_t ty = b->token_type_ids ? b->token_type_ids[t] : 0;
+            if (id != pad)
+                for (int64_t j = c0; j < c1; j++) gw[(size_t)id * H + j] += d[j];
+            if (!(roberta && p == pad))
+                for (int64_t j = c0; j < c1; j++) gp[(size_t)p * H + j] += d[j];
+            for (int64_t j = c0; j < c1; j++) gt[(size_t)ty * H + j] += d[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* For (sample i, head h): probabilities into a->p, context into a->ctx. */
+static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l, const layer_acts *a)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
+    k_blas_serial_begin();
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t h = 0; h < NH; h++) {
+            float *P = a->p + (i * NH + h) * S * S;
+            float *pd = k_thread_scratch((size_t)(S * S));
+            const float *q = a->q + i * S * H + h * D, *k = a->k + i * S * H + h * D,
+                        *v = a->v + i * S * H + h * D;
+            const float *madd = ws->maskadd + i * S;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S, (int)D, scale, q, (int)H,
+                        k, (int)H, 0.0f, P, (int)S);
+            const float g = hm ? hm[h] : 1.0f;
+            for (int64_t r = 0; r < S; r++) {
+                float *row = P + r * S, mx = -INFINITY, sum = 0.0f;
+                for (int64_t c = 0; c < S; c++) {
+                    row[c] += madd[c];
+                    mx = row[c] > mx ? row[c] : mx;
+                }
+                for (int64_t c = 0; c < S; c++) {
+                    row[c] = expf(row[c] - mx);
+                    sum += row[c];
+                }
+                const float inv = 1.0f / sum;
+                float *dr = pd + r * S;
+                for (int64_t c = 0; c < S; c++) {
+                    row[c] *= inv;
+                    dr[c] = row[c] * g;
+                }
+                k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, site_of(l, 0),
+                              (uint64_t)((h * S + r) * S), S, dr);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, pd, (int)S,
+                        v, (int)H, 0.0f, a->ctx + i * S * H + h * D, (int)H);
+        }
+    k_blas_serial_end();
+}
+
+/* dctx -> dq, dk, dv; head-mask gradient into ws->hm_grad_tmp [B,NH]. */
+static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t l, const layer_acts *a,
+                               const float *dctx)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
+    k_blas_serial_begin();
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t h = 0; h < NH; h++) {
+            const float *P = a->p + (i * NH + h) * S * S;
+            float *pd = k_thread_scratch((size_t)(2 * S * S + S));
+            float *dpd = pd + S * S, *keep = dpd + S * S;
+            const size_t off = (size_t)(i * S * H + h * D);
+            const float g = hm ? hm[h] : 1.0f;
+            const uint64_t sample = ws->b.first_sample + (uint64_t)i;
+            /* keep[c] = dropout multiplier (0 or 1/(1-p)) of row r. */
+            double dg = 0.0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S, (int)D, 1.0f, dctx + off,
+                        (int)H, a->v + off, (int)H, 0.0f, dpd, (int)S);
+            for (int64_t r = 0; r < S; r++) {
+                for (int64_t c = 0; c < S; c++) keep[c] = 1.0f;
+                k_dropout_row(&ws->att_drop, sample, site_of(l, 0), (uint64_t)((h * S + r) * S), S, keep);
+                const float *pr = P + r * S;
+                float *pdr = pd + r * S, *dr = dpd + r * S;
+                float dot = 0.0f;
+                for (int64_t c = 0; c < S; c++) {
+                    float pk = pr[c] * keep[c];
+                    pdr[c] = pk * g;
+                    dg += (double)dr[c] * pk; /* d/dg of sum dpd * (p * keep * g) */
+                    dr[c] *= keep[c] * g;     /* now d loss / d p */
+                    dot += dr[c] * pr[c];
+                }
+                /* softmax backward: ds = p * (dp - <dp, p>) */
+                for (int64_t c = 0; c < S; c++) dr[c] = pr[c] * (dr[c] - dot);
+            }
+            ws->hm_grad_tmp[i * NH + h] = (float)dg;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, pd, (int)S,
+                        dctx + off, (int)H, 0.0f, ws->dv + off, (int)H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, scale, dpd, (int)S,
+                        a->k + off, (int)H, 0.0f, ws->dq + off, (int)H);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)D, (int)S, scale, dpd, (int)S,
+                        a->q + off, (int)H, 0.0f, ws->dk + off, (int)H);
+        }
+    k_blas_serial_end();
+}
+
+/* ---------------------------------------------------------------- layer */
+
+static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_t l)
+{
+    const dapt_model_config *mc = &m->config;
+    const layer_acts *a = &ws->la[l];
+    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = mc->intermediate;
+    const float *x = ws->hs + l * ws->T_max * H;
+    float *out = ws->hs + (l + 1) * ws->T_max * H;
+    const uint64_t first = ws->b.first_sample;
+
+    /* Column-parallel Q, K, V (a shard holds its heads' rows). */
+    k_linear_fwd(T, H, H, x, lp(m, l, "attn.q.weight", 0), lp(m, l, "attn.q.bias", 0), a->q, 0);
+    k_linear_fwd(T, H, H, x, lp(m, l, "attn.k.weight", 0), lp(m, l, "attn.k.bias", 0), a->k, 0);
+    k_linear_fwd(T, H, H, x, lp(m, l, "attn.v.weight", 0), lp(m, l, "attn.v.bias", 0), a->v, 0);
+    attention_forward(m, ws, l, a);
+
+    /* Row-parallel output projection: partial sum, reduce, then bias,
+     * dropout, residual and LayerNorm on the full hidden vector. */
+    k_linear_fwd(T, H, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
+    DAPT_CHECK(tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
+    const float *bo = lp(m, l, "attn.out.bias", 0);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        float *r = ws->tmp + t * H;
+        for (int64_t j = 0; j < H; j++) r[j] += bo[j];
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H, r);
+        for (int64_t j = 0; j < H; j++) r[j] += x[t * H + j];
+    }
+    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "attn.ln.weight", 0), lp(m, l, "attn.ln.bias", 0),
+                    mc->layer_norm_eps, a->xhat1, a->rstd1, a->h1);
+
+    /* FFN: column-parallel in, intermediate mask, GELU, row-parallel out. */
+    k_linear_fwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), lp(m, l, "ffn.in.bias", 0), a->u, 0);
+    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * F : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float *u = a->u + t * F;
+        float *o = ws->act + t * F;
+        if (gi)
+            for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j] * gi[j]);
+        else
+            for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j]);
+    }
+    k_linear_fwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), NULL, a->y, 0);
+    DAPT_CHECK(tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
+    const float *b2 = lp(m, l, "ffn.out.bias", 0);
+    const float *go = ws->um.output ? ws->um.output + l * H : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        float *y = a->y + t * H, *r = ws->tmp + t * H;
+        for (int64_t j = 0; j < H; j++) {
+            y[j] += b2[j];
+            r[j] = go ? y[j] * go[j] : y[j];
+        }
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H, r);
+        for (int64_t j = 0; j < H; j++) r[j] += a->h1[t * H + j];
+    }
+    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "ffn.ln.weight", 0), lp(m, l, "ffn.ln.bias", 0),
+                    mc->layer_norm_eps, a->xhat2, a->rstd2, out);
+    return DAPT_OK;
+}
+
+/* dout = d loss / d out (ws->dA) -> d loss / d x (ws->dB). */
+static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, const float *dout, float *dx,
+                                  const dapt_unit_mask_grads *mg)
+{
+    const dapt_model_config *mc = &m->config;
+    const layer_acts *a = &ws->la[l];
+    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = mc->intermediate,
+                  NH = mc->heads;
+    const float *x = ws->hs + l * ws->T_max * H;
+    const uint64_t first = ws->b.first_sample;
+    float *g1 = ws->g1, *g2 = ws->g2, *g3 = ws->g3;
+
+    /* Output LayerNorm: g1 = d r2 = d h1 (residual part). */
+    k_layernorm_bwd(T, H, dout, a->xhat2, a->rstd2, lp(m, l, "ffn.ln.weight", 0),
+                    lp(m, l, "ffn.ln.weight", 1), lp(m, l, "ffn.ln.bias", 1), g1, 0);
+    /* g2 = d (masked FFN output) through dropout; the output mask's gradient
+     * is <g2, y>, then g2 becomes d y. */
+    const float *go = ws->um.output ? ws->um.output + l * H : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(g2 + t * H, g1 + t * H, (size_t)H * sizeof *g2);
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H,
+                      g2 + t * H);
+    }
+    if (mg && mg->output) k_coldot_acc(T, H, g2, a->y, mg->output + l * H);
+    if (go) {
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < H; j++) g2[t * H + j] *= go[j];
+    }
+    /* Recompute the GELU output, then FFN-out backward: du = d act. */
+    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * F : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float *u = a->u + t * F;
+        float *o = ws->act + t * F;
+        for (int64_t j = 0; j < F; j++) o[j] = k_gelu(gi ? u[j] * gi[j] : u[j]);
+    }
+    k_linear_bwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), g2, lp(m, l, "ffn.out.weight", 1),
+                 lp(m, l, "ffn.out.bias", 1), ws->du, 0);
+    /* Through GELU: d z = d act * gelu'(z), z = u * g_int; d g_int = <dz, u>. */
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float *u = a->u + t * F;
+        float *d = ws->du + t * F;
+        for (int64_t j = 0; j < F; j++) d[j] *= k_gelu_grad(gi ? u[j] * gi[j] : u[j]);
+    }
+    if (mg && mg->intermediate) k_coldot_acc(T, F, ws->du, a->u, mg->intermediate + l * F);
+    if (gi) {
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < F; j++) ws->du[t * F + j] *= gi[j];
+    }
+    /* FFN-in backward: partial d h1 into g3, reduced over the tensor group. */
+    k_linear_bwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), ws->du, lp(m, l, "ffn.in.weight", 1),
+                 lp(m, l, "ffn.in.bias", 1), g3, 0);
+    DAPT_CHECK(tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < T * H; e++) g1[e] += g3[e];
+    /* Attention LayerNorm: g2 = d r1 = d x (residual part). */
+    k_layernorm_bwd(T, H, g1, a->xhat1, a->rstd1, lp(m, l, "attn.ln.weight", 0),
+                    lp(m, l, "attn.ln.weight", 1), lp(m, l, "attn.ln.bias", 1), g2, 0);
+    /* g3 = d (attention output) through dropout. */
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(g3 + t * H, g2 + t * H, (size_t)H * sizeof *g3);
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H,
+                      g3 + t * H);
+    }
+    /* Output projection backward: g1 = d ctx. */
+    k_linear_bwd(T, H, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
+                 lp(m, l, "attn.out.bias", 1), g1, 0);
+    attention_backward(m, ws, l, a, g1);
+    if (mg && mg->head) {
+        for (int64_t i = 0; i < ws->b.batch; i++)
+            for (int64_t h = 0; h < NH; h++) mg->head[l * NH + h] += ws->hm_grad_tmp[i * NH + h];
+    }
+    /* Q, K, V backward: partial d x, reduced, plus the residual. */
+    k_linear_bwd(T, H, H, x, lp(m, l, "attn.q.weight", 0), ws->dq, lp(m, l, "attn.q.weight", 1),
+                 lp(m, l, "attn.q.bias", 1), dx, 0);
+    k_linear_bwd(T, H, H, x, lp(m, l, "attn.k.weight", 0), ws->dk, lp(m, l, "attn.k.weight", 1),
+                 lp(m, l, "attn.k.bias", 1), dx, 1);
+    k_linear_bwd(T, H, H, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
+                 lp(m, l, "attn.v.bias", 1), dx, 1);
+    DAPT_CHECK(tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < T * H; e++) dx[e] += g2[e];
+    return DAPT_OK;
+}
+
+/* ---------------------------------------------------------------- heads */
+
+static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int32_t *labels, float *lse,
+                            double *loss_sum, int64_t *count)
+{
+    double sum = 0.0;
+    int64_t cnt = 0;
+    /* Vocab-parallel seam: the row max, the sum of exponentials and the
+     * target logit are each one reduction over the vocabulary shards. */
+#pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
+    for (int64_t r = 0; r < n; r++) {
+        const float *row = logits + r * c;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
+        double s = 0.0;
+        for (int64_t j = 0; j < c; j++) s += exp((double)(row[j] - mx));
+        const double l = (double)mx + log(s);
+        lse[r] = (float)l;
+        if (labels[r] != DAPT_IGNORE_LABEL) {
+            sum += l - (double)row[labels[r]];
+            cnt++;
+        }
+    }
+    *loss_sum = sum;
+    *count = cnt;
+}
+
+/* logits <- scale * (softmax - onehot) on labelled rows, 0 elsewhere. */
+static void softmax_ce_backward(int64_t n, int64_t c, float *logits, const int32_t *labels, const float *lse,
+                                float scale)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *row = logits + r * c;
+        if (labels[r] == DAPT_IGNORE_LABEL) {
+            memset(row, 0, (size_t)c * sizeof *row);
+            continue;
+        }
+        const float l = lse[r];
+        for (int64_t j = 0; j < c; j++) row[j] = scale * expf(row[j] - l);
+        row[labels[r]] -= scale;
+    }
+}
+
+static dapt_status mlm_forward(const dapt_model *m, dapt_workspace *ws)
+{
+    const dapt_model_config *mc = &m->config;
+    const dapt_batch *b = &ws->b;
+    const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = mc->vocab_size;
+    const float *last = ws->hs + mc->layers * ws->T_max * H;
+    int64_t M = 0;
+    for (int64_t t = 0; t < T; t++) {
+        int32_t lab = b->mlm_labels ? b->mlm_labels[t] : DAPT_IGNORE_LABEL;
+        if (!ws->opts.mlm_all_positions && lab == DAPT_IGNORE_LABEL) continue;
+        if (M == ws->M_max)
+            return DAPT_ERROR(DAPT_ERR_ARG, "batch has more than %lld MLM positions; size the workspace "
+                              "with a larger max_mlm_rows", (long long)ws->M_max);
+        ws->mlm_pos[M] = t;
+        ws->mlm_lab[M] = lab;
+        M++;
+    }
+    ws->mlm_rows = M;
+    ws->mlm_count = 0;
+    ws->mlm_loss = 0.0;
+    if (M == 0) return DAPT_OK;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++)
+        memcpy(ws->mlm_in + r * H, last + ws->mlm_pos[r] * H, (size_t)H * sizeof(float));
+    k_linear_fwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), P_(m, "mlm.dense.bias"), ws->mlm_pre, 0);
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
+    k_layernorm_fwd(M, H, ws->mlm_out, P_(m, "mlm.ln.weight"), P_(m, "mlm.ln.bias"), mc->layer_norm_eps,
+                    ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
+    k_linear_fwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), P_(m, "mlm.bias"), ws->mlm_logits, 0);
+    double sum;
+    softmax_ce_rows(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, &sum, &ws->mlm_count);
+    ws->mlm_den = ws->opts.mlm_denominator > 0 ? ws->opts.mlm_denominator : (double)ws->mlm_count;
+    ws->mlm_loss = ws->mlm_count ? sum / ws->mlm_den : 0.0;
+    return DAPT_OK;
+}
+
+static void mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t M = ws->mlm_rows, H = mc->hidden, V = mc->vocab_size;
+    if (M == 0 || ws->mlm_count == 0) return;
+    softmax_ce_backward(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, (float)(loss_scale / ws->mlm_den));
+    /* The decoder is tied: its gradient lands on embeddings.word. */
+    k_linear_bwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), ws->mlm_logits, G_(m, "embeddings.word"),
+                 G_(m, "mlm.bias"), ws->mlm_d1, 0);
+    k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P_(m, "mlm.ln.weight"),
+                    G_(m, "mlm.ln.weight"), G_(m, "mlm.ln.bias"), ws->mlm_d1, 0);
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < M * H; e++) ws->mlm_d1[e] *= k_gelu_grad(ws->mlm_pre[e]);
+    k_linear_bwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), ws->mlm_d1, G_(m, "mlm.dense.weight"),
+                 G_(m, "mlm.dense.bias"), ws->mlm_d2, 0);
+    for (int64_t r = 0; r < M; r++) {
+        float *d = dlast + ws->mlm_pos[r] * H;
+        for (int64_t j = 0; j < H; j++) d[j] += ws->mlm_d2[r * H + j];
+    }
+}
+
+static void pooler_forward(const dapt_model *m, dapt_workspace *ws)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden;
+    const float *last = ws->hs + mc->layers * ws->T_max * H;
+    for (int64_t i = 0; i < B; i++) memcpy(ws->pool_in + i * H, last + i * S * H, (size_t)H * sizeof(float));
+    if (!mc->has_pooler) return;
+    k_linear_fwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), P_(m, "pooler.bias"), ws->pooled, 0);
+    for (int64_t e = 0; e < B * H; e++) ws->pooled[e] = tanhf(ws->pooled[e]);
+}
+
+static dapt_status classifier_forward(const dapt_model *m, dapt_workspace *ws)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t B = ws->b.batch, H = mc->hidden, C = mc->num_labels;
+    if (C <= 0) return DAPT_OK;
+    const uint64_t first = ws->b.first_sample;
+    if (mc->arch == DAPT_ARCH_ROBERTA) {
+        memcpy(ws->cls_x, ws->pool_in, (size_t)(B * H) * sizeof(float));
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H);
+        k_linear_fwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), P_(m, "cls.dense.bias"), ws->cls_z, 0);
+        for (int64_t e = 0; e < B * H; e++) ws->cls_z[e] = tanhf(ws->cls_z[e]);
+        memcpy(ws->cls_x2, ws->cls_z, (size_t)(B * H) * sizeof(float));
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, ws->cls_x2 + i * H);
+        k_linear_fwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), P_(m, "cls.out.bias"), ws->cls_logits, 0);
+    } else {
+        if (!mc->has_pooler)
+            return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "BERT sequence classification needs the pooler");
+        memcpy(ws->cls_x, ws->pooled, (size_t)(B * H) * sizeof(float));
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H);
+        k_linear_fwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), P_(m, "cls.bias"), ws->cls_logits, 0);
+    }
+    ws->cls_loss = 0.0;
+    ws->cls_count = 0;
+    if (ws->b.class_labels) {
+        double sum;
+        softmax_ce_rows(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, &sum, &ws->cls_count);
+        ws->cls_den = ws->opts.cls_denominator > 0 ? ws->opts.cls_denominator : (double)ws->cls_count;
+        ws->cls_loss = ws->cls_count ? sum / ws->cls_den : 0.0;
+    }
+    return DAPT_OK;
+}
+
+/* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
+static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
+{
+    const dapt_model_config *mc = &m->config;
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
+    if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
+    const uint64_t first = ws->b.first_sample;
+    softmax_ce_backward(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
+    float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
+    float *d2 = ws->g2;
+    if (mc->arch == DAPT_ARCH_ROBERTA) {
+        k_linear_bwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), ws->cls_logits, G_(m, "cls.out.weight"),
+                     G_(m, "cls.out.bias"), d1, 0);
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, d1 + i * H);
+        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->cls_z[e] * ws->cls_z[e];
+        k_linear_bwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), d1, G_(m, "cls.dense.weight"),
+                     G_(m, "cls.dense.bias"), d2, 0);
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d2 + i * H);
+    } else {
+        k_linear_bwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), ws->cls_logits, G_(m, "cls.weight"),
+                     G_(m, "cls.bias"), d1, 0);
+        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d1 + i * H);
+        /* Pooler: tanh' = 1 - pooled^2. */
+        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->pooled[e] * ws->pooled[e];
+        k_linear_bwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), d1, G_(m, "pooler.weight"),
+                     G_(m, "pooler.bias"), d2, 0);
+    }
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t j = 0; j < H; j++) dlast[i * S * H + j] += d2[i * H + j];
+}
+
+/* ------------------------------------------------------------ top level */
+
+dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
+                               const dapt_unit_masks *masks, const dapt_run_opts *opts)
+{
+    static const dapt_unit_masks none = {NULL, NULL, NULL};
+    static const dapt_run_opts defaults = {0};
+    ws->have_forward = 0;
+    DAPT_CHECK(check_batch(m, ws, b));
+    ws->b = *b;
+    ws->um = masks ? *masks : none;
+    ws->opts = opts ? *opts : defaults;
+    const dapt_model_config *mc = &m->config;
+    ws->rng = dapt_rng_make(ws->opts.seed, DAPT_RNG_DROPOUT, ws->opts.step);
+    ws->hid_drop.rng = ws->opts.train && mc->hidden_dropout > 0 ? &ws->rng : NULL;
+    ws->hid_drop.p = (float)mc->hidden_dropout;
+    ws->hid_drop.scale = (float)(1.0 / (1.0 - mc->hidden_dropout));
+    ws->att_drop.rng = ws->opts.train && mc->attention_dropout > 0 ? &ws->rng : NULL;
+    ws->att_drop.p = (float)mc->attention_dropout;
+    ws->att_drop.scale = (float)(1.0 / (1.0 - mc->attention_dropout));
+    ws->mlm_rows = ws->mlm_count = ws->cls_count = 0;
+    ws->mlm_loss = ws->cls_loss = 0.0;
+
+    embeddings_forward(m, ws);
+    for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
+    pooler_forward(m, ws);
+    DAPT_CHECK(classifier_forward(m, ws));
+    if (mc->has_mlm_head && (b->mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(mlm_forward(m, ws));
+    if (!isfinite(ws->mlm_loss) || !isfinite(ws->cls_loss))
+        return DAPT_ERROR(DAPT_ERR_NUMERIC, "forward: loss is not finite (MLM %g, classification %g)",
+                          ws->mlm_loss, ws->cls_loss);
+    ws->have_forward = 1;
+    return DAPT_OK;
+}
+
+dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
+                                const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
+{
+    if (!ws->spec.training)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
+    if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
+    const dapt_model_config *mc = &m->config;
+    const int64_t T = ws->b.batch * ws->b.seq_len, H = mc->hidden;
+    float *dout = ws->dA, *dx = ws->dB;
+    if (d_last_hidden)
+        memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
+    else
+        memset(dout, 0, (size_t)(T * H) * sizeof *dout);
+    if (mc->has_mlm_head && ws->b.mlm_labels) mlm_backward(m, ws, loss_scale, dout);
+    classifier_backward(m, ws, loss_scale, dout);
+    ws->have_forward = 0; /* the logits now hold their gradient */
+    for (int64_t l = mc->layers - 1; l >= 0; l--) {
+        /* Recompute mode: one activation set, refilled from the stored input. */
+        if (ws->spec.recompute && l != mc->layers - 1) DAPT_CHECK(layer_forward(m, ws, l));
+        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, mask_grads));
+        float *t = dout;
+        dout = dx;
+        dx = t;
+    }
+    embeddings_backward(m, ws, dout);
+    return DAPT_OK;
+}
+
+/* ------------------------------------------------------------- results */
+
+const float *dapt_ws_hidden_state(const dapt_workspace *ws, int64_t i)
+{
+    if (i < 0 || i > ws->mc.layers) return NULL;
+    return ws->hs + i * ws->T_max * ws->mc.hidden;
+}
+
+const float *dapt_ws_last_hidden(const dapt_workspace *ws) { return dapt_ws_hidden_state(ws, ws->mc.layers); }
+
+const float *dapt_ws_pooler(const dapt_workspace *ws) { return ws->pooled; }
+
+const float *dapt_ws_mlm_logits(const dapt_workspace *ws, int64_t *rows, const int64_t **positions)
+{
+    if (rows) *rows = ws->mlm_rows;
+    if (positions) *positions = ws->mlm_pos;
+    return ws->mlm_logits;
+}
+
+const float *dapt_ws_class_logits(const dapt_workspace *ws) { return ws->cls_logits; }
+
+double dapt_ws_loss(const dapt_workspace *ws) { return ws->mlm_loss + ws->cls_loss; }
+
+double dapt_ws_mlm_loss(const dapt_workspace *ws, int64_t *labelled)
+{
+    if (labelled) *labelled = ws->mlm_count;
+    return ws->mlm_loss;
+}
+
+double dapt_ws_cls_loss(const dapt_workspace *ws) { return ws->cls_loss; }
+
+const float *dapt_ws_embedding_grad(const dapt_workspace *ws) { return ws->demb; }
