@@ -1,0 +1,334 @@
+/* Finite-difference checks of the engine's backward, in train mode (dropout
+ * on hidden states and attention probabilities), for BERT and RoBERTa with
+ * padding, MLM and class labels, all three unit masks, an external gradient
+ * on the last hidden state and a perturbation of the embedding output.
+ *
+ * Objective: J = loss + <R, last hidden state> for a fixed random R, so the
+ * d_last_hidden path is checked too.  For every parameter tensor (hence each
+ * layer's backward: embeddings, Q/K/V, attention output, both LayerNorms,
+ * FFN in/out, pooler, MLM head, classifier), each unit mask and the
+ * embedding delta, we compare the directional derivative <g, v> along a
+ * random unit direction v with the central difference
+ * (J(x + eps v) - J(x - eps v)) / (2 eps), eps = 1e-2.
+ *
+ * Tolerance: J ~ 10 is computed in float32, so each evaluation carries
+ * ~1e-6 relative rounding (~1e-5 absolute); divided by 2 eps that is
+ * ~5e-4.  The truncation error is eps^2 |J'''| / 6 ~ 2e-5 for O(1) third
+ * derivatives.  So we accept |fd - <g, v>| <= 2e-3 + 1e-2 |<g, v>|; a
+ * wrong backward (missing term, wrong mask) is off by O(|<g, v>|), which
+ * we make large by choosing weights of std 0.3 (most directional
+ * derivatives are 0.01 .. 1; the observed relative error is ~1e-4). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/model.h"
+#include "dapt/rng.h"
+#include "harness.h"
+
+#define EPS 1e-2
+#define TOL_ABS 2e-4
+#define TOL_REL 1e-2
+
+typedef struct problem {
+    dapt_model m;
+    dapt_workspace *ws;
+    int64_t B, S;
+    int32_t ids[24], mask[24], tt[24], labels[24], cls[3];
+    float *hm, *im, *om, *delta, *R;
+    dapt_run_opts opts;
+} problem;
+
+
+static void setup(problem *p, dapt_arch arch)
+{
+    memset(p, 0, sizeof *p);
+    dapt_model_config mc = {0};
+    mc.arch = arch;
+    mc.vocab_size = 29;
+    mc.hidden = 12;
+    mc.layers = 2;
+    mc.heads = 3;
+    mc.intermediate = 20;
+    mc.max_position = 16;
+    mc.type_vocab_size = arch == DAPT_ARCH_BERT ? 2 : 1;
+    mc.pad_token_id = arch == DAPT_ARCH_BERT ? 0 : 1;
+    mc.layer_norm_eps = 1e-5;
+    mc.hidden_dropout = 0.1;
+    mc.attention_dropout = 0.1;
+    mc.initializer_range = 0.3;
+    mc.has_pooler = 1;
+    mc.has_mlm_head = 1;
+    mc.num_labels = 3;
+    CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
+    dapt_model_init_random(&p->m, 42);
+    /* Non-trivial LayerNorm parameters and biases, so their paths matter. */
+    dapt_rng r = dapt_rng_make(5, DAPT_RNG_TEST, 0);
+    for (size_t i = 0; i < p->m.table.count; i++) {
+        const dapt_tensor *t = &p->m.table.tensors[i];
+        if (t->ndim != 1) continue;
+        for (size_t e = 0; e < t->numel; e++) p->m.params[t->offset + e] += 0.2f * dapt_rng_normal(&r, i, e);
+    }
+    p->B = 3;
+    p->S = 8;
+    const int lengths[3] = {8, 6, 3};
+    for (int b = 0; b < 3; b++)
+        for (int s = 0; s < 8; s++) {
+            int t = b * 8 + s;
+            p->mask[t] = s < lengths[b];
+            p->ids[t] = p->mask[t] ? 2 + (int32_t)(dapt_rng_u32(&r, 100, (uint64_t)t) % 27) : (int32_t)mc.pad_token_id;
+            p->tt[t] = arch == DAPT_ARCH_BERT && s >= 4;
+            p->labels[t] = (s % 3 == 1 && p->mask[t]) ? (int32_t)(dapt_rng_u32(&r, 101, (uint64_t)t) % 29)
+                                                       : DAPT_IGNORE_LABEL;
+        }
+    p->cls[0] = 2;
+    p->cls[1] = 0;
+    p->cls[2] = 1;
+    const int64_t L = mc.layers, T = p->B * p->S, H = mc.hidden;
+    p->hm = malloc((size_t)(L * mc.heads) * sizeof(float));
+    p->im = malloc((size_t)(L * mc.intermediate) * sizeof(float));
+    p->om = malloc((size_t)(L * H) * sizeof(float));
+    p->delta = malloc((size_t)(T * H) * sizeof(float));
+    p->R = malloc((size_t)(T * H) * sizeof(float));
+    for (int64_t i = 0; i < L * mc.heads; i++) p->hm[i] = 0.5f + dapt_rng_uniform(&r, 200, (uint64_t)i);
+    for (int64_t i = 0; i < L * mc.intermediate; i++) p->im[i] = 0.5f + dapt_rng_uniform(&r, 201, (uint64_t)i);
+    for (int64_t i = 0; i < L * H; i++) p->om[i] = 0.5f + dapt_rng_uniform(&r, 202, (uint64_t)i);
+    for (int64_t i = 0; i < T * H; i++) {
+        p->delta[i] = 0.05f * dapt_rng_normal(&r, 203, (uint64_t)i);
+        p->R[i] = 0.3f * dapt_rng_normal(&r, 204, (uint64_t)i);
+    }
+    dapt_workspace_spec spec = {p->B, p->S, 0, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&p->m, &spec, &p->ws) == DAPT_OK);
+    p->opts.train = 1;
+    p->opts.seed = 77;
+    p->opts.step = 3;
+    p->opts.embedding_delta = p->delta;
+}
+
+static void teardown(problem *p)
+{
+    dapt_workspace_free(p->ws);
+    dapt_model_free(&p->m);
+    free(p->hm);
+    free(p->im);
+    free(p->om);
+    free(p->delta);
+    free(p->R);
+}
+
+static double objective(problem *p)
+{
+    dapt_batch b = {p->B, p->S, p->ids, p->mask, p->tt, p->labels, p->cls, 10};
+    dapt_unit_masks um = {p->hm, p->im, p->om};
+    CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, &um, &p->opts) == DAPT_OK);
+    double j = dapt_ws_loss(p->ws);
+    const float *h = dapt_ws_last_hidden(p->ws);
+    for (int64_t i = 0; i < p->B * p->S * p->m.config.hidden; i++) j += (double)p->R[i] * h[i];
+    return j;
+}
+
+static double worst_rel = 0.0;
+static int checked = 0;
+
+/* Directional check of gradient g of the n floats at x; rows listed in
+ * skip_rows (of width `width`) are left out of the direction. */
+static void check_direction(problem *p, const char *what, float *x, const float *g, size_t n, uint64_t salt,
+                            size_t width, const int64_t *skip_rows, int nskip)
+{
+    dapt_rng r = dapt_rng_make(11, DAPT_RNG_TEST, salt);
+    float *v = malloc(n * sizeof *v), *x0 = malloc(n * sizeof *x0);
+    double norm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = dapt_rng_normal(&r, 0, i);
+        for (int k = 0; k < nskip; k++)
+            if (i / width == (size_t)skip_rows[k]) v[i] = 0.0f;
+        norm += (double)v[i] * v[i];
+    }
+    double analytic = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (float)(v[i] / sqrt(norm));
+        analytic += (double)g[i] * v[i];
+    }
+    memcpy(x0, x, n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = x0[i] + (float)EPS * v[i];
+    double jp = objective(p);
+    for (size_t i = 0; i < n; i++) x[i] = x0[i] - (float)EPS * v[i];
+    double jm = objective(p);
+    memcpy(x, x0, n * sizeof *x);
+    double fd = (jp - jm) / (2 * EPS);
+    double err = fabs(fd - analytic), tol = TOL_ABS + TOL_REL * fabs(analytic);
+    double rel = err / fmax(fabs(analytic), 1e-30);
+    if (fabs(analytic) >= 0.01 && rel > worst_rel) worst_rel = rel;
+    checked++;
+    if (err > tol) fprintf(stderr, "  %-28s analytic %+.6f  fd %+.6f  rel err %.2e\n", what, analytic, fd, rel);
+    CU_ASSERT(err <= tol);
+    free(v);
+    free(x0);
+}
+
+static void run(dapt_arch arch)
+{
+    problem p;
+    setup(&p, arch);
+    dapt_model *m = &p.m;
+    const dapt_model_config *mc = &m->config;
+    const int64_t L = mc->layers, H = mc->hidden, T = p.B * p.S;
+    (void)objective(&p);
+    float *ghm = calloc((size_t)(L * mc->heads), sizeof(float));
+    float *gim = calloc((size_t)(L * mc->intermediate), sizeof(float));
+    float *gom = calloc((size_t)(L * H), sizeof(float));
+    dapt_unit_mask_grads mg = {ghm, gim, gom};
+    dapt_model_zero_grads(m);
+    CU_ASSERT_FATAL(dapt_model_backward(m, p.ws, 1.0, p.R, &mg) == DAPT_OK);
+    float *gparams = malloc(m->table.total * sizeof(float));
+    memcpy(gparams, m->grads, m->table.total * sizeof(float));
+    float *gdelta = malloc((size_t)(T * H) * sizeof(float));
+    memcpy(gdelta, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float));
+
+    for (size_t i = 0; i < m->table.count; i++) {
+        const dapt_tensor *t = &m->table.tensors[i];
+        /* RoBERTa's classifier reads <s>, not the pooler: its gradient is
+         * exactly zero, checked below instead. */
+        if (arch == DAPT_ARCH_ROBERTA && !strncmp(t->name, "pooler.", 7)) {
+            for (size_t e = 0; e < t->numel; e++) CU_ASSERT_EQUAL(gparams[t->offset + e], 0.0f);
+            continue;
+        }
+        /* The key bias shifts every score of a query row by the same amount,
+         * which softmax ignores: its gradient is exactly zero. */
+        if (strstr(t->name, "attn.k.bias")) {
+            for (size_t e = 0; e < t->numel; e++) CU_ASSERT(fabsf(gparams[t->offset + e]) < 1e-6f);
+            continue;
+        }
+        /* nn.Embedding(padding_idx) semantics: the padding row is used in
+         * forward but gets no gradient from the lookup, so the true
+         * derivative differs there by design; leave it out of the direction. */
+        int64_t pad = mc->pad_token_id;
+        int skip = !strcmp(t->name, "embeddings.word") ||
+                   (arch == DAPT_ARCH_ROBERTA && !strcmp(t->name, "embeddings.position"));
+        check_direction(&p, t->name, m->params + t->offset, gparams + t->offset, t->numel, i,
+                        (size_t)t->shape[1], &pad, skip);
+    }
+    check_direction(&p, "head mask", p.hm, ghm, (size_t)(L * mc->heads), 1000, 1, NULL, 0);
+    check_direction(&p, "intermediate mask", p.im, gim, (size_t)(L * mc->intermediate), 1001, 1, NULL, 0);
+    check_direction(&p, "output mask", p.om, gom, (size_t)(L * H), 1002, 1, NULL, 0);
+    check_direction(&p, "embedding delta", p.delta, gdelta, (size_t)(T * H), 1003, 1, NULL, 0);
+    free(ghm);
+    free(gim);
+    free(gom);
+    free(gparams);
+    free(gdelta);
+    teardown(&p);
+}
+
+static void test_bert_fd(void) { run(DAPT_ARCH_BERT); }
+static void test_roberta_fd(void) { run(DAPT_ARCH_ROBERTA); }
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    printf(" [max diff %.3g]", d);
+    return d;
+}
+
+/* Dropout masks depend on the global sample index, not on the row. */
+static void test_dropout_keyed_by_sample(void)
+{
+    problem p;
+    setup(&p, DAPT_ARCH_BERT);
+    const int64_t S = p.S, H = p.m.config.hidden;
+    dapt_batch all = {3, S, p.ids, p.mask, p.tt, NULL, NULL, 10};
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &all, NULL, &p.opts) == DAPT_OK);
+    float *ref = malloc((size_t)(S * H) * sizeof(float));
+    memcpy(ref, dapt_ws_last_hidden(p.ws) + 2 * S * H, (size_t)(S * H) * sizeof(float));
+    /* Sample 12 alone (global index 12 = row 2 of the batch above). */
+    dapt_batch one = {1, S, p.ids + 2 * S, p.mask + 2 * S, p.tt + 2 * S, NULL, NULL, 12};
+    p.opts.embedding_delta = NULL;
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &all, NULL, &p.opts) == DAPT_OK);
+    memcpy(ref, dapt_ws_last_hidden(p.ws) + 2 * S * H, (size_t)(S * H) * sizeof(float));
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &one, NULL, &p.opts) == DAPT_OK);
+    /* Same masks; sgemm may round differently for another row count, so
+     * allow float noise (a different mask changes values by O(0.1)). */
+    CU_ASSERT(max_diff(ref, dapt_ws_last_hidden(p.ws), (size_t)(S * H)) < 1e-5);
+    /* Another step draws other masks. */
+    p.opts.step = 4;
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &one, NULL, &p.opts) == DAPT_OK);
+    CU_ASSERT(max_diff(ref, dapt_ws_last_hidden(p.ws), (size_t)(S * H)) > 1e-2);
+    free(ref);
+    teardown(&p);
+}
+
+static void test_rejects_bad_batches(void)
+{
+    problem p;
+    setup(&p, DAPT_ARCH_BERT);
+    dapt_batch b = {3, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 0};
+    p.ids[5] = 29;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_ERR_ARG);
+    CU_ASSERT(strstr(dapt_error_message(), "input_ids[0][5]") != NULL);
+    p.ids[5] = 3;
+    p.labels[7] = 400;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_ERR_ARG);
+    p.labels[7] = DAPT_IGNORE_LABEL;
+    p.cls[1] = 3;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_ERR_ARG);
+    p.cls[1] = 0;
+    b.batch = 4;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_ERR_ARG);
+    b.batch = 3;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_OK);
+    /* Sized for 2 MLM rows: the batch has more. */
+    dapt_workspace *small = NULL;
+    dapt_workspace_spec spec = {3, p.S, 2, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&p.m, &spec, &small) == DAPT_OK);
+    CU_ASSERT(dapt_model_forward(&p.m, small, &b, NULL, NULL) == DAPT_ERR_ARG);
+    dapt_workspace_free(small);
+    /* Backward needs a training workspace. */
+    spec.training = 0;
+    spec.max_mlm_rows = 0;
+    CU_ASSERT_FATAL(dapt_workspace_create(&p.m, &spec, &small) == DAPT_OK);
+    CU_ASSERT(dapt_model_forward(&p.m, small, &b, NULL, NULL) == DAPT_OK);
+    CU_ASSERT(dapt_model_backward(&p.m, small, 1.0, NULL, NULL) == DAPT_ERR_ARG);
+    dapt_workspace_free(small);
+    teardown(&p);
+}
+
+static void test_init_random(void)
+{
+    problem p;
+    setup(&p, DAPT_ARCH_ROBERTA);
+    dapt_model m2;
+    CU_ASSERT_FATAL(dapt_model_create(&p.m.config, &m2) == DAPT_OK);
+    dapt_model_init_random(&m2, 42);
+    const int64_t H = m2.config.hidden;
+    const float *word = dapt_model_param(&m2, "embeddings.word");
+    const float *pos = dapt_model_param(&m2, "embeddings.position");
+    for (int64_t j = 0; j < H; j++) {
+        CU_ASSERT_EQUAL(word[1 * H + j], 0.0f); /* RoBERTa pad = 1 */
+        CU_ASSERT_EQUAL(pos[1 * H + j], 0.0f);
+        CU_ASSERT_EQUAL(dapt_model_param(&m2, "layer.0.attn.ln.weight")[j], 1.0f);
+        CU_ASSERT_EQUAL(dapt_model_param(&m2, "layer.0.attn.ln.bias")[j], 0.0f);
+        CU_ASSERT_EQUAL(dapt_model_param(&m2, "layer.1.ffn.out.bias")[j], 0.0f);
+    }
+    /* Sample std of a weight matrix ~ initializer_range (0.3). */
+    const dapt_tensor *t = dapt_param_find(&m2.table, "layer.1.ffn.in.weight");
+    double s2 = 0.0;
+    for (size_t e = 0; e < t->numel; e++) s2 += (double)m2.params[t->offset + e] * m2.params[t->offset + e];
+    double sd = sqrt(s2 / (double)t->numel);
+    CU_ASSERT(fabs(sd - 0.3) < 0.03); /* 240 samples: sd of the estimate ~0.014 */
+    dapt_model_free(&m2);
+    teardown(&p);
+}
+
+static void test_report(void)
+{
+    printf("\n  %d directional derivatives, worst relative error %.3g\n", checked, worst_rel);
+    CU_ASSERT(checked > 40);
+}
+
+DAPT_TEST_MAIN("model gradients", {"BERT: finite differences, train mode", test_bert_fd},
+               {"RoBERTa: finite differences, train mode", test_roberta_fd},
+               {"dropout keyed by global sample", test_dropout_keyed_by_sample},
+               {"bad batches refused", test_rejects_bad_batches},
+               {"random initialisation", test_init_random}, {"summary", test_report})
