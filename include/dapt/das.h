@@ -1,0 +1,122 @@
+/* DGA / DAS building blocks: unit importance, soft-masked gradients and the
+ * general-vs-full contrastive loss (Ke et al., EMNLP 2022; ICLR 2023).
+ *
+ * Units are the engine's unit masks (model.h): attention heads [layers,
+ * heads], FFN intermediate neurons [layers, intermediate] and FFN output
+ * neurons [layers, hidden].  Importance of a unit is the gradient of a proxy
+ * loss with respect to its mask variable g (= 1), accumulated over batches
+ * and divided by the number of tokens seen.
+ *
+ * Layout invariance: every batch's unit gradients are summed over the data
+ * communicator before they are accumulated, so both accumulation modes (the
+ * reference code's signed sum and the paper's sum of absolute values) give
+ * the same numbers for any number of data ranks.  The reference code instead
+ * averages per-rank ratios, which changes with the layout; see
+ * docs/algorithms.md.
+ *
+ * Collective functions say so; the rest run on the calling process only. */
+#ifndef DAPT_DAS_H
+#define DAPT_DAS_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/model.h"
+#include "dapt/params.h"
+#include "dapt/status.h"
+
+typedef enum {
+    DAPT_IMPORTANCE_SIGNED = 0,  /* sum of batch gradients (ContinualLM code) */
+    DAPT_IMPORTANCE_ABSOLUTE = 1 /* sum of |batch gradient| (the papers) */
+} dapt_importance_mode;
+
+/* Unit kinds, in the order they are stored and written. */
+typedef enum { DAPT_UNIT_HEAD = 0, DAPT_UNIT_INTERMEDIATE = 1, DAPT_UNIT_OUTPUT = 2, DAPT_UNIT_KINDS = 3 } dapt_unit_kind;
+
+/* Name of a unit kind as used in files: "head", "intermediate", "output". */
+const char *dapt_unit_kind_name(dapt_unit_kind kind);
+
+typedef struct dapt_importance {
+    dapt_importance_mode mode;
+    int64_t layers;
+    int64_t units[DAPT_UNIT_KINDS]; /* per layer: heads, intermediate, hidden */
+    double *sum[DAPT_UNIT_KINDS];   /* [layers * units[k]] accumulated gradients */
+    float *batch[DAPT_UNIT_KINDS];  /* [layers * units[k]] scratch for one batch */
+    double tokens;                  /* tokens accumulated (global) */
+    int64_t batches;
+} dapt_importance;
+
+/* Allocates zeroed accumulators sized from the model configuration. */
+dapt_status dapt_importance_create(const dapt_model_config *mc, dapt_importance_mode mode,
+                                   dapt_importance *imp);
+void dapt_importance_free(dapt_importance *imp);
+
+/* The engine's gradient outputs pointing at imp->batch (zeroed): pass it to
+ * dapt_model_backward, then call dapt_importance_add_batch. */
+dapt_unit_mask_grads dapt_importance_batch_grads(dapt_importance *imp);
+void dapt_importance_zero_batch(dapt_importance *imp);
+
+/* Collective over comm (the data-parallel communicator; MPI_COMM_SELF for a
+ * single process): sums this batch's unit gradients and token counts over
+ * the ranks, then adds them (signed or absolute) to the accumulators. */
+dapt_status dapt_importance_add_batch(dapt_importance *imp, double local_tokens, MPI_Comm comm);
+
+/* Raw importance of one kind: sum / tokens, [layers * units[kind]].  Fails
+ * when no token was accumulated. */
+dapt_status dapt_importance_raw(const dapt_importance *imp, dapt_unit_kind kind, float *out);
+
+/* Per-layer normalisation: z = (x - mean) / std over the layer's units (std
+ * with n - 1, as torch.std), then |tanh(z)|, in [0, 1].  A layer whose units
+ * are all equal (std 0) gets importance 0.  in and out may alias. */
+void dapt_importance_normalize(const float *in, int64_t layers, int64_t units, float *out);
+
+/* acc[i] = max(acc[i], src[i]): importances from several sources. */
+void dapt_importance_combine_max(float *acc, const float *src, size_t n);
+
+typedef enum {
+    DAPT_SOFTMASK_PAPER = 0,     /* rows of Q/K/V (+bias) and columns of attn.out per head */
+    DAPT_SOFTMASK_REFERENCE = 1  /* ContinualLM: Q/K/V weight columns and every attention
+                                  * bias scaled by the per-head vector broadcast over the
+                                  * hidden dimension (mixes heads) */
+} dapt_softmask_style;
+
+/* Multiplies gradients by (1 - importance) unit by unit, in place:
+ *   head h of layer l: rows h*d..(h+1)*d-1 of layer.l.attn.{q,k,v}.weight and
+ *     .bias, columns h*d..(h+1)*d-1 of layer.l.attn.out.weight
+ *   intermediate neuron i: row i of layer.l.ffn.in.weight and .bias[i]
+ *   output neuron j: row j of layer.l.ffn.out.weight and .bias[j]
+ * Any of the importance arrays may be NULL (that kind is left alone).
+ * Embeddings, LayerNorms and heads are never touched.  grads is the flat
+ * gradient buffer described by table. */
+dapt_status dapt_softmask_apply(const dapt_model_config *mc, const dapt_param_table *table, float *grads,
+                                const float *head, const float *intermediate, const float *output,
+                                dapt_softmask_style style);
+
+/* Mean over the sequence of hidden states, padding excluded:
+ * out[b, :] = sum_s mask[b,s] h[b,s,:] / sum_s mask[b,s] (a row with no token
+ * gives zeros).  mask may be NULL (all ones). */
+void dapt_mean_pool_forward(const float *hidden, const int32_t *mask, int64_t batch, int64_t seq_len,
+                            int64_t dim, float *out);
+/* d_hidden[b,s,:] += mask[b,s] d_out[b,:] / sum_s mask[b,s]. */
+void dapt_mean_pool_backward(const float *d_out, const int32_t *mask, int64_t batch, int64_t seq_len,
+                             int64_t dim, float *d_hidden);
+
+/* The DAS contrastive loss (InfoNCE with cosine similarity / tau) over the
+ * global batch of N = sum of every rank's n rows:
+ *   L = -(1/N) sum_i log( e^{s(z1_i, z2_i)} /
+ *            (sum_j e^{s(z1_i, z2_j)} + sum_j e^{s(z1_i, z3_j)}) ),
+ *   s(a, b) = cos(a, b) / tau,
+ * anchors z1 (full view, dropout pass 1), positives z2 (full view, pass 2),
+ * negatives every other z2_j and every z3_j (the importance-masked "general"
+ * view), z3_i included.
+ * Collective over comm (the data-parallel communicator): each rank passes
+ * its own n rows [n, dim]; z2 and z3 are gathered, and the gradients that
+ * belong to other ranks' rows are sent back, so d_z1, d_z2, d_z3 ([n, dim],
+ * overwritten; any may be NULL) are this rank's rows of dL/dz.  Returns the
+ * global loss (the same on every rank) in *loss. */
+dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float *z3, int64_t n, int64_t dim,
+                                  double tau, MPI_Comm comm, double *loss, float *d_z1, float *d_z2,
+                                  float *d_z3);
+
+#endif
