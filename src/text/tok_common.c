@@ -1,0 +1,256 @@
+/* Hash tables, UTF-8 helpers and byte buffers for the tokenizers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+
+/* FNV-1a: short keys, good enough spread for power-of-two tables. */
+uint32_t tok_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+static size_t table_size(size_t n)
+{
+    size_t sz = 64;
+    while (sz < 2 * n + 16) sz <<= 1;
+    return sz;
+}
+
+dapt_status tok_vocab_init(tok_vocab *v, size_t n_ids, size_t n_tokens_hint)
+{
+    memset(v, 0, sizeof *v);
+    size_t sz = table_size(n_tokens_hint > n_ids ? n_tokens_hint : n_ids);
+    DAPT_CHECK(dapt_calloc((void **)&v->tokens, n_ids ? n_ids : 1, sizeof *v->tokens, "vocabulary"));
+    DAPT_CHECK(dapt_calloc((void **)&v->lens, n_ids ? n_ids : 1, sizeof *v->lens, "vocabulary"));
+    DAPT_CHECK(dapt_calloc((void **)&v->slots, sz, sizeof *v->slots, "vocabulary table"));
+    DAPT_CHECK(dapt_calloc((void **)&v->slot_hash, sz, sizeof *v->slot_hash, "vocabulary table"));
+    v->n = n_ids;
+    v->mask = sz - 1;
+    return DAPT_OK;
+}
+
+int32_t tok_vocab_find(const tok_vocab *v, const char *s, size_t n)
+{
+    uint32_t h = tok_hash(s, n);
+    for (size_t i = h & v->mask;; i = (i + 1) & v->mask) {
+        uint32_t slot = v->slots[i];
+        if (!slot) return -1;
+        uint32_t id = slot - 1;
+        if (v->slot_hash[i] == h && v->lens[id] == n && memcmp(v->tokens[id], s, n) == 0)
+            return (int32_t)id;
+    }
+}
+
+dapt_status tok_vocab_set(tok_vocab *v, int32_t id, const char *tok, size_t len)
+{
+    if (id < 0 || (size_t)id >= v->n)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "vocabulary id %d outside 0..%zu", id, v->n);
+    if (len > UINT32_MAX) return DAPT_ERROR(DAPT_ERR_FORMAT, "token of %zu bytes", len);
+    char *copy = NULL;
+    DAPT_CHECK(dapt_alloc((void **)&copy, len + 1, "token"));
+    memcpy(copy, tok, len);
+    copy[len] = '\0';
+    free(v->tokens[id]);
+    v->tokens[id] = copy;
+    v->lens[id] = (uint32_t)len;
+    if (len > v->max_len) v->max_len = len;
+    uint32_t h = tok_hash(tok, len);
+    for (size_t i = h & v->mask;; i = (i + 1) & v->mask) {
+        uint32_t slot = v->slots[i];
+        if (slot && v->slot_hash[i] == h && v->lens[slot - 1] == len &&
+            memcmp(v->tokens[slot - 1], tok, len) == 0) {
+            v->slots[i] = (uint32_t)id + 1; /* later duplicate wins */
+            return DAPT_OK;
+        }
+        if (!slot) {
+            v->slots[i] = (uint32_t)id + 1;
+            v->slot_hash[i] = h;
+            return DAPT_OK;
+        }
+    }
+}
+
+void tok_vocab_free(tok_vocab *v)
+{
+    if (v->tokens)
+        for (size_t i = 0; i < v->n; i++) free(v->tokens[i]);
+    free(v->tokens);
+    free(v->lens);
+    free(v->slots);
+    free(v->slot_hash);
+    memset(v, 0, sizeof *v);
+}
+
+dapt_status tok_strmap_init(tok_strmap *m, size_t capacity_hint)
+{
+    memset(m, 0, sizeof *m);
+    size_t sz = table_size(capacity_hint);
+    DAPT_CHECK(dapt_calloc((void **)&m->keys, sz, sizeof *m->keys, "string table"));
+    DAPT_CHECK(dapt_calloc((void **)&m->klens, sz, sizeof *m->klens, "string table"));
+    DAPT_CHECK(dapt_calloc((void **)&m->ids, sz, sizeof *m->ids, "string table"));
+    DAPT_CHECK(dapt_calloc((void **)&m->hashes, sz, sizeof *m->hashes, "string table"));
+    m->mask = sz - 1;
+    return DAPT_OK;
+}
+
+/* Keys are borrowed (they point into vocabulary strings that outlive m). */
+dapt_status tok_strmap_put(tok_strmap *m, const char *key, size_t n, int32_t id)
+{
+    if (2 * (m->count + 1) > m->mask + 1)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "string table sized too small");
+    uint32_t h = tok_hash(key, n);
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (!m->keys[i]) {
+            m->keys[i] = key;
+            m->klens[i] = (uint32_t)n;
+            m->ids[i] = id;
+            m->hashes[i] = h;
+            m->count++;
+            if (n > m->max_len) m->max_len = n;
+            return DAPT_OK;
+        }
+        if (m->hashes[i] == h && m->klens[i] == n && memcmp(m->keys[i], key, n) == 0) {
+            m->ids[i] = id;
+            return DAPT_OK;
+        }
+    }
+}
+
+int32_t tok_strmap_find(const tok_strmap *m, const char *s, size_t n)
+{
+    uint32_t h = tok_hash(s, n);
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (!m->keys[i]) return -1;
+        if (m->hashes[i] == h && m->klens[i] == n && memcmp(m->keys[i], s, n) == 0) return m->ids[i];
+    }
+}
+
+void tok_strmap_free(tok_strmap *m)
+{
+    free(m->keys);
+    free(m->klens);
+    free(m->ids);
+    free(m->hashes);
+    memset(m, 0, sizeof *m);
+}
+
+size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
+{
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = (int32_t)c;
+        return 1;
+    }
+    size_t len;
+    int32_t v, min;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    *cp = v;
+    return len;
+}
+
+size_t tok_utf8_encode(int32_t cp, char *out)
+{
+    unsigned char *o = (unsigned char *)out;
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t tok_utf8_validate(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII eight bytes at a time: most text is mostly ASCII. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        if (u[i] < 0x80) { i++; continue; }
+        int32_t cp;
+        size_t k = tok_utf8_decode(u + i, n - i, &cp);
+        if (!k) return i;
+        i += k;
+    }
+    return n;
+}
+
+dapt_status tok_buf_reserve(tok_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap) return DAPT_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow a text buffer to %zu bytes", cap);
+    b->data = p;
+    b->cap = cap;
+    return DAPT_OK;
+}
+
+dapt_status tok_buf_append(tok_buf *b, const char *s, size_t n)
+{
+    DAPT_CHECK(tok_buf_reserve(b, n));
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return DAPT_OK;
+}
+
+void tok_buf_free(tok_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+dapt_status dapt_ids_reserve(dapt_ids *ids, size_t extra)
+{
+    if (ids->len + extra <= ids->cap) return DAPT_OK;
+    size_t cap = ids->cap ? ids->cap : 64;
+    while (cap < ids->len + extra) cap *= 2;
+    int32_t *p = realloc(ids->data, cap * sizeof *p);
+    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow an id buffer to %zu ids", cap);
+    ids->data = p;
+    ids->cap = cap;
+    return DAPT_OK;
+}
+
+dapt_status dapt_ids_push(dapt_ids *ids, int32_t id)
+{
+    if (ids->len == ids->cap) DAPT_CHECK(dapt_ids_reserve(ids, 1));
+    ids->data[ids->len++] = id;
+    return DAPT_OK;
+}
+
+void dapt_ids_free(dapt_ids *ids)
+{
+    free(ids->data);
+    memset(ids, 0, sizeof *ids);
+}
