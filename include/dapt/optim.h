@@ -1,0 +1,115 @@
+/* The optimizer: AdamW, learning-rate schedules, global-norm gradient
+ * clipping and gradient accumulation.
+ *
+ * Semantics follow PyTorch's torch.optim.AdamW (1.13, single-tensor path)
+ * and Hugging Face's schedules, so that a dapt run follows the trajectory of
+ * the same run in transformers' Trainer (docs/optim.md has the equations):
+ *   t += 1
+ *   p *= 1 - lr * wd                       (decoupled decay; 0 for NO_DECAY)
+ *   m  = b1 m + (1 - b1) g
+ *   v  = b2 v + (1 - b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Arithmetic is float32 with the scalar coefficients computed in double and
+ * rounded once, as PyTorch does.
+ *
+ * Every function works on flat buffers laid out by a dapt_param_table
+ * (params, grads, m and v share the table's offsets) and takes a float range
+ * [begin, end) of that buffer: only elements of tensors inside the range are
+ * touched, so a rank can update the shard it owns (a tensor subset, or a
+ * slice of the buffer cutting through tensors) and the padding between
+ * tensors is never read.  Use 0 and table->total for everything.
+ *
+ * Nothing here is collective.  Gradient clipping over ranks is split in two
+ * so that the caller reduces the sum of squares itself:
+ *   local = dapt_grad_sumsq(...);  MPI_Allreduce(local -> total, SUM);
+ *   scale = dapt_grad_clip_scale(total, max_norm, &norm);
+ *   dapt_grad_scale(..., scale);
+ * Loops are threaded with OpenMP and vectorisable. */
+#ifndef DAPT_OPTIM_H
+#define DAPT_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/config.h"
+#include "dapt/params.h"
+#include "dapt/status.h"
+
+typedef struct dapt_adamw {
+    double beta1, beta2, eps, weight_decay;
+    int64_t step; /* optimizer steps taken so far (PyTorch's state["step"]) */
+} dapt_adamw;
+
+/* Hyper-parameters from [train] (adam_beta1, adam_beta2, adam_eps,
+ * weight_decay); step 0. */
+void dapt_adamw_from_config(const dapt_config *cfg, dapt_adamw *opt);
+
+/* Checks ranges (0 <= beta < 1, eps >= 0, weight_decay >= 0); names the
+ * offending field. */
+dapt_status dapt_adamw_validate(const dapt_adamw *opt);
+
+/* One AdamW update with learning rate lr on the elements of [begin, end)
+ * (floats of the flat buffers).  Tensors flagged DAPT_TENSOR_NO_DECAY get no
+ * weight decay.  m and v start as zeros.  Does not advance opt->step: call
+ * dapt_adamw_advance once per optimizer step, before the updates of that
+ * step (all shards of one step use the same t). */
+dapt_status dapt_adamw_update(const dapt_adamw *opt, double lr, const dapt_param_table *table,
+                              size_t begin, size_t end, float *params, const float *grads,
+                              float *m, float *v);
+
+/* opt->step += 1; returns the new step (the t of this step's updates). */
+int64_t dapt_adamw_advance(dapt_adamw *opt);
+
+/* Learning-rate schedules, as transformers' get_linear_schedule_with_warmup
+ * and get_constant_schedule_with_warmup: lr(s) = base * f(s) where s is the
+ * number of optimizer steps already taken (the first step uses s = 0, so
+ * with warm-up it runs with lr 0, exactly like the Trainer). */
+typedef enum { DAPT_SCHEDULE_LINEAR = 0, DAPT_SCHEDULE_CONSTANT = 1 } dapt_schedule_kind;
+
+typedef struct dapt_lr_schedule {
+    dapt_schedule_kind kind;
+    double base_lr;
+    int64_t warmup_steps, total_steps;
+} dapt_lr_schedule;
+
+/* From [train] lr, schedule, steps, warmup_steps, warmup_ratio; warm-up steps
+ * are warmup_steps if > 0, else ceil(warmup_ratio * steps) (the Trainer's
+ * rule). */
+dapt_status dapt_lr_schedule_from_config(const dapt_config *cfg, dapt_lr_schedule *s);
+
+/* Learning rate for step s (0-based); s < 0 is treated as 0. */
+double dapt_lr_at(const dapt_lr_schedule *s, int64_t step);
+
+/* Sum of squares of the gradients in [begin, end), accumulated in double.
+ * The global norm is sqrt of the sum over all shards and ranks. */
+double dapt_grad_sumsq(const dapt_param_table *table, size_t begin, size_t end,
+                       const float *grads);
+
+/* Clipping factor from the global sum of squares, as
+ * torch.nn.utils.clip_grad_norm_: norm = sqrt(sumsq); factor =
+ * min(1, max_norm / (norm + 1e-6)).  max_norm <= 0 disables clipping
+ * (factor 1).  *norm (if not NULL) receives the pre-clipping norm, which is
+ * NaN or Inf when a gradient is; the factor is then NaN too (the caller
+ * checks the norm and skips the step). */
+float dapt_grad_clip_factor(double global_sumsq, double max_norm, double *norm);
+
+/* grads[i] *= factor on [begin, end). */
+void dapt_grad_scale(const dapt_param_table *table, size_t begin, size_t end, float *grads,
+                     float factor);
+
+/* Single-process clipping: sum of squares, factor and scaling over the
+ * whole buffer; returns the pre-clipping norm in *norm. */
+void dapt_grad_clip(const dapt_param_table *table, float *grads, double max_norm, double *norm);
+
+/* Gradient accumulation over micro-batches: acc[i] += g[i] on [begin, end)
+ * (the first micro-batch may instead be copied or the accumulator zeroed
+ * with dapt_grad_zero).  Averaging over k micro-batches is
+ * dapt_grad_scale(..., 1.0f / k), which matches Hugging Face's loss / k
+ * before backward up to float rounding. */
+void dapt_grad_accumulate(const dapt_param_table *table, size_t begin, size_t end, float *acc,
+                          const float *g);
+
+/* acc[i] = 0 on [begin, end) (the padding is zeroed too). */
+void dapt_grad_zero(size_t begin, size_t end, float *acc);
+
+#endif
