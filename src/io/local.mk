@@ -1,2 +1,2 @@
 # src/io: parallel HDF5 helpers, safetensors, model files, Hugging Face import/export.
-libdapt_a_SOURCES += src/io/h5io.c
+libdapt_a_SOURCES += src/io/h5io.c src/io/fsio.c src/io/safetensors.c

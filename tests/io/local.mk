@@ -1,7 +1,10 @@
 # tests/io: HDF5 helpers, safetensors, model files, Hugging Face import/export.
-check_PROGRAMS += tests/io/test_h5io
+check_PROGRAMS += tests/io/test_h5io tests/io/test_safetensors
 tests_io_test_h5io_SOURCES = tests/io/test_h5io.c
 tests_io_test_h5io_CFLAGS = $(TEST_CFLAGS)
 tests_io_test_h5io_LDADD = $(TEST_LIBS)
-TESTS += tests/io/test_h5io tests/io/h5io_ranks.test
+tests_io_test_safetensors_SOURCES = tests/io/test_safetensors.c
+tests_io_test_safetensors_CFLAGS = $(TEST_CFLAGS)
+tests_io_test_safetensors_LDADD = $(TEST_LIBS)
+TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors
 EXTRA_DIST += tests/io/h5io_ranks.test

@@ -1,0 +1,46 @@
+/* Plain-file helpers for outputs that are not HDF5 (safetensors, exported
+ * Hugging Face directories) and for reading small inputs whole.
+ *
+ * Outputs follow the same rule as HDF5 files: written under a temporary
+ * name in the destination directory, fsync'd, renamed into place, the
+ * directory fsync'd; an existing output is refused unless force.  Nothing
+ * here is collective: callers run these on one rank. */
+#ifndef DAPT_FSIO_H
+#define DAPT_FSIO_H
+
+#include <stddef.h>
+
+#include "dapt/status.h"
+
+/* Reads a whole file (at most max_bytes) into a malloc'd buffer with a
+ * terminating NUL after the data (not counted in *len). */
+dapt_status dapt_fs_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
+
+/* 1 if something exists at path. */
+int dapt_fs_exists(const char *path);
+
+/* Writes len bytes to path through "path.tmp.<pid>", fsync, rename. */
+dapt_status dapt_fs_write_atomic(const char *path, const void *data, size_t len, int force);
+
+/* Writes the whole buffer to fd (retrying short writes); path for messages. */
+dapt_status dapt_fs_write_all(int fd, const void *data, size_t len, const char *path);
+
+/* fsync of a file or directory by name. */
+dapt_status dapt_fs_sync(const char *path, int directory);
+
+/* Parent directory of path ("." when none) into dir. */
+void dapt_fs_parent(const char *path, char *dir, size_t len);
+
+/* Removes a file or a directory tree (used on temporary outputs). */
+dapt_status dapt_fs_remove_tree(const char *path);
+
+/* Makes a fresh temporary directory "final.tmp.<pid>" next to final,
+ * refusing (DAPT_ERR_EXISTS) when final exists and force is 0. */
+dapt_status dapt_fs_temp_dir(const char *final, int force, char *tmp, size_t len);
+
+/* Moves a completed temporary directory into place: fsyncs it, renames an
+ * existing final aside (force), renames tmp to final, fsyncs the parent and
+ * removes the old copy.  On failure the old output is left in place. */
+dapt_status dapt_fs_publish_dir(const char *tmp, const char *final, int force);
+
+#endif

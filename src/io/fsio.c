@@ -1,0 +1,169 @@
+/* Plain-file helpers (see include/dapt/fsio.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "dapt/fsio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+dapt_status dapt_fs_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((size_t)sb.st_size > max_bytes) {
+        close(fd);
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %lld bytes, more than the %zu allowed", path,
+                          (long long)sb.st_size, max_bytes);
+    }
+    size_t n = (size_t)sb.st_size;
+    unsigned char *buf = NULL;
+    dapt_status st = dapt_alloc((void **)&buf, n + 1, path);
+    if (st != DAPT_OK) {
+        close(fd);
+        return st;
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            st = DAPT_ERROR(DAPT_ERR_IO, "%s: read failed after %zu of %zu bytes: %s", path, got, n,
+                            r < 0 ? strerror(errno) : "unexpected end of file");
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    if (st != DAPT_OK) {
+        free(buf);
+        return st;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return DAPT_OK;
+}
+
+int dapt_fs_exists(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+dapt_status dapt_fs_write_all(int fd, const void *data, size_t len, const char *path)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        size_t chunk = len > ((size_t)1 << 30) ? (size_t)1 << 30 : len;
+        ssize_t w = write(fd, p, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "no progress");
+        p += w;
+        len -= (size_t)w;
+    }
+    return DAPT_OK;
+}
+
+dapt_status dapt_fs_sync(const char *path, int directory)
+{
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open to sync: %s", path, strerror(errno));
+    int rc = fsync(fd), err = errno;
+    close(fd);
+    /* Some file systems refuse fsync on directories; the rename stays atomic. */
+    if (rc != 0 && !(directory && (err == EINVAL || err == EBADF)))
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: fsync failed: %s", path, strerror(err));
+    return DAPT_OK;
+}
+
+void dapt_fs_parent(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == path) snprintf(dir, len, "/");
+    else snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+dapt_status dapt_fs_write_atomic(const char *path, const void *data, size_t len, int force)
+{
+    if (!force && dapt_fs_exists(path))
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", path);
+    char tmp[4200], dir[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    dapt_status st = dapt_fs_write_all(fd, data, len, tmp);
+    if (st == DAPT_OK && fsync(fd) != 0) st = DAPT_ERROR(DAPT_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && st == DAPT_OK)
+        st = DAPT_ERROR(DAPT_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == DAPT_OK && rename(tmp, path) != 0)
+        st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (st != DAPT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    dapt_fs_parent(path, dir, sizeof dir);
+    return dapt_fs_sync(dir, 1);
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 ? -1 : 0;
+}
+
+dapt_status dapt_fs_remove_tree(const char *path)
+{
+    if (!dapt_fs_exists(path)) return DAPT_OK;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return DAPT_OK;
+}
+
+dapt_status dapt_fs_temp_dir(const char *final, int force, char *tmp, size_t len)
+{
+    if (!force && dapt_fs_exists(final))
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", final);
+    int n = snprintf(tmp, len, "%s.tmp.%ld", final, (long)getpid());
+    if (n < 0 || (size_t)n >= len) return DAPT_ERROR(DAPT_ERR_ARG, "output path too long: %.80s...", final);
+    DAPT_CHECK(dapt_fs_remove_tree(tmp)); /* a leftover of an earlier process with our pid */
+    if (mkdir(tmp, 0755) != 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    return DAPT_OK;
+}
+
+dapt_status dapt_fs_publish_dir(const char *tmp, const char *final, int force)
+{
+    DAPT_CHECK(dapt_fs_sync(tmp, 1));
+    char old[4200] = "", dir[4096];
+    if (dapt_fs_exists(final)) {
+        if (!force) return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", final);
+        snprintf(old, sizeof old, "%s.old.%ld", final, (long)getpid());
+        DAPT_CHECK(dapt_fs_remove_tree(old));
+        if (rename(final, old) != 0)
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot move the old output aside: %s", final, strerror(errno));
+    }
+    if (rename(tmp, final) != 0) {
+        int err = errno;
+        if (old[0]) rename(old, final); /* put the old output back */
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot rename %s into place: %s", final, tmp, strerror(err));
+    }
+    dapt_fs_parent(final, dir, sizeof dir);
+    DAPT_CHECK(dapt_fs_sync(dir, 1));
+    if (old[0]) DAPT_CHECK(dapt_fs_remove_tree(old));
+    return DAPT_OK;
+}
