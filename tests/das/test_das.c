@@ -278,6 +278,49 @@ static void test_contrastive_finite_differences(void)
                     DAPT_ERR_ARG);
 }
 
+/* The token-axis KL proxy and its gradient match PyTorch (float64 from
+ * float32 inputs; dapt computes in double, returns float gradients). */
+static void test_token_kl_vs_torch(void)
+{
+    hid_t f = H5Fopen(dapt_test_path("tests/fixtures/das/contrastive.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    enum { B = 3, S = 5, H = 4, NE = B * S * H };
+    double student_d[NE], teacher_d[NE], mask_d[B * S], want_grad[NE], want_loss, T;
+    read_fixture(f, "kl_student", student_d);
+    read_fixture(f, "kl_teacher", teacher_d);
+    read_fixture(f, "kl_mask", mask_d);
+    read_fixture(f, "kl_d_student", want_grad);
+    read_fixture(f, "kl_loss", &want_loss);
+    hid_t a = H5Aopen(f, "kl_temperature", H5P_DEFAULT);
+    CU_ASSERT(H5Aread(a, H5T_NATIVE_DOUBLE, &T) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    float student[NE], teacher[NE], grad[NE];
+    int32_t mask[B * S];
+    for (int i = 0; i < NE; i++) {
+        student[i] = (float)student_d[i];
+        teacher[i] = (float)teacher_d[i];
+    }
+    for (int i = 0; i < B * S; i++) mask[i] = (int32_t)mask_d[i];
+    double loss = 0;
+    CU_ASSERT_EQUAL_FATAL(dapt_token_kl_loss(student, teacher, mask, B, S, H, T, &loss, grad), DAPT_OK);
+    CU_ASSERT_DOUBLE_EQUAL(loss, want_loss, 1e-9 + 1e-6 * fabs(want_loss));
+    int bad = 0;
+    for (int i = 0; i < NE; i++) bad += fabs(grad[i] - want_grad[i]) > 1e-6 + 1e-5 * fabs(want_grad[i]);
+    CU_ASSERT_EQUAL(bad, 0);
+    /* Padding positions get no gradient; identical inputs give zero loss
+     * (dropout must differ between the passes for the proxy to mean
+     * anything: the reference code's evaluation-mode passes are identical). */
+    CU_ASSERT_EQUAL(grad[(1 * S + 4) * H + 2], 0.0f);
+    CU_ASSERT_EQUAL(dapt_token_kl_loss(teacher, teacher, mask, B, S, H, T, &loss, NULL), DAPT_OK);
+    CU_ASSERT_DOUBLE_EQUAL(loss, 0.0, 1e-12);
+    /* Without a mask, padding positions take part (the reference's behaviour). */
+    double with_padding = 0;
+    CU_ASSERT_EQUAL(dapt_token_kl_loss(student, teacher, NULL, B, S, H, T, &with_padding, NULL), DAPT_OK);
+    CU_ASSERT(fabs(with_padding - want_loss) > 1e-3);
+    CU_ASSERT_EQUAL(dapt_token_kl_loss(student, teacher, mask, B, S, H, 0.0, &loss, NULL), DAPT_ERR_ARG);
+}
+
 DAPT_TEST_MAIN("das",
                {"normalisation by hand", test_normalize_by_hand},
                {"normalisation vs torch", test_normalize_vs_torch},
@@ -285,4 +328,5 @@ DAPT_TEST_MAIN("das",
                {"soft-masked gradients", test_softmask},
                {"mean pooling", test_mean_pool},
                {"contrastive loss vs PyTorch", test_contrastive_vs_torch},
-               {"contrastive loss finite differences", test_contrastive_finite_differences})
+               {"contrastive loss finite differences", test_contrastive_finite_differences},
+               {"token-axis KL proxy vs PyTorch", test_token_kl_vs_torch})
