@@ -1,0 +1,81 @@
+/* Training checkpoints in parallel HDF5: one file per checkpoint,
+ * DIR/step-%08d.h5, holding
+ *   /params/<name>              every parameter at its global shape (the
+ *                               model-file layout, so dapt export reads it)
+ *   /optim/exp_avg/<name>       AdamW first moment, same shape
+ *   /optim/exp_avg_sq/<name>    AdamW second moment, same shape
+ *   /objective/...              the training objective's own state (if any)
+ * Every dataset carries its CRC-32 (zlib) as the attribute "crc32"; the root
+ * carries the step, the data position, the optimizer step, the count of bad
+ * steps in a row, the seed (the counter-based RNG needs nothing else), the
+ * model architecture and the resolved configuration ("dapt_config").
+ *
+ * Files are written under a temporary name and renamed when complete; then
+ * DIR/latest (one line: the file name) is replaced atomically; then the
+ * oldest checkpoints beyond `keep` are removed.  A crash at any point leaves
+ * the previous good checkpoint and a `latest` naming a complete file.
+ *
+ * Functions that take a communicator are collective over it (the data-
+ * parallel communicator: every rank holds the whole model); the others run
+ * on the calling process only. */
+#ifndef DAPT_CHECKPOINT_H
+#define DAPT_CHECKPOINT_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/config.h"
+#include "dapt/h5io.h"
+#include "dapt/model.h"
+#include "dapt/status.h"
+
+typedef struct dapt_ckpt_state {
+    int64_t step;      /* optimizer steps completed = the next step to run */
+    int64_t samples;   /* global sequences consumed (data position) */
+    int64_t adam_step; /* AdamW's t */
+    int64_t bad_run;   /* non-finite steps in a row at the time of saving */
+    uint64_t seed;
+} dapt_ckpt_state;
+
+/* Extra state written into / read from the open checkpoint file (collective
+ * over the file's communicator); NULL when there is none. */
+typedef dapt_status (*dapt_ckpt_save_fn)(void *ctx, dapt_h5file *f);
+typedef dapt_status (*dapt_ckpt_load_fn)(void *ctx, const dapt_h5file *f);
+
+/* DIR/step-%08d.h5 for a step. Not collective. */
+void dapt_checkpoint_path(const char *dir, int64_t step, char *out, size_t len);
+
+/* Writes the checkpoint of st->step (replacing one of the same step),
+ * updates DIR/latest and keeps the newest `keep` checkpoints.  exp_avg and
+ * exp_avg_sq are flat buffers laid out like m->params.  Each rank writes a
+ * block of rows of every tensor. */
+dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
+                                 const dapt_model *m, const float *exp_avg, const float *exp_avg_sq,
+                                 const dapt_ckpt_state *st, int64_t keep, dapt_ckpt_save_fn save,
+                                 void *save_ctx);
+
+/* Reads one checkpoint into m->params, exp_avg, exp_avg_sq and *st,
+ * verifying the shapes against m's table and every dataset's CRC-32.
+ * Errors (HDF5 failure on a truncated file, checksum mismatch, shape
+ * mismatch) name the file and dataset. */
+dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m, float *exp_avg,
+                                 float *exp_avg_sq, dapt_ckpt_state *st, dapt_ckpt_load_fn load,
+                                 void *load_ctx);
+
+/* Loads the newest good checkpoint of DIR: the one `latest` names, else (or
+ * if it fails to load, with a warning naming the cause) the older ones in
+ * decreasing step order.  *path receives the file used.  DAPT_ERR_IO when
+ * DIR has no checkpoint at all, DAPT_ERR_FORMAT when none loads. */
+dapt_status dapt_checkpoint_resume(MPI_Comm comm, const char *dir, dapt_model *m, float *exp_avg,
+                                   float *exp_avg_sq, dapt_ckpt_state *st, dapt_ckpt_load_fn load,
+                                   void *load_ctx, char *path, size_t path_len);
+
+/* Steps of the complete checkpoint files in DIR, ascending (*steps malloc'd).
+ * Not collective. */
+dapt_status dapt_checkpoint_list(const char *dir, int64_t **steps, size_t *n);
+
+/* CRC-32 (zlib polynomial) of a buffer of any size. Not collective. */
+uint32_t dapt_crc32(const void *data, size_t bytes);
+
+#endif

@@ -1,0 +1,673 @@
+/* The data-parallel training loop (see dapt/loop.h). */
+#include "dapt/loop.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dapt/batches.h"
+#include "dapt/checkpoint.h"
+#include "dapt/fsio.h"
+#include "dapt/log.h"
+#include "dapt/optim.h"
+#include "dapt/tokenizer.h"
+
+/* Held-out masks use this step key, which no training step reaches, so every
+ * evaluation sees the same masks and they differ from any training masks. */
+#define EVAL_MASK_STEP UINT64_MAX
+
+/* ---- preemption ---------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+void dapt_train_request_stop(void) { stop_requested = 1; }
+
+/* ---- the data communicator (the process grid will provide it) ------------ */
+
+static dapt_status data_communicator(const dapt_config *cfg, MPI_Comm *comm)
+{
+    if (cfg->parallel.tensor != 1)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is not available in dapt train yet (use 1)",
+                          (long long)cfg->parallel.tensor);
+    *comm = MPI_COMM_WORLD;
+    return DAPT_OK;
+}
+
+/* ---- objectives ---------------------------------------------------------- */
+
+static dapt_status mlm_micro_step(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    (void)state;
+    dapt_run_opts opts = {0};
+    opts.train = 1;
+    opts.seed = ctx->seed;
+    opts.step = (uint64_t)ctx->step;
+    opts.mlm_denominator = ctx->mlm_denominator;
+    DAPT_CHECK(dapt_model_forward(ctx->model, ctx->ws, &mb->batch, NULL, &opts));
+    *loss += dapt_ws_mlm_loss(ctx->ws, NULL);
+    return dapt_model_backward(ctx->model, ctx->ws, 1.0, NULL, NULL);
+}
+
+const dapt_objective_ops dapt_objective_mlm = {
+    .name = "mlm",
+    .micro_step = mlm_micro_step,
+};
+
+const dapt_objective_ops *dapt_objective_find(const char *method)
+{
+    static const dapt_objective_ops *const all[] = {&dapt_objective_mlm};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(all[i]->name, method)) return all[i];
+    return NULL;
+}
+
+/* ---- the run's state ----------------------------------------------------- */
+
+typedef struct run {
+    const dapt_config *cfg;
+    MPI_Comm comm;
+    int rank, size;
+    char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16], metrics[DAPT_CONFIG_STR_MAX + 16];
+    dapt_mlm_spec mlm;
+    dapt_model model;
+    int have_model;
+    dapt_workspace *ws;
+    dapt_sequences *seqs;
+    dapt_order order;
+    dapt_adamw adam;
+    dapt_lr_schedule sched;
+    float *exp_avg, *exp_avg_sq;
+    const dapt_objective_ops *obj;
+    void *obj_state;
+    dapt_train_ctx ctx;
+    int64_t B, L, accum, local_begin, local_count, micro_max;
+    int32_t *clean, *ids, *att, *labels;
+    int64_t *seq_idx;
+    int64_t step, position, bad_run, last_ckpt_step;
+    FILE *metrics_fp;
+} run;
+
+static dapt_status agree(run *r, dapt_status st)
+{
+    int mine = (int)st, worst = 0;
+    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, r->comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
+    if (worst != DAPT_OK && st == DAPT_OK)
+        return DAPT_ERROR((dapt_status)worst, "train: another rank failed (%s); see its message",
+                          dapt_status_name((dapt_status)worst));
+    return st;
+}
+
+/* Special-token ids from the tokenizer. */
+static dapt_status setup_specials(run *r, int32_t *begin, int32_t *end, int32_t *pad, int64_t *vocab)
+{
+    const dapt_config *cfg = r->cfg;
+    if (!cfg->tokenizer.path[0])
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer.path: dapt train needs the tokenizer the corpus was prepared with (for the [CLS]/[SEP]/[PAD]/[MASK] ids)");
+    dapt_tokenizer *tok = NULL;
+    DAPT_CHECK(dapt_tokenizer_load(cfg->tokenizer.path, &tok));
+    dapt_special_ids sp = dapt_tokenizer_specials(tok);
+    *vocab = (int64_t)dapt_tokenizer_vocab_size(tok);
+    dapt_tokenizer_free(tok);
+    if (sp.mask < 0)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer.path %s: the tokenizer has no mask token, so MLM cannot run",
+                          cfg->tokenizer.path);
+    memset(&r->mlm, 0, sizeof r->mlm);
+    r->mlm.probability = cfg->train.mlm_probability;
+    r->mlm.mask_id = sp.mask;
+    r->mlm.vocab_size = *vocab;
+    const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(&r->mlm, all[i]));
+    DAPT_CHECK(dapt_mlm_spec_check(&r->mlm));
+    *begin = sp.cls >= 0 ? sp.cls : sp.bos;
+    *end = sp.sep >= 0 ? sp.sep : sp.eos;
+    *pad = sp.pad;
+    return DAPT_OK;
+}
+
+static dapt_status mkdir_p(const char *path)
+{
+    char buf[DAPT_CONFIG_STR_MAX + 32];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return DAPT_OK;
+}
+
+/* Removes checkpoints and metrics of an earlier run (--force), and temporary
+ * files a killed writer left behind (always).  Rank 0 only. */
+static dapt_status clean_output(run *r, int everything)
+{
+    DIR *d = opendir(r->ckpt_dir);
+    if (!d) return DAPT_OK;
+    struct dirent *e;
+    char path[2 * DAPT_CONFIG_STR_MAX];
+    while ((e = readdir(d)) != NULL) {
+        int tmp = strstr(e->d_name, ".tmp.") != NULL;
+        int ours = !strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, "latest");
+        if (!(tmp || (everything && ours))) continue;
+        snprintf(path, sizeof path, "%s/%s", r->ckpt_dir, e->d_name);
+        if (unlink(path) != 0) dapt_warn("cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (everything && unlink(r->metrics) != 0 && errno != ENOENT)
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot remove: %s", r->metrics, strerror(errno));
+    return DAPT_OK;
+}
+
+static dapt_status prepare_output(run *r, const dapt_train_opts *opts)
+{
+    if (r->rank != 0) return DAPT_OK;
+    DAPT_CHECK(mkdir_p(r->ckpt_dir));
+    char latest[DAPT_CONFIG_STR_MAX + 32];
+    snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
+    int previous = dapt_fs_exists(r->metrics) || dapt_fs_exists(latest);
+    if (previous && !opts->resume && !opts->force)
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s holds a previous run (metrics.csv or checkpoints/latest): use --resume to continue it or --force to start afresh",
+                          r->out);
+    return clean_output(r, previous && !opts->resume);
+}
+
+/* Keeps the header and the rows of steps <= step (resume).  Rank 0. */
+static dapt_status truncate_metrics(run *r, int64_t step)
+{
+    if (!dapt_fs_exists(r->metrics)) return DAPT_OK;
+    unsigned char *data = NULL;
+    size_t len = 0;
+    DAPT_CHECK(dapt_fs_read_file(r->metrics, (size_t)1 << 32, &data, &len));
+    size_t keep = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *line = (const char *)data + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t next = nl ? (size_t)(nl - (const char *)data) + 1 : len;
+        long long s;
+        if (pos > 0 && (sscanf(line, "%lld,", &s) != 1 || s > step)) break;
+        keep = next;
+        pos = next;
+    }
+    dapt_status st = dapt_fs_write_atomic(r->metrics, data, keep, 1);
+    free(data);
+    return st;
+}
+
+static dapt_status open_metrics(run *r)
+{
+    if (r->rank != 0) return DAPT_OK;
+    int fresh = !dapt_fs_exists(r->metrics);
+    r->metrics_fp = fopen(r->metrics, "a");
+    if (!r->metrics_fp) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics, strerror(errno));
+    if (fresh) fprintf(r->metrics_fp, "step,loss,lr,grad_norm,tokens_per_s,eval_loss,eval_ppl\n");
+    fflush(r->metrics_fp);
+    return DAPT_OK;
+}
+
+static void metrics_row(run *r, int64_t step, const double *train5, double eval_loss)
+{
+    if (!r->metrics_fp) return;
+    fprintf(r->metrics_fp, "%lld", (long long)step);
+    for (int i = 0; i < 4; i++) {
+        if (train5) fprintf(r->metrics_fp, i == 3 ? ",%.1f" : ",%.9g", train5[i]);
+        else fputc(',', r->metrics_fp);
+    }
+    if (isnan(eval_loss) && train5) fprintf(r->metrics_fp, ",,\n");
+    else fprintf(r->metrics_fp, ",%.9g,%.9g\n", eval_loss, exp(eval_loss));
+    fflush(r->metrics_fp);
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static dapt_status setup(run *r, const dapt_train_opts *opts)
+{
+    const dapt_config *cfg = r->cfg;
+    DAPT_CHECK(data_communicator(cfg, &r->comm));
+    MPI_Comm_rank(r->comm, &r->rank);
+    MPI_Comm_size(r->comm, &r->size);
+    snprintf(r->out, sizeof r->out, "%s", cfg->run.output_dir);
+    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->out);
+    snprintf(r->metrics, sizeof r->metrics, "%s/metrics.csv", r->out);
+    r->obj = dapt_objective_find(cfg->train.method);
+    if (!r->obj)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "train.method = %s is not implemented yet (available: mlm)", cfg->train.method);
+    if (!cfg->data.corpus[0]) return DAPT_ERROR(DAPT_ERR_CONFIG, "data.corpus: dapt train needs a prepared corpus file");
+    if (cfg->model.path[0])
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "model.path: starting from a model file is not wired into dapt train yet; leave it empty for random initialisation");
+
+    int32_t begin = -1, end = -1, pad = -1;
+    int64_t tok_vocab = 0;
+    DAPT_CHECK(setup_specials(r, &begin, &end, &pad, &tok_vocab));
+
+    dapt_model_config mc;
+    DAPT_CHECK(dapt_model_config_from_run(cfg, &mc));
+    if (pad >= 0) mc.pad_token_id = pad;
+    if (mc.vocab_size < tok_vocab)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "model.vocab_size = %lld is smaller than the tokenizer's vocabulary (%lld)",
+                          (long long)mc.vocab_size, (long long)tok_vocab);
+    r->B = cfg->train.batch_size;
+    r->L = cfg->data.seq_len;
+    r->accum = cfg->train.grad_accum;
+    if (r->L > mc.max_position)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds model.max_position = %lld", (long long)r->L,
+                          (long long)mc.max_position);
+    DAPT_CHECK(dapt_model_create(&mc, &r->model));
+    r->have_model = 1;
+    dapt_model_init_random(&r->model, (uint64_t)cfg->run.seed);
+
+    dapt_seq_spec ss = {r->L, strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT,
+                        cfg->data.eval_fraction, (uint64_t)cfg->run.seed, begin, end, pad};
+    DAPT_CHECK(dapt_sequences_open(cfg->data.corpus, &ss, &r->seqs));
+    int64_t file_vocab = dapt_sequences_vocab(r->seqs);
+    if (file_vocab > mc.vocab_size)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s declares vocab_size %lld, larger than the model's %lld", cfg->data.corpus,
+                          (long long)file_vocab, (long long)mc.vocab_size);
+    DAPT_CHECK(dapt_order_init(&r->order, (uint64_t)cfg->run.seed, dapt_sequences_count(r->seqs, DAPT_SPLIT_TRAIN)));
+
+    /* This rank's block of every global batch and its micro-batches. */
+    dapt_share(r->B, r->rank, r->size, &r->local_begin, &r->local_count);
+    int64_t first_block = (r->B + r->size - 1) / r->size;
+    r->micro_max = (first_block + r->accum - 1) / r->accum;
+    if (r->micro_max < 1) r->micro_max = 1;
+    int64_t rows = r->micro_max * r->L;
+    /* Labelled rows: p n + 8 standard deviations + slack; a batch beyond it
+     * (probability < 1e-15) is refused by the engine with a clear message. */
+    double p = cfg->train.mlm_probability, nn = (double)rows;
+    int64_t mlm_rows = (int64_t)ceil(p * nn + 8.0 * sqrt(nn * p * (1 - p)) + 16);
+    dapt_workspace_spec wspec = {r->micro_max, r->L, mlm_rows < rows ? mlm_rows : rows, 1, (int)cfg->model.recompute};
+    DAPT_CHECK(dapt_workspace_create(&r->model, &wspec, &r->ws));
+    size_t lrows = (size_t)(first_block > 0 ? first_block : 1) * (size_t)r->L;
+    DAPT_CHECK(dapt_alloc((void **)&r->clean, lrows * sizeof(int32_t), "batch ids"));
+    DAPT_CHECK(dapt_alloc((void **)&r->ids, lrows * sizeof(int32_t), "batch inputs"));
+    DAPT_CHECK(dapt_alloc((void **)&r->att, lrows * sizeof(int32_t), "batch attention"));
+    DAPT_CHECK(dapt_alloc((void **)&r->labels, lrows * sizeof(int32_t), "batch labels"));
+    DAPT_CHECK(dapt_alloc((void **)&r->seq_idx, (size_t)(first_block > 0 ? first_block : 1) * sizeof(int64_t), "batch sequence list"));
+    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg, r->model.table.total, sizeof(float), "AdamW first moment"));
+    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg_sq, r->model.table.total, sizeof(float), "AdamW second moment"));
+    dapt_adamw_from_config(cfg, &r->adam);
+    DAPT_CHECK(dapt_adamw_validate(&r->adam));
+    DAPT_CHECK(dapt_lr_schedule_from_config(cfg, &r->sched));
+
+    r->ctx.cfg = cfg;
+    r->ctx.data_comm = r->comm;
+    r->ctx.data_rank = r->rank;
+    r->ctx.data_size = r->size;
+    r->ctx.model = &r->model;
+    r->ctx.ws = r->ws;
+    r->ctx.mlm = &r->mlm;
+    r->ctx.seed = (uint64_t)cfg->run.seed;
+    if (r->obj->init) DAPT_CHECK(r->obj->init(&r->obj_state, &r->ctx));
+    (void)opts;
+    return DAPT_OK;
+}
+
+static void teardown(run *r)
+{
+    if (r->obj && r->obj->destroy && r->obj_state) r->obj->destroy(r->obj_state);
+    if (r->metrics_fp) fclose(r->metrics_fp);
+    dapt_workspace_free(r->ws);
+    if (r->have_model) dapt_model_free(&r->model);
+    dapt_sequences_close(r->seqs);
+    dapt_order_free(&r->order);
+    free(r->clean);
+    free(r->ids);
+    free(r->att);
+    free(r->labels);
+    free(r->seq_idx);
+    free(r->exp_avg);
+    free(r->exp_avg_sq);
+}
+
+/* ---- checkpoints ------------------------------------------------------------ */
+
+static dapt_status obj_save(void *ctx, dapt_h5file *f)
+{
+    run *r = ctx;
+    return r->obj->save(r->obj_state, &r->ctx, f);
+}
+
+static dapt_status obj_load(void *ctx, const dapt_h5file *f)
+{
+    run *r = ctx;
+    return r->obj->load(r->obj_state, &r->ctx, f);
+}
+
+static dapt_status save_checkpoint(run *r)
+{
+    dapt_ckpt_state cs = {r->step, r->position, r->adam.step, r->bad_run, (uint64_t)r->cfg->run.seed};
+    double t0 = dapt_now();
+    DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
+                                    r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r));
+    r->last_ckpt_step = r->step;
+    double bytes = 3.0 * (double)r->model.table.total * sizeof(float);
+    double dt = dapt_now() - t0;
+    dapt_info("checkpoint step %lld written in %.2f s (%.1f MB/s)", (long long)r->step, dt,
+              dt > 0 ? bytes / dt / 1e6 : 0.0);
+    return DAPT_OK;
+}
+
+static dapt_status resume(run *r)
+{
+    char path[2 * DAPT_CONFIG_STR_MAX];
+    dapt_ckpt_state cs;
+    int64_t *steps = NULL;
+    size_t n = 0;
+    long long have = 0;
+    if (r->rank == 0) {
+        dapt_status st = dapt_checkpoint_list(r->ckpt_dir, &steps, &n);
+        free(steps);
+        have = st == DAPT_OK ? (long long)n : -1;
+    }
+    MPI_Bcast(&have, 1, MPI_LONG_LONG, 0, r->comm);
+    if (have < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot list checkpoints", r->ckpt_dir);
+    if (have == 0) {
+        dapt_info("--resume: no checkpoint in %s, starting from step 0", r->ckpt_dir);
+        return DAPT_OK;
+    }
+    DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
+                                      r->obj->load ? obj_load : NULL, r, path, sizeof path));
+    if (cs.seed != (uint64_t)r->cfg->run.seed)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "run.seed = %lld differs from the checkpoint's %llu (%s): the data order and masks would change",
+                          (long long)r->cfg->run.seed, (unsigned long long)cs.seed, path);
+    r->step = r->last_ckpt_step = cs.step;
+    r->position = cs.samples;
+    r->adam.step = cs.adam_step;
+    r->bad_run = cs.bad_run;
+    dapt_info("resumed from %s: step %lld, %lld sequences consumed", path, (long long)cs.step, (long long)cs.samples);
+    return DAPT_OK;
+}
+
+/* ---- one step ----------------------------------------------------------------- */
+
+/* Reads and masks this rank's block of global samples [first, first + n)
+ * (train order) or held-out sequences [first, first + n) (eval). */
+static dapt_status load_block(run *r, dapt_split split, int64_t first, int64_t n, uint64_t mask_step,
+                              int64_t counts[2])
+{
+    for (int64_t i = 0; i < n; i++)
+        r->seq_idx[i] = split == DAPT_SPLIT_TRAIN ? dapt_order_at(&r->order, (uint64_t)(first + i), NULL) : first + i;
+    DAPT_CHECK(dapt_sequences_read(r->seqs, split, r->seq_idx, n, r->clean, r->att));
+    memcpy(r->ids, r->clean, (size_t)(n * r->L) * sizeof *r->ids);
+    counts[0] = counts[1] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t sel;
+        int32_t *row = r->ids + i * r->L;
+        /* Train masks: sample = global sample index; eval: held-out index. */
+        dapt_mlm_mask(&r->mlm, r->ctx.seed, mask_step, (uint64_t)(first + i), row, r->att + i * r->L, r->L,
+                      r->labels + i * r->L, &sel);
+        counts[0] += sel;
+        for (int64_t j = 0; j < r->L; j++) counts[1] += r->att[i * r->L + j] != 0;
+    }
+    return DAPT_OK;
+}
+
+static int injected_nan(const run *r)
+{
+    const dapt_config *cfg = r->cfg;
+    return cfg->train.inject_nan_step >= 0 && r->rank == cfg->train.inject_nan_rank &&
+           r->step >= cfg->train.inject_nan_step && r->step < cfg->train.inject_nan_step + cfg->train.inject_nan_steps;
+}
+
+/* Sums the gradients over the data ranks: buckets of parallel.bucket_mb,
+ * all in flight at once. */
+static dapt_status allreduce_grads(run *r)
+{
+    if (r->size == 1) return DAPT_OK;
+    size_t total = r->model.table.total;
+    size_t bucket = (size_t)(r->cfg->parallel.bucket_mb * 1048576.0 / sizeof(float));
+    if (bucket < 1024) bucket = 1024;
+    size_t nb = (total + bucket - 1) / bucket;
+    MPI_Request *req = NULL;
+    DAPT_CHECK(dapt_alloc((void **)&req, nb * sizeof *req, "all-reduce requests"));
+    dapt_status st = DAPT_OK;
+    for (size_t b = 0; b < nb && st == DAPT_OK; b++) {
+        size_t off = b * bucket, cnt = total - off < bucket ? total - off : bucket;
+        st = DAPT_MPI(MPI_Iallreduce(MPI_IN_PLACE, r->model.grads + off, (int)cnt, MPI_FLOAT, MPI_SUM, r->comm, &req[b]));
+        if (st != DAPT_OK) nb = b;
+    }
+    if (nb) {
+        dapt_status w = DAPT_MPI(MPI_Waitall((int)nb, req, MPI_STATUSES_IGNORE));
+        if (st == DAPT_OK) st = w;
+    }
+    free(req);
+    return st;
+}
+
+typedef struct step_result {
+    double loss, lr, grad_norm, tokens_per_s;
+    int bad;       /* update skipped */
+    int bad_rank;  /* lowest rank that saw a non-finite value */
+} step_result;
+
+static dapt_status train_step(run *r, step_result *out)
+{
+    const double t0 = dapt_now();
+    r->ctx.step = r->step;
+    r->ctx.lr = dapt_lr_at(&r->sched, r->step);
+    int64_t counts[2], global[2];
+    DAPT_CHECK(load_block(r, DAPT_SPLIT_TRAIN, r->position + r->local_begin, r->local_count, (uint64_t)r->step, counts));
+    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(counts, global, 2, MPI_INT64_T, MPI_SUM, r->comm)));
+    r->ctx.mlm_denominator = (double)global[0];
+    r->ctx.token_denominator = (double)global[1];
+
+    dapt_model_zero_grads(&r->model);
+    double loss = 0.0;
+    int bad = 0;
+    for (int64_t k = 0; k < r->accum && !bad; k++) {
+        int64_t mb, mc;
+        dapt_share(r->local_count, (int)k, (int)r->accum, &mb, &mc);
+        if (mc == 0) continue;
+        dapt_micro_batch m;
+        memset(&m, 0, sizeof m);
+        m.batch.batch = mc;
+        m.batch.seq_len = r->L;
+        m.batch.input_ids = r->ids + mb * r->L;
+        m.batch.attention_mask = r->att + mb * r->L;
+        m.batch.mlm_labels = r->labels + mb * r->L;
+        m.batch.first_sample = (uint64_t)(r->position + r->local_begin + mb);
+        m.clean_ids = r->clean + mb * r->L;
+        dapt_status st = r->obj->micro_step(r->obj_state, &r->ctx, &m, &loss);
+        if (st == DAPT_ERR_NUMERIC) {
+            dapt_debug("step %lld: %s", (long long)r->step, dapt_error_message());
+            dapt_error_clear();
+            bad = 1;
+        } else if (st != DAPT_OK) {
+            return st;
+        }
+    }
+    if (injected_nan(r)) r->model.grads[0] = NAN;
+    /* A non-finite local gradient is this rank's fault; find it before the sum. */
+    if (!bad && !isfinite(dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads))) bad = 1;
+    DAPT_CHECK(allreduce_grads(r));
+    double gloss = 0.0;
+    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&loss, &gloss, 1, MPI_DOUBLE, MPI_SUM, r->comm)));
+    int mine = bad ? r->rank : r->size, first_bad = r->size;
+    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&mine, &first_bad, 1, MPI_INT, MPI_MIN, r->comm)));
+
+    if (first_bad == r->size && r->obj->transform_grads) DAPT_CHECK(r->obj->transform_grads(r->obj_state, &r->ctx));
+    /* Every rank holds the summed gradient, so the local sum of squares is
+     * the global one (with tensor parallelism it will be reduced first). */
+    double norm = NAN;
+    float factor = 1.0f;
+    if (first_bad == r->size) {
+        double sumsq = dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads);
+        factor = dapt_grad_clip_factor(sumsq, r->cfg->train.max_grad_norm, &norm);
+    }
+    out->bad = first_bad < r->size || !isfinite(norm) || !isfinite(gloss);
+    out->bad_rank = first_bad < r->size ? first_bad : -1;
+    if (!out->bad) {
+        if (factor != 1.0f) dapt_grad_scale(&r->model.table, 0, r->model.table.total, r->model.grads, factor);
+        dapt_adamw_advance(&r->adam);
+        DAPT_CHECK(dapt_adamw_update(&r->adam, r->ctx.lr, &r->model.table, 0, r->model.table.total, r->model.params,
+                                     r->model.grads, r->exp_avg, r->exp_avg_sq));
+        if (r->obj->after_update) DAPT_CHECK(r->obj->after_update(r->obj_state, &r->ctx));
+    }
+    out->loss = out->bad && !isfinite(gloss) ? NAN : gloss;
+    if (first_bad < r->size) out->loss = NAN;
+    out->lr = r->ctx.lr;
+    out->grad_norm = norm;
+    double dt = dapt_now() - t0;
+    out->tokens_per_s = dt > 0 ? (double)global[1] / dt : 0.0;
+    r->position += r->B;
+    r->step++;
+    return DAPT_OK;
+}
+
+/* Held-out loss with fixed masks; NaN when there is no held-out sequence. */
+static dapt_status evaluate(run *r, double *eval_loss)
+{
+    *eval_loss = NAN;
+    int64_t n_eval = dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL);
+    int64_t want = r->cfg->train.eval_batches * r->B;
+    if (want > n_eval) want = n_eval;
+    if (want == 0) return DAPT_OK;
+    int64_t begin, count;
+    dapt_share(want, r->rank, r->size, &begin, &count);
+    double sums[2] = {0.0, 0.0}, tot[2];
+    int nonfinite = 0;
+    dapt_run_opts opts = {0};
+    opts.mlm_denominator = 1.0; /* the engine returns the plain sum */
+    for (int64_t off = 0; off < count; off += r->micro_max) {
+        int64_t n = count - off < r->micro_max ? count - off : r->micro_max, c[2];
+        DAPT_CHECK(load_block(r, DAPT_SPLIT_EVAL, begin + off, n, EVAL_MASK_STEP, c));
+        dapt_batch b = {n, r->L, r->ids, r->att, NULL, r->labels, NULL, (uint64_t)(begin + off)};
+        dapt_status st = dapt_model_forward(&r->model, r->ws, &b, NULL, &opts);
+        if (st == DAPT_ERR_NUMERIC) {
+            dapt_error_clear();
+            nonfinite = 1;
+            continue;
+        }
+        DAPT_CHECK(st);
+        sums[0] += dapt_ws_mlm_loss(r->ws, NULL);
+        sums[1] += (double)c[0];
+    }
+    if (nonfinite) sums[0] = NAN;
+    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(sums, tot, 2, MPI_DOUBLE, MPI_SUM, r->comm)));
+    *eval_loss = tot[1] > 0 ? tot[0] / tot[1] : NAN;
+    return DAPT_OK;
+}
+
+static dapt_status run_loop(run *r, const dapt_train_opts *opts, dapt_train_result *res)
+{
+    const dapt_config *cfg = r->cfg;
+    const int64_t steps = cfg->train.steps;
+    dapt_info("train: %s on %s, %d data rank%s, global batch %lld x %lld tokens (%lld per rank, %lld micro-batches), %lld train / %lld held-out sequences, %zu parameters",
+              r->obj->name, cfg->data.corpus, r->size, r->size == 1 ? "" : "s", (long long)r->B, (long long)r->L,
+              (long long)r->local_count, (long long)r->accum, (long long)dapt_sequences_count(r->seqs, DAPT_SPLIT_TRAIN),
+              (long long)dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL), r->model.table.total);
+    if (opts->resume) DAPT_CHECK(resume(r));
+    if (r->rank == 0) DAPT_CHECK(agree(r, opts->resume ? truncate_metrics(r, r->step) : DAPT_OK));
+    else DAPT_CHECK(agree(r, DAPT_OK));
+    DAPT_CHECK(agree(r, open_metrics(r)));
+    const int64_t eval_every = cfg->train.eval_every;
+    if (r->step == 0 && eval_every > 0) {
+        double el;
+        DAPT_CHECK(evaluate(r, &el));
+        metrics_row(r, 0, NULL, el);
+        res->last_eval_loss = el;
+        dapt_info("step 0: held-out loss %.4f perplexity %.2f", el, exp(el));
+    }
+    dapt_progress prog;
+    char label[64];
+    snprintf(label, sizeof label, r->step ? "train (resumed at %lld)" : "train", (long long)r->step);
+    dapt_progress_start(&prog, label, "steps", steps - r->step, 0.0);
+    const int64_t start = r->step;
+    while (r->step < steps) {
+        int flag = stop_requested, any = 0;
+        DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, r->comm)));
+        if (any) {
+            dapt_info("stop signal received: checkpointing at step %lld", (long long)r->step);
+            if (r->last_ckpt_step != r->step) DAPT_CHECK(save_checkpoint(r));
+            res->steps_done = r->step;
+            res->agreed = 1;
+            return DAPT_ERROR(DAPT_ERR_INTERRUPTED, "preempted at step %lld: checkpoint written to %s, resume with --resume",
+                              (long long)r->step, r->ckpt_dir);
+        }
+        step_result sr;
+        DAPT_CHECK(train_step(r, &sr));
+        res->last_loss = sr.loss;
+        if (sr.bad) {
+            r->bad_run++;
+            res->bad_steps++;
+            dapt_warn("step %lld: non-finite loss or gradient (first on rank %d): update skipped (%lld in a row, limit %lld)",
+                      (long long)r->step, sr.bad_rank, (long long)r->bad_run, (long long)cfg->train.max_bad_steps);
+            if (r->bad_run >= cfg->train.max_bad_steps) {
+                res->steps_done = r->step;
+                res->agreed = 1;
+                return DAPT_ERROR(DAPT_ERR_NUMERIC, "step %lld: loss or gradients not finite (first on rank %d) for %lld steps in a row (train.max_bad_steps = %lld)",
+                                  (long long)r->step, sr.bad_rank, (long long)r->bad_run, (long long)cfg->train.max_bad_steps);
+            }
+        } else {
+            r->bad_run = 0;
+        }
+        double el = NAN;
+        int last = r->step == steps;
+        if (eval_every > 0 && (r->step % eval_every == 0 || last)) {
+            DAPT_CHECK(evaluate(r, &el));
+            res->last_eval_loss = el;
+        }
+        const double row[4] = {sr.loss, sr.lr, sr.grad_norm, sr.tokens_per_s};
+        metrics_row(r, r->step, row, el);
+        if (r->step % cfg->train.log_every == 0 || last || !isnan(el)) {
+            char extra[256];
+            int n = snprintf(extra, sizeof extra, "step %lld loss %.4f lr %.3g grad-norm %.3f tokens/s %.0f",
+                             (long long)r->step, sr.loss, sr.lr, sr.grad_norm, sr.tokens_per_s);
+            if (!isnan(el)) snprintf(extra + n, sizeof extra - (size_t)n, " held-out %.4f ppl %.2f", el, exp(el));
+            prog.interval = 0.0;
+            dapt_progress_update(&prog, r->step - start, extra);
+        }
+        if ((cfg->checkpoint.every > 0 && r->step % cfg->checkpoint.every == 0) || last)
+            DAPT_CHECK(save_checkpoint(r));
+    }
+    res->steps_done = r->step;
+    return DAPT_OK;
+}
+
+dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->last_eval_loss = NAN;
+    res->last_loss = NAN;
+    run *r = NULL;
+    DAPT_CHECK(dapt_calloc((void **)&r, 1, sizeof *r, "training state"));
+    r->cfg = cfg;
+    r->comm = MPI_COMM_WORLD;
+    r->order.epoch = -1;
+    r->last_ckpt_step = -1;
+    stop_requested = 0;
+    struct sigaction sa, old_term, old_usr1;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGUSR1, &sa, &old_usr1);
+
+    dapt_status st = setup(r, opts);
+    st = agree(r, st == DAPT_OK ? prepare_output(r, opts) : st);
+    if (st == DAPT_OK) {
+        st = run_loop(r, opts, res);
+    } else {
+        res->agreed = 1;
+    }
+    teardown(r);
+    free(r);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    return st;
+}
