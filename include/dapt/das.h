@@ -133,4 +133,37 @@ dapt_status dapt_token_kl_loss(const float *student, const float *teacher, const
                                int64_t seq_len, int64_t hidden, double temperature, double *loss,
                                float *d_student);
 
+/* Proxy losses whose unit-mask gradients define importance. */
+typedef enum {
+    DAPT_PROXY_KL = 0, /* robustness: token-axis KL between two dropout passes (no general data) */
+    DAPT_PROXY_MLM = 1 /* MLM loss on a corpus (general, or the domain just learned) */
+} dapt_proxy_kind;
+
+/* XORed into the seed of the frozen copy's dropout in the KL proxy, so its
+ * masks differ from the model's on the same batch ("frozen" in ASCII). */
+#define DAPT_FROZEN_SEED_TAG 0x66726f7a656eull
+
+/* Supplies this rank's part of global batch `index` (sizes within the
+ * workspaces'); sets *tokens to its count of non-padding tokens. */
+typedef dapt_status (*dapt_batch_source_fn)(void *ctx, int64_t index, dapt_batch *batch, double *tokens);
+
+typedef struct dapt_importance_pass_opts {
+    dapt_proxy_kind proxy;
+    int64_t batches;      /* global batches to accumulate (every rank the same) */
+    uint64_t seed;        /* dropout keying of the passes */
+    double temperature;   /* KL proxy temperature (1 in the reference) */
+} dapt_importance_pass_opts;
+
+/* Accumulates unit importance of model m into imp over opts.batches batches
+ * from source, with dropout on (train mode).  KL proxy: the model's pass
+ * (dropout keyed by (seed, step = batch index)) against a frozen copy's pass
+ * over the same input (the same weights, dropout keyed by seed ^ a constant),
+ * gradient through the model's pass only.  MLM proxy: the batch's MLM labels.
+ * ws_model needs spec.training; ws_frozen (KL only; may be NULL for MLM) may be
+ * a forward-only workspace.  Parameter gradients are left zero.  Collective
+ * over comm (the data-parallel communicator) once per batch. */
+dapt_status dapt_importance_pass(dapt_model *m, dapt_workspace *ws_model, dapt_workspace *ws_frozen,
+                                 dapt_batch_source_fn source, void *ctx, const dapt_importance_pass_opts *opts,
+                                 dapt_importance *imp, MPI_Comm comm);
+
 #endif

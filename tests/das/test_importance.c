@@ -1,0 +1,202 @@
+/* The importance pass against an independent computation: central
+ * differences of the proxy loss with respect to the unit masks g, for the KL
+ * robustness proxy (dropout on, two different dropout passes) and the MLM
+ * proxy; and the same importances whether 1 or several ranks hold the rows.
+ *
+ * Tolerances: the proxies are computed from float32 hidden states, so one
+ * evaluation carries ~1e-6 relative rounding; divided by 2 eps (eps = 1e-2)
+ * that is ~1e-4 of the loss.  Truncation error eps^2 |L'''| / 6 is ~1e-5.
+ * We accept |fd - g| <= 5e-4 + 2e-2 |g|: a wrong or missing term is off by
+ * O(|g|), and the test checks |g| is not tiny for most units. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/das.h"
+#include "dapt/rng.h"
+#include "harness.h"
+
+enum { B = 4, S = 8 };
+
+typedef struct problem {
+    dapt_model m;
+    dapt_workspace *ws, *ws_frozen;
+    int32_t ids[B * S], mask[B * S], labels[B * S];
+    int64_t first, last; /* rows this rank supplies */
+} problem;
+
+static void setup(problem *p)
+{
+    memset(p, 0, sizeof *p);
+    dapt_model_config mc = {0};
+    mc.arch = DAPT_ARCH_BERT;
+    mc.vocab_size = 23;
+    mc.hidden = 12;
+    mc.layers = 2;
+    mc.heads = 3;
+    mc.intermediate = 16;
+    mc.max_position = 16;
+    mc.type_vocab_size = 2;
+    mc.layer_norm_eps = 1e-5;
+    mc.hidden_dropout = 0.1;
+    mc.attention_dropout = 0.1;
+    mc.initializer_range = 0.3;
+    mc.has_mlm_head = 1;
+    mc.has_pooler = 1;
+    CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
+    dapt_model_init_random(&p->m, 7);
+    dapt_rng r = dapt_rng_make(3, DAPT_RNG_TEST, 0);
+    const int lengths[B] = {8, 5, 7, 3};
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            int t = b * S + s;
+            p->mask[t] = s < lengths[b];
+            p->ids[t] = p->mask[t] ? 1 + (int32_t)(dapt_rng_u32(&r, 1, (uint64_t)t) % 22) : 0;
+            p->labels[t] = p->mask[t] && s % 3 == 0 ? (int32_t)(dapt_rng_u32(&r, 2, (uint64_t)t) % 23)
+                                                     : DAPT_IGNORE_LABEL;
+        }
+    dapt_workspace_spec spec = {B, S, 0, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&p->m, &spec, &p->ws) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_workspace_create(&p->m, &spec, &p->ws_frozen) == DAPT_OK);
+    p->first = 0;
+    p->last = B;
+}
+
+static void teardown(problem *p)
+{
+    dapt_workspace_free(p->ws);
+    dapt_workspace_free(p->ws_frozen);
+    dapt_model_free(&p->m);
+}
+
+static dapt_batch rows(const problem *p, int64_t first, int64_t last)
+{
+    dapt_batch b = {0};
+    b.batch = last - first;
+    b.seq_len = S;
+    b.input_ids = p->ids + first * S;
+    b.attention_mask = p->mask + first * S;
+    b.mlm_labels = p->labels + first * S;
+    b.first_sample = (uint64_t)first;
+    return b;
+}
+
+static dapt_status source(void *ctx, int64_t index, dapt_batch *batch, double *tokens)
+{
+    (void)index;
+    const problem *p = ctx;
+    *batch = rows(p, p->first, p->last);
+    *tokens = 0;
+    for (int64_t i = p->first * S; i < p->last * S; i++) *tokens += p->mask[i];
+    return DAPT_OK;
+}
+
+/* The proxy loss at unit masks (head, intermediate, output), recomputed
+ * from scratch the way the pass defines it. */
+static double proxy_loss(problem *p, dapt_proxy_kind proxy, const dapt_unit_masks *g)
+{
+    dapt_batch b = rows(p, 0, B);
+    const uint64_t seed = 11;
+    if (proxy == DAPT_PROXY_MLM) {
+        dapt_run_opts o = {.train = 1, .seed = seed, .step = 0};
+        CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, g, &o) == DAPT_OK);
+        return dapt_ws_loss(p->ws);
+    }
+    b.mlm_labels = NULL;
+    dapt_run_opts frozen = {.train = 1, .seed = seed ^ DAPT_FROZEN_SEED_TAG, .step = 0};
+    dapt_run_opts model = {.train = 1, .seed = seed, .step = 0};
+    CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws_frozen, &b, NULL, &frozen) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, g, &model) == DAPT_OK);
+    double loss = 0;
+    CU_ASSERT(dapt_token_kl_loss(dapt_ws_last_hidden(p->ws), dapt_ws_last_hidden(p->ws_frozen), p->mask, B, S,
+                                 p->m.config.hidden, 1.0, &loss, NULL) == DAPT_OK);
+    return loss;
+}
+
+static void check_proxy(dapt_proxy_kind proxy)
+{
+    problem p;
+    setup(&p);
+    const dapt_model_config *mc = &p.m.config;
+    dapt_importance imp;
+    CU_ASSERT_FATAL(dapt_importance_create(mc, DAPT_IMPORTANCE_SIGNED, &imp) == DAPT_OK);
+    dapt_importance_pass_opts o = {.proxy = proxy, .batches = 1, .seed = 11, .temperature = 1.0};
+    CU_ASSERT_FATAL(dapt_importance_pass(&p.m, p.ws, p.ws_frozen, source, &p, &o, &imp, MPI_COMM_SELF) == DAPT_OK);
+    CU_ASSERT(imp.tokens == 23.0);
+
+    const int64_t counts[3] = {mc->layers * mc->heads, mc->layers * mc->intermediate, mc->layers * mc->hidden};
+    float *g[3];
+    for (int k = 0; k < 3; k++) {
+        g[k] = malloc(sizeof(float) * (size_t)counts[k]);
+        for (int64_t i = 0; i < counts[k]; i++) g[k][i] = 1.0f;
+    }
+    dapt_unit_masks masks = {g[0], g[1], g[2]};
+    int bad = 0, checked = 0, sizeable = 0;
+    const double eps = 1e-2;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < counts[k]; i += k == 0 ? 1 : 5) {
+            g[k][i] = (float)(1 + eps);
+            double up = proxy_loss(&p, proxy, &masks);
+            g[k][i] = (float)(1 - eps);
+            double down = proxy_loss(&p, proxy, &masks);
+            g[k][i] = 1.0f;
+            double fd = (up - down) / (2 * eps);
+            double got = imp.sum[k][i]; /* one batch: the gradient itself */
+            checked++;
+            sizeable += fabs(got) > 1e-3;
+            if (fabs(fd - got) > 5e-4 + 2e-2 * fabs(got)) {
+                bad++;
+                fprintf(stderr, "\n  %s %s[%lld]: pass %.6g, finite difference %.6g",
+                        proxy == DAPT_PROXY_KL ? "KL" : "MLM", dapt_unit_kind_name((dapt_unit_kind)k), (long long)i,
+                        got, fd);
+            }
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(sizeable > checked / 2);
+    /* Parameter gradients are left zero. */
+    double norm = 0;
+    for (size_t i = 0; i < p.m.table.total; i++) norm += fabs(p.m.grads[i]);
+    CU_ASSERT_EQUAL(norm, 0.0);
+    for (int k = 0; k < 3; k++) free(g[k]);
+    dapt_importance_free(&imp);
+    teardown(&p);
+}
+
+static void test_kl_proxy_finite_differences(void) { check_proxy(DAPT_PROXY_KL); }
+static void test_mlm_proxy_finite_differences(void) { check_proxy(DAPT_PROXY_MLM); }
+
+/* Rows split over the ranks (dropout keyed by the global row) give the
+ * importances of one process holding every row, to float rounding of the
+ * different summation order. */
+static void test_layout_invariance(void)
+{
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    for (int proxy = 0; proxy < 2; proxy++) {
+        problem p;
+        setup(&p);
+        dapt_importance whole, split;
+        CU_ASSERT_FATAL(dapt_importance_create(&p.m.config, DAPT_IMPORTANCE_ABSOLUTE, &whole) == DAPT_OK);
+        CU_ASSERT_FATAL(dapt_importance_create(&p.m.config, DAPT_IMPORTANCE_ABSOLUTE, &split) == DAPT_OK);
+        dapt_importance_pass_opts o = {.proxy = (dapt_proxy_kind)proxy, .batches = 2, .seed = 5, .temperature = 1.0};
+        CU_ASSERT_FATAL(dapt_importance_pass(&p.m, p.ws, p.ws_frozen, source, &p, &o, &whole, MPI_COMM_SELF) == DAPT_OK);
+        p.first = (int64_t)B * rank / size;
+        p.last = (int64_t)B * (rank + 1) / size;
+        CU_ASSERT_FATAL(dapt_importance_pass(&p.m, p.ws, p.ws_frozen, source, &p, &o, &split, MPI_COMM_WORLD) == DAPT_OK);
+        CU_ASSERT_EQUAL(whole.tokens, split.tokens);
+        int bad = 0;
+        for (int k = 0; k < DAPT_UNIT_KINDS; k++)
+            for (int64_t i = 0; i < whole.layers * whole.units[k]; i++)
+                bad += fabs(whole.sum[k][i] - split.sum[k][i]) > 1e-5 + 1e-4 * fabs(whole.sum[k][i]);
+        CU_ASSERT_EQUAL(bad, 0);
+        dapt_importance_free(&whole);
+        dapt_importance_free(&split);
+        teardown(&p);
+    }
+}
+
+DAPT_TEST_MAIN("importance pass",
+               {"KL proxy vs finite differences", test_kl_proxy_finite_differences},
+               {"MLM proxy vs finite differences", test_mlm_proxy_finite_differences},
+               {"same importances on any number of ranks", test_layout_invariance})
