@@ -1,1 +1,7 @@
-# tests/text: build fragment (included by Makefile.am)
+# tests/text: tokenizers against reference fixtures, templates, errors, CLI.
+check_PROGRAMS += tests/text/test_tok_fixtures
+tests_text_test_tok_fixtures_SOURCES = tests/text/test_tok_fixtures.c tests/text/tok_fixture.h
+tests_text_test_tok_fixtures_CFLAGS = $(TEST_CFLAGS)
+tests_text_test_tok_fixtures_LDADD = $(TEST_LIBS)
+TESTS += tests/text/test_tok_fixtures
+EXTRA_DIST += tools/reference/gen_fixtures.mjs tools/reference/collect_lines.sh tools/reference/package.json
