@@ -7,6 +7,7 @@ const dapt_command dapt_commands[] = {
     {"version", "print versions of dapt and its libraries, and thread counts", dapt_cmd_version},
     {"config", "show or check the resolved run configuration", dapt_cmd_config},
     {"tokenize", "print the token ids of UTF-8 lines read on stdin", dapt_cmd_tokenize},
+    {"prepare", "tokenize raw text or labelled examples into an HDF5 file (all ranks)", dapt_cmd_prepare},
     {"train", "post-train a model (MLM) with checkpoints, resume and preemption", dapt_cmd_train},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,79 @@
+/* Corpus and task preparation: raw text -> one HDF5 file (docs/formats.md,
+ * "Prepared corpus" and "Prepared task").
+ *
+ * Inputs are split among the ranks by byte ranges; a document (or task
+ * example) belongs to the rank whose range holds its first byte, so every
+ * document is tokenized exactly once and the output, written collectively in
+ * global document order, is byte-for-byte the same whatever the number of
+ * ranks.  `.gz` inputs are inflated by every rank up to the end of its range
+ * (gzip streams cannot be entered in the middle).
+ *
+ * Both entry points are collective over comm: every rank passes the same
+ * arguments, and every rank returns the same status with the same message
+ * (the first failing rank's), so the caller can report it once. */
+#ifndef DAPT_CORPUS_H
+#define DAPT_CORPUS_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dapt/config.h"
+#include "dapt/status.h"
+#include "dapt/tokenizer.h"
+
+typedef enum dapt_doc_sep {
+    DAPT_DOC_LINE = 0, /* one document per line */
+    DAPT_DOC_BLANK = 1 /* documents are runs of lines separated by empty lines */
+} dapt_doc_sep;
+
+typedef enum dapt_task_format {
+    DAPT_TASK_AUTO = 0, /* by extension: .jsonl/.json(.gz) -> JSONL, otherwise TSV */
+    DAPT_TASK_TSV,
+    DAPT_TASK_JSONL
+} dapt_task_format;
+
+typedef struct dapt_prepare_opts {
+    const dapt_tokenizer *tok;
+    const char *tokenizer_path; /* recorded as given */
+    const char *const *inputs;  /* n_inputs paths, plain or .gz */
+    size_t n_inputs;
+    const char *output;
+    int force;                  /* replace an existing output */
+    const dapt_config *cfg;     /* stored as "dapt_config"; task max_length */
+    dapt_doc_sep doc_sep;       /* corpus mode only */
+    dapt_task_format format;    /* task mode only */
+} dapt_prepare_opts;
+
+typedef struct dapt_prepare_stats {
+    int64_t n_docs;       /* documents (corpus) or examples (task) written */
+    int64_t n_tokens;     /* ids written */
+    int64_t n_bytes;      /* input bytes after decompression */
+    int64_t n_skipped;    /* documents with no tokens (whitespace only) */
+    int64_t n_truncated;  /* task examples cut to max_length */
+    int n_labels;         /* task mode */
+} dapt_prepare_stats;
+
+/* Raw text -> prepared corpus: flat token array in the smallest unsigned
+ * type holding the vocabulary, document offsets, per-source offsets and
+ * provenance attributes.  Documents with no tokens are skipped (counted in
+ * n_skipped).  Errors: missing/unreadable/empty input, invalid UTF-8 or a
+ * NUL byte (file:line), truncated or corrupt .gz, existing output without
+ * force, write failures (the temporary file is removed).  Collective. */
+dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *opts,
+                                dapt_prepare_stats *stats);
+
+/* Labelled examples -> prepared task.  Each input is one split (group named
+ * after the file: "train.tsv" -> /train); labels are mapped to ids by the
+ * sorted union of names over all inputs, so every split agrees.  TSV lines
+ * are `text<TAB>label` or `text_a<TAB>text_b<TAB>label`; JSONL objects have
+ * "text" (or "text_a"), optional "text_b" (or "text_pair"), and "label"
+ * (string or integer).  Examples are encoded with the model's template and
+ * truncated (longest first) to cfg->tokenizer.max_length.  Collective. */
+dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *opts,
+                              dapt_prepare_stats *stats);
+
+/* The on-disk id type for a vocabulary: 1, 2 or 4 bytes.  Not collective. */
+int dapt_corpus_id_bytes(size_t vocab_size);
+
+#endif

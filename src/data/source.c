@@ -1,0 +1,569 @@
+/* Input sources for dapt prepare: scanning (size, sha256, gzip check),
+ * byte-range loading on document boundaries, UTF-8 checking.
+ *
+ * The ownership rule that makes the output independent of the number of
+ * ranks: a document belongs to the rank whose byte range holds its first
+ * byte.  Deciding whether a position starts a document needs at most three
+ * bytes before it (a blank line is "" or "\r"), so each rank reads from
+ * s - 3 and runs forward until its last document is complete. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "dapt/h5io.h"
+#include "dapt/sha256.h"
+#include "data_internal.h"
+
+#define CHUNK (1u << 20)
+
+/* ---- agreement and ranges --------------------------------------------- */
+
+dapt_status data_agree(MPI_Comm comm, dapt_status st)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = st != DAPT_OK ? rank : size, first = size;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
+    if (first == size) return DAPT_OK;
+    struct {
+        int code;
+        char msg[1024];
+    } rec = {(int)st, ""};
+    if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
+    if (MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
+    if (rank != first) {
+        /* Keep the failing rank's "file.c:line: cause" as it is. */
+        dapt_error_set((dapt_status)rec.code, "rank", first, "%s", rec.msg);
+    }
+    return (dapt_status)rec.code;
+}
+
+void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e)
+{
+    /* total / size * r + (total % size) * r / size, without overflow. */
+    int64_t q = total / size, r = total % size;
+    *s = q * rank + r * rank / size;
+    *e = q * (rank + 1) + r * (rank + 1) / size;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct reader {
+    const char *path;
+    FILE *fp;  /* plain input */
+    gzFile gz; /* gzip input */
+} reader;
+
+static dapt_status rd_open(reader *r, const char *path, int gz, int64_t off)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    if (!gz) {
+        r->fp = fopen(path, "rb");
+        if (!r->fp) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        if (fseeko(r->fp, (off_t)off, SEEK_SET) != 0)
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot seek to byte %lld: %s", path, (long long)off,
+                              strerror(errno));
+        return DAPT_OK;
+    }
+    r->gz = gzopen(path, "rb");
+    if (!r->gz) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    gzbuffer(r->gz, CHUNK);
+    /* gzip cannot be entered in the middle: inflate and discard. */
+    if (off > 0 && gzseek(r->gz, (z_off_t)off, SEEK_SET) < 0) {
+        int zerr = 0;
+        const char *m = gzerror(r->gz, &zerr);
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: corrupt or truncated gzip stream before byte %lld (zlib: %s)",
+                          path, (long long)off, m);
+    }
+    return DAPT_OK;
+}
+
+/* Reads up to want bytes; *got < want only at the end of the input. */
+static dapt_status rd_read(reader *r, char *buf, size_t want, size_t *got)
+{
+    *got = 0;
+    if (r->fp) {
+        *got = fread(buf, 1, want, r->fp);
+        if (*got < want && ferror(r->fp))
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
+        return DAPT_OK;
+    }
+    while (*got < want) {
+        unsigned n = (unsigned)(want - *got > CHUNK ? CHUNK : want - *got);
+        int k = gzread(r->gz, buf + *got, n);
+        if (k < 0 || (k == 0 && !gzeof(r->gz))) {
+            int zerr = 0;
+            const char *m = gzerror(r->gz, &zerr);
+            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: corrupt or truncated gzip stream (zlib: %s)", r->path, m);
+        }
+        if (k == 0) break;
+        *got += (size_t)k;
+    }
+    if (*got < want) {
+        /* At the end: zlib reports a stream cut short only here. */
+        int zerr = 0;
+        const char *m = gzerror(r->gz, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END)
+            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: corrupt or truncated gzip stream (zlib: %s)", r->path, m);
+    }
+    return DAPT_OK;
+}
+
+static void rd_close(reader *r)
+{
+    if (r->fp) fclose(r->fp);
+    if (r->gz) gzclose(r->gz);
+    r->fp = NULL;
+    r->gz = NULL;
+}
+
+/* ---- scan --------------------------------------------------------------- */
+
+typedef struct scan_rec {
+    int code;
+    int gz;
+    int64_t size, raw_size;
+    char sha256[65];
+    char msg[1024];
+} scan_rec;
+
+static dapt_status scan_one(const char *path, scan_rec *rec)
+{
+    dapt_status st = DAPT_OK;
+    unsigned char *buf = NULL;
+    FILE *fp = NULL;
+    reader rd = {0};
+    struct stat sb;
+    if (stat(path, &sb) != 0) DAPT_THROW(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) DAPT_THROW(DAPT_ERR_IO, "%s: is a directory, not a text file", path);
+    DAPT_TRY(dapt_alloc((void **)&buf, CHUNK, "input read buffer"));
+    fp = fopen(path, "rb");
+    if (!fp) DAPT_THROW(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    dapt_sha256 h;
+    dapt_sha256_init(&h);
+    size_t n;
+    int first = 1;
+    while ((n = fread(buf, 1, CHUNK, fp)) > 0) {
+        if (first && n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) rec->gz = 1;
+        first = 0;
+        dapt_sha256_update(&h, buf, n);
+        rec->raw_size += (int64_t)n;
+    }
+    if (ferror(fp)) DAPT_THROW(DAPT_ERR_IO, "%s: read error: %s", path, strerror(errno));
+    unsigned char dig[32];
+    dapt_sha256_final(&h, dig);
+    dapt_sha256_hex(dig, rec->sha256);
+    rec->size = rec->raw_size;
+    if (rec->gz) {
+        DAPT_TRY(rd_open(&rd, path, 1, 0));
+        rec->size = 0;
+        size_t got;
+        do {
+            DAPT_TRY(rd_read(&rd, (char *)buf, CHUNK, &got));
+            rec->size += (int64_t)got;
+        } while (got == CHUNK);
+    }
+    if (rec->size == 0) DAPT_THROW(DAPT_ERR_FORMAT, "%s: empty input (no text)", path);
+cleanup:
+    rd_close(&rd);
+    if (fp) fclose(fp);
+    free(buf);
+    return st;
+}
+
+dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info *info)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    scan_rec *rec = calloc(1, sizeof *rec);
+    if (!rec) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
+    dapt_status first_bad = DAPT_OK;
+    char first_msg[1024] = "";
+    for (size_t i = 0; i < n; i++) {
+        int owner = (int)(i % (size_t)size);
+        memset(rec, 0, sizeof *rec);
+        if (rank == owner) {
+            dapt_status st = scan_one(paths[i], rec);
+            rec->code = (int)st;
+            if (st != DAPT_OK) snprintf(rec->msg, sizeof rec->msg, "%s", dapt_error_message());
+        }
+        if (MPI_Bcast(rec, (int)sizeof *rec, MPI_BYTE, owner, comm) != MPI_SUCCESS) {
+            free(rec);
+            return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast of input scan results failed");
+        }
+        if (rec->code != DAPT_OK && first_bad == DAPT_OK) {
+            first_bad = (dapt_status)rec->code;
+            snprintf(first_msg, sizeof first_msg, "%s", rec->msg);
+        }
+        info[i].size = rec->size;
+        info[i].raw_size = rec->raw_size;
+        info[i].gz = rec->gz;
+        memcpy(info[i].sha256, rec->sha256, sizeof info[i].sha256);
+    }
+    free(rec);
+    /* Every rank saw every record, so all agree on the first bad input. */
+    if (first_bad != DAPT_OK) dapt_error_set(first_bad, "scan", 0, "%s", first_msg);
+    return first_bad;
+}
+
+/* ---- byte ranges on document boundaries -------------------------------- */
+
+typedef struct window {
+    reader rd;
+    char *buf;
+    size_t cap;
+    int64_t lo, hi, size; /* buf holds file bytes [lo, hi) of size */
+} window;
+
+/* Makes sure byte x (< size) is in the window. */
+static dapt_status win_ensure(window *w, int64_t x)
+{
+    while (x >= w->hi) {
+        size_t want = CHUNK;
+        if ((int64_t)want > w->size - w->hi) want = (size_t)(w->size - w->hi);
+        if (want == 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: read past the end", w->rd.path);
+        size_t used = (size_t)(w->hi - w->lo);
+        if (used + want > w->cap) {
+            size_t ncap = w->cap ? w->cap : CHUNK;
+            while (ncap < used + want) ncap *= 2;
+            char *nb = realloc(w->buf, ncap);
+            if (!nb) return DAPT_ERROR(DAPT_ERR_NOMEM, "%s: out of memory holding %zu bytes", w->rd.path, ncap);
+            w->buf = nb;
+            w->cap = ncap;
+        }
+        size_t got = 0;
+        DAPT_CHECK(rd_read(&w->rd, w->buf + used, want, &got));
+        if (got < want)
+            return DAPT_ERROR(DAPT_ERR_IO, "%s: input shrank while reading (%lld bytes expected)", w->rd.path,
+                              (long long)w->size);
+        w->hi += (int64_t)got;
+    }
+    return DAPT_OK;
+}
+
+static inline char win_at(const window *w, int64_t x) { return w->buf[x - w->lo]; }
+
+/* Offset just past the '\n' that ends the line holding x, or size. */
+static dapt_status win_line_end(window *w, int64_t x, int64_t *end)
+{
+    while (x < w->size) {
+        DAPT_CHECK(win_ensure(w, x));
+        const char *p = w->buf + (x - w->lo);
+        const char *nl = memchr(p, '\n', (size_t)(w->hi - x));
+        if (nl) {
+            *end = x + (nl - p) + 1;
+            return DAPT_OK;
+        }
+        x = w->hi;
+    }
+    *end = w->size;
+    return DAPT_OK;
+}
+
+void src_part_free(src_part *part)
+{
+    free(part->text);
+    memset(part, 0, sizeof *part);
+}
+
+dapt_status src_load(const char *path, const src_info *info, dapt_doc_sep sep, int64_t s, int64_t e,
+                     src_part *part)
+{
+    dapt_status st = DAPT_OK;
+    memset(part, 0, sizeof *part);
+    if (e > info->size) e = info->size;
+    if (s >= e) return DAPT_OK;
+    window w = {0};
+    w.size = info->size;
+    w.lo = w.hi = s >= 3 ? s - 3 : 0;
+    DAPT_TRY(rd_open(&w.rd, path, info->gz, w.lo));
+    /* First line start L >= s. */
+    int64_t L = s;
+    if (s > 0) {
+        DAPT_TRY(win_ensure(&w, s - 1));
+        if (win_at(&w, s - 1) != '\n') DAPT_TRY(win_line_end(&w, s, &L));
+    }
+    int64_t a = -1, z = -1;
+    if (sep == DAPT_DOC_LINE) {
+        if (L < e && L < w.size) {
+            a = L;
+            DAPT_TRY(win_line_end(&w, e - 1 > L ? e - 1 : L, &z));
+        }
+    } else {
+        /* Is the line before L empty ("" or "\r")?  Needs bytes L-3..L-1. */
+        int prev_empty = 1;
+        if (L > 0 && L < w.size) {
+            int64_t b = L - 2; /* last byte of the previous line's content, if any */
+            if (L - 1 == 0 || win_at(&w, b) == '\n')
+                prev_empty = 1;
+            else if (win_at(&w, b) == '\r' && (b == 0 || win_at(&w, b - 1) == '\n'))
+                prev_empty = 1;
+            else
+                prev_empty = 0;
+        }
+        int in_doc = 0;
+        int64_t p = L;
+        while (p < w.size) {
+            if (!in_doc && p >= e) break;
+            int64_t next;
+            DAPT_TRY(win_line_end(&w, p, &next));
+            int64_t content = next - p - (win_at(&w, next - 1) == '\n' ? 1 : 0);
+            int empty = content == 0 || (content == 1 && win_at(&w, p) == '\r');
+            if (empty) {
+                if (in_doc) z = p;
+                in_doc = 0;
+                prev_empty = 1;
+            } else {
+                if (!in_doc && prev_empty) {
+                    if (p >= e) break;
+                    if (a < 0) a = p;
+                    in_doc = 1;
+                }
+                prev_empty = 0;
+            }
+            p = next;
+        }
+        if (in_doc) z = w.size;
+    }
+    if (a >= 0 && z > a) {
+        DAPT_TRY(win_ensure(&w, z - 1));
+        size_t len = (size_t)(z - a);
+        DAPT_TRY(dapt_alloc((void **)&part->text, len + 1, "document text"));
+        memcpy(part->text, w.buf + (a - w.lo), len);
+        part->text[len] = '\0';
+        part->len = len;
+        part->base = a;
+    }
+cleanup:
+    rd_close(&w.rd);
+    free(w.buf);
+    if (st != DAPT_OK) src_part_free(part);
+    return st;
+}
+
+int src_next_doc(const src_part *part, dapt_doc_sep sep, size_t *pos, const char **doc, size_t *len)
+{
+    const char *t = part->text;
+    size_t n = part->len, p = *pos;
+    for (;;) {
+        if (p >= n) {
+            *pos = p;
+            return 0;
+        }
+        const char *nl = memchr(t + p, '\n', n - p);
+        size_t end = nl ? (size_t)(nl - t) : n; /* end of line content */
+        size_t next = nl ? end + 1 : n;
+        size_t cend = end > p && t[end - 1] == '\r' ? end - 1 : end;
+        if (cend == p) { /* empty line: a separator, never a document */
+            p = next;
+            continue;
+        }
+        if (sep == DAPT_DOC_LINE) {
+            *doc = t + p;
+            *len = cend - p;
+            *pos = next;
+            return 1;
+        }
+        /* Blank-separated: extend over non-empty lines. */
+        size_t start = p, last_cend = cend;
+        p = next;
+        while (p < n) {
+            nl = memchr(t + p, '\n', n - p);
+            end = nl ? (size_t)(nl - t) : n;
+            next = nl ? end + 1 : n;
+            cend = end > p && t[end - 1] == '\r' ? end - 1 : end;
+            if (cend == p) break;
+            last_cend = cend;
+            p = next;
+        }
+        *doc = t + start;
+        *len = last_cend - start;
+        *pos = p;
+        return 1;
+    }
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+int src_check_text(const char *text, size_t len, size_t *bad, const char **why)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII fast path, 8 bytes at a time (no NUL, no high bit). */
+        while (i + 8 <= len) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if ((v & 0x8080808080808080ull) || ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull)) break;
+            i += 8;
+        }
+        if (i >= len) break;
+        unsigned c = s[i];
+        if (c == 0) {
+            *bad = i;
+            *why = "NUL byte (binary data?)";
+            return 0;
+        }
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c == 0xE0) { need = 2; lo = 0xA0; }
+        else if (c == 0xED) { need = 2; hi = 0x9F; } /* no surrogates */
+        else if (c >= 0xE1 && c <= 0xEF) need = 2;
+        else if (c == 0xF0) { need = 3; lo = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) need = 3;
+        else if (c == 0xF4) { need = 3; hi = 0x8F; }
+        else {
+            *bad = i;
+            *why = "invalid UTF-8 (bad lead byte)";
+            return 0;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            if (i + k >= len) {
+                *bad = i;
+                *why = "invalid UTF-8 (sequence cut short)";
+                return 0;
+            }
+            unsigned d = s[i + k];
+            unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
+            if (d < l || d > h) {
+                *bad = i;
+                *why = "invalid UTF-8";
+                return 0;
+            }
+        }
+        i += need + 1;
+    }
+    return 1;
+}
+
+int64_t src_line_of(const char *path, int64_t off)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g) return 0;
+    char *buf = malloc(CHUNK);
+    int64_t line = 1, pos = 0;
+    while (buf && pos < off) {
+        unsigned want = (unsigned)(off - pos < (int64_t)CHUNK ? off - pos : CHUNK);
+        int k = gzread(g, buf, want);
+        if (k <= 0) break;
+        for (int i = 0; i < k; i++) line += buf[i] == '\n';
+        pos += k;
+    }
+    free(buf);
+    gzclose(g);
+    return line;
+}
+
+/* ---- HDF5 datasets h5io has no type for -------------------------------- */
+
+static hid_t quiet_dcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (p < 0) return p;
+    /* Same choices as h5io: no timestamps, no fill pass, space allocated at
+     * creation, so files are byte-identical for any number of writers. */
+    if (H5Pset_obj_track_times(p, 0) < 0 || H5Pset_fill_time(p, H5D_FILL_TIME_NEVER) < 0 ||
+        H5Pset_alloc_time(p, H5D_ALLOC_TIME_EARLY) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    return p;
+}
+
+static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n,
+                            int64_t start, int64_t count, const void *data)
+{
+    dapt_status st = DAPT_OK;
+    hid_t dcpl = -1, fspace = -1, mspace = -1, dset = -1, dxpl = -1;
+    hsize_t dims[1] = {(hsize_t)n}, off[1] = {(hsize_t)start}, cnt[1] = {(hsize_t)count};
+    dcpl = quiet_dcpl();
+    if (dcpl < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot make dataset properties", f->path, name);
+    fspace = H5Screate_simple(1, dims, NULL);
+    dset = H5Dcreate2(f->id, name, ftype, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (fspace < 0 || dset < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot create dataset", f->path, name);
+    if (count > 0) {
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0)
+            DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: bad slab [%lld, +%lld)", f->path, name, (long long)start,
+                       (long long)count);
+    } else {
+        H5Sselect_none(fspace);
+    }
+    mspace = H5Screate_simple(1, cnt, NULL);
+    if (count == 0) H5Sselect_none(mspace);
+    dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (mspace < 0 || dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot set up collective write", f->path, name);
+    static const char dummy[8];
+    if (H5Dwrite(dset, mtype, mspace, fspace, dxpl, count > 0 ? data : dummy) < 0)
+        DAPT_THROW(DAPT_ERR_IO, "%s: %s: write failed (disk full?)", f->path, name);
+cleanup:
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK)
+        st = DAPT_ERROR(DAPT_ERR_IO, "%s: %s: closing dataset failed (disk full?)", f->path, name);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return st;
+}
+
+dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n, int64_t start,
+                           int64_t count, const int32_t *ids)
+{
+    hid_t ftype = id_bytes == 1 ? H5T_STD_U8LE : id_bytes == 2 ? H5T_STD_U16LE : H5T_STD_U32LE;
+    hid_t mtype = id_bytes == 1 ? H5T_NATIVE_UINT8 : id_bytes == 2 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT32;
+    void *narrow = NULL;
+    if (count > 0) {
+        DAPT_CHECK(dapt_alloc(&narrow, (size_t)count * (size_t)id_bytes, "narrowed token ids"));
+        if (id_bytes == 1)
+            for (int64_t i = 0; i < count; i++) ((uint8_t *)narrow)[i] = (uint8_t)ids[i];
+        else if (id_bytes == 2)
+            for (int64_t i = 0; i < count; i++) ((uint16_t *)narrow)[i] = (uint16_t)ids[i];
+        else
+            for (int64_t i = 0; i < count; i++) ((uint32_t *)narrow)[i] = (uint32_t)ids[i];
+    }
+    dapt_status st = write_1d(f, name, ftype, mtype, n, start, count, narrow);
+    free(narrow);
+    return st;
+}
+
+dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n)
+{
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    size_t w = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(strs[i]) + 1 > w) w = strlen(strs[i]) + 1;
+    char *flat = calloc(n ? n : 1, w);
+    if (!flat) return DAPT_ERROR(DAPT_ERR_NOMEM, "%s: out of memory for %s", f->path, name);
+    for (size_t i = 0; i < n; i++) memcpy(flat + i * w, strs[i], strlen(strs[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    dapt_status st = DAPT_OK;
+    if (t < 0 || H5Tset_size(t, w) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
+        st = DAPT_ERROR(DAPT_ERR_HDF5, "%s: %s: cannot make string type", f->path, name);
+    else
+        st = write_1d(f, name, t, t, (int64_t)n, 0, rank == 0 ? (int64_t)n : 0, flat);
+    if (t >= 0) H5Tclose(t);
+    free(flat);
+    return st;
+}
+
+int dapt_corpus_id_bytes(size_t vocab_size)
+{
+    if (vocab_size <= 256) return 1;
+    if (vocab_size <= 65536) return 2;
+    return 4;
+}
