@@ -7,6 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+void k_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    const int nt = omp_get_max_threads();
+    if (nt <= 1 || omp_in_parallel() || (double)m * (double)n * (double)k < 4e6) {
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c,
+                    (int)ldc);
+        return;
+    }
+    /* One thread pool for everything: OpenMP threads each run a
+     * single-threaded sgemm on a block of C (rows if C is tall, else
+     * columns, rounded to 16 for whole vector tiles). */
+    const int split_rows = m >= n;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int64_t total = split_rows ? m : n;
+        int64_t lo = (total * t / T) & ~(int64_t)15, hi = t == T - 1 ? total : (total * (t + 1) / T) & ~(int64_t)15;
+        if (hi > lo) {
+            if (split_rows) {
+                const float *ap = trans_a ? a + lo : a + lo * lda;
+                cblas_sgemm(CblasRowMajor, ta, tb, (int)(hi - lo), (int)n, (int)k, alpha, ap, (int)lda, b, (int)ldb,
+                            beta, c + lo * ldc, (int)ldc);
+            } else {
+                const float *bp = trans_b ? b + lo * ldb : b + lo;
+                cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)(hi - lo), (int)k, alpha, a, (int)lda, bp, (int)ldb,
+                            beta, c + lo, (int)ldc);
+            }
+        }
+    }
+}
+
 void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *bias, float *y, int accumulate)
 {
@@ -23,8 +56,7 @@ void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const floa
         }
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in,
-                w, (int)in, beta, y, (int)out);
+    k_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
 void k_colsum_acc(int64_t n, int64_t cols, const float *x, float *acc)
@@ -63,12 +95,10 @@ void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float
 void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *dy, float *dw, float *dbias, float *dx, int accumulate_dx)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, dy, (int)out,
-                x, (int)in, 1.0f, dw, (int)in);
+    k_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (dbias) k_colsum_acc(n, out, dy, dbias);
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, dy,
-                    (int)out, w, (int)in, accumulate_dx ? 1.0f : 0.0f, dx, (int)in);
+        k_sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
 }
 
 void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, const float *beta,

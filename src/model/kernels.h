@@ -11,6 +11,11 @@
 
 #include "dapt/rng.h"
 
+/* Row-major C = alpha op(A) op(B) + beta C, split over the OpenMP threads
+ * (each runs a single-threaded sgemm: call inside k_blas_serial_begin/end). */
+void k_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* y[n,out] = x[n,in] W[out,in]^T (+ bias[out] if bias), accumulate: y += ... */
 void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *bias, float *y, int accumulate);
@@ -52,8 +57,10 @@ typedef struct k_dropout {
 void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
                    float *x);
 
-/* BLAS threads: call serial_begin before a parallel region that calls BLAS
- * per thread, serial_end after. */
+/* BLAS threads: the engine keeps one thread pool (OpenMP) and runs OpenBLAS
+ * single-threaded inside it, so the two never spin against each other.
+ * forward/backward bracket their work with serial_begin/serial_end, which
+ * restore OpenBLAS's own thread count for the rest of the program. */
 void k_blas_serial_begin(void);
 void k_blas_serial_end(void);
 

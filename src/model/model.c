@@ -427,7 +427,6 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
     const float scale = 1.0f / sqrtf((float)D);
     const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
-    k_blas_serial_begin();
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t i = 0; i < B; i++)
         for (int64_t h = 0; h < NH; h++) {
@@ -461,7 +460,6 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, pd, (int)S,
                         v, (int)H, 0.0f, a->ctx + i * S * H + h * D, (int)H);
         }
-    k_blas_serial_end();
 }
 
 /* dctx -> dq, dk, dv; head-mask gradient into ws->hm_grad_tmp [B,NH]. */
@@ -472,7 +470,6 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
     const float scale = 1.0f / sqrtf((float)D);
     const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
-    k_blas_serial_begin();
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t i = 0; i < B; i++)
         for (int64_t h = 0; h < NH; h++) {
@@ -510,7 +507,6 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)D, (int)S, scale, dpd, (int)S,
                         a->q + off, (int)H, 0.0f, ws->dk + off, (int)H);
         }
-    k_blas_serial_end();
 }
 
 /* ---------------------------------------------------------------- layer */
@@ -844,6 +840,17 @@ static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_s
 
 /* ------------------------------------------------------------ top level */
 
+static dapt_status forward_all(const dapt_model *m, dapt_workspace *ws)
+{
+    const dapt_model_config *mc = &m->config;
+    embeddings_forward(m, ws);
+    for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
+    pooler_forward(m, ws);
+    DAPT_CHECK(classifier_forward(m, ws));
+    if (mc->has_mlm_head && (ws->b.mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(mlm_forward(m, ws));
+    return DAPT_OK;
+}
+
 dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
                                const dapt_unit_masks *masks, const dapt_run_opts *opts)
 {
@@ -865,11 +872,10 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     ws->mlm_rows = ws->mlm_count = ws->cls_count = 0;
     ws->mlm_loss = ws->cls_loss = 0.0;
 
-    embeddings_forward(m, ws);
-    for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
-    pooler_forward(m, ws);
-    DAPT_CHECK(classifier_forward(m, ws));
-    if (mc->has_mlm_head && (b->mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(mlm_forward(m, ws));
+    k_blas_serial_begin();
+    dapt_status st = forward_all(m, ws);
+    k_blas_serial_end();
+    DAPT_CHECK(st);
     if (!isfinite(ws->mlm_loss) || !isfinite(ws->cls_loss))
         return DAPT_ERROR(DAPT_ERR_NUMERIC, "forward: loss is not finite (MLM %g, classification %g)",
                           ws->mlm_loss, ws->cls_loss);
@@ -877,12 +883,24 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     return DAPT_OK;
 }
 
+static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
+                                const dapt_unit_mask_grads *mask_grads);
+
 dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
                                 const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
 {
     if (!ws->spec.training)
         return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
     if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
+    k_blas_serial_begin();
+    dapt_status st = backward_all(m, ws, loss_scale, d_last_hidden, mask_grads);
+    k_blas_serial_end();
+    return st;
+}
+
+static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
+                                const dapt_unit_mask_grads *mask_grads)
+{
     const dapt_model_config *mc = &m->config;
     const int64_t T = ws->b.batch * ws->b.seq_len, H = mc->hidden;
     float *dout = ws->dA, *dx = ws->dB;
