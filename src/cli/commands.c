@@ -9,5 +9,7 @@ const dapt_command dapt_commands[] = {
     {"tokenize", "print the token ids of UTF-8 lines read on stdin", dapt_cmd_tokenize},
     {"prepare", "tokenize raw text or labelled examples into an HDF5 file (all ranks)", dapt_cmd_prepare},
     {"train", "post-train a model (MLM) with checkpoints, resume and preemption", dapt_cmd_train},
+    {"import", "convert a Hugging Face model directory to a dapt model file", dapt_cmd_import},
+    {"export", "write a dapt model file as a Hugging Face model directory", dapt_cmd_export},
     {NULL, NULL, NULL},
 };

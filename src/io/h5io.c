@@ -32,8 +32,10 @@ static dapt_status h5fail(const char *file, const char *obj, const char *what, i
 /* HDF5 prints its error stack by default; dapt reports one line instead. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* Makes every rank return the same status: the lowest failing rank's code
- * and message are broadcast.  Collective over comm. */
+static dapt_status agree(MPI_Comm comm, dapt_status st);
+dapt_status dapt_h5_agree(MPI_Comm comm, dapt_status st) { return agree(comm, st); }
+
+/* The lowest failing rank's code and message are broadcast. */
 static dapt_status agree(MPI_Comm comm, dapt_status st)
 {
     int rank = 0, size = 1;

@@ -1,0 +1,82 @@
+/* dapt import HF_DIR OUT.h5: a Hugging Face model directory to a dapt model file. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/cli.h"
+#include "dapt/fsio.h"
+#include "dapt/hf.h"
+#include "dapt/log.h"
+#include "dapt/modelfile.h"
+
+static void usage(void)
+{
+    printf("usage: dapt import HF_DIR OUT.h5 [--force]\n\n"
+           "Reads HF_DIR/config.json, HF_DIR/model.safetensors and the tokenizer files\n"
+           "(tokenizer.json, vocab.txt, vocab.json, merges.txt, tokenizer_config.json,\n"
+           "special_tokens_map.json, added_tokens.json) of a BertForMaskedLM,\n"
+           "RobertaForMaskedLM, BertForSequenceClassification,\n"
+           "RobertaForSequenceClassification, BertModel or RobertaModel and writes a dapt\n"
+           "model file (docs/formats.md).  Weights become float32.  OUT.h5 is written\n"
+           "under a temporary name and renamed when complete; an existing OUT.h5 is\n"
+           "refused unless --force.  Runs on rank 0.\n\n");
+    dapt_cli_print_common_help();
+}
+
+static dapt_status run(const dapt_cli *cli, const char *dir, const char *out, int force)
+{
+    dapt_model_config mc;
+    dapt_param_table table;
+    dapt_model_meta meta;
+    float *params = NULL;
+    if (!force && dapt_fs_exists(out))
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", out);
+    DAPT_CHECK(dapt_hf_import(dir, &mc, &table, &params, &meta));
+    dapt_status st = dapt_modelfile_save(MPI_COMM_SELF, out, force, &cli->cfg, &mc, &table, params, &meta);
+    if (st == DAPT_OK) {
+        size_t n = 0;
+        for (size_t i = 0; i < table.count; i++) n += table.tensors[i].numel;
+        dapt_info("imported %s (%s): %lld layers, hidden %lld, %lld heads, vocabulary %lld, %zu parameters, "
+                  "%zu tokenizer files -> %s", meta.hf_architecture, dir, (long long)mc.layers,
+                  (long long)mc.hidden, (long long)mc.heads, (long long)mc.vocab_size, n, meta.ntokenizer, out);
+    }
+    free(params);
+    dapt_param_table_free(&table);
+    dapt_model_meta_free(&meta);
+    return st;
+}
+
+int dapt_cmd_import(int argc, char **argv)
+{
+    dapt_cli cli;
+    dapt_status st = dapt_cli_parse(argc, argv, &cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (cli.help) {
+        if (rank == 0) usage();
+        dapt_cli_free(&cli);
+        return DAPT_EXIT_OK;
+    }
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, force = 0;
+    for (int i = 0; i < cli.nrest; i++) {
+        if (!strcmp(cli.rest[i], "--force")) force = 1;
+        else if (cli.rest[i][0] == '-' || npos == 2)
+            dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_ARG, "dapt import: unexpected argument '%s' (see dapt import --help)",
+                                         cli.rest[i]));
+        else pos[npos++] = cli.rest[i];
+    }
+    if (npos != 2) {
+        if (rank == 0) usage();
+        dapt_cli_free(&cli);
+        return DAPT_EXIT_USAGE;
+    }
+    /* One process reads and writes; the others only wait for the verdict. */
+    if (rank == 0) st = run(&cli, pos[0], pos[1], force);
+    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    dapt_cli_free(&cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    return DAPT_EXIT_OK;
+}
