@@ -7,7 +7,7 @@
 
 # Build and test dependencies, one Debian package per line of use.
 DAPT_PACKAGES="
-build-essential autoconf automake libtool pkg-config autoconf-archive
+build-essential autoconf automake libtool pkg-config autoconf-archive xz-utils
 openmpi-bin libopenmpi-dev
 libopenblas-dev
 libscalapack-openmpi-dev
