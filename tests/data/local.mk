@@ -1,1 +1,6 @@
-# tests/data: build fragment (included by Makefile.am)
+# tests/data: input splitting, dapt prepare end to end, bad input.
+check_PROGRAMS += tests/data/test_source
+tests_data_test_source_SOURCES = tests/data/test_source.c
+tests_data_test_source_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/src/data
+tests_data_test_source_LDADD = $(TEST_LIBS)
+TESTS += tests/data/test_source
