@@ -85,6 +85,15 @@ dapt_status dapt_h5_write(dapt_h5file *f, const char *name, dapt_h5_type type, i
                           const int64_t *dims, const int64_t *start, const int64_t *count,
                           const void *data);
 
+/* Two-step form for data produced in pieces: create the dataset, then any
+ * number of collective slab writes (every rank calls each write, with an
+ * empty count when it has nothing for it).  Every element must be written
+ * by some rank before commit: unwritten elements are undefined (no fill). */
+dapt_status dapt_h5_create_dataset(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                                   const int64_t *dims);
+dapt_status dapt_h5_write_slab(dapt_h5file *f, const char *name, dapt_h5_type type, const int64_t *start,
+                               const int64_t *count, const void *data);
+
 /* Convenience: the dataset holds whole blocks of the first dimension; this
  * rank writes rows [row_begin, row_begin + row_count). */
 dapt_status dapt_h5_write_rows(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,

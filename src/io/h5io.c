@@ -438,17 +438,15 @@ static hid_t collective_dxpl(void)
     return dxpl;
 }
 
-static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
-                              const int64_t *dims, const int64_t *start, const int64_t *count,
-                              int participate, const void *data)
+static dapt_status create_impl(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim, const int64_t *dims,
+                               hid_t *dset_out)
 {
     if (!f->writable) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing", f->path, name);
     if (file_type(type) < 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: bad element type", f->path, name);
-    DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
+    DAPT_CHECK(check_shape(f, name, ndim, dims, NULL, NULL));
     DAPT_CHECK(make_groups(f, name, 0));
     dapt_status st = DAPT_OK;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
-    hid_t dset = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    hid_t fspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
     hsize_t hd[DAPT_H5_MAX_DIMS];
     for (int d = 0; d < ndim; d++) hd[d] = (hsize_t)dims[d];
     fspace = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, hd, NULL);
@@ -465,10 +463,35 @@ static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type typ
         goto cleanup;
     }
     dset = H5Dcreate2(f->id, name, file_type(type), fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (dset < 0) {
-        st = H5FAIL(f, name, "creating dataset");
+    if (dset < 0) st = H5FAIL(f, name, "creating dataset");
+cleanup:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (fspace >= 0) H5Sclose(fspace);
+    *dset_out = dset;
+    return st;
+}
+
+/* Collective write of this rank's slab into an open dataset. */
+static dapt_status slab_impl(dapt_h5file *f, const char *name, hid_t dset, dapt_h5_type type, const int64_t *start,
+                             const int64_t *count, int participate, const void *data)
+{
+    dapt_status st = DAPT_OK;
+    hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    if (fspace < 0) return H5FAIL(f, name, "reading dataset shape");
+    int ndim = H5Sget_simple_extent_ndims(fspace);
+    hsize_t hd[DAPT_H5_MAX_DIMS];
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    if (ndim < 0 || ndim > DAPT_H5_MAX_DIMS) {
+        st = H5FAIL(f, name, "reading dataset rank");
         goto cleanup;
     }
+    H5Sget_simple_extent_dims(fspace, hd, NULL);
+    size_t total = 1;
+    for (int d = 0; d < ndim; d++) {
+        dims[d] = (int64_t)hd[d];
+        total *= (size_t)hd[d];
+    }
+    if (ndim > 0) DAPT_TRY(check_shape(f, name, ndim, dims, start, count));
     size_t numel = 0;
     DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, participate, &mspace, &numel));
     dxpl = collective_dxpl();
@@ -477,17 +500,45 @@ static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type typ
         goto cleanup;
     }
     /* A dataset without elements has no storage to write to. */
-    size_t total = 1;
-    for (int d = 0; d < ndim; d++) total *= (size_t)dims[d];
     static const char dummy[8];
     if (total > 0 && H5Dwrite(dset, mem_type(type), mspace, fspace, dxpl, numel && data ? data : dummy) < 0)
         st = H5FAIL(f, name, "writing");
 cleanup:
     if (dxpl >= 0) H5Pclose(dxpl);
     if (mspace >= 0) H5Sclose(mspace);
+    H5Sclose(fspace);
+    return st;
+}
+
+static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                              const int64_t *dims, const int64_t *start, const int64_t *count,
+                              int participate, const void *data)
+{
+    if (ndim > 0) DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
+    hid_t dset = H5I_INVALID_HID;
+    dapt_status st = create_impl(f, name, type, ndim, dims, &dset);
+    if (st == DAPT_OK) st = slab_impl(f, name, dset, type, start, count, participate, data);
     if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (fspace >= 0) H5Sclose(fspace);
+    return st;
+}
+
+dapt_status dapt_h5_create_dataset(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
+                                   const int64_t *dims)
+{
+    hid_t dset = H5I_INVALID_HID;
+    dapt_status st = create_impl(f, name, type, ndim, dims, &dset);
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
+    return st;
+}
+
+dapt_status dapt_h5_write_slab(dapt_h5file *f, const char *name, dapt_h5_type type, const int64_t *start,
+                               const int64_t *count, const void *data)
+{
+    if (!f->writable) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing", f->path, name);
+    hid_t dset = H5Dopen2(f->id, name, H5P_DEFAULT);
+    if (dset < 0) return H5FAIL(f, name, "opening dataset");
+    dapt_status st = slab_impl(f, name, dset, type, start, count, 1, data);
+    if (H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
     return st;
 }
 

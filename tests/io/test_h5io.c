@@ -245,6 +245,37 @@ static void test_deterministic(void)
     }
 }
 
+/* Create once, then several collective slab writes: rank r fills rows
+ * r, r + n, r + 2n, ... one round at a time; ranks out of rows still call. */
+static void test_two_step(void)
+{
+    setup();
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    const char *out = path_in_dir("steps.h5");
+    dapt_h5file f;
+    const int64_t d[3] = {5, 2, 3};
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_create(MPI_COMM_WORLD, out, 1, &cfg, &f), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_h5_create_dataset(&f, "x", DAPT_H5_I32, 3, d), DAPT_OK);
+    int64_t rounds = (d[0] + nranks - 1) / nranks;
+    for (int64_t k = 0; k < rounds; k++) {
+        int64_t row = k * nranks + rank;
+        int32_t v[6];
+        for (int i = 0; i < 6; i++) v[i] = (int32_t)(row * 6 + i);
+        const int64_t start[3] = {row < d[0] ? row : 0, 0, 0}, count[3] = {row < d[0] ? 1 : 0, 2, 3};
+        CU_ASSERT_EQUAL(dapt_h5_write_slab(&f, "x", DAPT_H5_I32, start, count, v), DAPT_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_commit(&f), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_open(MPI_COMM_WORLD, out, &f), DAPT_OK);
+    void *all = NULL;
+    CU_ASSERT_EQUAL(dapt_h5_read_all(&f, "x", DAPT_H5_I32, &all, NULL, NULL), DAPT_OK);
+    int ok = all != NULL;
+    for (int i = 0; ok && i < 30; i++) ok = ((int32_t *)all)[i] == i;
+    CU_ASSERT_TRUE(ok);
+    free(all);
+    dapt_h5_close(&f);
+}
+
 static void test_cleanup(void)
 {
     MPI_Barrier(MPI_COMM_WORLD);
@@ -259,4 +290,5 @@ DAPT_TEST_MAIN("h5io", {"write and read every type by slabs", test_roundtrip_typ
                {"existing output, force and abort", test_exists_force_abort},
                {"open errors name the file", test_open_errors},
                {"byte-identical files whatever the split", test_deterministic},
+               {"create, then write slabs in rounds", test_two_step},
                {"remove scratch files", test_cleanup})
