@@ -4,3 +4,5 @@ tests_data_test_source_SOURCES = tests/data/test_source.c
 tests_data_test_source_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/src/data
 tests_data_test_source_LDADD = $(TEST_LIBS)
 TESTS += tests/data/test_source
+TESTS += tests/data/prepare.test
+EXTRA_DIST += tests/data/prepare.test tests/data/check_prepared.py
