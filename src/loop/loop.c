@@ -420,8 +420,9 @@ static dapt_status load_block(run *r, dapt_split split, int64_t first, int64_t n
 static int injected_nan(const run *r)
 {
     const dapt_config *cfg = r->cfg;
-    return cfg->train.inject_nan_step >= 0 && r->rank == cfg->train.inject_nan_rank &&
-           r->step >= cfg->train.inject_nan_step && r->step < cfg->train.inject_nan_step + cfg->train.inject_nan_steps;
+    const int64_t numbered = r->step + 1; /* steps are numbered from 1 in logs and metrics */
+    return cfg->train.inject_nan_step > 0 && r->rank == cfg->train.inject_nan_rank &&
+           numbered >= cfg->train.inject_nan_step && numbered < cfg->train.inject_nan_step + cfg->train.inject_nan_steps;
 }
 
 /* Sums the gradients over the data ranks: buckets of parallel.bucket_mb,
