@@ -10,3 +10,5 @@ tests_text_test_tokenizer_SOURCES = tests/text/test_tokenizer.c tests/text/tok_f
 tests_text_test_tokenizer_CFLAGS = $(TEST_CFLAGS)
 tests_text_test_tokenizer_LDADD = $(TEST_LIBS)
 TESTS += tests/text/test_tokenizer
+TESTS += tests/text/tokenize_cli.test
+EXTRA_DIST += tests/text/tokenize_cli.test tools/reference/extract_testplans.mjs
