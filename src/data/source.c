@@ -37,10 +37,7 @@ dapt_status data_agree(MPI_Comm comm, dapt_status st)
     if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
     if (MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm) != MPI_SUCCESS)
         return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
-    if (rank != first) {
-        /* Keep the failing rank's "file.c:line: cause" as it is. */
-        dapt_error_set((dapt_status)rec.code, "rank", first, "%s", rec.msg);
-    }
+    if (rank != first) DAPT_ERROR((dapt_status)rec.code, "on rank %d: %s", first, rec.msg);
     return (dapt_status)rec.code;
 }
 
@@ -186,7 +183,7 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
     scan_rec *rec = calloc(1, sizeof *rec);
     if (!rec) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
     dapt_status first_bad = DAPT_OK;
-    char first_msg[1024] = "";
+    char first_msg[1100] = "";
     for (size_t i = 0; i < n; i++) {
         int owner = (int)(i % (size_t)size);
         memset(rec, 0, sizeof *rec);
@@ -201,7 +198,10 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
         }
         if (rec->code != DAPT_OK && first_bad == DAPT_OK) {
             first_bad = (dapt_status)rec->code;
-            snprintf(first_msg, sizeof first_msg, "%s", rec->msg);
+            if (rank == owner)
+                snprintf(first_msg, sizeof first_msg, "%s", dapt_error_message());
+            else
+                snprintf(first_msg, sizeof first_msg, "on rank %d: %s", owner, rec->msg);
         }
         info[i].size = rec->size;
         info[i].raw_size = rec->raw_size;
@@ -210,7 +210,7 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
     }
     free(rec);
     /* Every rank saw every record, so all agree on the first bad input. */
-    if (first_bad != DAPT_OK) dapt_error_set(first_bad, "scan", 0, "%s", first_msg);
+    if (first_bad != DAPT_OK && !strstr(dapt_error_message(), first_msg)) DAPT_ERROR(first_bad, "%s", first_msg);
     return first_bad;
 }
 

@@ -6,3 +6,5 @@ tests_data_test_source_LDADD = $(TEST_LIBS)
 TESTS += tests/data/test_source
 TESTS += tests/data/prepare.test
 EXTRA_DIST += tests/data/prepare.test tests/data/check_prepared.py
+TESTS += tests/data/bad_input.test
+EXTRA_DIST += tests/data/bad_input.test
