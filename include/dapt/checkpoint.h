@@ -1,12 +1,14 @@
 /* Training checkpoints in parallel HDF5: one file per checkpoint,
  * DIR/step-%08d.h5, holding
- *   /params/<name>              every parameter at its global shape (the
- *                               model-file layout, so dapt export reads it)
+ *   (model file)                configuration attributes, /params/<name> at
+ *                               global shape and /tokenizer/ exactly as in a
+ *                               model file (modelfile.h), so dapt export and
+ *                               dapt train's model.path read a checkpoint
  *   /optim/exp_avg/<name>       AdamW first moment, same shape
  *   /optim/exp_avg_sq/<name>    AdamW second moment, same shape
  *   /objective/...              the training objective's own state (if any)
- * Every dataset carries its CRC-32 (zlib) as the attribute "crc32"; the root
- * carries the step, the data position, the optimizer step, the count of bad
+ * Every parameter and moment dataset carries its CRC-32 (zlib) as the
+ * attribute "crc32"; the root carries checkpoint_format, the step, the data position, the optimizer step, the count of bad
  * steps in a row, the seed (the counter-based RNG needs nothing else), the
  * model architecture and the resolved configuration ("dapt_config").
  *
@@ -28,6 +30,7 @@
 #include "dapt/config.h"
 #include "dapt/h5io.h"
 #include "dapt/model.h"
+#include "dapt/modelfile.h"
 #include "dapt/status.h"
 
 typedef struct dapt_ckpt_state {
@@ -49,9 +52,12 @@ void dapt_checkpoint_path(const char *dir, int64_t step, char *out, size_t len);
 /* Writes the checkpoint of st->step (replacing one of the same step),
  * updates DIR/latest and keeps the newest `keep` checkpoints.  exp_avg and
  * exp_avg_sq are flat buffers laid out like m->params.  Each rank writes a
- * block of rows of every tensor. */
+ * block of rows of every moment tensor; the parameters go through
+ * dapt_modelfile_put (rank 0).  meta (may be NULL) supplies the tokenizer
+ * files and Hugging Face architecture name. */
 dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
-                                 const dapt_model *m, const float *exp_avg, const float *exp_avg_sq,
+                                 const dapt_model *m, const dapt_model_meta *meta,
+                                 const float *exp_avg, const float *exp_avg_sq,
                                  const dapt_ckpt_state *st, int64_t keep, dapt_ckpt_save_fn save,
                                  void *save_ctx);
 

@@ -85,34 +85,12 @@ dapt_status dapt_checkpoint_list(const char *dir, int64_t **steps, size_t *n)
     return DAPT_OK;
 }
 
-/* ---- model architecture attributes (Hugging Face config.json names) ---- */
-
-static dapt_status write_arch(dapt_h5file *f, const dapt_model_config *mc)
-{
-    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "model_type", mc->arch == DAPT_ARCH_ROBERTA ? "roberta" : "bert"));
-    const struct { const char *name; int64_t v; } ints[] = {
-        {"vocab_size", mc->vocab_size},
-        {"hidden_size", mc->hidden},
-        {"num_hidden_layers", mc->layers},
-        {"num_attention_heads", mc->heads},
-        {"intermediate_size", mc->intermediate},
-        {"max_position_embeddings", mc->max_position},
-        {"type_vocab_size", mc->type_vocab_size},
-        {"pad_token_id", mc->pad_token_id},
-        {"has_pooler", mc->has_pooler},
-        {"has_mlm_head", mc->has_mlm_head},
-        {"num_labels", mc->num_labels},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", ints[i].name, ints[i].v));
-    DAPT_CHECK(dapt_h5_attr_set_double(f, "/", "layer_norm_eps", mc->layer_norm_eps));
-    DAPT_CHECK(dapt_h5_attr_set_double(f, "/", "hidden_dropout_prob", mc->hidden_dropout));
-    DAPT_CHECK(dapt_h5_attr_set_double(f, "/", "attention_probs_dropout_prob", mc->attention_dropout));
-    DAPT_CHECK(dapt_h5_attr_set_double(f, "/", "initializer_range", mc->initializer_range));
-    return DAPT_OK;
-}
-
 /* ---- save --------------------------------------------------------------- */
+
+static dapt_status set_crc(dapt_h5file *f, const char *name, const float *data, size_t numel)
+{
+    return dapt_h5_attr_set_int64(f, name, "crc32", dapt_crc32(data, numel * sizeof *data));
+}
 
 static dapt_status write_tensor(dapt_h5file *f, MPI_Comm comm, const char *group, const dapt_tensor *t,
                                 const float *buf)
@@ -129,7 +107,7 @@ static dapt_status write_tensor(dapt_h5file *f, MPI_Comm comm, const char *group
     int64_t q = rows / size, rem = rows % size;
     int64_t begin = rank * q + (rank < rem ? rank : rem), count = q + (rank < rem);
     DAPT_CHECK(dapt_h5_write_rows(f, name, DAPT_H5_F32, t->ndim, dims, begin, count, data + begin * cols));
-    return dapt_h5_attr_set_int64(f, name, "crc32", dapt_crc32(data, t->numel * sizeof *data));
+    return set_crc(f, name, data, t->numel);
 }
 
 static dapt_status write_latest(const char *dir, int64_t step)
@@ -171,7 +149,8 @@ static dapt_status agree_status(MPI_Comm comm, dapt_status st)
 }
 
 dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
-                                 const dapt_model *m, const float *exp_avg, const float *exp_avg_sq,
+                                 const dapt_model *m, const dapt_model_meta *meta,
+                                 const float *exp_avg, const float *exp_avg_sq,
                                  const dapt_ckpt_state *state, int64_t keep, dapt_ckpt_save_fn save,
                                  void *save_ctx)
 {
@@ -185,16 +164,18 @@ dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_conf
     dapt_checkpoint_path(dir, state->step, path, sizeof path);
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
-    DAPT_TRY(dapt_h5_attr_set_string(&f, "/", "format", CKPT_FORMAT));
+    DAPT_TRY(dapt_modelfile_put(&f, &m->config, &m->table, m->params, meta));
+    DAPT_TRY(dapt_h5_attr_set_string(&f, "/", "checkpoint_format", CKPT_FORMAT));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "step", state->step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "samples", state->samples));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "adam_step", state->adam_step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "bad_run", state->bad_run));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "seed", (int64_t)state->seed));
-    DAPT_TRY(write_arch(&f, &m->config));
     for (size_t i = 0; i < m->table.count; i++) {
         const dapt_tensor *t = &m->table.tensors[i];
-        DAPT_TRY(write_tensor(&f, comm, "params", t, m->params));
+        char name[160];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        DAPT_TRY(set_crc(&f, name, m->params + t->offset, t->numel));
         DAPT_TRY(write_tensor(&f, comm, "optim/exp_avg", t, exp_avg));
         DAPT_TRY(write_tensor(&f, comm, "optim/exp_avg_sq", t, exp_avg_sq));
     }
@@ -245,7 +226,9 @@ dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m,
     dapt_status st = DAPT_OK;
     char *format = NULL;
     int64_t seed = 0;
-    DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "format", &format));
+    if (!dapt_h5_attr_exists(&f, "/", "checkpoint_format"))
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: not a dapt checkpoint (no checkpoint_format attribute)", path);
+    DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "checkpoint_format", &format));
     if (strcmp(format, CKPT_FORMAT))
         DAPT_THROW(DAPT_ERR_FORMAT, "%s: not a dapt checkpoint (format '%s', expected '%s')", path, format, CKPT_FORMAT);
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "step", &state->step));

@@ -15,6 +15,7 @@
 #include "dapt/checkpoint.h"
 #include "dapt/fsio.h"
 #include "dapt/log.h"
+#include "dapt/modelfile.h"
 #include "dapt/optim.h"
 #include "dapt/tokenizer.h"
 
@@ -83,6 +84,7 @@ typedef struct run {
     dapt_mlm_spec mlm;
     dapt_model model;
     int have_model;
+    dapt_model_meta meta; /* tokenizer files and HF name, carried into checkpoints */
     dapt_workspace *ws;
     dapt_sequences *seqs;
     dapt_order order;
@@ -110,20 +112,89 @@ static dapt_status agree(run *r, dapt_status st)
     return st;
 }
 
-/* Special-token ids from the tokenizer. */
+static dapt_status mkdir_p(const char *path);
+
+/* Tokenizer files to carry into checkpoints, from tokenizer.path (a file
+ * or a directory), under the names Hugging Face uses.  Not collective. */
+static dapt_status collect_tokenizer_files(const char *path, dapt_model_meta *meta)
+{
+    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json", "merges.txt",
+                                        "tokenizer_config.json", "special_tokens_map.json"};
+    struct stat sb;
+    if (stat(path, &sb) != 0) return DAPT_ERROR(DAPT_ERR_IO, "tokenizer.path %s: %s", path, strerror(errno));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char file[2 * DAPT_CONFIG_STR_MAX];
+        const char *name = names[i];
+        if (S_ISDIR(sb.st_mode)) {
+            snprintf(file, sizeof file, "%s/%s", path, name);
+            if (!dapt_fs_exists(file)) continue;
+        } else {
+            size_t n = strlen(path);
+            int json = n >= 5 && !strcmp(path + n - 5, ".json");
+            if (strcmp(name, json ? "tokenizer.json" : "vocab.txt")) continue;
+            snprintf(file, sizeof file, "%s", path);
+        }
+        dapt_blob *b = &meta->tokenizer[meta->ntokenizer];
+        DAPT_CHECK(dapt_fs_read_file(file, (size_t)1 << 30, &b->data, &b->size));
+        snprintf(b->name, sizeof b->name, "%s", name);
+        meta->ntokenizer++;
+    }
+    return DAPT_OK;
+}
+
+/* Writes the model file's tokenizer files into OUT/tokenizer (rank 0) so the
+ * tokenizer can be loaded from there.  Collective over r->comm. */
+static dapt_status unpack_tokenizer(run *r, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s/tokenizer", r->out);
+    dapt_status st = DAPT_OK;
+    if (r->rank == 0) {
+        st = mkdir_p(dir);
+        for (size_t i = 0; st == DAPT_OK && i < r->meta.ntokenizer; i++) {
+            char file[3 * DAPT_CONFIG_STR_MAX];
+            snprintf(file, sizeof file, "%s/%s", dir, r->meta.tokenizer[i].name);
+            st = dapt_fs_write_atomic(file, r->meta.tokenizer[i].data, r->meta.tokenizer[i].size, 1);
+        }
+    }
+    return agree(r, st);
+}
+
+/* The tokenizer (tokenizer.path, else the model file's), its special ids
+ * and the MLM spec.  Collective over r->comm. */
 static dapt_status setup_specials(run *r, int32_t *begin, int32_t *end, int32_t *pad, int64_t *vocab)
 {
     const dapt_config *cfg = r->cfg;
-    if (!cfg->tokenizer.path[0])
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer.path: dapt train needs the tokenizer the corpus was prepared with (for the [CLS]/[SEP]/[PAD]/[MASK] ids)");
+    char dir[2 * DAPT_CONFIG_STR_MAX];
+    const char *path = cfg->tokenizer.path;
+    if (!path[0]) {
+        if (r->meta.ntokenizer == 0)
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer.path: dapt train needs the tokenizer the corpus was prepared with (for the [CLS]/[SEP]/[PAD]/[MASK] ids), and %s",
+                              cfg->model.path[0] ? "the model file carries none" : "no model.path is given");
+        DAPT_CHECK(unpack_tokenizer(r, dir, sizeof dir));
+        path = dir;
+    } else if (r->meta.ntokenizer == 0) {
+        DAPT_CHECK(collect_tokenizer_files(path, &r->meta));
+    }
     dapt_tokenizer *tok = NULL;
-    DAPT_CHECK(dapt_tokenizer_load(cfg->tokenizer.path, &tok));
+    DAPT_CHECK(dapt_tokenizer_load(path, &tok));
     dapt_special_ids sp = dapt_tokenizer_specials(tok);
     *vocab = (int64_t)dapt_tokenizer_vocab_size(tok);
+    /* The corpus must have been tokenized by the same tokenizer. */
+    dapt_h5file cf;
+    dapt_status st = dapt_h5_open(MPI_COMM_SELF, cfg->data.corpus, &cf);
+    if (st == DAPT_OK && dapt_h5_attr_exists(&cf, "/", "tokenizer_checksum")) {
+        char *sum = NULL;
+        st = dapt_h5_attr_get_string(&cf, "/", "tokenizer_checksum", &sum);
+        if (st == DAPT_OK && strcmp(sum, dapt_tokenizer_checksum(tok)))
+            st = DAPT_ERROR(DAPT_ERR_CONFIG, "%s was prepared with another tokenizer than %s (checksum %.12s..., this one %.12s...)",
+                            cfg->data.corpus, path, sum, dapt_tokenizer_checksum(tok));
+        free(sum);
+    }
+    dapt_h5_close(&cf);
     dapt_tokenizer_free(tok);
+    DAPT_CHECK(st);
     if (sp.mask < 0)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer.path %s: the tokenizer has no mask token, so MLM cannot run",
-                          cfg->tokenizer.path);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer %s has no mask token, so MLM cannot run", path);
     memset(&r->mlm, 0, sizeof r->mlm);
     r->mlm.probability = cfg->train.mlm_probability;
     r->mlm.mask_id = sp.mask;
@@ -137,6 +208,51 @@ static dapt_status setup_specials(run *r, int32_t *begin, int32_t *end, int32_t 
     return DAPT_OK;
 }
 
+/* The starting model: model.path (a model file or a checkpoint), else
+ * random initialisation from [model].  Collective over r->comm. */
+static dapt_status setup_model(run *r, dapt_model_config *mc, int32_t pad)
+{
+    const dapt_config *cfg = r->cfg;
+    if (!cfg->model.path[0]) {
+        DAPT_CHECK(dapt_model_config_from_run(cfg, mc));
+        if (pad >= 0) mc->pad_token_id = pad;
+        snprintf(r->meta.hf_architecture, sizeof r->meta.hf_architecture, "%s",
+                 mc->arch == DAPT_ARCH_ROBERTA ? "RobertaForMaskedLM" : "BertForMaskedLM");
+        DAPT_CHECK(dapt_model_create(mc, &r->model));
+        r->have_model = 1;
+        dapt_model_init_random(&r->model, (uint64_t)cfg->run.seed);
+        return DAPT_OK;
+    }
+    dapt_param_table table;
+    float *params = NULL;
+    dapt_model_meta meta;
+    DAPT_CHECK(dapt_modelfile_load(r->comm, cfg->model.path, mc, &table, &params, &meta));
+    /* The model file's tokenizer and names (tokenizer.path still decides
+     * which tokenizer is used). */
+    dapt_model_meta_free(&r->meta);
+    r->meta = meta;
+    dapt_status st = DAPT_OK;
+    if (!mc->has_mlm_head)
+        st = DAPT_ERROR(DAPT_ERR_CONFIG, "model.path %s has no MLM head, so MLM post-training cannot start from it",
+                        cfg->model.path);
+    mc->num_labels = 0; /* a classification head plays no part in MLM */
+    if (st == DAPT_OK) st = dapt_model_create(mc, &r->model);
+    if (st == DAPT_OK) {
+        r->have_model = 1;
+        for (size_t i = 0; i < r->model.table.count; i++) {
+            const dapt_tensor *t = &r->model.table.tensors[i];
+            const dapt_tensor *src = dapt_param_find(&table, t->name);
+            if (!src || src->numel != t->numel) {
+                st = DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: tensor %s missing after loading", cfg->model.path, t->name);
+                break;
+            }
+            memcpy(r->model.params + t->offset, params + src->offset, t->numel * sizeof(float));
+        }
+    }
+    dapt_param_table_free(&table);
+    free(params);
+    return st;
+}
 static dapt_status mkdir_p(const char *path)
 {
     char buf[DAPT_CONFIG_STR_MAX + 32];
@@ -248,28 +364,31 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
     if (!r->obj)
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "train.method = %s is not implemented yet (available: mlm)", cfg->train.method);
     if (!cfg->data.corpus[0]) return DAPT_ERROR(DAPT_ERR_CONFIG, "data.corpus: dapt train needs a prepared corpus file");
-    if (cfg->model.path[0])
-        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "model.path: starting from a model file is not wired into dapt train yet; leave it empty for random initialisation");
 
     int32_t begin = -1, end = -1, pad = -1;
     int64_t tok_vocab = 0;
-    DAPT_CHECK(setup_specials(r, &begin, &end, &pad, &tok_vocab));
-
     dapt_model_config mc;
-    DAPT_CHECK(dapt_model_config_from_run(cfg, &mc));
-    if (pad >= 0) mc.pad_token_id = pad;
+    /* A model file's tokenizer is needed before the specials; random init
+     * needs the pad id first: load the file first, init after. */
+    if (cfg->model.path[0]) {
+        DAPT_CHECK(agree(r, setup_model(r, &mc, -1)));
+        DAPT_CHECK(setup_specials(r, &begin, &end, &pad, &tok_vocab));
+        if (pad >= 0 && pad != mc.pad_token_id)
+            dapt_warn("model.path %s has pad_token_id %lld, the tokenizer's pad id is %d", cfg->model.path,
+                      (long long)mc.pad_token_id, (int)pad);
+    } else {
+        DAPT_CHECK(setup_specials(r, &begin, &end, &pad, &tok_vocab));
+        DAPT_CHECK(setup_model(r, &mc, pad));
+    }
     if (mc.vocab_size < tok_vocab)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "model.vocab_size = %lld is smaller than the tokenizer's vocabulary (%lld)",
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "the model's vocabulary (%lld) is smaller than the tokenizer's (%lld)",
                           (long long)mc.vocab_size, (long long)tok_vocab);
     r->B = cfg->train.batch_size;
     r->L = cfg->data.seq_len;
     r->accum = cfg->train.grad_accum;
     if (r->L > mc.max_position)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds model.max_position = %lld", (long long)r->L,
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the model's %lld positions", (long long)r->L,
                           (long long)mc.max_position);
-    DAPT_CHECK(dapt_model_create(&mc, &r->model));
-    r->have_model = 1;
-    dapt_model_init_random(&r->model, (uint64_t)cfg->run.seed);
 
     dapt_seq_spec ss = {r->L, strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT,
                         cfg->data.eval_fraction, (uint64_t)cfg->run.seed, begin, end, pad};
@@ -323,6 +442,7 @@ static void teardown(run *r)
     if (r->metrics_fp) fclose(r->metrics_fp);
     dapt_workspace_free(r->ws);
     if (r->have_model) dapt_model_free(&r->model);
+    dapt_model_meta_free(&r->meta);
     dapt_sequences_close(r->seqs);
     dapt_order_free(&r->order);
     free(r->clean);
@@ -352,7 +472,7 @@ static dapt_status save_checkpoint(run *r)
 {
     dapt_ckpt_state cs = {r->step, r->position, r->adam.step, r->bad_run, (uint64_t)r->cfg->run.seed};
     double t0 = dapt_now();
-    DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
+    DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, &r->meta, r->exp_avg, r->exp_avg_sq, &cs,
                                     r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r));
     r->last_ckpt_step = r->step;
     double bytes = 3.0 * (double)r->model.table.total * sizeof(float);

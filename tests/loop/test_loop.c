@@ -351,7 +351,7 @@ static void test_checkpoints(void)
         fill(v1, n, (float)step * 2);
         a.params[0] = (float)step;
         dapt_ckpt_state st = {step * 10, step * 80, step, 0, 1234};
-        CU_ASSERT_EQUAL_FATAL(dapt_checkpoint_save(MPI_COMM_WORLD, dir, &cfg, &a, m1, v1, &st, 2, NULL, NULL), DAPT_OK);
+        CU_ASSERT_EQUAL_FATAL(dapt_checkpoint_save(MPI_COMM_WORLD, dir, &cfg, &a, NULL, m1, v1, &st, 2, NULL, NULL), DAPT_OK);
     }
     int64_t *steps = NULL;
     size_t count = 0;
@@ -411,7 +411,7 @@ static void test_checkpoints(void)
     /* A model of another shape is refused with the dataset named. */
     fill(m1, n, 1.0f);
     dapt_ckpt_state st5 = {50, 0, 5, 0, 1};
-    CU_ASSERT_EQUAL_FATAL(dapt_checkpoint_save(MPI_COMM_WORLD, dir, &cfg, &a, m1, v1, &st5, 2, NULL, NULL), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_checkpoint_save(MPI_COMM_WORLD, dir, &cfg, &a, NULL, m1, v1, &st5, 2, NULL, NULL), DAPT_OK);
     dapt_model c;
     dapt_config cfg2;
     dapt_config_defaults(&cfg2);
