@@ -5,6 +5,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
 /* The part of tensor t inside [begin, end), as [*lo, *hi); 0 if empty. */
 static int clip_range(const dapt_tensor *t, size_t begin, size_t end, size_t *lo, size_t *hi)
 {
@@ -46,6 +50,57 @@ int64_t dapt_adamw_advance(dapt_adamw *opt)
     return ++opt->step;
 }
 
+/* Scalars of one AdamW step, rounded to float as PyTorch rounds them. */
+typedef struct adamw_coef {
+    float b1, one_b1, b2, one_b2, neg_step, bc2s, eps;
+} adamw_coef;
+
+/* Elements per work item of the threaded loop (a multiple of the SIMD
+ * width, large enough to amortise scheduling). */
+enum { ADAMW_BLOCK = 4096 };
+
+static inline void adamw_one(const adamw_coef *c, float d, float *p, const float *g, float *m,
+                             float *v, size_t i)
+{
+    float gi = g[i];
+    float pi = p[i] * d;
+    float mi = m[i] * c->b1 + c->one_b1 * gi;
+    float vi = v[i] * c->b2 + c->one_b2 * gi * gi;
+    float denom = sqrtf(vi) / c->bc2s + c->eps;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi + c->neg_step * (mi / denom);
+}
+
+/* The update on [a, e).  With SSE, four elements at a time: sqrtps and
+ * divps are correctly rounded like sqrtf and '/', and the operations are
+ * the scalar ones in the same order (no FMA contraction), so both paths
+ * give the same bits.  (A plain loop does not vectorise: sqrtf may set
+ * errno, which the C library's -fmath-errno default keeps observable.) */
+static void adamw_kernel(const adamw_coef *c, float d, float *restrict p, const float *restrict g,
+                         float *restrict m, float *restrict v, size_t a, size_t e)
+{
+    size_t i = a;
+#if defined(__SSE__)
+    const __m128 b1 = _mm_set1_ps(c->b1), one_b1 = _mm_set1_ps(c->one_b1);
+    const __m128 b2 = _mm_set1_ps(c->b2), one_b2 = _mm_set1_ps(c->one_b2);
+    const __m128 neg_step = _mm_set1_ps(c->neg_step), bc2s = _mm_set1_ps(c->bc2s);
+    const __m128 eps = _mm_set1_ps(c->eps), dd = _mm_set1_ps(d);
+    for (; i + 4 <= e; i += 4) {
+        __m128 gi = _mm_loadu_ps(g + i);
+        __m128 pi = _mm_mul_ps(_mm_loadu_ps(p + i), dd);
+        __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), b1), _mm_mul_ps(one_b1, gi));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), b2),
+                               _mm_mul_ps(_mm_mul_ps(one_b2, gi), gi));
+        __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), bc2s), eps);
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        _mm_storeu_ps(p + i, _mm_add_ps(pi, _mm_mul_ps(neg_step, _mm_div_ps(mi, denom))));
+    }
+#endif
+    for (; i < e; i++) adamw_one(c, d, p, g, m, v, i);
+}
+
 dapt_status dapt_adamw_update(const dapt_adamw *opt, double lr, const dapt_param_table *table,
                               size_t begin, size_t end, float *params, const float *grads,
                               float *m, float *v)
@@ -69,26 +124,20 @@ dapt_status dapt_adamw_update(const dapt_adamw *opt, double lr, const dapt_param
     const float bc2s = (float)bc2_sqrt, eps = (float)opt->eps;
     const float decay = (float)(1.0 - lr * opt->weight_decay);
 
+    const adamw_coef c = {b1, one_b1, b2, one_b2, neg_step, bc2s, eps};
+
 #pragma omp parallel
     for (size_t k = 0; k < table->count; k++) {
         const dapt_tensor *tt = &table->tensors[k];
         size_t lo, hi;
         if (!clip_range(tt, begin, end, &lo, &hi)) continue;
         const float d = (tt->flags & DAPT_TENSOR_NO_DECAY) ? 1.0f : decay;
-        float *restrict p = params;
-        float *restrict mm = m;
-        float *restrict vv = v;
-        const float *restrict g = grads;
-#pragma omp for simd schedule(static) nowait
-        for (size_t i = lo; i < hi; i++) {
-            float gi = g[i];
-            float pi = p[i] * d;
-            float mi = mm[i] * b1 + one_b1 * gi;
-            float vi = vv[i] * b2 + one_b2 * gi * gi;
-            float denom = sqrtf(vi) / bc2s + eps;
-            mm[i] = mi;
-            vv[i] = vi;
-            p[i] = pi + neg_step * (mi / denom);
+        const size_t nblocks = (hi - lo + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
+#pragma omp for schedule(static) nowait
+        for (size_t b = 0; b < nblocks; b++) {
+            size_t a = lo + b * ADAMW_BLOCK;
+            size_t e = a + ADAMW_BLOCK < hi ? a + ADAMW_BLOCK : hi;
+            adamw_kernel(&c, d, params, grads, m, v, a, e);
         }
     }
     return DAPT_OK;
@@ -130,42 +179,52 @@ double dapt_lr_at(const dapt_lr_schedule *s, int64_t step)
 
 /* ---- clipping and accumulation ---- */
 
-/* The sum of squares is formed from fixed blocks summed in block order, so
- * it is the same bits whatever the number of OpenMP threads. */
-enum { SUMSQ_BLOCK = 8192, SUMSQ_BATCH = 256 };
+/* The sum of squares is formed from fixed blocks of the range (cut at
+ * tensor boundaries and every SUMSQ_BLOCK floats), each summed in double,
+ * and the block sums are added in order: the same bits whatever the number
+ * of OpenMP threads.  Blocks are processed in batches, one parallel region
+ * per batch, so a large model needs only a few regions. */
+enum { SUMSQ_BLOCK = 8192, SUMSQ_BATCH = 2048 };
 
-static double sumsq_piece(const float *g, size_t lo, size_t hi)
+typedef struct sumsq_batch {
+    size_t n;
+    size_t start[SUMSQ_BATCH], stop[SUMSQ_BATCH];
+    double partial[SUMSQ_BATCH];
+} sumsq_batch;
+
+static double sumsq_flush(sumsq_batch *bt, const float *g)
 {
-    double total = 0.0;
-    for (size_t start = lo; start < hi; start += (size_t)SUMSQ_BLOCK * SUMSQ_BATCH) {
-        size_t stop = hi - start > (size_t)SUMSQ_BLOCK * SUMSQ_BATCH
-                          ? start + (size_t)SUMSQ_BLOCK * SUMSQ_BATCH
-                          : hi;
-        size_t nblocks = (stop - start + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
-        double partial[SUMSQ_BATCH];
-#pragma omp parallel for schedule(static) if (nblocks > 1)
-        for (size_t b = 0; b < nblocks; b++) {
-            size_t a = start + b * SUMSQ_BLOCK;
-            size_t e = a + SUMSQ_BLOCK < stop ? a + SUMSQ_BLOCK : stop;
-            double s = 0.0;
+    const size_t n = bt->n;
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (size_t b = 0; b < n; b++) {
+        double s = 0.0;
+        const size_t e = bt->stop[b];
 #pragma omp simd reduction(+ : s)
-            for (size_t i = a; i < e; i++) s += (double)g[i] * (double)g[i];
-            partial[b] = s;
-        }
-        for (size_t b = 0; b < nblocks; b++) total += partial[b];
+        for (size_t i = bt->start[b]; i < e; i++) s += (double)g[i] * (double)g[i];
+        bt->partial[b] = s;
     }
+    double total = 0.0;
+    for (size_t b = 0; b < n; b++) total += bt->partial[b];
+    bt->n = 0;
     return total;
 }
 
 double dapt_grad_sumsq(const dapt_param_table *table, size_t begin, size_t end,
                        const float *grads)
 {
+    static _Thread_local sumsq_batch bt; /* 48 KiB: off the stack */
+    bt.n = 0;
     double total = 0.0;
     for (size_t k = 0; k < table->count; k++) {
         size_t lo, hi;
-        if (clip_range(&table->tensors[k], begin, end, &lo, &hi))
-            total += sumsq_piece(grads, lo, hi);
+        if (!clip_range(&table->tensors[k], begin, end, &lo, &hi)) continue;
+        for (size_t a = lo; a < hi; a += SUMSQ_BLOCK) {
+            bt.start[bt.n] = a;
+            bt.stop[bt.n] = hi - a > SUMSQ_BLOCK ? a + SUMSQ_BLOCK : hi;
+            if (++bt.n == SUMSQ_BATCH) total += sumsq_flush(&bt, grads);
+        }
     }
+    if (bt.n) total += sumsq_flush(&bt, grads);
     return total;
 }
 
