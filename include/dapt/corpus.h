@@ -52,6 +52,9 @@ typedef struct dapt_prepare_stats {
     int64_t n_skipped;    /* documents with no tokens (whitespace only) */
     int64_t n_truncated;  /* task examples cut to max_length */
     int n_labels;         /* task mode */
+    /* Wall seconds on rank 0 of each phase: hashing/size scan, loading and
+     * tokenizing this rank's part (then waiting for the slowest), writing. */
+    double t_scan, t_tokenize, t_write;
 } dapt_prepare_stats;
 
 /* Raw text -> prepared corpus: flat token array in the smallest unsigned

@@ -120,9 +120,10 @@ int dapt_cmd_prepare(int argc, char **argv)
                  (double)s.n_bytes / 1e6, dt, size);
     else
         dapt_log(DAPT_LOG_INFO,
-                 "prepare: %s: %lld documents, %lld tokens, %.1f MB in %.2f s (%.1f MB/s) on %d ranks%s",
+                 "prepare: %s: %lld documents, %lld tokens, %.1f MB in %.2f s (%.1f MB/s) on %d ranks "
+                 "(scan %.2f s, tokenize %.2f s, write %.2f s)%s",
                  o.output, (long long)s.n_docs, (long long)s.n_tokens, (double)s.n_bytes / 1e6, dt,
-                 dt > 0 ? (double)s.n_bytes / 1e6 / dt : 0.0, size,
+                 dt > 0 ? (double)s.n_bytes / 1e6 / dt : 0.0, size, s.t_scan, s.t_tokenize, s.t_write,
                  s.n_skipped ? " (some whitespace-only documents skipped)" : "");
     free(inputs);
     dapt_cli_free(&cli);

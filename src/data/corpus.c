@@ -108,7 +108,10 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
     all_file_docs = calloc(n + 1, sizeof *all_file_docs);
     if (!info || !foff || !file_docs || !all_file_docs)
         DAPT_THROW(DAPT_ERR_NOMEM, "prepare: out of memory for %zu inputs", n);
+    double t0 = MPI_Wtime();
     DAPT_TRY(src_scan(comm, o->inputs, n, info));
+    double t1 = MPI_Wtime();
+    stats->t_scan = t1 - t0;
     for (size_t i = 0; i < n; i++) foff[i + 1] = foff[i] + info[i].size;
     int64_t total_bytes = foff[n], gs, ge;
     data_rank_range(total_bytes, rank, size, &gs, &ge);
@@ -150,6 +153,8 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
         src_part_free(&part);
     }
     DAPT_TRY(data_agree(comm, st));
+    double t2 = MPI_Wtime();
+    stats->t_tokenize = t2 - t1;
 
     /* Global positions: this rank's first token and document. */
     int64_t mine[3] = {(int64_t)toks.len, (int64_t)ends.len, stats->n_skipped}, before[3] = {0, 0, 0},
@@ -190,6 +195,7 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
     DAPT_TRY(data_agree(comm, st));
     file_open = 0;
     DAPT_TRY(dapt_h5_commit(&f));
+    stats->t_write = MPI_Wtime() - t2;
 
 cleanup:
     if (file_open) dapt_h5_abort(&f);

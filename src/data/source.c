@@ -182,10 +182,36 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
     MPI_Comm_size(comm, &size);
     scan_rec *rec = calloc(1, sizeof *rec);
     if (!rec) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
+    /* Spread the hashing: largest input first to the least-loaded rank
+     * (sizes on disk; every rank computes the same assignment). */
+    int *owners = calloc(n ? n : 1, sizeof *owners);
+    int64_t *raw = calloc(n ? n : 1, sizeof *raw), *load = calloc((size_t)size, sizeof *load);
+    char *done = calloc(n ? n : 1, 1);
+    if (!owners || !raw || !load || !done) {
+        free(owners), free(raw), free(load), free(done), free(rec);
+        return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        raw[i] = stat(paths[i], &sb) == 0 ? (int64_t)sb.st_size : 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t big = 0;
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!done[i] && (!found || raw[i] > raw[big])) big = i, found = 1;
+        int least = 0;
+        for (int r = 1; r < size; r++)
+            if (load[r] < load[least]) least = r;
+        done[big] = 1;
+        owners[big] = least;
+        load[least] += raw[big] + 1;
+    }
+    free(raw), free(load), free(done);
     dapt_status first_bad = DAPT_OK;
     char first_msg[1100] = "";
     for (size_t i = 0; i < n; i++) {
-        int owner = (int)(i % (size_t)size);
+        int owner = owners[i];
         memset(rec, 0, sizeof *rec);
         if (rank == owner) {
             dapt_status st = scan_one(paths[i], rec);
@@ -194,6 +220,7 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
         }
         if (MPI_Bcast(rec, (int)sizeof *rec, MPI_BYTE, owner, comm) != MPI_SUCCESS) {
             free(rec);
+            free(owners);
             return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast of input scan results failed");
         }
         if (rec->code != DAPT_OK && first_bad == DAPT_OK) {
@@ -209,6 +236,7 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
         memcpy(info[i].sha256, rec->sha256, sizeof info[i].sha256);
     }
     free(rec);
+    free(owners);
     /* Every rank saw every record, so all agree on the first bad input. */
     if (first_bad != DAPT_OK && !strstr(dapt_error_message(), first_msg)) DAPT_ERROR(first_bad, "%s", first_msg);
     return first_bad;
@@ -484,7 +512,7 @@ static hid_t quiet_dcpl(void)
 }
 
 static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n,
-                            int64_t start, int64_t count, const void *data)
+                            int64_t start, int64_t count, const void *data, int independent)
 {
     dapt_status st = DAPT_OK;
     hid_t dcpl = -1, fspace = -1, mspace = -1, dset = -1, dxpl = -1;
@@ -504,10 +532,11 @@ static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t
     mspace = H5Screate_simple(1, cnt, NULL);
     if (count == 0) H5Sselect_none(mspace);
     dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (mspace < 0 || dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+    if (mspace < 0 || dxpl < 0 || H5Pset_dxpl_mpio(dxpl, independent ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE) < 0)
         DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot set up collective write", f->path, name);
     static const char dummy[8];
-    if (H5Dwrite(dset, mtype, mspace, fspace, dxpl, count > 0 ? data : dummy) < 0)
+    /* Independent mode: a rank with nothing to write need not call. */
+    if ((!independent || count > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, count > 0 ? data : dummy) < 0)
         DAPT_THROW(DAPT_ERR_IO, "%s: %s: write failed (disk full?)", f->path, name);
 cleanup:
     if (dxpl >= 0) H5Pclose(dxpl);
@@ -534,7 +563,9 @@ dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64
         else
             for (int64_t i = 0; i < count; i++) ((uint32_t *)narrow)[i] = (uint32_t)ids[i];
     }
-    dapt_status st = write_1d(f, name, ftype, mtype, n, start, count, narrow);
+    /* One large contiguous slab per rank: independent MPI-IO writes it
+     * straight; collective buffering would only add a shuffle. */
+    dapt_status st = write_1d(f, name, ftype, mtype, n, start, count, narrow, 1);
     free(narrow);
     return st;
 }
@@ -555,7 +586,7 @@ dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *st
         H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
         st = DAPT_ERROR(DAPT_ERR_HDF5, "%s: %s: cannot make string type", f->path, name);
     else
-        st = write_1d(f, name, t, t, (int64_t)n, 0, rank == 0 ? (int64_t)n : 0, flat);
+        st = write_1d(f, name, t, t, (int64_t)n, 0, rank == 0 ? (int64_t)n : 0, flat, 0);
     if (t >= 0) H5Tclose(t);
     free(flat);
     return st;

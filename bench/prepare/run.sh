@@ -1,0 +1,67 @@
+#!/bin/bash
+# dapt prepare throughput with 1 and 2 ranks on the real corpora of data/
+# (run data/fetch.sh first), for WordPiece (bert-base-uncased) and byte-level
+# BPE (roberta-base), and the byte-identity check on 1, 2 and 4 ranks.
+#
+#   bench/prepare/run.sh [BUILD_DIR] [REPEATS]
+#
+# MB/s = input bytes / the time dapt prepare reports for its work (scan,
+# tokenize, write, commit; not MPI start-up or tokenizer loading), best of
+# REPEATS (default 3).  Also prints whole-process wall time.  Results go to
+# stdout and bench/results/prepare-<UTC time>.txt.
+set -euo pipefail
+export LC_ALL=C OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$top}
+reps=${2:-3}
+dapt=$build/dapt
+[ -x "$dapt" ] || { echo "run.sh: no dapt binary in $build" >&2; exit 1; }
+corpus=("$top"/data/corpus/general/*.txt "$top"/data/corpus/computing/*.txt "$top"/data/corpus/biomedical/*.txt)
+[ -e "${corpus[0]}" ] || { echo "run.sh: no corpus under data/corpus: run data/fetch.sh" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+tar -xJf "$top/tests/fixtures/vocab.tar.xz" -C "$tmp"
+mkdir -p "$top/bench/results"
+out=$top/bench/results/prepare-$(date -u +%Y%m%dT%H%M%S).txt
+bytes=$(cat "${corpus[@]}" | wc -c)
+
+run() { # ranks tokenizer output -> prints "work_seconds wall_seconds"
+    local n=$1 tok=$2 o=$3 t0 t1 line
+    t0=$(date +%s.%N)
+    mpirun -n "$n" --oversubscribe --bind-to none "$dapt" prepare --force --doc-sep blank \
+        --tokenizer "$tok" -o "$o" "${corpus[@]}" 2> "$tmp/log"
+    t1=$(date +%s.%N)
+    line=$(grep 'prepare:' "$tmp/log")
+    echo "$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/') $(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')"
+    echo "$line" >> "$tmp/lines"
+}
+
+{
+echo "# dapt prepare benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# corpus: ${#corpus[@]} files of data/corpus, $bytes bytes, --doc-sep blank; best of $reps"
+printf '%-18s %6s %10s %10s %10s %8s\n' tokenizer ranks work_s MB/s wall_s scaling
+for name in bert-base-uncased roberta-base; do
+    tok=$tmp/vocab/$name
+    [ $name = bert-base-uncased ] && tok=$tok/vocab.txt
+    declare -A best=()
+    for n in 1 2; do
+        b=""; w=""
+        for ((r = 0; r < reps; r++)); do
+            read -r t wall < <(run $n "$tok" "$tmp/$name.$n.h5")
+            if [ -z "$b" ] || awk -v t="$t" -v b="$b" 'BEGIN{exit !(t < b)}'; then b=$t; w=$wall; fi
+        done
+        best[$n]=$b
+        awk -v name=$name -v n=$n -v b="$b" -v one="${best[1]}" -v w="$w" -v bytes="$bytes" \
+            'BEGIN{printf "%-18s %6d %10.3f %10.1f %10.2f %8.2f\n", name, n, b, bytes / 1e6 / b, w, one / b}' 
+    done
+    run 4 "$tok" "$tmp/$name.4.h5" > /dev/null
+    if cmp -s "$tmp/$name.1.h5" "$tmp/$name.2.h5" && cmp -s "$tmp/$name.1.h5" "$tmp/$name.4.h5"; then
+        echo "# $name: 1, 2 and 4 ranks wrote byte-identical files ($(stat -c %s "$tmp/$name.1.h5") bytes, sha256 $(sha256sum < "$tmp/$name.1.h5" | cut -c1-16)...)"
+    else
+        echo "# $name: FILES DIFFER between 1, 2 and 4 ranks"
+    fi
+    unset best
+done
+echo "# per-run phase times (rank 0):"
+sed 's/^/#   /' "$tmp/lines"
+} | tee "$out"
