@@ -190,27 +190,38 @@ float *k_thread_scratch(size_t floats)
 }
 
 void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
-                   float *x)
+                   float *x, uint8_t *keep)
 {
     if (!d || !d->rng || d->p <= 0.0f) return;
     uint32_t block[4];
     const uint64_t pos0 = (site << K_SITE_SHIFT) | first;
-    const uint32_t threshold = (uint32_t)ceil((double)d->p * 16777216.0); /* 24-bit uniforms */
+    /* uniform < p  <=>  24-bit integer < ceil(p * 2^24) */
+    const uint32_t threshold = (uint32_t)ceil((double)d->p * 16777216.0);
+    const float scale = d->scale;
     int64_t i = 0;
-    /* Same numbers as dapt_rng_uniform(rng, sample, pos0 + i) < p. */
+#define K_DROP_ONE(u, j)                                                                                 \
+    do {                                                                                                 \
+        const int kept_ = ((u) >> 8) >= threshold;                                                       \
+        x[j] = kept_ ? x[j] * scale : 0.0f;                                                              \
+        if (keep) keep[j] = (uint8_t)kept_;                                                              \
+    } while (0)
     while (i < n && ((pos0 + (uint64_t)i) & 3) != 0) {
-        uint32_t u = dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i) >> 8;
-        x[i] = u < threshold ? 0.0f : x[i] * d->scale;
+        K_DROP_ONE(dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i), i);
         i++;
     }
     for (; i + 4 <= n; i += 4) {
         dapt_rng_block(d->rng, sample, (pos0 + (uint64_t)i) >> 2, block);
-        for (int k = 0; k < 4; k++) x[i + k] = (block[k] >> 8) < threshold ? 0.0f : x[i + k] * d->scale;
+        for (int k = 0; k < 4; k++) K_DROP_ONE(block[k], i + k);
     }
-    for (; i < n; i++) {
-        uint32_t u = dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i) >> 8;
-        x[i] = u < threshold ? 0.0f : x[i] * d->scale;
-    }
+    for (; i < n; i++) K_DROP_ONE(dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i), i);
+#undef K_DROP_ONE
+}
+
+void k_dropout_apply(const k_dropout *d, const uint8_t *keep, int64_t n, float *x)
+{
+    if (!d || !d->rng || d->p <= 0.0f) return;
+    const float scale = d->scale;
+    for (int64_t i = 0; i < n; i++) x[i] = keep[i] ? x[i] * scale : 0.0f;
 }
 
 static int saved_blas_threads = 0;

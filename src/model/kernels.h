@@ -53,9 +53,14 @@ typedef struct k_dropout {
 
 #define K_SITE_SHIFT 44
 
-/* x[i] *= mask(sample, site, first + i) for i < n (no-op when off). */
+/* x[i] *= mask(sample, site, first + i) for i < n (no-op when off); keep
+ * (if not NULL) records 1 for kept elements, 0 for dropped, so backward
+ * need not run the generator again (one byte per element costs less than
+ * a second Philox pass over every attention probability). */
 void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
-                   float *x);
+                   float *x, uint8_t *keep);
+/* x[i] = keep[i] ? x[i] * scale : 0 (no-op when off). */
+void k_dropout_apply(const k_dropout *d, const uint8_t *keep, int64_t n, float *x);
 
 /* BLAS threads: the engine keeps one thread pool (OpenMP) and runs OpenBLAS
  * single-threaded inside it, so the two never spin against each other.

@@ -27,6 +27,7 @@ typedef struct layer_acts {
     float *u;         /* [T,F] FFN pre-activation (before the intermediate mask) */
     float *y;         /* [T,H] FFN output with bias (before the output mask) */
     float *xhat2, *rstd2;      /* output LayerNorm */
+    uint8_t *keep_att, *keep_ao, *keep_ffn; /* dropout decisions (training) */
 } layer_acts;
 
 struct dapt_workspace {
@@ -38,6 +39,7 @@ struct dapt_workspace {
     /* forward */
     float *hs;              /* [(L+1), T, H] hidden states: embedding output, each layer's */
     float *xhat0, *rstd0;   /* embedding LayerNorm */
+    uint8_t *keep0;         /* embedding dropout decisions (training) */
     float *maskadd;         /* [B,S] additive attention mask */
     layer_acts *la;         /* L entries; share one set unless training without recompute */
     float *act;             /* [T,F] GELU output (recomputed in backward) */
@@ -159,6 +161,8 @@ static float *take(carver *c, size_t n)
     return p;
 }
 
+static uint8_t *take_bytes(carver *c, size_t n) { return (uint8_t *)take(c, (n + 3) / 4); }
+
 static void layout(dapt_workspace *ws, carver *c)
 {
     const dapt_model_config *mc = &ws->mc;
@@ -171,6 +175,7 @@ static void layout(dapt_workspace *ws, carver *c)
     ws->xhat0 = take(c, T * H);
     ws->rstd0 = take(c, T);
     ws->maskadd = take(c, T);
+    ws->keep0 = training ? take_bytes(c, T * H) : NULL;
     const size_t sets = training && !ws->spec.recompute ? L : 1;
     for (size_t s = 0; s < sets; s++) {
         layer_acts *a = &ws->la[s];
@@ -186,6 +191,11 @@ static void layout(dapt_workspace *ws, carver *c)
         a->y = take(c, T * H);
         a->xhat2 = take(c, T * H);
         a->rstd2 = take(c, T);
+        if (training) {
+            a->keep_att = take_bytes(c, B * NH * S * S);
+            a->keep_ao = take_bytes(c, T * H);
+            a->keep_ffn = take_bytes(c, T * H);
+        }
     }
     for (size_t s = sets; s < L; s++) ws->la[s] = ws->la[0];
     ws->act = take(c, T * F);
@@ -377,7 +387,7 @@ static void embeddings_forward(const dapt_model *m, dapt_workspace *ws)
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
-                      x + t * H);
+                      x + t * H, ws->keep0 ? ws->keep0 + t * H : NULL);
         if (ws->opts.embedding_delta)
             for (int64_t j = 0; j < H; j++) x[t * H + j] += ws->opts.embedding_delta[t * H + j];
     }
@@ -391,8 +401,7 @@ static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
     memcpy(ws->demb, dx, (size_t)(T * H) * sizeof *dx);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++)
-        k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
-                      dx + t * H);
+        k_dropout_apply(&ws->hid_drop, ws->keep0 + t * H, H, dx + t * H);
     k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P_(m, "embeddings.ln.weight"),
                     G_(m, "embeddings.ln.weight"), G_(m, "embeddings.ln.bias"), dx, 0);
     float *gw = G_(m, "embeddings.word"), *gp = G_(m, "embeddings.position"),
@@ -455,7 +464,8 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
                     dr[c] = row[c] * g;
                 }
                 k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, site_of(l, 0),
-                              (uint64_t)((h * S + r) * S), S, dr);
+                              (uint64_t)((h * S + r) * S), S, dr,
+                              a->keep_att ? a->keep_att + ((i * NH + h) * S + r) * S : NULL);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, pd, (int)S,
                         v, (int)H, 0.0f, a->ctx + i * S * H + h * D, (int)H);
@@ -478,14 +488,16 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
             float *dpd = pd + S * S, *keep = dpd + S * S;
             const size_t off = (size_t)(i * S * H + h * D);
             const float g = hm ? hm[h] : 1.0f;
-            const uint64_t sample = ws->b.first_sample + (uint64_t)i;
             /* keep[c] = dropout multiplier (0 or 1/(1-p)) of row r. */
             double dg = 0.0;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S, (int)D, 1.0f, dctx + off,
                         (int)H, a->v + off, (int)H, 0.0f, dpd, (int)S);
             for (int64_t r = 0; r < S; r++) {
-                for (int64_t c = 0; c < S; c++) keep[c] = 1.0f;
-                k_dropout_row(&ws->att_drop, sample, site_of(l, 0), (uint64_t)((h * S + r) * S), S, keep);
+                const uint8_t *kr = a->keep_att + ((i * NH + h) * S + r) * S;
+                if (ws->att_drop.rng)
+                    for (int64_t c = 0; c < S; c++) keep[c] = kr[c] ? ws->att_drop.scale : 0.0f;
+                else
+                    for (int64_t c = 0; c < S; c++) keep[c] = 1.0f;
                 const float *pr = P + r * S;
                 float *pdr = pd + r * S, *dr = dpd + r * S;
                 float dot = 0.0f;
@@ -535,7 +547,8 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
     for (int64_t t = 0; t < T; t++) {
         float *r = ws->tmp + t * H;
         for (int64_t j = 0; j < H; j++) r[j] += bo[j];
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H, r);
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H, r,
+                      a->keep_ao ? a->keep_ao + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += x[t * H + j];
     }
     k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "attn.ln.weight", 0), lp(m, l, "attn.ln.bias", 0),
@@ -564,7 +577,8 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
             y[j] += b2[j];
             r[j] = go ? y[j] * go[j] : y[j];
         }
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H, r);
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H, r,
+                      a->keep_ffn ? a->keep_ffn + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += a->h1[t * H + j];
     }
     k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "ffn.ln.weight", 0), lp(m, l, "ffn.ln.bias", 0),
@@ -581,7 +595,6 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
     const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = mc->intermediate,
                   NH = mc->heads;
     const float *x = ws->hs + l * ws->T_max * H;
-    const uint64_t first = ws->b.first_sample;
     float *g1 = ws->g1, *g2 = ws->g2, *g3 = ws->g3;
 
     /* Output LayerNorm: g1 = d r2 = d h1 (residual part). */
@@ -593,8 +606,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         memcpy(g2 + t * H, g1 + t * H, (size_t)H * sizeof *g2);
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H,
-                      g2 + t * H);
+        k_dropout_apply(&ws->hid_drop, a->keep_ffn + t * H, H, g2 + t * H);
     }
     if (mg && mg->output) k_coldot_acc(T, H, g2, a->y, mg->output + l * H);
     if (go) {
@@ -638,8 +650,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         memcpy(g3 + t * H, g2 + t * H, (size_t)H * sizeof *g3);
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H,
-                      g3 + t * H);
+        k_dropout_apply(&ws->hid_drop, a->keep_ao + t * H, H, g3 + t * H);
     }
     /* Output projection backward: g1 = d ctx. */
     k_linear_bwd(T, H, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
@@ -677,7 +688,7 @@ static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int
         float mx = -INFINITY;
         for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
         double s = 0.0;
-        for (int64_t j = 0; j < c; j++) s += exp((double)(row[j] - mx));
+        for (int64_t j = 0; j < c; j++) s += (double)expf(row[j] - mx);
         const double l = (double)mx + log(s);
         lse[r] = (float)l;
         if (labels[r] != DAPT_IGNORE_LABEL) {
@@ -783,17 +794,20 @@ static dapt_status classifier_forward(const dapt_model *m, dapt_workspace *ws)
     const uint64_t first = ws->b.first_sample;
     if (mc->arch == DAPT_ARCH_ROBERTA) {
         memcpy(ws->cls_x, ws->pool_in, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
         k_linear_fwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), P_(m, "cls.dense.bias"), ws->cls_z, 0);
         for (int64_t e = 0; e < B * H; e++) ws->cls_z[e] = tanhf(ws->cls_z[e]);
         memcpy(ws->cls_x2, ws->cls_z, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, ws->cls_x2 + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, ws->cls_x2 + i * H, NULL);
         k_linear_fwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), P_(m, "cls.out.bias"), ws->cls_logits, 0);
     } else {
         if (!mc->has_pooler)
             return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "BERT sequence classification needs the pooler");
         memcpy(ws->cls_x, ws->pooled, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
         k_linear_fwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), P_(m, "cls.bias"), ws->cls_logits, 0);
     }
     ws->cls_loss = 0.0;
@@ -820,15 +834,18 @@ static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_s
     if (mc->arch == DAPT_ARCH_ROBERTA) {
         k_linear_bwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), ws->cls_logits, G_(m, "cls.out.weight"),
                      G_(m, "cls.out.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, d1 + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, d1 + i * H, NULL);
         for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->cls_z[e] * ws->cls_z[e];
         k_linear_bwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), d1, G_(m, "cls.dense.weight"),
                      G_(m, "cls.dense.bias"), d2, 0);
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d2 + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d2 + i * H, NULL);
     } else {
         k_linear_bwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), ws->cls_logits, G_(m, "cls.weight"),
                      G_(m, "cls.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++) k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d1 + i * H);
+        for (int64_t i = 0; i < B; i++)
+            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d1 + i * H, NULL);
         /* Pooler: tanh' = 1 - pooled^2. */
         for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->pooled[e] * ws->pooled[e];
         k_linear_bwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), d1, G_(m, "pooler.weight"),
