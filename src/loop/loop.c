@@ -14,6 +14,7 @@
 #include "dapt/batches.h"
 #include "dapt/checkpoint.h"
 #include "dapt/fsio.h"
+#include "dapt/grid.h"
 #include "dapt/log.h"
 #include "dapt/modelfile.h"
 #include "dapt/optim.h"
@@ -35,14 +36,18 @@ static void on_stop_signal(int sig)
 
 void dapt_train_request_stop(void) { stop_requested = 1; }
 
-/* ---- the data communicator (the process grid will provide it) ------------ */
+/* ---- the data communicator ------------------------------------------------ */
 
-static dapt_status data_communicator(const dapt_config *cfg, MPI_Comm *comm)
+/* The process grid; dapt train runs data parallelism only until the engine
+ * takes the tensor-parallel group. */
+static dapt_status make_grid(const dapt_config *cfg, dapt_grid *g)
 {
-    if (cfg->parallel.tensor != 1)
+    DAPT_CHECK(dapt_grid_create(MPI_COMM_WORLD, cfg->parallel.tensor, g));
+    if (g->tensor_size != 1) {
+        dapt_grid_free(g);
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is not available in dapt train yet (use 1)",
                           (long long)cfg->parallel.tensor);
-    *comm = MPI_COMM_WORLD;
+    }
     return DAPT_OK;
 }
 
@@ -78,6 +83,8 @@ const dapt_objective_ops *dapt_objective_find(const char *method)
 
 typedef struct run {
     const dapt_config *cfg;
+    dapt_grid grid;
+    int have_grid;
     MPI_Comm comm;
     int rank, size;
     char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16], metrics[DAPT_CONFIG_STR_MAX + 16];
@@ -354,7 +361,9 @@ static void metrics_row(run *r, int64_t step, const double *train5, double eval_
 static dapt_status setup(run *r, const dapt_train_opts *opts)
 {
     const dapt_config *cfg = r->cfg;
-    DAPT_CHECK(data_communicator(cfg, &r->comm));
+    DAPT_CHECK(make_grid(cfg, &r->grid));
+    r->have_grid = 1;
+    r->comm = r->grid.data;
     MPI_Comm_rank(r->comm, &r->rank);
     MPI_Comm_size(r->comm, &r->size);
     snprintf(r->out, sizeof r->out, "%s", cfg->run.output_dir);
@@ -383,6 +392,8 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
     if (mc.vocab_size < tok_vocab)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "the model's vocabulary (%lld) is smaller than the tokenizer's (%lld)",
                           (long long)mc.vocab_size, (long long)tok_vocab);
+    DAPT_CHECK(dapt_grid_check_batch(&r->grid, cfg->train.batch_size));
+    DAPT_CHECK(dapt_grid_log(&r->grid, &mc));
     r->B = cfg->train.batch_size;
     r->L = cfg->data.seq_len;
     r->accum = cfg->train.grad_accum;
@@ -452,6 +463,7 @@ static void teardown(run *r)
     free(r->seq_idx);
     free(r->exp_avg);
     free(r->exp_avg_sq);
+    if (r->have_grid) dapt_grid_free(&r->grid);
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */
