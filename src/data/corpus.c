@@ -7,6 +7,7 @@
 
 #include "dapt/corpus.h"
 #include "dapt/h5io.h"
+#include "dapt/log.h"
 #include "data_internal.h"
 
 /* A growable int64 array. */
@@ -152,6 +153,8 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
         }
         src_part_free(&part);
     }
+    dapt_log(DAPT_LOG_DEBUG, "prepare: this rank tokenized bytes [%lld, %lld) into %zu tokens in %.3f s",
+             (long long)gs, (long long)ge, toks.len, MPI_Wtime() - t1);
     DAPT_TRY(data_agree(comm, st));
     double t2 = MPI_Wtime();
     stats->t_tokenize = t2 - t1;
