@@ -63,6 +63,12 @@ class BertMLM(nn.Module):
         return F.cross_entropy(logits, labels.view(-1)[sel])
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "small"
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -86,7 +92,7 @@ def main():
     ids, labels = ids.view(B, S), labels.view(B, S)
     masked = int((labels != -100).sum())
     model.train()
-    tf = tb = ta = 0.0
+    tfs, tbs, tas, tss = [], [], [], []
     for s in range(-1, steps):
         t0 = time.perf_counter()
         loss = model(ids, labels)
@@ -97,22 +103,30 @@ def main():
         opt.step()
         t3 = time.perf_counter()
         if s >= 0:
-            tf, tb, ta = tf + t1 - t0, tb + t2 - t1, ta + t3 - t2
-    step = (tf + tb + ta) / steps
+            tfs.append(t1 - t0)
+            tbs.append(t2 - t1)
+            tas.append(t3 - t2)
+            tss.append(t3 - t0)
+    step, step_min = median(tss), min(tss)
     model.eval()
     with torch.no_grad():
         model(ids, labels)
-        t0 = time.perf_counter()
+        tfo = []
         for _ in range(steps):
+            t0 = time.perf_counter()
             model(ids, labels)
-        fwd = (time.perf_counter() - t0) / steps
+            tfo.append(time.perf_counter() - t0)
+        fwd, fwd_min = median(tfo), min(tfo)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("engine=pytorch-%s config=%s batch=%dx%d masked=%d threads=%d" % (torch.__version__, which, B, S,
                                                                          masked, torch.get_num_threads()))
-    print("train_step_ms=%.1f forward_ms=%.1f backward_ms=%.1f adamw_ms=%.1f" % (
-        1e3 * step, 1e3 * tf / steps, 1e3 * tb / steps, 1e3 * ta / steps))
-    print("train_tokens_per_s=%.0f forward_only_ms=%.1f forward_tokens_per_s=%.0f peak_rss_mb=%.0f" % (
-        T / step, 1e3 * fwd, T / fwd, rss))
+    print("median: train_step_ms=%.1f forward_ms=%.1f backward_ms=%.1f adamw_ms=%.1f" % (
+        1e3 * step, 1e3 * median(tfs), 1e3 * median(tbs), 1e3 * median(tas)))
+    print("median: train_tokens_per_s=%.0f forward_only_ms=%.1f forward_tokens_per_s=%.0f" % (
+        T / step, 1e3 * fwd, T / fwd))
+    print("best:   train_step_ms=%.1f train_tokens_per_s=%.0f forward_only_ms=%.1f forward_tokens_per_s=%.0f" % (
+        1e3 * step_min, T / step_min, 1e3 * fwd_min, T / fwd_min))
+    print("loss_last=%.4f peak_rss_mb=%.0f" % (float(loss), rss))
 
 
 if __name__ == "__main__":
