@@ -63,6 +63,7 @@ _Noreturn void dapt_cli_fail_all(dapt_status st);
 /* Command entry points, one per src/cli/cmd_<name>.c (keep sorted). */
 int dapt_cmd_config(int argc, char **argv);
 int dapt_cmd_export(int argc, char **argv);
+int dapt_cmd_forward(int argc, char **argv);
 int dapt_cmd_import(int argc, char **argv);
 int dapt_cmd_prepare(int argc, char **argv);
 int dapt_cmd_tokenize(int argc, char **argv);

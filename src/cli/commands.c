@@ -11,5 +11,6 @@ const dapt_command dapt_commands[] = {
     {"train", "post-train a model (MLM) with checkpoints, resume and preemption", dapt_cmd_train},
     {"import", "convert a Hugging Face model directory to a dapt model file", dapt_cmd_import},
     {"export", "write a dapt model file as a Hugging Face model directory", dapt_cmd_export},
+    {"forward", "run a model on a batch from an HDF5 file and write every intermediate", dapt_cmd_forward},
     {NULL, NULL, NULL},
 };
