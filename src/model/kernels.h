@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <math.h>
+
 #include "dapt/rng.h"
 
 /* Row-major C = alpha op(A) op(B) + beta C, split over the OpenMP threads
@@ -39,6 +41,13 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
 
 float k_gelu(float x);
 float k_gelu_grad(float x);
+/* gelu(x) and gelu'(x) sharing one erf. */
+static inline void k_gelu_both(float x, float *g, float *gp)
+{
+    const float phi_cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    *g = x * phi_cdf;
+    *gp = phi_cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
 
 /* Per-thread scratch of at least `floats` floats (grown on demand). */
 float *k_thread_scratch(size_t floats);

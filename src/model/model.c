@@ -48,7 +48,7 @@ struct dapt_workspace {
     float *cls_x, *cls_z, *cls_x2, *cls_logits, *cls_lse; /* classification head */
     float *mlm_in, *mlm_pre, *mlm_xhat, *mlm_rstd, *mlm_out, *mlm_logits, *mlm_lse;
     /* backward */
-    float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *demb, *mlm_d1, *mlm_d2;
+    float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *gelu_grad, *demb, *mlm_d1, *mlm_d2;
     float *hm_grad_tmp;     /* [B,NH] per (sample, head) head-mask gradient */
     int32_t *pos_ids;       /* [T] */
     int64_t *mlm_pos;       /* [M] */
@@ -228,6 +228,7 @@ static void layout(dapt_workspace *ws, carver *c)
         ws->dk = take(c, T * H);
         ws->dv = take(c, T * H);
         ws->du = take(c, T * F);
+        ws->gelu_grad = take(c, T * F);
         ws->demb = take(c, T * H);
         ws->hm_grad_tmp = take(c, B * NH);
         if (mc->has_mlm_head) {
@@ -614,22 +615,23 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         for (int64_t t = 0; t < T; t++)
             for (int64_t j = 0; j < H; j++) g2[t * H + j] *= go[j];
     }
-    /* Recompute the GELU output, then FFN-out backward: du = d act. */
+    /* Recompute the GELU output (and its derivative: both need Phi(z), one
+     * erf per element), then FFN-out backward: du = d act. */
     const float *gi = ws->um.intermediate ? ws->um.intermediate + l * F : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float *u = a->u + t * F;
-        float *o = ws->act + t * F;
-        for (int64_t j = 0; j < F; j++) o[j] = k_gelu(gi ? u[j] * gi[j] : u[j]);
+        float *o = ws->act + t * F, *gp = ws->gelu_grad + t * F;
+        for (int64_t j = 0; j < F; j++) k_gelu_both(gi ? u[j] * gi[j] : u[j], o + j, gp + j);
     }
     k_linear_bwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), g2, lp(m, l, "ffn.out.weight", 1),
                  lp(m, l, "ffn.out.bias", 1), ws->du, 0);
     /* Through GELU: d z = d act * gelu'(z), z = u * g_int; d g_int = <dz, u>. */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
-        const float *u = a->u + t * F;
         float *d = ws->du + t * F;
-        for (int64_t j = 0; j < F; j++) d[j] *= k_gelu_grad(gi ? u[j] * gi[j] : u[j]);
+        const float *gp = ws->gelu_grad + t * F;
+        for (int64_t j = 0; j < F; j++) d[j] *= gp[j];
     }
     if (mg && mg->intermediate) k_coldot_acc(T, F, ws->du, a->u, mg->intermediate + l * F);
     if (gi) {
