@@ -101,4 +101,56 @@ dapt_range dapt_shard_vocab(int64_t vocab_size, int tensor_rank, int tensor_size
  * step * global_batch + offset of the epoch's order. */
 dapt_range dapt_shard_samples(int64_t global_batch, int data_rank, int data_size);
 
+/* ---- The parameter table of one tensor rank ----
+ *
+ * Megatron-style split of each tensor of the global table (params.h):
+ *   rows (dim 0) split:  embeddings.word and mlm.bias (vocab-parallel, rows
+ *                        of the padded vocabulary), attn.{q,k,v}.weight/bias
+ *                        (the rank's heads: column-parallel), ffn.in.weight/
+ *                        bias (its FFN columns: column-parallel);
+ *   columns (dim 1) split: attn.out.weight, ffn.out.weight (row-parallel:
+ *                        the inputs from the rank's heads / FFN columns);
+ *   replicated:          everything else (position and token-type
+ *                        embeddings, LayerNorms, the biases of row-parallel
+ *                        layers, pooler, MLM transform, classifier).
+ * The local table keeps the global table's names and order, with local
+ * shapes and its own offsets (16-float aligned), so optimizer and kernels
+ * run on it unchanged. */
+typedef enum {
+    DAPT_SHARD_REPLICATED = 0, /* every tensor rank holds all of it */
+    DAPT_SHARD_ROWS = 1,       /* dim 0 split */
+    DAPT_SHARD_COLS = 2        /* dim 1 split */
+} dapt_shard_kind;
+
+typedef struct dapt_shard {
+    dapt_shard_kind kind;
+    /* The global hyperslab this rank's copy holds: rows [row0, row0 +
+     * rows) and columns [col0, col0 + cols) of the global tensor.  For
+     * vocab-parallel tensors only the real rows count; the local tensor has
+     * local_rows >= rows, the rest being padding rows (zero, never read
+     * back into the global tensor). */
+    int64_t row0, rows, col0, cols;
+    int64_t local_rows;
+} dapt_shard;
+
+/* Builds tensor rank t's table from the global one; shards (malloc'd, one
+ * per tensor, free() it) says where each local tensor sits in the global
+ * one.  Requires the divisibility dapt_grid_check_model checks (refuses
+ * otherwise, naming the tensor).  Not collective. */
+dapt_status dapt_shard_table_build(const dapt_model_config *mc, const dapt_param_table *global,
+                                   int tensor_rank, int tensor_size, dapt_param_table *local,
+                                   dapt_shard **shards);
+
+/* Copies this rank's part of a global flat buffer into its local buffer
+ * (padding rows of vocab-parallel tensors set to 0; the padding between
+ * tensors is left alone).  Not collective. */
+void dapt_shard_scatter(const dapt_param_table *global, const float *global_buf,
+                        const dapt_param_table *local, const dapt_shard *shards, float *local_buf);
+
+/* The reverse: writes this rank's real elements into their places in a
+ * global buffer (replicated tensors included).  Not collective. */
+void dapt_shard_gather(const dapt_param_table *global, float *global_buf,
+                       const dapt_param_table *local, const dapt_shard *shards,
+                       const float *local_buf);
+
 #endif

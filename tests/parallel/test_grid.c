@@ -299,6 +299,148 @@ static void test_setup_and_log(void)
     }
 }
 
+static dapt_model_config small_model(dapt_arch arch)
+{
+    dapt_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    mc.arch = arch;
+    mc.vocab_size = 100;
+    mc.hidden = 24;
+    mc.layers = 2;
+    mc.heads = 6;
+    mc.intermediate = 48;
+    mc.max_position = 16;
+    mc.type_vocab_size = arch == DAPT_ARCH_ROBERTA ? 1 : 2;
+    mc.pad_token_id = arch == DAPT_ARCH_ROBERTA ? 1 : 0;
+    mc.layer_norm_eps = 1e-5;
+    mc.has_pooler = mc.has_mlm_head = 1;
+    mc.num_labels = 3;
+    return mc;
+}
+
+static const dapt_tensor *find_local(const dapt_param_table *t, const dapt_shard *sh, const char *name,
+                                     const dapt_shard **s)
+{
+    for (size_t k = 0; k < t->count; k++)
+        if (!strcmp(t->tensors[k].name, name)) {
+            *s = &sh[k];
+            return &t->tensors[k];
+        }
+    return NULL;
+}
+
+/* Local tables for every tensor rank: shapes, kinds, layout, and that
+ * scatter + gather over all ranks rebuilds the global buffer, each split
+ * element owned by exactly one rank. */
+static void test_shard_tables(void)
+{
+    const dapt_arch archs[] = {DAPT_ARCH_BERT, DAPT_ARCH_ROBERTA};
+    const int Ts[] = {1, 2, 3, 6};
+    for (size_t a = 0; a < 2; a++) {
+        dapt_model_config mc = small_model(archs[a]);
+        dapt_param_table global;
+        CU_ASSERT_FATAL(dapt_param_table_build(&mc, &global) == DAPT_OK);
+        float *orig = malloc(global.total * sizeof(float));
+        float *back = malloc(global.total * sizeof(float));
+        int *cover = calloc(global.total, sizeof(int));
+        CU_ASSERT_FATAL(orig && back && cover);
+        for (size_t k = 0; k < global.count; k++)
+            for (size_t i = 0; i < global.tensors[k].numel; i++)
+                orig[global.tensors[k].offset + i] = (float)(1000 * (k + 1) + i);
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+            const int T = Ts[ti];
+            const int64_t H = mc.hidden, I = mc.intermediate, Vp = dapt_padded_vocab(mc.vocab_size, T);
+            for (size_t i = 0; i < global.total; i++) back[i] = -1.0f;
+            memset(cover, 0, global.total * sizeof(int));
+            for (int t = 0; t < T; t++) {
+                dapt_param_table local;
+                dapt_shard *sh = NULL;
+                CU_ASSERT_FATAL(dapt_shard_table_build(&mc, &global, t, T, &local, &sh) == DAPT_OK);
+                CU_ASSERT_EQUAL(local.count, global.count);
+                size_t end = 0;
+                for (size_t k = 0; k < local.count; k++) {
+                    const dapt_tensor *l = &local.tensors[k];
+                    CU_ASSERT_STRING_EQUAL(l->name, global.tensors[k].name);
+                    CU_ASSERT_EQUAL(l->offset % 16, 0);
+                    CU_ASSERT(l->offset >= end);
+                    end = l->offset + l->numel;
+                    CU_ASSERT_EQUAL(l->numel, (size_t)(l->shape[0] * l->shape[1]));
+                    CU_ASSERT_EQUAL(l->flags, global.tensors[k].flags);
+                    const dapt_shard *s = &sh[k];
+                    for (int64_t r = 0; r < s->rows; r++)
+                        for (int64_t c = 0; c < s->cols; c++)
+                            cover[global.tensors[k].offset + (size_t)((s->row0 + r) * global.tensors[k].shape[1] + s->col0 + c)]++;
+                }
+                CU_ASSERT(local.total >= end);
+                const dapt_shard *s = NULL;
+                const dapt_tensor *l = find_local(&local, sh, "layer.1.attn.q.weight", &s);
+                CU_ASSERT(l && l->shape[0] == H / T && l->shape[1] == H && s->kind == DAPT_SHARD_ROWS &&
+                          s->row0 == t * H / T);
+                l = find_local(&local, sh, "layer.0.attn.v.bias", &s);
+                CU_ASSERT(l && l->shape[0] == H / T && s->kind == DAPT_SHARD_ROWS);
+                l = find_local(&local, sh, "layer.0.attn.out.weight", &s);
+                CU_ASSERT(l && l->shape[0] == H && l->shape[1] == H / T && s->kind == DAPT_SHARD_COLS &&
+                          s->col0 == t * H / T);
+                l = find_local(&local, sh, "layer.0.attn.out.bias", &s);
+                CU_ASSERT(l && l->shape[0] == H && s->kind == DAPT_SHARD_REPLICATED);
+                l = find_local(&local, sh, "layer.1.ffn.in.bias", &s);
+                CU_ASSERT(l && l->shape[0] == I / T && s->kind == DAPT_SHARD_ROWS);
+                l = find_local(&local, sh, "layer.1.ffn.out.weight", &s);
+                CU_ASSERT(l && l->shape[0] == H && l->shape[1] == I / T && s->kind == DAPT_SHARD_COLS);
+                l = find_local(&local, sh, "layer.1.ffn.ln.weight", &s);
+                CU_ASSERT(l && l->shape[0] == H && s->kind == DAPT_SHARD_REPLICATED);
+                l = find_local(&local, sh, "embeddings.word", &s);
+                CU_ASSERT(l && l->shape[0] == Vp / T && l->shape[1] == H && s->kind == DAPT_SHARD_ROWS &&
+                          s->local_rows == Vp / T && s->rows <= s->local_rows);
+                l = find_local(&local, sh, "mlm.bias", &s);
+                CU_ASSERT(l && l->shape[0] == Vp / T && s->kind == DAPT_SHARD_ROWS);
+                l = find_local(&local, sh, "embeddings.position", &s);
+                CU_ASSERT(l && l->shape[0] == mc.max_position && s->kind == DAPT_SHARD_REPLICATED);
+
+                float *lbuf = malloc(local.total * sizeof(float));
+                CU_ASSERT_FATAL(lbuf != NULL);
+                for (size_t i = 0; i < local.total; i++) lbuf[i] = -7.0f;
+                dapt_shard_scatter(&global, orig, &local, sh, lbuf);
+                /* Vocab padding rows are zero. */
+                l = find_local(&local, sh, "embeddings.word", &s);
+                CU_ASSERT_FATAL(l != NULL && s != NULL);
+                for (int64_t r = s->rows; r < s->local_rows; r++)
+                    for (int64_t c = 0; c < H; c++) CU_ASSERT_EQUAL(lbuf[l->offset + (size_t)(r * H + c)], 0.0f);
+                dapt_shard_gather(&global, back, &local, sh, lbuf);
+                free(lbuf);
+                free(sh);
+                dapt_param_table_free(&local);
+            }
+            for (size_t k = 0; k < global.count; k++) {
+                const dapt_tensor *g = &global.tensors[k];
+                int replicated = !(strstr(g->name, ".attn.q.") || strstr(g->name, ".attn.k.") ||
+                                   strstr(g->name, ".attn.v.") || strstr(g->name, ".attn.out.weight") ||
+                                   strstr(g->name, ".ffn.in.") || strstr(g->name, ".ffn.out.weight") ||
+                                   !strcmp(g->name, "embeddings.word") || !strcmp(g->name, "mlm.bias"));
+                int bad = 0;
+                for (size_t i = 0; i < g->numel; i++) {
+                    if (cover[g->offset + i] != (replicated ? T : 1)) bad++;
+                    if (back[g->offset + i] != orig[g->offset + i]) bad++;
+                }
+                if (bad) fprintf(stderr, "T=%d %s: %d wrong elements\n", T, g->name, bad);
+                CU_ASSERT_EQUAL(bad, 0);
+            }
+        }
+        free(orig);
+        free(back);
+        free(cover);
+        dapt_param_table_free(&global);
+    }
+    /* Indivisible sizes are refused. */
+    dapt_model_config mc = small_model(DAPT_ARCH_BERT);
+    dapt_param_table global, local;
+    dapt_shard *sh;
+    CU_ASSERT_FATAL(dapt_param_table_build(&mc, &global) == DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_shard_table_build(&mc, &global, 0, 4, &local, &sh), DAPT_ERR_CONFIG);
+    CU_ASSERT_EQUAL(dapt_shard_table_build(&mc, &global, 2, 2, &local, &sh), DAPT_ERR_ARG);
+    dapt_param_table_free(&global);
+}
+
 DAPT_TEST_MAIN("grid",
                {"layout for every tensor size dividing the world", test_layout_every_divisor},
                {"tensor sizes that cannot work", test_bad_tensor_size},
@@ -306,4 +448,5 @@ DAPT_TEST_MAIN("grid",
                {"model and batch checks", test_check_model},
                {"heads, FFN columns and vocabulary rows tile", test_shards_tile},
                {"samples of a global batch", test_samples},
-               {"setup from the configuration, layout logged once", test_setup_and_log})
+               {"setup from the configuration, layout logged once", test_setup_and_log},
+               {"tensor-parallel parameter tables, scatter and gather", test_shard_tables})
