@@ -63,6 +63,12 @@ typedef struct dapt_h5file dapt_h5file;
 dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n,
                            int64_t start, int64_t count, const int32_t *ids);
 
+/* Gives up a file being written (every rank has agreed on the failure):
+ * empties the temporary file first, so that HDF5's closing metadata flush
+ * succeeds even on a full disk (otherwise the file stays open and HDF5
+ * crashes at MPI_Finalize), then dapt_h5_abort removes it.  Collective. */
+void data_discard(dapt_h5file *f);
+
 /* Creates a 1-D dataset of fixed-length UTF-8 strings (rank 0's values are
  * written; every rank passes the same list).  Collective. */
 dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n);

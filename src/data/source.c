@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "dapt/h5io.h"
@@ -590,6 +591,19 @@ dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *st
     if (t >= 0) H5Tclose(t);
     free(flat);
     return st;
+}
+
+void data_discard(dapt_h5file *f)
+{
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    MPI_Barrier(f->comm);
+    if (rank == 0 && f->writable && f->tmp_path[0]) {
+        if (truncate(f->tmp_path, 0) != 0) { /* best effort: abort still removes it */
+        }
+    }
+    MPI_Barrier(f->comm);
+    dapt_h5_abort(f);
 }
 
 int dapt_corpus_id_bytes(size_t vocab_size)
