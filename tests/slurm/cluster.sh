@@ -127,8 +127,11 @@ start() {
     mkdir -p "$DIR" "$DIR/ctld" "$DIR/spool"
     install_packages || return $?
     start_munge || return 1
-    [ -s "$CONF" ] || write_conf || return 1
+    # A fresh configuration whenever the controller is not running (the
+    # machine or this script may have changed since the last run).
     if ! pid_alive "$DIR/slurmctld.pid"; then
+        stop_pid "$DIR/slurmd.pid"
+        write_conf || return 1
         slurmctld -f "$CONF" >"$DIR/slurmctld.out" 2>&1 || {
             say "slurmctld failed to start; see $DIR/slurmctld.log"; return 1; }
     fi
@@ -179,9 +182,20 @@ status() {
     pid_alive "$DIR/slurmctld.pid" && pid_alive "$DIR/slurmd.pid"
 }
 
+# start and stop hold a lock, so that tests running in parallel under
+# `make -j check` do not start two sets of daemons.
+locked() {
+    mkdir -p "$DIR"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$DIR/.lock"
+        flock -w 120 9 || { say "could not lock $DIR/.lock"; return 1; }
+    fi
+    "$@"
+}
+
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
+    start) locked start ;;
+    stop) locked stop ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF" ;;
     *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
