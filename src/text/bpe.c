@@ -127,7 +127,6 @@ dapt_status tok_bpe_state_init(const dapt_tokenizer *tok, dapt_tok_state *st)
 {
     st->match_data = pcre2_match_data_create_from_pattern(tok->bpe.regex, NULL);
     if (!st->match_data) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot allocate PCRE2 match data");
-    DAPT_CHECK(dapt_calloc((void **)&st->cache, CACHE_SLOTS, sizeof *st->cache, "BPE cache"));
     st->cache_mask = CACHE_SLOTS - 1;
     return DAPT_OK;
 }
@@ -192,7 +191,8 @@ static dapt_status bpe_piece(const tok_bpe *b, dapt_tok_state *st, const unsigne
 static dapt_status bpe_cached(const tok_bpe *b, dapt_tok_state *st, const unsigned char *p, size_t n,
                               dapt_ids *out)
 {
-    if (n > CACHE_MAX_KEY || !st->cache) return bpe_piece(b, st, p, n, out);
+    if (n > CACHE_MAX_KEY || !st->use_cache) return bpe_piece(b, st, p, n, out);
+    if (!st->cache) DAPT_CHECK(dapt_calloc((void **)&st->cache, CACHE_SLOTS, sizeof *st->cache, "BPE cache"));
     uint32_t h = tok_hash((const char *)p, n) | 1u; /* 0 marks an empty slot */
     size_t i = h & st->cache_mask;
     for (;; i = (i + 1) & st->cache_mask) {

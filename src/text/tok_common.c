@@ -84,16 +84,37 @@ void tok_vocab_free(tok_vocab *v)
     memset(v, 0, sizeof *v);
 }
 
+/* Word-at-a-time hash for the lookup tables (keys are short). */
+static uint32_t strmap_hash(const char *s, size_t n, uint64_t *head)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, w = 0;
+    memcpy(&w, s, n < 8 ? n : 8);
+    *head = w;
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+    for (size_t i = 8; i < n; i += 8) {
+        w = 0;
+        memcpy(&w, s + i, n - i < 8 ? n - i : 8);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 29;
+    }
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h >> 32);
+}
+
 dapt_status tok_strmap_init(tok_strmap *m, size_t capacity_hint)
 {
     memset(m, 0, sizeof *m);
     size_t sz = table_size(capacity_hint);
-    DAPT_CHECK(dapt_calloc((void **)&m->keys, sz, sizeof *m->keys, "string table"));
-    DAPT_CHECK(dapt_calloc((void **)&m->klens, sz, sizeof *m->klens, "string table"));
-    DAPT_CHECK(dapt_calloc((void **)&m->ids, sz, sizeof *m->ids, "string table"));
-    DAPT_CHECK(dapt_calloc((void **)&m->hashes, sz, sizeof *m->hashes, "string table"));
+    DAPT_CHECK(dapt_calloc((void **)&m->e, sz, sizeof *m->e, "string table"));
     m->mask = sz - 1;
     return DAPT_OK;
+}
+
+static int entry_is(const tok_strmap_entry *e, uint32_t h, uint64_t head, const char *s, size_t n)
+{
+    return e->hash == h && e->len == n && e->head == head && (n <= 8 || memcmp(e->key + 8, s + 8, n - 8) == 0);
 }
 
 /* Keys are borrowed (they point into vocabulary strings that outlive m). */
@@ -101,19 +122,18 @@ dapt_status tok_strmap_put(tok_strmap *m, const char *key, size_t n, int32_t id)
 {
     if (2 * (m->count + 1) > m->mask + 1)
         return DAPT_ERROR(DAPT_ERR_INTERNAL, "string table sized too small");
-    uint32_t h = tok_hash(key, n);
+    uint64_t head;
+    uint32_t h = strmap_hash(key, n, &head);
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        if (!m->keys[i]) {
-            m->keys[i] = key;
-            m->klens[i] = (uint32_t)n;
-            m->ids[i] = id;
-            m->hashes[i] = h;
+        tok_strmap_entry *e = &m->e[i];
+        if (!e->key) {
+            *e = (tok_strmap_entry){head, key, h, (uint32_t)n, id};
             m->count++;
             if (n > m->max_len) m->max_len = n;
             return DAPT_OK;
         }
-        if (m->hashes[i] == h && m->klens[i] == n && memcmp(m->keys[i], key, n) == 0) {
-            m->ids[i] = id;
+        if (entry_is(e, h, head, key, n)) {
+            e->id = id;
             return DAPT_OK;
         }
     }
@@ -121,19 +141,18 @@ dapt_status tok_strmap_put(tok_strmap *m, const char *key, size_t n, int32_t id)
 
 int32_t tok_strmap_find(const tok_strmap *m, const char *s, size_t n)
 {
-    uint32_t h = tok_hash(s, n);
+    uint64_t head;
+    uint32_t h = strmap_hash(s, n, &head);
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        if (!m->keys[i]) return -1;
-        if (m->hashes[i] == h && m->klens[i] == n && memcmp(m->keys[i], s, n) == 0) return m->ids[i];
+        const tok_strmap_entry *e = &m->e[i];
+        if (!e->key) return -1;
+        if (entry_is(e, h, head, s, n)) return e->id;
     }
 }
 
 void tok_strmap_free(tok_strmap *m)
 {
-    free(m->keys);
-    free(m->klens);
-    free(m->ids);
-    free(m->hashes);
+    free(m->e);
     memset(m, 0, sizeof *m);
 }
 

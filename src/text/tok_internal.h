@@ -19,13 +19,18 @@ typedef struct tok_vocab {
     size_t max_len;  /* longest token in bytes */
 } tok_vocab;
 
+/* A second, lookup-optimised table keyed by borrowed strings (e.g. WordPiece
+ * pieces without their "##"), mapping to vocabulary ids.  Each entry keeps
+ * the key's first 8 bytes, so most lookups touch one cache line. */
+typedef struct tok_strmap_entry {
+    uint64_t head;   /* first min(8, len) bytes, zero-padded */
+    const char *key; /* NULL = empty slot */
+    uint32_t hash, len;
+    int32_t id;
+} tok_strmap_entry;
+
 typedef struct tok_strmap {
-    /* A second table keyed by arbitrary strings (e.g. WordPiece pieces
-     * without their "##"), mapping to ids of `tok_vocab`. */
-    const char **keys;
-    uint32_t *klens;
-    int32_t *ids;
-    uint32_t *hashes;
+    tok_strmap_entry *e;
     size_t mask, count;
     size_t max_len;
 } tok_strmap;
@@ -73,6 +78,7 @@ typedef struct tok_wordpiece {
     char prefix[16];
     size_t prefix_len;
     size_t max_chars;  /* max_input_chars_per_word */
+    tok_strmap full;   /* every token (lookups at the start of a word) */
     tok_strmap cont;   /* continuation pieces, keyed without the prefix */
     int decode_cleanup;
     unsigned char ascii_cls[128]; /* class of each ASCII byte under these flags */
@@ -149,7 +155,8 @@ struct dapt_tok_state {
     size_t sym_cap;
     void *match_data;   /* pcre2_match_data_8 * */
     /* BPE cache: open addressing over entries, arenas for keys and ids */
-    tok_cache_entry *cache;
+    tok_cache_entry *cache; /* allocated on first use when use_cache */
+    int use_cache;          /* 0 for the throw-away state of a NULL-state call */
     size_t cache_mask, cache_count;
     tok_buf cache_keys;
     dapt_ids cache_ids;
@@ -166,6 +173,8 @@ dapt_status tok_bpe_encode(const dapt_tokenizer *tok, dapt_tok_state *st,
 dapt_status tok_bpe_prepare(dapt_tokenizer *tok, const char *file);
 void tok_bpe_free(tok_bpe *b);
 dapt_status tok_bpe_state_init(const dapt_tokenizer *tok, dapt_tok_state *st);
+/* A state for one call (no cache: not worth filling for one text). */
+dapt_status tok_state_new_uncached(const dapt_tokenizer *tok, dapt_tok_state **out);
 void tok_bpe_state_free(dapt_tok_state *st);
 /* Code point that represents byte b in the byte-level alphabet. */
 int32_t tok_bpe_byte_char(unsigned b);

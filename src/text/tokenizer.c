@@ -6,12 +6,13 @@
 
 #include "tok_internal.h"
 
-dapt_status dapt_tok_state_new(const dapt_tokenizer *tok, dapt_tok_state **out)
+static dapt_status state_new(const dapt_tokenizer *tok, int use_cache, dapt_tok_state **out)
 {
     *out = NULL;
     dapt_tok_state *st = NULL;
     DAPT_CHECK(dapt_calloc((void **)&st, 1, sizeof *st, "tokenizer state"));
     st->tok = tok;
+    st->use_cache = use_cache;
     if (tok->kind == DAPT_TOK_BPE) {
         dapt_status s = tok_bpe_state_init(tok, st);
         if (s) {
@@ -21,6 +22,16 @@ dapt_status dapt_tok_state_new(const dapt_tokenizer *tok, dapt_tok_state **out)
     }
     *out = st;
     return DAPT_OK;
+}
+
+dapt_status dapt_tok_state_new(const dapt_tokenizer *tok, dapt_tok_state **out)
+{
+    return state_new(tok, 1, out);
+}
+
+dapt_status tok_state_new_uncached(const dapt_tokenizer *tok, dapt_tok_state **out)
+{
+    return state_new(tok, 0, out);
 }
 
 void dapt_tok_state_free(dapt_tok_state *st)
@@ -128,7 +139,7 @@ dapt_status dapt_tokenizer_encode(const dapt_tokenizer *tok, dapt_tok_state *st,
 {
     if (st) return encode_with_state(tok, st, text, len, out);
     dapt_tok_state *tmp = NULL;
-    DAPT_CHECK(dapt_tok_state_new(tok, &tmp));
+    DAPT_CHECK(tok_state_new_uncached(tok, &tmp));
     dapt_status s = encode_with_state(tok, tmp, text, len, out);
     dapt_tok_state_free(tmp);
     return s;
@@ -250,7 +261,7 @@ dapt_status dapt_tokenizer_encode_full(const dapt_tokenizer *tok, dapt_tok_state
     dapt_encode_opts none = {0};
     dapt_tok_state *tmp = NULL;
     if (!st) {
-        DAPT_CHECK(dapt_tok_state_new(tok, &tmp));
+        DAPT_CHECK(tok_state_new_uncached(tok, &tmp));
         st = tmp;
     }
     dapt_ids ia = {0}, ib = {0};

@@ -647,6 +647,7 @@ void dapt_tokenizer_free(dapt_tokenizer *tok)
     if (!tok) return;
     tok_vocab_free(&tok->vocab);
     tok_strmap_free(&tok->wp.cont);
+    tok_strmap_free(&tok->wp.full);
     tok_bpe_free(&tok->bpe);
     for (size_t a = 0; a < tok->n_added; a++) free(tok->added[a].content);
     free(tok->added);

@@ -60,13 +60,12 @@ static dapt_status wordpiece_word(const dapt_tokenizer *tok, const char *w, size
     size_t mark = out->len;
     size_t start = 0;
     while (start < n) {
-        size_t lim = start == 0 ? tok->vocab.max_len : wp->cont.max_len;
+        size_t lim = start == 0 ? wp->full.max_len : wp->cont.max_len;
         size_t end = n - start > lim ? start + lim : n;
         while (end > start && end < n && ((unsigned char)w[end] & 0xC0) == 0x80) end--;
         int32_t id = -1;
         while (end > start) {
-            id = start == 0 ? tok_vocab_find(&tok->vocab, w, end)
-                            : tok_strmap_find(&wp->cont, w + start, end - start);
+            id = tok_strmap_find(start == 0 ? &wp->full : &wp->cont, w + start, end - start);
             if (id >= 0) break;
             end--;
             while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80) end--;
@@ -245,8 +244,11 @@ dapt_status tok_wordpiece_prepare(dapt_tokenizer *tok)
             memcmp(tok->vocab.tokens[id], wp->prefix, wp->prefix_len) == 0)
             count++;
     DAPT_CHECK(tok_strmap_init(&wp->cont, count));
+    DAPT_CHECK(tok_strmap_init(&wp->full, tok->vocab.n));
     for (size_t id = 0; id < tok->vocab.n; id++) {
         const char *t = tok->vocab.tokens[id];
+        if (t && tok_vocab_find(&tok->vocab, t, tok->vocab.lens[id]) == (int32_t)id)
+            DAPT_CHECK(tok_strmap_put(&wp->full, t, tok->vocab.lens[id], (int32_t)id));
         if (!t || tok->vocab.lens[id] < wp->prefix_len || memcmp(t, wp->prefix, wp->prefix_len)) continue;
         /* Only the id that token->id lookup gives (duplicates: later wins). */
         if (tok_vocab_find(&tok->vocab, t, tok->vocab.lens[id]) != (int32_t)id) continue;
