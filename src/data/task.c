@@ -327,7 +327,6 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     dapt_status st = DAPT_OK;
     src_info *info = NULL;
     int64_t *foff = NULL, *buf = NULL, *counts = NULL;
-    int32_t *lab = NULL;
     split *sp = NULL;
     labelset mine = {0}, all = {0};
     dapt_tok_state *ts = NULL;
@@ -460,7 +459,6 @@ cleanup:
         free(sp[i].labels);
     }
     free(sp);
-    free(lab);
     free(buf);
     free(counts);
     labelset_free(&mine);
