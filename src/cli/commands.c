@@ -12,5 +12,6 @@ const dapt_command dapt_commands[] = {
     {"import", "convert a Hugging Face model directory to a dapt model file", dapt_cmd_import},
     {"export", "write a dapt model file as a Hugging Face model directory", dapt_cmd_export},
     {"forward", "run a model on a batch from an HDF5 file and write every intermediate", dapt_cmd_forward},
+    {"infer", "top-k tokens for [MASK] in a sentence, or class probabilities", dapt_cmd_infer},
     {NULL, NULL, NULL},
 };
