@@ -321,6 +321,70 @@ static void test_init_random(void)
     teardown(&p);
 }
 
+/* Unit-mask gradients requested without masks (the DAS importance pass)
+ * equal those at masks of ones; loss_scale and the denominators scale the
+ * gradient linearly (gradient accumulation, data-parallel global counts). */
+static void test_mask_grads_and_scaling(void)
+{
+    problem p;
+    setup(&p, DAPT_ARCH_BERT);
+    dapt_model *m = &p.m;
+    const dapt_model_config *mc = &m->config;
+    const int64_t L = mc->layers, NH = mc->heads, F = mc->intermediate, H = mc->hidden;
+    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10};
+    p.opts.embedding_delta = NULL;
+    float *g1[3], *g2[3];
+    const size_t n[3] = {(size_t)(L * NH), (size_t)(L * F), (size_t)(L * H)};
+    for (int k = 0; k < 3; k++) {
+        g1[k] = calloc(n[k], sizeof(float));
+        g2[k] = calloc(n[k], sizeof(float));
+    }
+    for (int64_t i = 0; i < L * NH; i++) p.hm[i] = 1.0f;
+    for (int64_t i = 0; i < L * F; i++) p.im[i] = 1.0f;
+    for (int64_t i = 0; i < L * H; i++) p.om[i] = 1.0f;
+    dapt_unit_masks ones = {p.hm, p.im, p.om};
+    dapt_unit_mask_grads a = {g1[0], g1[1], g1[2]}, c = {g2[0], g2[1], g2[2]};
+    CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    dapt_model_zero_grads(m);
+    CU_ASSERT_FATAL(dapt_model_backward(m, p.ws, 1.0, NULL, &a) == DAPT_OK);
+    float *ref = malloc(m->table.total * sizeof(float));
+    memcpy(ref, m->grads, m->table.total * sizeof(float));
+    CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &b, &ones, &p.opts) == DAPT_OK);
+    dapt_model_zero_grads(m);
+    CU_ASSERT_FATAL(dapt_model_backward(m, p.ws, 1.0, NULL, &c) == DAPT_OK);
+    for (int k = 0; k < 3; k++) CU_ASSERT(memcmp(g1[k], g2[k], n[k] * sizeof(float)) == 0);
+    CU_ASSERT(memcmp(ref, m->grads, m->table.total * sizeof(float)) == 0);
+    double nonzero = 0.0;
+    for (size_t i = 0; i < n[0]; i++) nonzero += fabs(g1[0][i]);
+    CU_ASSERT(nonzero > 0.0);
+
+    /* Doubling both denominators and the loss scale leaves the gradient. */
+    int64_t labelled;
+    (void)dapt_ws_mlm_loss(p.ws, &labelled); /* from the last forward, local counts */
+    CU_ASSERT_FATAL(labelled > 0);
+    p.opts.mlm_denominator = 2.0 * (double)labelled;
+    p.opts.cls_denominator = 2.0 * 3; /* three labelled samples */
+    CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    double half = dapt_ws_loss(p.ws);
+    dapt_model_zero_grads(m);
+    CU_ASSERT_FATAL(dapt_model_backward(m, p.ws, 2.0, NULL, NULL) == DAPT_OK);
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < m->table.total; i++) {
+        worst = fmax(worst, fabs((double)m->grads[i] - ref[i]));
+        scale = fmax(scale, fabs(ref[i]));
+    }
+    CU_ASSERT(worst <= 1e-6 * scale);
+    p.opts.mlm_denominator = p.opts.cls_denominator = 0.0;
+    CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    CU_ASSERT_DOUBLE_EQUAL(dapt_ws_loss(p.ws), 2.0 * half, 1e-6);
+    free(ref);
+    for (int k = 0; k < 3; k++) {
+        free(g1[k]);
+        free(g2[k]);
+    }
+    teardown(&p);
+}
+
 static void test_report(void)
 {
     printf("\n  %d directional derivatives, worst relative error %.3g\n", checked, worst_rel);
@@ -331,4 +395,6 @@ DAPT_TEST_MAIN("model gradients", {"BERT: finite differences, train mode", test_
                {"RoBERTa: finite differences, train mode", test_roberta_fd},
                {"dropout keyed by global sample", test_dropout_keyed_by_sample},
                {"bad batches refused", test_rejects_bad_batches},
-               {"random initialisation", test_init_random}, {"summary", test_report})
+               {"random initialisation", test_init_random},
+               {"mask gradients without masks; loss scaling", test_mask_grads_and_scaling},
+               {"summary", test_report})
