@@ -2,9 +2,9 @@
 // Face's tokenizers (@huggingface/tokenizers 0.2.0), corrected to the Rust
 // library where the port is known to differ (see rustCorrection below).
 //
-//   cd /tmp/ref && npm install --prefix . <this dir>   (or: npm install in a copy of this dir)
-//   sh collect_lines.sh node_modules > lines.txt
-//   node gen_fixtures.mjs lines.txt VOCAB_DIR OUT_DIR
+//   mkdir /tmp/ref && cp package.json /tmp/ref && (cd /tmp/ref && npm install)
+//   sh collect_lines.sh /tmp/ref/node_modules > /tmp/ref/lines.txt
+//   NODE_MODULES=/tmp/ref/node_modules node gen_fixtures.mjs /tmp/ref/lines.txt VOCAB_DIR OUT_DIR
 //
 // VOCAB_DIR holds bert-base-uncased/, gpt2/, roberta-base/ with tokenizer.json
 // and tokenizer_config.json (/work/shared/vocab).  OUT_DIR is
@@ -17,9 +17,14 @@
 //                              lines: ids <TAB> token_type_ids, with the template
 //   <model>.decode.jsonl.gz    JSON strings: decode(encode(text), skip_special_tokens) for
 //                              the hard cases then the first 1000 corpus lines
-import { Tokenizer } from "@huggingface/tokenizers";
 import fs from "fs";
+import path from "path";
+import { pathToFileURL } from "url";
 import zlib from "zlib";
+
+const nodeModules = process.env.NODE_MODULES || path.resolve("node_modules");
+const { Tokenizer } = await import(
+  pathToFileURL(path.join(nodeModules, "@huggingface/tokenizers/dist/tokenizers.mjs")).href);
 
 const [linesPath, vocabDir, outDir] = process.argv.slice(2);
 if (!outDir) {
