@@ -113,7 +113,7 @@ start_munge() {
     rm -f "$MUNGE_SOCKET"
     if ! munged --force --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" \
         --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" \
-        --seed-file="$DIR/munge/munged.seed" 2>"$DIR/munge/start.err"; then
+        --seed-file="$DIR/munge/munged.seed" 2>"$DIR/munge/start.err" 9>&-; then
         say "munged failed to start: $(tail -n 1 "$DIR/munge/start.err")"
         return 1
     fi
@@ -132,11 +132,11 @@ start() {
     if ! pid_alive "$DIR/slurmctld.pid"; then
         stop_pid "$DIR/slurmd.pid"
         write_conf || return 1
-        slurmctld -f "$CONF" >"$DIR/slurmctld.out" 2>&1 || {
+        slurmctld -f "$CONF" >"$DIR/slurmctld.out" 2>&1 9>&- || {
             say "slurmctld failed to start; see $DIR/slurmctld.log"; return 1; }
     fi
     if ! pid_alive "$DIR/slurmd.pid"; then
-        slurmd -f "$CONF" -N localhost >"$DIR/slurmd.out" 2>&1 || {
+        slurmd -f "$CONF" -N localhost >"$DIR/slurmd.out" 2>&1 9>&- || {
             say "slurmd failed to start; see $DIR/slurmd.log"; return 1; }
     fi
     i=0
@@ -183,7 +183,8 @@ status() {
 }
 
 # start and stop hold a lock, so that tests running in parallel under
-# `make -j check` do not start two sets of daemons.
+# `make -j check` do not start two sets of daemons.  The daemons are started
+# with descriptor 9 closed, or they would hold the lock for good.
 locked() {
     mkdir -p "$DIR"
     if command -v flock >/dev/null 2>&1; then
