@@ -141,10 +141,96 @@ void tok_bpe_state_free(dapt_tok_state *st)
     free(st->next);
 }
 
+/* Long pieces: symbols in a linked list and candidate merges in a binary
+ * min-heap ordered by (rank, position), as the Rust library does; stale
+ * entries are skipped when popped.  O(n log n) instead of O(n^2). */
+typedef struct heap_item {
+    int32_t rank, pos;
+} heap_item;
+
+static int heap_less(heap_item a, heap_item b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(heap_item *h, size_t *n, heap_item x)
+{
+    size_t i = (*n)++;
+    while (i > 0 && heap_less(x, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = x;
+}
+
+static heap_item heap_pop(heap_item *h, size_t *n)
+{
+    heap_item top = h[0], x = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && heap_less(h[c + 1], h[c])) c++;
+        if (!heap_less(h[c], x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = x;
+    return top;
+}
+
+static dapt_status bpe_long(const tok_bpe *b, const unsigned char *p, size_t n, dapt_ids *out)
+{
+    int32_t *sym = malloc(n * sizeof *sym), *nxt = malloc(n * sizeof *nxt), *prv = malloc(n * sizeof *prv);
+    heap_item *h = malloc(3 * n * sizeof *h); /* n - 1 first, then at most 2 per merge */
+    dapt_status st = DAPT_OK;
+    if (!sym || !nxt || !prv || !h) {
+        st = DAPT_ERROR(DAPT_ERR_NOMEM, "BPE work space for a %zu-byte piece", n);
+        goto cleanup;
+    }
+    size_t hn = 0;
+    for (size_t i = 0; i < n; i++) {
+        sym[i] = b->byte_id[p[i]];
+        nxt[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+        prv[i] = (int32_t)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        const tok_merge_entry *e = merge_find(b, sym[i], sym[i + 1]);
+        if (e) heap_push(h, &hn, (heap_item){e->rank, (int32_t)i});
+    }
+    while (hn) {
+        heap_item top = heap_pop(h, &hn);
+        int32_t i = top.pos, j = nxt[i];
+        if (sym[i] < 0 || j < 0) continue; /* symbol merged away, or last */
+        const tok_merge_entry *e = merge_find(b, sym[i], sym[j]);
+        if (!e || e->rank != top.rank) continue; /* stale */
+        sym[i] = e->result;
+        sym[j] = -1;
+        nxt[i] = nxt[j];
+        if (nxt[j] >= 0) prv[nxt[j]] = i;
+        if (prv[i] >= 0) {
+            const tok_merge_entry *l = merge_find(b, sym[prv[i]], sym[i]);
+            if (l) heap_push(h, &hn, (heap_item){l->rank, prv[i]});
+        }
+        if (nxt[i] >= 0) {
+            const tok_merge_entry *r = merge_find(b, sym[i], sym[nxt[i]]);
+            if (r) heap_push(h, &hn, (heap_item){r->rank, i});
+        }
+    }
+    for (int32_t i = 0; i >= 0; i = nxt[i])
+        if ((st = dapt_ids_push(out, sym[i])) != DAPT_OK) break;
+cleanup:
+    free(sym);
+    free(nxt);
+    free(prv);
+    free(h);
+    return st;
+}
+
+enum { BPE_SHORT = 256 };
+
 /* Merges the bytes of one piece; appends ids. */
 static dapt_status bpe_piece(const tok_bpe *b, dapt_tok_state *st, const unsigned char *p, size_t n,
                              dapt_ids *out)
 {
+    if (n > BPE_SHORT) return bpe_long(b, p, n, out);
     if (n > st->sym_cap) {
         size_t cap = n < 64 ? 64 : n;
         int32_t *s = realloc(st->sym, cap * sizeof *s);

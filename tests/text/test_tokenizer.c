@@ -453,8 +453,9 @@ static void test_fast_path_matches_pcre2(void)
                                         "\"", "é", "\xC2\x85", "\xC2\xA0", "中", "😀", "\xEF\xBB\xBF", "٣", "\xE2\x80\xA8"};
     const size_t na = sizeof atoms / sizeof atoms[0];
     dapt_tokenizer *tok = load(tf_vocab("gpt2"));
-    dapt_tok_state *ts = NULL;
+    dapt_tok_state *ts = NULL, *ts2 = NULL;
     CU_ASSERT_EQUAL_FATAL(dapt_tok_state_new(tok, &ts), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_tok_state_new(tok, &ts2), DAPT_OK);
     dapt_ids fast = {0}, slow = {0};
     char buf[512];
     uint64_t x = 88172645463325252ull;
@@ -474,7 +475,7 @@ static void test_fast_path_matches_pcre2(void)
         tok_bpe_ascii_fast_path = 1;
         CU_ASSERT_EQUAL(dapt_tokenizer_encode(tok, ts, buf, len, &fast), DAPT_OK);
         tok_bpe_ascii_fast_path = 0;
-        CU_ASSERT_EQUAL(dapt_tokenizer_encode(tok, NULL, buf, len, &slow), DAPT_OK);
+        CU_ASSERT_EQUAL(dapt_tokenizer_encode(tok, iter % 2 ? ts2 : NULL, buf, len, &slow), DAPT_OK);
         if (!ids_equal(&fast, slow.data, slow.len) && bad++ < 3)
             fprintf(stderr, "\nfast path differs on '%.*s'\n", (int)len, buf);
     }
@@ -483,6 +484,7 @@ static void test_fast_path_matches_pcre2(void)
     dapt_ids_free(&fast);
     dapt_ids_free(&slow);
     dapt_tok_state_free(ts);
+    dapt_tok_state_free(ts2);
     dapt_tokenizer_free(tok);
 }
 
