@@ -1,4 +1,4 @@
 # tests/slurm: a real one-node SLURM (munged, slurmctld, slurmd on localhost)
 # brought up by cluster.sh; the smoke test submits MPI and preemptible jobs.
-TESTS += tests/slurm/smoke.test
-EXTRA_DIST += tests/slurm/smoke.test tests/slurm/cluster.sh
+TESTS += tests/slurm/smoke.test tests/slurm/jobs.test
+EXTRA_DIST += tests/slurm/smoke.test tests/slurm/jobs.test tests/slurm/cluster.sh

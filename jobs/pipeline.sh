@@ -1,0 +1,23 @@
+#!/bin/bash
+# Submits prepare -> train -> export as three dependent SLURM jobs; each
+# starts only when the previous one succeeded (afterok).  Run from the dapt
+# checkout:
+#
+#   jobs/pipeline.sh TOKENIZER CORPUS_OUT.h5 run.ini HF_DIR INPUT...
+#
+# run.ini's data.corpus must name CORPUS_OUT.h5 (the script sets it with
+# --set, so the file may leave it empty).  Prints the three job ids.
+set -euo pipefail
+tok=${1:?usage: jobs/pipeline.sh TOKENIZER CORPUS.h5 run.ini HF_DIR INPUT...}
+corpus=${2:?}; config=${3:?}; hf=${4:?}; shift 4
+[ $# -gt 0 ] || { echo "jobs/pipeline.sh: no INPUT files" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+DAPT=${DAPT:-$here/../build/dapt}
+export DAPT
+run=$("$DAPT" config show --config "$config" | sed -n 's/^output_dir = //p')
+prep=$(sbatch --parsable "$here/prepare.sbatch" "$tok" "$corpus" "$@")
+train=$(sbatch --parsable --dependency=afterok:"$prep" "$here/train.sbatch" "$config" --set data.corpus="$corpus")
+export_job=$(sbatch --parsable --dependency=afterok:"$train" "$here/export.sbatch" "$run" "$hf")
+echo "prepare $prep"
+echo "train $train"
+echo "export $export_job"
