@@ -148,7 +148,7 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
     if (!cfg) return DAPT_ERROR(DAPT_ERR_ARG, "%s: no run configuration to record", path);
     if (strlen(path) + 1 > sizeof f->path)
         return DAPT_ERROR(DAPT_ERR_ARG, "output path too long: %.80s...", path);
-    snprintf(f->path, sizeof f->path, "%s", path);
+    memcpy(f->path, path, strlen(path) + 1); /* length checked above */
     int rank = 0;
     MPI_Comm_rank(comm, &rank);
 
@@ -195,7 +195,7 @@ dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f)
     quiet_hdf5();
     if (strlen(path) + 1 > sizeof f->path)
         return DAPT_ERROR(DAPT_ERR_ARG, "input path too long: %.80s...", path);
-    snprintf(f->path, sizeof f->path, "%s", path);
+    memcpy(f->path, path, strlen(path) + 1); /* length checked above */
     dapt_status st = DAPT_OK;
     if (access(path, R_OK) != 0) st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     DAPT_CHECK(agree(comm, st));

@@ -705,11 +705,14 @@ static dapt_status run_loop(run *r, const dapt_train_opts *opts, dapt_train_resu
               (long long)r->local_count, (long long)r->accum, (long long)dapt_sequences_count(r->seqs, DAPT_SPLIT_TRAIN),
               (long long)dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL), r->model.table.total);
     if (opts->resume) DAPT_CHECK(resume(r));
-    if (r->rank == 0) DAPT_CHECK(agree(r, opts->resume ? truncate_metrics(r, r->step) : DAPT_OK));
+    /* Rows after the checkpoint are recomputed; at step 0 even row 0 is. */
+    if (r->rank == 0) DAPT_CHECK(agree(r, opts->resume ? truncate_metrics(r, r->step ? r->step : -1) : DAPT_OK));
     else DAPT_CHECK(agree(r, DAPT_OK));
     DAPT_CHECK(agree(r, open_metrics(r)));
     const int64_t eval_every = cfg->train.eval_every;
-    if (r->step == 0 && eval_every > 0) {
+    if (eval_every > 0 && dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL) == 0)
+        dapt_warn("no held-out sequences (data.eval_fraction = %g): evaluation is skipped", cfg->data.eval_fraction);
+    else if (r->step == 0 && eval_every > 0) {
         double el;
         DAPT_CHECK(evaluate(r, &el));
         metrics_row(r, 0, NULL, el);

@@ -876,6 +876,9 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     static const dapt_unit_masks none = {NULL, NULL, NULL};
     static const dapt_run_opts defaults = {0};
     ws->have_forward = 0;
+    if (m->tp && m->tp->size > 1)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "forward: tensor-parallel group of %d ranks, but the engine holds "
+                          "whole layers only (sharded layers are not implemented yet)", m->tp->size);
     DAPT_CHECK(check_batch(m, ws, b));
     ws->b = *b;
     ws->um = masks ? *masks : none;
