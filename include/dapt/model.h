@@ -23,17 +23,25 @@
  * kind) and the element within the sample using *global* head / column
  * indices, so a sample's masks do not depend on which rank holds it.
  *
- * Tensor-parallel seam (issue 5): a layer's attention-output and FFN-output
- * matmuls produce partial sums that are reduced over the tensor group before
- * bias + residual + LayerNorm; the inputs' gradients of the Q/K/V and FFN-in
- * matmuls are reduced the same way in backward; the MLM cross-entropy needs a
- * max and two sums over the vocabulary slices.  All of these go through
- * dapt_tp_group.allreduce; with tp == NULL (the only layout implemented so
- * far) they are no-ops and the model holds every head, column and vocabulary
- * row.
+ * Tensor parallelism (Megatron-style, docs/model.md): a model made by
+ * dapt_model_create_shard holds one tensor rank's share -- heads
+ * [head_begin, +head_count) (rows of Q/K/V, columns of attn.out), FFN columns
+ * [ffn_begin, +ffn_count) (rows of ffn.in, columns of ffn.out) and vocabulary
+ * rows [vocab_begin, +vocab_rows) of embeddings.word / mlm.bias (the tied
+ * decoder); everything else is replicated.  Per sub-layer, forward reduces the
+ * row-parallel partial sums (attention output, FFN output) before bias +
+ * dropout + residual + LayerNorm, backward reduces the input gradient of the
+ * column-parallel Q/K/V and FFN-in matmuls; the embedding lookup is reduced
+ * once, the MLM cross-entropy reduces a row max, the sums of exponentials and
+ * target logits, and the decoder's input gradient.  All of these go through
+ * m->tp->allreduce over the tensor group, so forward and backward of a
+ * sharded model are collective over that group (every rank of it must call
+ * them with the same batch, masks and options).  With tp == NULL (or size 1)
+ * nothing is collective and a model from dapt_model_create holds every head,
+ * column and vocabulary row.
  *
- * Nothing in this header is collective: every function runs on the calling
- * process only (OpenMP + OpenBLAS threads inside). */
+ * Unless a comment says otherwise, functions here run on the calling process
+ * only (OpenMP + OpenBLAS threads inside). */
 #ifndef DAPT_MODEL_H
 #define DAPT_MODEL_H
 
@@ -57,19 +65,44 @@ typedef struct dapt_tp_group {
     void *ctx;
 } dapt_tp_group;
 
+/* The global units a model holds (all of them unless it is a tensor-parallel
+ * shard).  Unit-mask arrays stay global ([layers, heads], [layers, I]): a
+ * shard reads and writes only its entries of them. */
+typedef struct dapt_model_ranges {
+    int tensor_rank, tensor_size;     /* 0, 1 for a whole model */
+    int64_t head_begin, head_count;   /* attention heads of every layer */
+    int64_t ffn_begin, ffn_count;     /* FFN intermediate columns */
+    int64_t vocab_begin, vocab_rows;  /* rows of embeddings.word and mlm.bias held
+                                       * (vocabulary padding rows included) */
+    int64_t vocab_real;               /* of which real tokens (< vocab_size) */
+} dapt_model_ranges;
+
 typedef struct dapt_model {
-    dapt_model_config config;
-    dapt_param_table table;
+    dapt_model_config config;  /* global sizes */
+    dapt_param_table table;    /* local shapes when sharded */
     float *params; /* table.total floats */
     float *grads;  /* table.total floats; backward accumulates here */
-    const dapt_tp_group *tp; /* NULL: single process (only layout so far) */
+    const dapt_tp_group *tp;   /* NULL: single process */
+    dapt_model_ranges ranges;
 } dapt_model;
 
 /* Builds the table and allocates params and grads (both zeroed). */
 dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
+/* A tensor-parallel shard: `local` is the rank's parameter table
+ * (dapt_shard_table_build in grid.h; copied) and r the units it holds; the
+ * shapes of local are checked against r.  Params and grads zeroed; set m->tp
+ * before running it.  Use dapt_tp_shard_model (grid.h) to make one from a
+ * whole model. */
+dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_param_table *local,
+                                    const dapt_model_ranges *r, dapt_model *m);
 void dapt_model_free(dapt_model *m);
 
-/* Hugging Face's _init_weights: every matrix and embedding ~ N(0, initializer_range)
+/* The units this model (shard) holds, by global index: what DAS uses to
+ * index importance of the heads and FFN neurons it owns. */
+void dapt_model_shard_ranges(const dapt_model *m, dapt_model_ranges *out);
+
+/* Whole models only (a shard is filled by scattering a whole one, so that the
+ * numbers do not depend on the layout).  Hugging Face's _init_weights: every matrix and embedding ~ N(0, initializer_range)
  * from dapt_rng (seed, DAPT_RNG_INIT, step 0, sample = tensor index in the
  * table, position = element), the padding row of the word embeddings (and of
  * RoBERTa's position embeddings) zero, LayerNorm weight 1 and bias 0, other
@@ -152,13 +185,24 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
 dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
                                 const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads);
 
+/* Completes unit-mask gradients accumulated by a shard: the head and
+ * intermediate entries of units other tensor ranks own are overwritten with
+ * their owners' values (a shard's backward adds only to the entries of its
+ * own units, so accumulating over several backward passes and gathering at
+ * the end, or after each, both work); the output-mask gradient is already
+ * complete and identical on every rank.  Collective over
+ * the tensor group (a no-op without one). */
+dapt_status dapt_model_gather_mask_grads(const dapt_model *m, const dapt_unit_mask_grads *g);
+
 /* Results of the last forward; pointers into the arena, valid until the next
  * forward.  hidden_state(i): i = 0 embedding output, i = l + 1 output of
  * layer l; [batch, seq_len, hidden]. */
 const float *dapt_ws_hidden_state(const dapt_workspace *ws, int64_t i);
 const float *dapt_ws_last_hidden(const dapt_workspace *ws);
 const float *dapt_ws_pooler(const dapt_workspace *ws); /* [batch, hidden] or NULL */
-/* [rows, vocab] MLM logits; positions[r] = b * seq_len + s of row r. */
+/* [rows, ranges.vocab_rows] MLM logits of the vocabulary rows this model
+ * holds (all of them unless sharded; padding rows are -inf); positions[r] =
+ * b * seq_len + s of row r. */
 const float *dapt_ws_mlm_logits(const dapt_workspace *ws, int64_t *rows, const int64_t **positions);
 const float *dapt_ws_class_logits(const dapt_workspace *ws); /* [batch, num_labels] or NULL */
 /* Losses of the last forward (0 when the part is absent) and their counts. */

@@ -33,6 +33,10 @@ typedef struct layer_acts {
 struct dapt_workspace {
     dapt_model_config mc;
     dapt_workspace_spec spec;
+    /* The model's share (all of it unless sharded): heads NHL = HL / D,
+     * FFN columns FL, vocabulary rows VL. */
+    dapt_model_ranges r;
+    int64_t NHL, HL, FL, VL;
     float *arena;
     size_t arena_floats;
     int64_t T_max, M_max;
@@ -47,6 +51,7 @@ struct dapt_workspace {
     float *pool_in, *pooled; /* [B,H] */
     float *cls_x, *cls_z, *cls_x2, *cls_logits, *cls_lse; /* classification head */
     float *mlm_in, *mlm_pre, *mlm_xhat, *mlm_rstd, *mlm_out, *mlm_logits, *mlm_lse;
+    float *mlm_red;         /* [2M] vocab-parallel reductions (sum of exponentials, target logit) */
     /* backward */
     float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *gelu_grad, *demb, *mlm_d1, *mlm_d2;
     float *hm_grad_tmp;     /* [B,NH] per (sample, head) head-mask gradient */
@@ -66,17 +71,80 @@ struct dapt_workspace {
 
 /* ---------------------------------------------------------------- model */
 
-dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m)
+static dapt_status alloc_buffers(dapt_model *m)
 {
-    memset(m, 0, sizeof *m);
-    m->config = *mc;
-    DAPT_CHECK(dapt_param_table_build(mc, &m->table));
     dapt_status st = dapt_calloc((void **)&m->params, m->table.total, sizeof(float), "model parameters");
     if (st == DAPT_OK)
         st = dapt_calloc((void **)&m->grads, m->table.total, sizeof(float), "model gradients");
     if (st != DAPT_OK) dapt_model_free(m);
     return st;
 }
+
+dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->config = *mc;
+    DAPT_CHECK(dapt_param_table_build(mc, &m->table));
+    m->ranges = (dapt_model_ranges){0, 1, 0, mc->heads, 0, mc->intermediate, 0, mc->vocab_size, mc->vocab_size};
+    return alloc_buffers(m);
+}
+
+/* The local shape a shard's tensor must have, from its name. */
+static void shard_shape(const dapt_model_config *mc, const dapt_model_ranges *r, const char *name,
+                        int64_t shape[2])
+{
+    const int64_t HL = r->head_count * (mc->hidden / mc->heads);
+    const char *dot = strncmp(name, "layer.", 6) ? NULL : strchr(name + 6, '.');
+    const char *what = dot ? dot + 1 : "";
+    if (!strcmp(name, "embeddings.word")) shape[0] = r->vocab_rows;
+    else if (!strcmp(name, "mlm.bias")) shape[0] = r->vocab_rows;
+    else if (!strncmp(what, "attn.q.", 7) || !strncmp(what, "attn.k.", 7) || !strncmp(what, "attn.v.", 7))
+        shape[0] = HL;
+    else if (!strcmp(what, "attn.out.weight")) shape[1] = HL;
+    else if (!strncmp(what, "ffn.in.", 7)) shape[0] = r->ffn_count;
+    else if (!strcmp(what, "ffn.out.weight")) shape[1] = r->ffn_count;
+}
+
+dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_param_table *local,
+                                    const dapt_model_ranges *r, dapt_model *m)
+{
+    memset(m, 0, sizeof *m);
+    dapt_param_table global;
+    DAPT_CHECK(dapt_param_table_build(mc, &global));
+    dapt_status st = DAPT_OK;
+    if (r->head_count <= 0 || r->head_begin < 0 || r->head_begin + r->head_count > mc->heads ||
+        r->ffn_count <= 0 || r->ffn_begin < 0 || r->ffn_begin + r->ffn_count > mc->intermediate ||
+        r->vocab_rows < r->vocab_real || r->vocab_real < 0 || r->vocab_begin < 0 ||
+        r->vocab_begin + r->vocab_real > mc->vocab_size)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: heads [%lld, +%lld), FFN [%lld, +%lld), vocabulary [%lld, +%lld) "
+                        "do not fit the model (%lld heads, %lld FFN columns, %lld tokens)",
+                        (long long)r->head_begin, (long long)r->head_count, (long long)r->ffn_begin,
+                        (long long)r->ffn_count, (long long)r->vocab_begin, (long long)r->vocab_real,
+                        (long long)mc->heads, (long long)mc->intermediate, (long long)mc->vocab_size);
+    if (st == DAPT_OK && local->count != global.count)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: %zu tensors, the model has %zu", local->count, global.count);
+    for (size_t k = 0; st == DAPT_OK && k < global.count; k++) {
+        const dapt_tensor *g = &global.tensors[k], *l = &local->tensors[k];
+        int64_t want[2] = {g->shape[0], g->shape[1]};
+        shard_shape(mc, r, g->name, want);
+        if (strcmp(g->name, l->name) || l->shape[0] != want[0] || l->shape[1] != want[1] ||
+            l->numel != (size_t)(want[0] * want[1]) || l->offset + l->numel > local->total)
+            st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: tensor %zu is %s [%lld, %lld], expected %s [%lld, %lld]", k,
+                            l->name, (long long)l->shape[0], (long long)l->shape[1], g->name, (long long)want[0],
+                            (long long)want[1]);
+    }
+    dapt_param_table_free(&global);
+    DAPT_CHECK(st);
+    m->config = *mc;
+    m->ranges = *r;
+    DAPT_CHECK(dapt_calloc((void **)&m->table.tensors, local->count, sizeof *local->tensors, "shard table"));
+    memcpy(m->table.tensors, local->tensors, local->count * sizeof *local->tensors);
+    m->table.count = local->count;
+    m->table.total = local->total;
+    return alloc_buffers(m);
+}
+
+void dapt_model_shard_ranges(const dapt_model *m, dapt_model_ranges *out) { *out = m->ranges; }
 
 void dapt_model_free(dapt_model *m)
 {
@@ -128,10 +196,12 @@ void dapt_model_init_random(dapt_model *m, uint64_t seed)
         }
     }
     /* nn.Embedding(padding_idx=pad) starts with a zero padding row. */
-    const size_t H = (size_t)mc->hidden, pad = (size_t)mc->pad_token_id;
-    memset(dapt_model_param(m, "embeddings.word") + pad * H, 0, H * sizeof(float));
+    const size_t H = (size_t)mc->hidden;
+    const int64_t pad = mc->pad_token_id - m->ranges.vocab_begin;
+    if (pad >= 0 && pad < m->ranges.vocab_real)
+        memset(dapt_model_param(m, "embeddings.word") + (size_t)pad * H, 0, H * sizeof(float));
     if (mc->arch == DAPT_ARCH_ROBERTA)
-        memset(dapt_model_param(m, "embeddings.position") + pad * H, 0, H * sizeof(float));
+        memset(dapt_model_param(m, "embeddings.position") + (size_t)mc->pad_token_id * H, 0, H * sizeof(float));
 }
 
 double dapt_model_forward_flops(const dapt_model_config *mc, int64_t batch, int64_t seq_len,
@@ -166,9 +236,10 @@ static uint8_t *take_bytes(carver *c, size_t n) { return (uint8_t *)take(c, (n +
 static void layout(dapt_workspace *ws, carver *c)
 {
     const dapt_model_config *mc = &ws->mc;
+    /* Per-head and per-column buffers hold the model's share only. */
     const size_t B = (size_t)ws->spec.batch, S = (size_t)ws->spec.seq_len, T = B * S,
-                 H = (size_t)mc->hidden, F = (size_t)mc->intermediate, NH = (size_t)mc->heads,
-                 V = (size_t)mc->vocab_size, L = (size_t)mc->layers, M = (size_t)ws->M_max,
+                 H = (size_t)mc->hidden, F = (size_t)ws->FL, NH = (size_t)ws->NHL, HL = (size_t)ws->HL,
+                 V = (size_t)ws->VL, L = (size_t)mc->layers, M = (size_t)ws->M_max,
                  C = (size_t)mc->num_labels;
     const int training = ws->spec.training;
     ws->hs = take(c, (L + 1) * T * H);
@@ -179,11 +250,11 @@ static void layout(dapt_workspace *ws, carver *c)
     const size_t sets = training && !ws->spec.recompute ? L : 1;
     for (size_t s = 0; s < sets; s++) {
         layer_acts *a = &ws->la[s];
-        a->q = take(c, T * H);
-        a->k = take(c, T * H);
-        a->v = take(c, T * H);
+        a->q = take(c, T * HL);
+        a->k = take(c, T * HL);
+        a->v = take(c, T * HL);
         a->p = take(c, B * NH * S * S);
-        a->ctx = take(c, T * H);
+        a->ctx = take(c, T * HL);
         a->xhat1 = take(c, T * H);
         a->rstd1 = take(c, T);
         a->h1 = take(c, T * H);
@@ -217,6 +288,7 @@ static void layout(dapt_workspace *ws, carver *c)
         ws->mlm_out = take(c, M * H);
         ws->mlm_logits = take(c, M * V);
         ws->mlm_lse = take(c, M);
+        ws->mlm_red = take(c, 2 * M);
     }
     if (training) {
         ws->dA = take(c, T * H);
@@ -224,9 +296,9 @@ static void layout(dapt_workspace *ws, carver *c)
         ws->g1 = take(c, T * H);
         ws->g2 = take(c, T * H);
         ws->g3 = take(c, T * H);
-        ws->dq = take(c, T * H);
-        ws->dk = take(c, T * H);
-        ws->dv = take(c, T * H);
+        ws->dq = take(c, T * HL);
+        ws->dk = take(c, T * HL);
+        ws->dv = take(c, T * HL);
         ws->du = take(c, T * F);
         ws->gelu_grad = take(c, T * F);
         ws->demb = take(c, T * H);
@@ -256,6 +328,11 @@ dapt_status dapt_workspace_create(const dapt_model *m, const dapt_workspace_spec
     DAPT_CHECK(dapt_calloc((void **)&ws, 1, sizeof *ws, "workspace"));
     ws->mc = *mc;
     ws->spec = *spec;
+    ws->r = m->ranges;
+    ws->NHL = m->ranges.head_count;
+    ws->HL = ws->NHL * (mc->hidden / mc->heads);
+    ws->FL = m->ranges.ffn_count;
+    ws->VL = m->ranges.vocab_rows;
     ws->T_max = spec->batch * spec->seq_len;
     ws->M_max = spec->max_mlm_rows > 0 && spec->max_mlm_rows < ws->T_max ? spec->max_mlm_rows : ws->T_max;
     DAPT_TRY(dapt_calloc((void **)&ws->la, (size_t)mc->layers, sizeof *ws->la, "layer activations"));
@@ -350,7 +427,7 @@ static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, co
 
 /* ----------------------------------------------------------- embeddings */
 
-static void embeddings_forward(const dapt_model *m, dapt_workspace *ws)
+static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
 {
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
@@ -375,13 +452,26 @@ static void embeddings_forward(const dapt_model *m, dapt_workspace *ws)
     const float *word = P_(m, "embeddings.word"), *pos = P_(m, "embeddings.position"),
                 *type = P_(m, "embeddings.token_type");
     float *x = ws->hs;
-    /* Vocab-parallel seam: a shard adds only the rows it owns, then reduces. */
+    /* Vocab-parallel: a shard looks up the ids in its rows, zeros elsewhere,
+     * and the group sums (exact: one term is nonzero).  Then (w + type) + pos,
+     * the same additions in the same order whatever the layout. */
+    const int64_t v0 = ws->r.vocab_begin, vn = ws->r.vocab_real;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
-        const float *w = word + (size_t)b->input_ids[t] * H, *p = pos + (size_t)ws->pos_ids[t] * H,
+        const int64_t id = (int64_t)b->input_ids[t] - v0;
+        float *o = x + t * H;
+        if (id >= 0 && id < vn)
+            memcpy(o, word + (size_t)id * H, (size_t)H * sizeof *o);
+        else
+            memset(o, 0, (size_t)H * sizeof *o);
+    }
+    DAPT_CHECK(tp_reduce(m, x, (size_t)(T * H), DAPT_REDUCE_SUM));
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float *p = pos + (size_t)ws->pos_ids[t] * H,
                     *ty = type + (size_t)(b->token_type_ids ? b->token_type_ids[t] : 0) * H;
         float *o = x + t * H;
-        for (int64_t j = 0; j < H; j++) o[j] = w[j] + ty[j] + p[j];
+        for (int64_t j = 0; j < H; j++) o[j] = o[j] + ty[j] + p[j];
     }
     k_layernorm_fwd(T, H, x, P_(m, "embeddings.ln.weight"), P_(m, "embeddings.ln.bias"),
                     mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
@@ -392,6 +482,7 @@ static void embeddings_forward(const dapt_model *m, dapt_workspace *ws)
         if (ws->opts.embedding_delta)
             for (int64_t j = 0; j < H; j++) x[t * H + j] += ws->opts.embedding_delta[t * H + j];
     }
+    return DAPT_OK;
 }
 
 static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
@@ -409,6 +500,7 @@ static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
           *gt = G_(m, "embeddings.token_type");
     const int32_t pad = (int32_t)mc->pad_token_id;
     const int roberta = mc->arch == DAPT_ARCH_ROBERTA;
+    const int64_t v0 = ws->r.vocab_begin, vn = ws->r.vocab_real;
     /* Scatter-add by column blocks so threads never write the same row
      * element; nn.Embedding(padding_idx) leaves the padding row's gradient 0. */
 #pragma omp parallel
@@ -419,8 +511,9 @@ static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
             const float *d = dx + t * H;
             int32_t id = b->input_ids[t], p = ws->pos_ids[t];
             int32_t ty = b->token_type_ids ? b->token_type_ids[t] : 0;
-            if (id != pad)
-                for (int64_t j = c0; j < c1; j++) gw[(size_t)id * H + j] += d[j];
+            /* A shard's rows only: dx is complete on every rank. */
+            if (id != pad && id - v0 >= 0 && id - v0 < vn)
+                for (int64_t j = c0; j < c1; j++) gw[(size_t)(id - v0) * H + j] += d[j];
             if (!(roberta && p == pad))
                 for (int64_t j = c0; j < c1; j++) gp[(size_t)p * H + j] += d[j];
             for (int64_t j = c0; j < c1; j++) gt[(size_t)ty * H + j] += d[j];
@@ -434,9 +527,12 @@ static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
 static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l, const layer_acts *a)
 {
     const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
+    /* This model's heads h = 0..NH-1 are the global heads h0 + h; q, k, v
+     * and ctx hold only them ([T, H] with H = NH * D, the local width). */
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, NH = ws->NHL, H = ws->HL, D = mc->hidden / mc->heads,
+                  h0 = ws->r.head_begin;
     const float scale = 1.0f / sqrtf((float)D);
-    const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
+    const float *hm = ws->um.head ? ws->um.head + l * mc->heads + h0 : NULL;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t i = 0; i < B; i++)
         for (int64_t h = 0; h < NH; h++) {
@@ -465,7 +561,7 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
                     dr[c] = row[c] * g;
                 }
                 k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, site_of(l, 0),
-                              (uint64_t)((h * S + r) * S), S, dr,
+                              (uint64_t)(((h0 + h) * S + r) * S), S, dr,
                               a->keep_att ? a->keep_att + ((i * NH + h) * S + r) * S : NULL);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, pd, (int)S,
@@ -478,9 +574,9 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
                                const float *dctx)
 {
     const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, NH = mc->heads, D = H / NH;
+    const int64_t B = ws->b.batch, S = ws->b.seq_len, NH = ws->NHL, H = ws->HL, D = mc->hidden / mc->heads;
     const float scale = 1.0f / sqrtf((float)D);
-    const float *hm = ws->um.head ? ws->um.head + l * NH : NULL;
+    const float *hm = ws->um.head ? ws->um.head + l * mc->heads + ws->r.head_begin : NULL;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t i = 0; i < B; i++)
         for (int64_t h = 0; h < NH; h++) {
@@ -528,20 +624,21 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
 {
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
-    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = mc->intermediate;
+    /* HL, F: this model's share of the attention width and FFN columns. */
+    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, HL = ws->HL, F = ws->FL;
     const float *x = ws->hs + l * ws->T_max * H;
     float *out = ws->hs + (l + 1) * ws->T_max * H;
     const uint64_t first = ws->b.first_sample;
 
     /* Column-parallel Q, K, V (a shard holds its heads' rows). */
-    k_linear_fwd(T, H, H, x, lp(m, l, "attn.q.weight", 0), lp(m, l, "attn.q.bias", 0), a->q, 0);
-    k_linear_fwd(T, H, H, x, lp(m, l, "attn.k.weight", 0), lp(m, l, "attn.k.bias", 0), a->k, 0);
-    k_linear_fwd(T, H, H, x, lp(m, l, "attn.v.weight", 0), lp(m, l, "attn.v.bias", 0), a->v, 0);
+    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), lp(m, l, "attn.q.bias", 0), a->q, 0);
+    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), lp(m, l, "attn.k.bias", 0), a->k, 0);
+    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), lp(m, l, "attn.v.bias", 0), a->v, 0);
     attention_forward(m, ws, l, a);
 
     /* Row-parallel output projection: partial sum, reduce, then bias,
      * dropout, residual and LayerNorm on the full hidden vector. */
-    k_linear_fwd(T, H, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
+    k_linear_fwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
     DAPT_CHECK(tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
     const float *bo = lp(m, l, "attn.out.bias", 0);
 #pragma omp parallel for schedule(static)
@@ -557,7 +654,7 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
 
     /* FFN: column-parallel in, intermediate mask, GELU, row-parallel out. */
     k_linear_fwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), lp(m, l, "ffn.in.bias", 0), a->u, 0);
-    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * F : NULL;
+    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * mc->intermediate + ws->r.ffn_begin : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float *u = a->u + t * F;
@@ -593,8 +690,8 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
 {
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
-    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = mc->intermediate,
-                  NH = mc->heads;
+    const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = ws->FL, HL = ws->HL,
+                  NH = ws->NHL, f0 = ws->r.ffn_begin, h0 = ws->r.head_begin;
     const float *x = ws->hs + l * ws->T_max * H;
     float *g1 = ws->g1, *g2 = ws->g2, *g3 = ws->g3;
 
@@ -617,7 +714,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
     }
     /* Recompute the GELU output (and its derivative: both need Phi(z), one
      * erf per element), then FFN-out backward: du = d act. */
-    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * F : NULL;
+    const float *gi = ws->um.intermediate ? ws->um.intermediate + l * mc->intermediate + f0 : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float *u = a->u + t * F;
@@ -633,7 +730,8 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         const float *gp = ws->gelu_grad + t * F;
         for (int64_t j = 0; j < F; j++) d[j] *= gp[j];
     }
-    if (mg && mg->intermediate) k_coldot_acc(T, F, ws->du, a->u, mg->intermediate + l * F);
+    /* Unit-mask gradients of heads and FFN columns: the owner's entries only. */
+    if (mg && mg->intermediate) k_coldot_acc(T, F, ws->du, a->u, mg->intermediate + l * mc->intermediate + f0);
     if (gi) {
 #pragma omp parallel for schedule(static)
         for (int64_t t = 0; t < T; t++)
@@ -655,19 +753,19 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         k_dropout_apply(&ws->hid_drop, a->keep_ao + t * H, H, g3 + t * H);
     }
     /* Output projection backward: g1 = d ctx. */
-    k_linear_bwd(T, H, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
+    k_linear_bwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
                  lp(m, l, "attn.out.bias", 1), g1, 0);
     attention_backward(m, ws, l, a, g1);
     if (mg && mg->head) {
         for (int64_t i = 0; i < ws->b.batch; i++)
-            for (int64_t h = 0; h < NH; h++) mg->head[l * NH + h] += ws->hm_grad_tmp[i * NH + h];
+            for (int64_t h = 0; h < NH; h++) mg->head[l * mc->heads + h0 + h] += ws->hm_grad_tmp[i * NH + h];
     }
     /* Q, K, V backward: partial d x, reduced, plus the residual. */
-    k_linear_bwd(T, H, H, x, lp(m, l, "attn.q.weight", 0), ws->dq, lp(m, l, "attn.q.weight", 1),
+    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), ws->dq, lp(m, l, "attn.q.weight", 1),
                  lp(m, l, "attn.q.bias", 1), dx, 0);
-    k_linear_bwd(T, H, H, x, lp(m, l, "attn.k.weight", 0), ws->dk, lp(m, l, "attn.k.weight", 1),
+    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), ws->dk, lp(m, l, "attn.k.weight", 1),
                  lp(m, l, "attn.k.bias", 1), dx, 1);
-    k_linear_bwd(T, H, H, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
+    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
                  lp(m, l, "attn.v.bias", 1), dx, 1);
     DAPT_CHECK(tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
@@ -702,9 +800,54 @@ static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int
     *count = cnt;
 }
 
-/* logits <- scale * (softmax - onehot) on labelled rows, 0 elsewhere. */
-static void softmax_ce_backward(int64_t n, int64_t c, float *logits, const int32_t *labels, const float *lse,
-                                float scale)
+/* Vocab-parallel cross-entropy over a shard's columns [c0, c0 + c) of each
+ * row (columns from `real` on are padding, set to -inf): the row max, then
+ * the sums of exponentials and the target logits, each reduced over the
+ * tensor group, so the full logits are never gathered.  lse[r] as above;
+ * loss_sum and count are the same on every rank. */
+static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, int64_t n, int64_t c, int64_t real,
+                                      int64_t c0, float *logits, const int32_t *labels, float *lse, double *loss_sum,
+                                      int64_t *count)
+{
+    float *red = ws->mlm_red; /* [n] sums of exponentials, [n] target logits */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *row = logits + r * c, mx = -INFINITY;
+        for (int64_t j = real; j < c; j++) row[j] = -INFINITY;
+        for (int64_t j = 0; j < real; j++) mx = row[j] > mx ? row[j] : mx;
+        lse[r] = mx;
+    }
+    DAPT_CHECK(tp_reduce(m, lse, (size_t)n, DAPT_REDUCE_MAX));
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const float *row = logits + r * c;
+        const float mx = lse[r];
+        double sum = 0.0;
+        for (int64_t j = 0; j < real; j++) sum += (double)expf(row[j] - mx);
+        red[r] = (float)sum;
+        const int64_t lab = labels[r] == DAPT_IGNORE_LABEL ? -1 : labels[r] - c0;
+        red[n + r] = lab >= 0 && lab < real ? row[lab] : 0.0f;
+    }
+    DAPT_CHECK(tp_reduce(m, red, (size_t)(2 * n), DAPT_REDUCE_SUM));
+    double sum = 0.0;
+    int64_t cnt = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const double l = (double)lse[r] + log((double)red[r]);
+        lse[r] = (float)l;
+        if (labels[r] != DAPT_IGNORE_LABEL) {
+            sum += l - (double)red[n + r];
+            cnt++;
+        }
+    }
+    *loss_sum = sum;
+    *count = cnt;
+    return DAPT_OK;
+}
+
+/* logits <- scale * (softmax - onehot) on labelled rows, 0 elsewhere; the
+ * rows hold columns [c0, c0 + c) of the classes. */
+static void softmax_ce_backward(int64_t n, int64_t c, int64_t c0, float *logits, const int32_t *labels,
+                                const float *lse, float scale)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++) {
@@ -715,7 +858,7 @@ static void softmax_ce_backward(int64_t n, int64_t c, float *logits, const int32
         }
         const float l = lse[r];
         for (int64_t j = 0; j < c; j++) row[j] = scale * expf(row[j] - l);
-        row[labels[r]] -= scale;
+        if (labels[r] >= c0 && labels[r] - c0 < c) row[labels[r] - c0] -= scale;
     }
 }
 
@@ -723,7 +866,7 @@ static dapt_status mlm_forward(const dapt_model *m, dapt_workspace *ws)
 {
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
-    const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = mc->vocab_size;
+    const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = ws->VL;
     const float *last = ws->hs + mc->layers * ws->T_max * H;
     int64_t M = 0;
     for (int64_t t = 0; t < T; t++) {
@@ -748,23 +891,37 @@ static dapt_status mlm_forward(const dapt_model *m, dapt_workspace *ws)
     for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
     k_layernorm_fwd(M, H, ws->mlm_out, P_(m, "mlm.ln.weight"), P_(m, "mlm.ln.bias"), mc->layer_norm_eps,
                     ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
+    /* The tied decoder on this model's vocabulary rows. */
     k_linear_fwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), P_(m, "mlm.bias"), ws->mlm_logits, 0);
     double sum;
-    softmax_ce_rows(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, &sum, &ws->mlm_count);
+    if (m->tp && m->tp->size > 1)
+        DAPT_CHECK(softmax_ce_rows_tp(m, ws, M, V, ws->r.vocab_real, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab,
+                                      ws->mlm_lse, &sum, &ws->mlm_count));
+    else {
+        /* Unsharded; a padded vocabulary's extra rows are never a token. */
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < M; r++)
+            for (int64_t j = ws->r.vocab_real; j < V; j++) ws->mlm_logits[r * V + j] = -INFINITY;
+        softmax_ce_rows(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, &sum, &ws->mlm_count);
+    }
     ws->mlm_den = ws->opts.mlm_denominator > 0 ? ws->opts.mlm_denominator : (double)ws->mlm_count;
     ws->mlm_loss = ws->mlm_count ? sum / ws->mlm_den : 0.0;
     return DAPT_OK;
 }
 
-static void mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
+static dapt_status mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
 {
     const dapt_model_config *mc = &m->config;
-    const int64_t M = ws->mlm_rows, H = mc->hidden, V = mc->vocab_size;
-    if (M == 0 || ws->mlm_count == 0) return;
-    softmax_ce_backward(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, (float)(loss_scale / ws->mlm_den));
-    /* The decoder is tied: its gradient lands on embeddings.word. */
+    const int64_t M = ws->mlm_rows, H = mc->hidden, V = ws->VL;
+    if (M == 0 || ws->mlm_count == 0) return DAPT_OK;
+    softmax_ce_backward(M, V, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse,
+                        (float)(loss_scale / ws->mlm_den));
+    /* The decoder is tied: its gradient lands on embeddings.word (this
+     * model's rows); its input gradient is a partial sum over the
+     * vocabulary shards, reduced before the replicated transform. */
     k_linear_bwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), ws->mlm_logits, G_(m, "embeddings.word"),
                  G_(m, "mlm.bias"), ws->mlm_d1, 0);
+    DAPT_CHECK(tp_reduce(m, ws->mlm_d1, (size_t)(M * H), DAPT_REDUCE_SUM));
     k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P_(m, "mlm.ln.weight"),
                     G_(m, "mlm.ln.weight"), G_(m, "mlm.ln.bias"), ws->mlm_d1, 0);
 #pragma omp parallel for schedule(static)
@@ -775,6 +932,7 @@ static void mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, f
         float *d = dlast + ws->mlm_pos[r] * H;
         for (int64_t j = 0; j < H; j++) d[j] += ws->mlm_d2[r * H + j];
     }
+    return DAPT_OK;
 }
 
 static void pooler_forward(const dapt_model *m, dapt_workspace *ws)
@@ -830,7 +988,7 @@ static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_s
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
     if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
     const uint64_t first = ws->b.first_sample;
-    softmax_ce_backward(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
+    softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
     float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
     float *d2 = ws->g2;
     if (mc->arch == DAPT_ARCH_ROBERTA) {
@@ -862,7 +1020,7 @@ static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_s
 static dapt_status forward_all(const dapt_model *m, dapt_workspace *ws)
 {
     const dapt_model_config *mc = &m->config;
-    embeddings_forward(m, ws);
+    DAPT_CHECK(embeddings_forward(m, ws));
     for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
     pooler_forward(m, ws);
     DAPT_CHECK(classifier_forward(m, ws));
@@ -876,9 +1034,13 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     static const dapt_unit_masks none = {NULL, NULL, NULL};
     static const dapt_run_opts defaults = {0};
     ws->have_forward = 0;
-    if (m->tp && m->tp->size > 1)
-        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "forward: tensor-parallel group of %d ranks, but the engine holds "
-                          "whole layers only (sharded layers are not implemented yet)", m->tp->size);
+    const int group = m->tp ? m->tp->size : 1;
+    if (group != m->ranges.tensor_size)
+        return DAPT_ERROR(DAPT_ERR_ARG, "forward: the model is tensor rank %d of %d, but its tensor-parallel group has %d rank%s",
+                          m->ranges.tensor_rank, m->ranges.tensor_size, group, group == 1 ? "" : "s");
+    if (ws->r.head_begin != m->ranges.head_begin || ws->NHL != m->ranges.head_count ||
+        ws->FL != m->ranges.ffn_count || ws->VL != m->ranges.vocab_rows)
+        return DAPT_ERROR(DAPT_ERR_ARG, "forward: the workspace was made for another shard of the model");
     DAPT_CHECK(check_batch(m, ws, b));
     ws->b = *b;
     ws->um = masks ? *masks : none;
@@ -930,7 +1092,7 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_s
         memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
     else
         memset(dout, 0, (size_t)(T * H) * sizeof *dout);
-    if (mc->has_mlm_head && ws->b.mlm_labels) mlm_backward(m, ws, loss_scale, dout);
+    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(mlm_backward(m, ws, loss_scale, dout));
     classifier_backward(m, ws, loss_scale, dout);
     ws->have_forward = 0; /* the logits now hold their gradient */
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
@@ -942,6 +1104,29 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_s
         dx = t;
     }
     embeddings_backward(m, ws, dout);
+    return DAPT_OK;
+}
+
+/* Zeroes the entries of [rows, n] outside columns [c0, c0 + k), then sums
+ * over the group: each entry ends up with its owner's value. */
+static dapt_status gather_columns(const dapt_model *m, float *g, int64_t rows, int64_t n, int64_t c0, int64_t k)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = g + r * n;
+        memset(row, 0, (size_t)c0 * sizeof *row);
+        memset(row + c0 + k, 0, (size_t)(n - c0 - k) * sizeof *row);
+    }
+    return tp_reduce(m, g, (size_t)(rows * n), DAPT_REDUCE_SUM);
+}
+
+dapt_status dapt_model_gather_mask_grads(const dapt_model *m, const dapt_unit_mask_grads *g)
+{
+    if (!g || !m->tp || m->tp->size <= 1) return DAPT_OK;
+    const dapt_model_config *mc = &m->config;
+    const dapt_model_ranges *r = &m->ranges;
+    if (g->head) DAPT_CHECK(gather_columns(m, g->head, mc->layers, mc->heads, r->head_begin, r->head_count));
+    if (g->intermediate)
+        DAPT_CHECK(gather_columns(m, g->intermediate, mc->layers, mc->intermediate, r->ffn_begin, r->ffn_count));
     return DAPT_OK;
 }
 
