@@ -181,7 +181,7 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
     int rank = 0, size = 1;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    scan_rec *rec = calloc(1, sizeof *rec);
+    scan_rec *rec = calloc(n ? n : 1, sizeof *rec);
     if (!rec) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
     /* Spread the hashing: largest input first to the least-loaded rank
      * (sizes on disk; every rank computes the same assignment). */
@@ -209,32 +209,35 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
         load[least] += raw[big] + 1;
     }
     free(raw), free(load), free(done);
+    /* Every rank hashes all of its inputs first and only then the results
+     * are shared: a broadcast per input between scans would make each rank
+     * wait for the previous owner, serialising the work. */
+    for (size_t i = 0; i < n; i++) {
+        if (owners[i] != rank) continue;
+        dapt_status st = scan_one(paths[i], &rec[i]);
+        rec[i].code = (int)st;
+        if (st != DAPT_OK) snprintf(rec[i].msg, sizeof rec[i].msg, "%s", dapt_error_message());
+    }
     dapt_status first_bad = DAPT_OK;
     char first_msg[1100] = "";
     for (size_t i = 0; i < n; i++) {
         int owner = owners[i];
-        memset(rec, 0, sizeof *rec);
-        if (rank == owner) {
-            dapt_status st = scan_one(paths[i], rec);
-            rec->code = (int)st;
-            if (st != DAPT_OK) snprintf(rec->msg, sizeof rec->msg, "%s", dapt_error_message());
-        }
-        if (MPI_Bcast(rec, (int)sizeof *rec, MPI_BYTE, owner, comm) != MPI_SUCCESS) {
+        if (MPI_Bcast(&rec[i], (int)sizeof rec[i], MPI_BYTE, owner, comm) != MPI_SUCCESS) {
             free(rec);
             free(owners);
             return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast of input scan results failed");
         }
-        if (rec->code != DAPT_OK && first_bad == DAPT_OK) {
-            first_bad = (dapt_status)rec->code;
+        if (rec[i].code != DAPT_OK && first_bad == DAPT_OK) {
+            first_bad = (dapt_status)rec[i].code;
             if (rank == owner)
-                snprintf(first_msg, sizeof first_msg, "%s", dapt_error_message());
+                snprintf(first_msg, sizeof first_msg, "%s", rec[i].msg);
             else
-                snprintf(first_msg, sizeof first_msg, "on rank %d: %s", owner, rec->msg);
+                snprintf(first_msg, sizeof first_msg, "on rank %d: %s", owner, rec[i].msg);
         }
-        info[i].size = rec->size;
-        info[i].raw_size = rec->raw_size;
-        info[i].gz = rec->gz;
-        memcpy(info[i].sha256, rec->sha256, sizeof info[i].sha256);
+        info[i].size = rec[i].size;
+        info[i].raw_size = rec[i].raw_size;
+        info[i].gz = rec[i].gz;
+        memcpy(info[i].sha256, rec[i].sha256, sizeof info[i].sha256);
     }
     free(rec);
     free(owners);
