@@ -63,6 +63,9 @@ int64_t dapt_sequences_docs(const dapt_sequences *s, dapt_split split);
 int64_t dapt_sequences_file_tokens(const dapt_sequences *s);
 /* The largest token id + 1 the file declares (attribute vocab_size), or 0. */
 int64_t dapt_sequences_vocab(const dapt_sequences *s);
+/* File document index of the first token of sequence k of a split (-1 when
+ * k is out of range). */
+int64_t dapt_sequences_doc(const dapt_sequences *s, dapt_split split, int64_t k);
 
 /* Reads sequences idx[0..n) of a split into ids[n * seq_len] and
  * attention[n * seq_len] (1 = token, 0 = padding). */

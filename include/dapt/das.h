@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dapt/h5io.h"
 #include "dapt/model.h"
 #include "dapt/params.h"
 #include "dapt/status.h"
@@ -165,5 +166,56 @@ typedef struct dapt_importance_pass_opts {
 dapt_status dapt_importance_pass(dapt_model *m, dapt_workspace *ws_model, dapt_workspace *ws_frozen,
                                  dapt_batch_source_fn source, void *ctx, const dapt_importance_pass_opts *opts,
                                  dapt_importance *imp, MPI_Comm comm);
+
+
+/* ---- importance files (OUT/importance.h5, dapt importance) ---------------- */
+
+/* One finished importance: raw (sum / tokens) and normalised arrays of each
+ * kind, indexed by global unit [layers * units[k]], and how it was made. */
+typedef struct dapt_importance_source {
+    char name[128];              /* "general", a domain name, ... */
+    dapt_proxy_kind proxy;
+    dapt_importance_mode mode;
+    double tokens;
+    int64_t batches;
+    int64_t layers, units[DAPT_UNIT_KINDS];
+    float *raw[DAPT_UNIT_KINDS];
+    float *norm[DAPT_UNIT_KINDS];
+} dapt_importance_source;
+
+/* Raw and normalised arrays from accumulators.  Not collective. */
+dapt_status dapt_importance_source_make(const dapt_importance *imp, const char *name, dapt_proxy_kind proxy,
+                                        dapt_importance_source *src);
+void dapt_importance_source_free(dapt_importance_source *src);
+
+/* Element-wise max of the normalised arrays of srcs[0..n) into out[k]
+ * (allocated, [layers * units[k]]; zeros when n = 0).  Not collective. */
+dapt_status dapt_importance_combine_sources(const dapt_importance_source *srcs, size_t n, int64_t layers,
+                                            const int64_t units[DAPT_UNIT_KINDS], float *out[DAPT_UNIT_KINDS]);
+
+/* A combined importance used to soft-mask one domain. */
+typedef struct dapt_importance_mask_entry {
+    char name[128];            /* the domain */
+    char sources[512];         /* comma-separated source names combined */
+    const float *norm[DAPT_UNIT_KINDS];
+} dapt_importance_mask_entry;
+
+/* Writes path (temporary name, then rename; replaces an existing file):
+ *   /importance/<unit>/<source>/raw, /normalized   float32 [layers, units]
+ *       attributes on the source group: tokens, batches, proxy ("kl"|"mlm"),
+ *       accumulation ("signed"|"absolute")
+ *   /softmask/<domain>/<unit>                       float32 [layers, units]
+ *       attribute sources on /softmask/<domain>
+ * Collective over comm (every rank passes the same arrays; rank 0 writes). */
+dapt_status dapt_importance_write(MPI_Comm comm, const char *path, const dapt_config *cfg,
+                                  const dapt_importance_source *srcs, size_t nsrc,
+                                  const dapt_importance_mask_entry *masks, size_t nmask);
+
+/* Reads source `name` (raw arrays, tokens, batches, proxy, mode; the
+ * normalised arrays are recomputed) from a file written by
+ * dapt_importance_write, checking the shapes against mc.  A missing file or
+ * source is not an error: *found = 0.  Collective over comm. */
+dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const char *name,
+                                        const dapt_model_config *mc, dapt_importance_source *src, int *found);
 
 #endif

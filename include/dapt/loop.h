@@ -25,19 +25,41 @@
  *      perplexity with fixed masks; every checkpoint.every steps and at the
  *      end a checkpoint (checkpoint.h).
  *
- * Objectives (MLM now; DGA/DAS, SMART, MOMETAS later) plug in through
- * dapt_objective_ops without changes to the loop. */
+ * Objectives plug in through dapt_objective_ops without changes to the
+ * loop: mlm, one, kd, ewc, dga, das (objectives_*.c; docs/algorithms.md).
+ *
+ * Continual domains ([das] domains / corpora): the loop trains the domains
+ * in order, each in OUT/<domain>/ as a run of its own (checkpoints,
+ * metrics.csv, model.h5 when finished), from the base model (one, dga, and
+ * domain 0) or the previous domain's model; between domains it computes what
+ * the method carries forward (importance, a teacher, a Fisher diagonal) and
+ * hands it to the objective in dapt_train_ctx.domain. */
 #ifndef DAPT_LOOP_H
 #define DAPT_LOOP_H
 
 #include <mpi.h>
 #include <stdint.h>
 
+#include "dapt/batches.h"
 #include "dapt/config.h"
+#include "dapt/das.h"
 #include "dapt/h5io.h"
 #include "dapt/mlm.h"
 #include "dapt/model.h"
 #include "dapt/status.h"
+
+/* What the methods carry from earlier domains into the current one. */
+typedef struct dapt_domain_state {
+    int64_t index, count;          /* this domain, number of domains */
+    const char *name;
+    /* dga/das: normalised importance (max over the protected sources) of each
+     * unit kind, [layers * units]; NULL kinds are neither masked nor used in
+     * the general view */
+    const float *importance[DAPT_UNIT_KINDS];
+    const dapt_model *teacher;     /* kd: the previous model, frozen; NULL = none */
+    const float *fisher, *anchor;  /* ewc: Fisher diagonal and parameters to stay
+                                    * near (table.total floats); NULL = none */
+} dapt_domain_state;
 
 /* What an objective sees of the run. */
 typedef struct dapt_train_ctx {
@@ -52,6 +74,9 @@ typedef struct dapt_train_ctx {
     double lr;                /* its learning rate */
     double mlm_denominator;   /* masked tokens in the global batch */
     double token_denominator; /* non-padding tokens in the global batch */
+    int64_t global_rows;      /* sequences in the global batch */
+    int64_t micro_max;        /* rows of the largest micro-batch (workspace size) */
+    const dapt_domain_state *domain;
 } dapt_train_ctx;
 
 /* One micro-batch: batch.input_ids are the masked inputs, clean_ids the
@@ -74,6 +99,12 @@ typedef struct dapt_objective_ops {
      * the step loss).  Not collective: ranks may hold different numbers of
      * micro-batches.  A non-finite loss is reported as DAPT_ERR_NUMERIC. */
     dapt_status (*micro_step)(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mb, double *loss);
+    /* After every micro_step of the step and before the gradient all-reduce,
+     * with all of this rank's micro-batches of the step (count may be 0):
+     * for losses over the whole global batch (the DGA/DAS contrastive loss).
+     * Collective over ctx->data_comm.  Adds to *loss like micro_step. */
+    dapt_status (*step_end)(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                            double *loss);
     /* After the gradient all-reduce, before clipping (e.g. DAS soft masks). */
     dapt_status (*transform_grads)(void *state, dapt_train_ctx *ctx);
     /* After the optimizer update (e.g. an EMA teacher). */
@@ -84,8 +115,16 @@ typedef struct dapt_objective_ops {
     void (*destroy)(void *state);
 } dapt_objective_ops;
 
-/* The plain MLM objective (DAPT baseline). */
-extern const dapt_objective_ops dapt_objective_mlm;
+/* The plain MLM objective (DAPT baseline); `one` is the same objective, each
+ * domain starting from the base model. */
+extern const dapt_objective_ops dapt_objective_mlm, dapt_objective_one;
+/* MLM + kd_lambda * token-axis KL to the previous model's last hidden states. */
+extern const dapt_objective_ops dapt_objective_kd;
+/* MLM + ewc_lambda / 2 * sum F (theta - theta_prev)^2. */
+extern const dapt_objective_ops dapt_objective_ewc;
+/* MLM + contrast_lambda * InfoNCE(full vs importance-masked views), gradients
+ * soft-masked by (1 - importance): dga (heads), das (heads and FFN units). */
+extern const dapt_objective_ops dapt_objective_dga, dapt_objective_das;
 
 /* The objective for train.method, or NULL when not implemented. */
 const dapt_objective_ops *dapt_objective_find(const char *method);
@@ -106,6 +145,28 @@ typedef struct dapt_train_result {
 /* Runs training as configured.  Collective over MPI_COMM_WORLD.  Returns
  * DAPT_ERR_INTERRUPTED (on every rank) after a preemption checkpoint. */
 dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res);
+
+/* Importance of model m over a prepared corpus: `samples` train sequences
+ * (global samples g = 0.. of a permutation keyed by seed ^ a tag, wrapping
+ * around), in global batches of `global_batch` rows split over comm, MLM
+ * masks keyed (seed, step = 2^64 - 2 - batch, sample g).  Proxy KL or MLM
+ * (dapt_importance_pass).  Collective over comm (the data communicator). */
+typedef struct dapt_corpus_importance_opts {
+    dapt_proxy_kind proxy;
+    int64_t samples, global_batch;
+    uint64_t seed;
+    double temperature;
+    int64_t seq_len; /* the sequences' length (data.seq_len) */
+    int recompute;   /* model.recompute for the workspace */
+} dapt_corpus_importance_opts;
+dapt_status dapt_importance_from_corpus(dapt_model *m, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
+                                        const dapt_corpus_importance_opts *opts, dapt_importance *imp,
+                                        MPI_Comm comm);
+
+/* The tokenizer at path (file or directory): its MLM spec (mlm_probability
+ * p) and the begin / end / pad ids for dapt_seq_spec.  Not collective. */
+dapt_status dapt_train_tokenizer_spec(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin,
+                                      int32_t *end, int32_t *pad);
 
 /* The flag the SIGTERM/SIGUSR1 handler sets (tests raise it directly). */
 void dapt_train_request_stop(void);

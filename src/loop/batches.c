@@ -129,6 +129,20 @@ int64_t dapt_sequences_docs(const dapt_sequences *s, dapt_split split) { return 
 int64_t dapt_sequences_file_tokens(const dapt_sequences *s) { return s->n_tokens; }
 int64_t dapt_sequences_vocab(const dapt_sequences *s) { return s->vocab; }
 
+int64_t dapt_sequences_doc(const dapt_sequences *s, dapt_split split, int64_t k)
+{
+    const split_map *m = &s->split[split];
+    if (k < 0 || k >= m->n_seqs) return -1;
+    if (s->spec.packing == DAPT_PACK_DOCUMENT) return m->docs[k];
+    int64_t v = k * s->spec.seq_len, lo = 0, hi = m->n_docs - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2;
+        if (m->wstart[mid] <= v) lo = mid;
+        else hi = mid - 1;
+    }
+    return m->docs[lo];
+}
+
 static dapt_status add_piece(dapt_sequences *s, size_t *n, int64_t start, int64_t len, int64_t dest)
 {
     if (len <= 0) return DAPT_OK;

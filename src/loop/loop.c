@@ -19,6 +19,7 @@
 #include "dapt/modelfile.h"
 #include "dapt/optim.h"
 #include "dapt/tokenizer.h"
+#include "objectives_internal.h"
 
 /* Held-out masks use this step key, which no training step reaches, so every
  * evaluation sees the same masks and they differ from any training masks. */
@@ -71,9 +72,15 @@ const dapt_objective_ops dapt_objective_mlm = {
     .micro_step = mlm_micro_step,
 };
 
+const dapt_objective_ops dapt_objective_one = {
+    .name = "one",
+    .micro_step = mlm_micro_step,
+};
+
 const dapt_objective_ops *dapt_objective_find(const char *method)
 {
-    static const dapt_objective_ops *const all[] = {&dapt_objective_mlm};
+    static const dapt_objective_ops *const all[] = {&dapt_objective_mlm, &dapt_objective_one, &dapt_objective_kd,
+                                                    &dapt_objective_ewc, &dapt_objective_dga, &dapt_objective_das};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(all[i]->name, method)) return all[i];
     return NULL;
@@ -106,6 +113,9 @@ typedef struct run {
     int64_t *seq_idx;
     int64_t step, position, bad_run, last_ckpt_step;
     FILE *metrics_fp;
+    dapt_seq_spec ss;
+    dapt_domain_state dom; /* filled by the domain driver before the objective's init */
+    dapt_micro_batch *mbs; /* this rank's micro-batches of the step */
 } run;
 
 static dapt_status agree(run *r, dapt_status st)
@@ -209,6 +219,27 @@ static dapt_status setup_specials(run *r, int32_t *begin, int32_t *end, int32_t 
     const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(&r->mlm, all[i]));
     DAPT_CHECK(dapt_mlm_spec_check(&r->mlm));
+    *begin = sp.cls >= 0 ? sp.cls : sp.bos;
+    *end = sp.sep >= 0 ? sp.sep : sp.eos;
+    *pad = sp.pad;
+    return DAPT_OK;
+}
+
+dapt_status dapt_train_tokenizer_spec(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin,
+                                      int32_t *end, int32_t *pad)
+{
+    dapt_tokenizer *tok = NULL;
+    DAPT_CHECK(dapt_tokenizer_load(path, &tok));
+    dapt_special_ids sp = dapt_tokenizer_specials(tok);
+    memset(mlm, 0, sizeof *mlm);
+    mlm->probability = p;
+    mlm->mask_id = sp.mask;
+    mlm->vocab_size = (int64_t)dapt_tokenizer_vocab_size(tok);
+    dapt_tokenizer_free(tok);
+    if (sp.mask < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer %s has no mask token, so MLM cannot run", path);
+    const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(mlm, all[i]));
+    DAPT_CHECK(dapt_mlm_spec_check(mlm));
     *begin = sp.cls >= 0 ? sp.cls : sp.bos;
     *end = sp.sep >= 0 ? sp.sep : sp.eos;
     *pad = sp.pad;
@@ -371,7 +402,7 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
     snprintf(r->metrics, sizeof r->metrics, "%s/metrics.csv", r->out);
     r->obj = dapt_objective_find(cfg->train.method);
     if (!r->obj)
-        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "train.method = %s is not implemented yet (available: mlm)", cfg->train.method);
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "train.method = %s is not implemented", cfg->train.method);
     if (!cfg->data.corpus[0]) return DAPT_ERROR(DAPT_ERR_CONFIG, "data.corpus: dapt train needs a prepared corpus file");
 
     int32_t begin = -1, end = -1, pad = -1;
@@ -403,6 +434,7 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
 
     dapt_seq_spec ss = {r->L, strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT,
                         cfg->data.eval_fraction, (uint64_t)cfg->run.seed, begin, end, pad};
+    r->ss = ss;
     DAPT_CHECK(dapt_sequences_open(cfg->data.corpus, &ss, &r->seqs));
     int64_t file_vocab = dapt_sequences_vocab(r->seqs);
     if (file_vocab > mc.vocab_size)
@@ -442,7 +474,10 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
     r->ctx.ws = r->ws;
     r->ctx.mlm = &r->mlm;
     r->ctx.seed = (uint64_t)cfg->run.seed;
-    if (r->obj->init) DAPT_CHECK(r->obj->init(&r->obj_state, &r->ctx));
+    r->ctx.global_rows = r->B;
+    r->ctx.micro_max = r->micro_max;
+    r->ctx.domain = &r->dom;
+    DAPT_CHECK(dapt_calloc((void **)&r->mbs, (size_t)r->accum, sizeof *r->mbs, "micro-batch list"));
     (void)opts;
     return DAPT_OK;
 }
@@ -463,6 +498,7 @@ static void teardown(run *r)
     free(r->seq_idx);
     free(r->exp_avg);
     free(r->exp_avg_sq);
+    free(r->mbs);
     if (r->have_grid) dapt_grid_free(&r->grid);
 }
 
@@ -602,6 +638,7 @@ static dapt_status train_step(run *r, step_result *out)
     dapt_model_zero_grads(&r->model);
     double loss = 0.0;
     int bad = 0;
+    int64_t nmb = 0;
     for (int64_t k = 0; k < r->accum && !bad; k++) {
         int64_t mb, mc;
         dapt_share(r->local_count, (int)k, (int)r->accum, &mb, &mc);
@@ -615,7 +652,19 @@ static dapt_status train_step(run *r, step_result *out)
         m.batch.mlm_labels = r->labels + mb * r->L;
         m.batch.first_sample = (uint64_t)(r->position + r->local_begin + mb);
         m.clean_ids = r->clean + mb * r->L;
+        r->mbs[nmb++] = m;
         dapt_status st = r->obj->micro_step(r->obj_state, &r->ctx, &m, &loss);
+        if (st == DAPT_ERR_NUMERIC) {
+            dapt_debug("step %lld: %s", (long long)r->step, dapt_error_message());
+            dapt_error_clear();
+            bad = 1;
+        } else if (st != DAPT_OK) {
+            return st;
+        }
+    }
+    if (r->obj->step_end) {
+        /* Collective: every rank calls, a rank with a bad micro-step too. */
+        dapt_status st = r->obj->step_end(r->obj_state, &r->ctx, r->mbs, nmb, &loss);
         if (st == DAPT_ERR_NUMERIC) {
             dapt_debug("step %lld: %s", (long long)r->step, dapt_error_message());
             dapt_error_clear();
@@ -775,17 +824,546 @@ static dapt_status run_loop(run *r, const dapt_train_opts *opts, dapt_train_resu
     return DAPT_OK;
 }
 
-dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res)
+/* ---- continual domains --------------------------------------------------------- */
+
+#define MAX_DOMAINS 32
+#define MAX_SOURCES (2 * MAX_DOMAINS + 1)
+
+typedef struct domain_reps {
+    char name[128];
+    int64_t step, first, rows, total;
+    float *z1, *z3;
+    int64_t *docs;
+} domain_reps;
+
+/* What the methods carry from one domain to the next (docs/training.md). */
+typedef struct continual {
+    const dapt_config *base;
+    const dapt_train_opts *opts;
+    int listed;      /* [das] domains given: OUT/<domain>/ per domain */
+    int importance;  /* dga, das */
+    int das;         /* das: heads + FFN units, continual; dga: heads, from the base each domain */
+    size_t n;
+    char names[MAX_DOMAINS][128];
+    char corpora[MAX_DOMAINS][DAPT_CONFIG_STR_MAX];
+    char out[DAPT_CONFIG_STR_MAX];
+    dapt_importance_source src[MAX_SOURCES];
+    size_t nsrc;
+    dapt_importance_mask_entry masks[MAX_DOMAINS];
+    float *mask_arr[MAX_DOMAINS][DAPT_UNIT_KINDS];
+    size_t nmask;
+    float *fisher, *anchor; /* ewc */
+    dapt_model teacher;     /* kd */
+    int have_teacher;
+    domain_reps reps[MAX_DOMAINS];
+    size_t nrep;
+} continual;
+
+/* Copies at most len - 1 bytes and terminates (names are checked short). */
+static void set_str(char *dst, size_t len, const char *src)
 {
-    memset(res, 0, sizeof *res);
-    res->last_eval_loss = NAN;
-    res->last_loss = NAN;
+    size_t n = strlen(src);
+    if (n >= len) n = len - 1;
+    memmove(dst, src, n);
+    dst[n] = 0;
+}
+
+static void out_path(const continual *c, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", c->out, name);
+}
+
+static void domain_path(const continual *c, size_t t, const char *name, char *buf, size_t len)
+{
+    if (c->listed) snprintf(buf, len, "%s/%s/%s", c->out, c->names[t], name);
+    else snprintf(buf, len, "%s/%s", c->out, name);
+}
+
+static dapt_status parse_domains(continual *c, const dapt_config *cfg)
+{
+    snprintf(c->out, sizeof c->out, "%s", cfg->run.output_dir);
+    const char *m = cfg->train.method;
+    c->importance = !strcmp(m, "dga") || !strcmp(m, "das");
+    c->das = !strcmp(m, "das");
+    if (!cfg->das.domains[0]) {
+        if (cfg->das.corpora[0])
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "das.corpora is given but das.domains is empty: name one domain per corpus");
+        if (!cfg->data.corpus[0]) return DAPT_ERROR(DAPT_ERR_CONFIG, "data.corpus: dapt train needs a prepared corpus file");
+        /* One domain on data.corpus, named after the file. */
+        const char *slash = strrchr(cfg->data.corpus, '/'), *base = slash ? slash + 1 : cfg->data.corpus;
+        set_str(c->names[0], sizeof c->names[0], base);
+        char *dot = strrchr(c->names[0], '.');
+        if (dot && dot != c->names[0]) *dot = 0;
+        set_str(c->corpora[0], sizeof c->corpora[0], cfg->data.corpus);
+        c->n = 1;
+        return DAPT_OK;
+    }
+    char buf1[DAPT_CONFIG_STR_MAX], buf2[DAPT_CONFIG_STR_MAX], *names[MAX_DOMAINS], *corp[MAX_DOMAINS];
+    size_t nn = 0, nc = 0;
+    DAPT_CHECK(dapt_config_split_list(cfg->das.domains, buf1, sizeof buf1, names, MAX_DOMAINS, &nn));
+    DAPT_CHECK(dapt_config_split_list(cfg->das.corpora, buf2, sizeof buf2, corp, MAX_DOMAINS, &nc));
+    if (nn != nc)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "das.domains names %zu domain%s but das.corpora lists %zu corpus file%s: give one prepared corpus per domain",
+                          nn, nn == 1 ? "" : "s", nc, nc == 1 ? "" : "s");
+    for (size_t t = 0; t < nn; t++) {
+        if (!names[t][0] || strchr(names[t], '/') || !strcmp(names[t], ".") || !strcmp(names[t], "..") ||
+            !strcmp(names[t], "general") || !strncmp(names[t], "general_", 8) || !strcmp(names[t], "checkpoints"))
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "das.domains: '%s' cannot name a domain (it becomes a directory and an importance source)", names[t]);
+        for (size_t u = 0; u < t; u++)
+            if (!strcmp(names[t], names[u])) return DAPT_ERROR(DAPT_ERR_CONFIG, "das.domains: '%s' appears twice", names[t]);
+        set_str(c->names[t], sizeof c->names[t], names[t]);
+        set_str(c->corpora[t], sizeof c->corpora[t], corp[t]);
+    }
+    if (cfg->data.corpus[0]) dapt_warn("data.corpus (%s) is not used: das.domains trains on das.corpora", cfg->data.corpus);
+    c->n = nn;
+    c->listed = 1;
+    return DAPT_OK;
+}
+
+static void continual_free(continual *c)
+{
+    for (size_t i = 0; i < c->nsrc; i++) dapt_importance_source_free(&c->src[i]);
+    for (size_t i = 0; i < c->nmask; i++)
+        for (int k = 0; k < DAPT_UNIT_KINDS; k++) free(c->mask_arr[i][k]);
+    for (size_t i = 0; i < c->nrep; i++) {
+        free(c->reps[i].z1);
+        free(c->reps[i].z3);
+        free(c->reps[i].docs);
+    }
+    free(c->fisher);
+    free(c->anchor);
+    if (c->have_teacher) dapt_model_free(&c->teacher);
+}
+
+static dapt_importance_source *find_source(continual *c, const char *name)
+{
+    for (size_t i = 0; i < c->nsrc; i++)
+        if (!strcmp(c->src[i].name, name)) return &c->src[i];
+    return NULL;
+}
+
+static dapt_status write_importance(continual *c, run *r)
+{
+    char path[DAPT_CONFIG_STR_MAX + 32];
+    out_path(c, "importance.h5", path, sizeof path);
+    return dapt_importance_write(r->comm, path, c->base, c->src, c->nsrc, c->masks, c->nmask);
+}
+
+/* Importance of source `name`: already held, else (on --resume) read from
+ * OUT/importance.h5, else computed with r's current model: MLM on
+ * data.general_corpus (general sources, when given) or on r's corpus, KL
+ * on r's corpus otherwise. */
+static dapt_status ensure_source(continual *c, run *r, const char *name, int general)
+{
+    if (find_source(c, name)) return DAPT_OK;
+    if (c->nsrc == MAX_SOURCES) return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "too many importance sources");
+    dapt_importance_source *s = &c->src[c->nsrc];
+    char path[DAPT_CONFIG_STR_MAX + 32];
+    out_path(c, "importance.h5", path, sizeof path);
+    if (c->opts->resume) {
+        int found = 0;
+        DAPT_CHECK(dapt_importance_read_source(r->comm, path, name, &r->model.config, s, &found));
+        if (found) {
+            c->nsrc++;
+            dapt_info("importance %s: read from %s (%.0f tokens)", name, path, s->tokens);
+            return DAPT_OK;
+        }
+    }
+    const dapt_config *cfg = c->base;
+    dapt_importance_mode mode = strcmp(cfg->das.accumulation, "signed") ? DAPT_IMPORTANCE_ABSOLUTE : DAPT_IMPORTANCE_SIGNED;
+    const int use_general = general && cfg->data.general_corpus[0];
+    dapt_corpus_importance_opts o = {general && !use_general ? DAPT_PROXY_KL : DAPT_PROXY_MLM,
+                                     cfg->das.importance_samples, (r->B + r->accum - 1) / r->accum,
+                                     (uint64_t)cfg->run.seed, cfg->das.proxy_temperature, r->L,
+                                     (int)cfg->model.recompute};
+    dapt_sequences *gen = NULL;
+    dapt_importance imp;
+    DAPT_CHECK(dapt_importance_create(&r->model.config, mode, &imp));
+    dapt_status st = DAPT_OK;
+    if (use_general) DAPT_TRY(dapt_sequences_open(cfg->data.general_corpus, &r->ss, &gen));
+    double t0 = dapt_now();
+    DAPT_TRY(dapt_importance_from_corpus(&r->model, gen ? gen : r->seqs, &r->mlm, &o, &imp, r->comm));
+    double dt = dapt_now() - t0;
+    DAPT_TRY(dapt_importance_source_make(&imp, name, o.proxy, s));
+    c->nsrc++;
+    dapt_info("importance %s: %s proxy on %s, %lld batches, %.0f tokens in %.1f s (%.0f tokens/s)", name,
+              o.proxy == DAPT_PROXY_KL ? "KL" : "MLM", use_general ? cfg->data.general_corpus : r->cfg->data.corpus,
+              (long long)imp.batches, imp.tokens, dt, dt > 0 ? imp.tokens / dt : 0.0);
+cleanup:
+    dapt_sequences_close(gen);
+    dapt_importance_free(&imp);
+    return st;
+}
+
+static const char *general_name(const continual *c, size_t t, char *buf, size_t len)
+{
+    if (c->das || !c->listed) snprintf(buf, len, "general");
+    else snprintf(buf, len, "general_%s", c->names[t]);
+    return buf;
+}
+
+/* The soft-mask of domain t: max over [general, domains 0..t-1] (das) or
+ * the general source (dga).  Records it for importance.h5. */
+static dapt_status domain_mask(continual *c, size_t t, run *r)
+{
+    char gname[160];
+    general_name(c, t, gname, sizeof gname);
+    const dapt_importance_source *use[MAX_SOURCES];
+    size_t nuse = 0;
+    dapt_importance_mask_entry *e = &c->masks[c->nmask];
+    memset(e, 0, sizeof *e);
+    set_str(e->name, sizeof e->name, c->names[t]);
+    const dapt_importance_source *g = find_source(c, gname);
+    if (!g) return DAPT_ERROR(DAPT_ERR_INTERNAL, "importance source %s missing", gname);
+    use[nuse++] = g;
+    size_t at = (size_t)snprintf(e->sources, sizeof e->sources, "%s", gname);
+    for (size_t u = 0; c->das && u < t; u++) {
+        const dapt_importance_source *d = find_source(c, c->names[u]);
+        if (!d) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s/importance.h5 has no importance of domain %s: run again with --force",
+                                  c->out, c->names[u]);
+        use[nuse++] = d;
+        if (at < sizeof e->sources) at += (size_t)snprintf(e->sources + at, sizeof e->sources - at, ",%s", c->names[u]);
+    }
+    dapt_importance_source tmp[MAX_SOURCES];
+    for (size_t i = 0; i < nuse; i++) tmp[i] = *use[i];
+    DAPT_CHECK(dapt_importance_combine_sources(tmp, nuse, g->layers, g->units, c->mask_arr[c->nmask]));
+    for (int k = 0; k < DAPT_UNIT_KINDS; k++) {
+        e->norm[k] = c->das || k == DAPT_UNIT_HEAD ? c->mask_arr[c->nmask][k] : NULL;
+        r->dom.importance[k] = e->norm[k];
+    }
+    c->nmask++;
+    return DAPT_OK;
+}
+
+static dapt_status write_representations(continual *c, run *r)
+{
+    char path[DAPT_CONFIG_STR_MAX + 32], obj[256];
+    out_path(c, "representations.h5", path, sizeof path);
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_create(r->comm, path, 1, c->base, &f));
+    dapt_status st = DAPT_OK;
+    const int64_t H = r->model.config.hidden;
+    for (size_t i = 0; i < c->nrep; i++) {
+        const domain_reps *d = &c->reps[i];
+        const int64_t dims[2] = {d->total, H}, start[2] = {d->first, 0}, count[2] = {d->rows, H};
+        snprintf(obj, sizeof obj, "/%s/z1", d->name);
+        DAPT_TRY(dapt_h5_write(&f, obj, DAPT_H5_F32, 2, dims, start, count, d->z1));
+        snprintf(obj, sizeof obj, "/%s/z3", d->name);
+        DAPT_TRY(dapt_h5_write(&f, obj, DAPT_H5_F32, 2, dims, start, count, d->z3));
+        snprintf(obj, sizeof obj, "/%s/doc_ids", d->name);
+        DAPT_TRY(dapt_h5_write(&f, obj, DAPT_H5_I64, 1, dims, start, count, d->docs));
+        snprintf(obj, sizeof obj, "/%s", d->name);
+        DAPT_TRY(dapt_h5_attr_set_int64(&f, obj, "step", d->step));
+        DAPT_TRY(dapt_h5_attr_set_string(&f, obj, "split", "held-out"));
+        DAPT_TRY(dapt_h5_attr_set_int64(&f, obj, "first_sequence", 0));
+    }
+    return dapt_h5_commit(&f);
+cleanup:
+    dapt_h5_abort(&f);
+    return st;
+}
+
+/* z1 / z3 of the first das.representation_samples held-out sequences. */
+static dapt_status domain_representations(continual *c, size_t t, run *r)
+{
+    int64_t n = c->base->das.representation_samples, have = dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL);
+    if (n > have) n = have;
+    if (n == 0) {
+        dapt_warn("domain %s: no held-out sequences, so no representations are written", c->names[t]);
+        return DAPT_OK;
+    }
+    domain_reps *d = &c->reps[c->nrep];
+    memset(d, 0, sizeof *d);
+    set_str(d->name, sizeof d->name, c->names[t]);
+    dapt_corpus_batches cb;
+    DAPT_CHECK(dapt_corpus_batches_init(&cb, r->seqs, &r->mlm, DAPT_SPLIT_EVAL, (uint64_t)c->base->run.seed, r->L, n, n,
+                                        r->rank, r->size));
+    dapt_unit_masks um = {r->dom.importance[DAPT_UNIT_HEAD], r->dom.importance[DAPT_UNIT_INTERMEDIATE],
+                          r->dom.importance[DAPT_UNIT_OUTPUT]};
+    dapt_status st = dapt_representations(&r->model, &cb, &um, &d->z1, &d->z3, &d->docs, &d->first, &d->rows);
+    dapt_corpus_batches_free(&cb);
+    DAPT_CHECK(st);
+    d->total = n;
+    d->step = r->step;
+    c->nrep++;
+    return write_representations(c, r);
+}
+
+/* Reads back a finished domain's representations (resume). */
+static dapt_status read_representations(continual *c, size_t t, run *r)
+{
+    char path[DAPT_CONFIG_STR_MAX + 32], obj[256];
+    out_path(c, "representations.h5", path, sizeof path);
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_open(r->comm, path, &f));
+    dapt_status st = DAPT_OK;
+    domain_reps *d = &c->reps[c->nrep];
+    memset(d, 0, sizeof *d);
+    set_str(d->name, sizeof d->name, c->names[t]);
+    snprintf(obj, sizeof obj, "/%s/z1", d->name);
+    if (!dapt_h5_exists(&f, obj)) goto cleanup; /* no held-out data in that domain */
+    int nd;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    dapt_h5_type ty;
+    DAPT_TRY(dapt_h5_info(&f, obj, &nd, dims, &ty));
+    const int64_t H = r->model.config.hidden;
+    if (nd != 2 || dims[1] != H) DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s is not [n, %lld]", path, obj, (long long)H);
+    d->total = dims[0];
+    dapt_share(d->total, r->rank, r->size, &d->first, &d->rows);
+    DAPT_TRY(dapt_alloc((void **)&d->z1, sizeof(float) * (size_t)((d->rows + 1) * H), "representations"));
+    DAPT_TRY(dapt_alloc((void **)&d->z3, sizeof(float) * (size_t)((d->rows + 1) * H), "representations"));
+    DAPT_TRY(dapt_alloc((void **)&d->docs, sizeof(int64_t) * (size_t)(d->rows + 1), "document ids"));
+    const int64_t start[2] = {d->first, 0}, count[2] = {d->rows, H};
+    DAPT_TRY(dapt_h5_read(&f, obj, DAPT_H5_F32, 2, start, count, d->z1));
+    snprintf(obj, sizeof obj, "/%s/z3", d->name);
+    DAPT_TRY(dapt_h5_read(&f, obj, DAPT_H5_F32, 2, start, count, d->z3));
+    snprintf(obj, sizeof obj, "/%s/doc_ids", d->name);
+    DAPT_TRY(dapt_h5_read(&f, obj, DAPT_H5_I64, 1, start, count, d->docs));
+    snprintf(obj, sizeof obj, "/%s", d->name);
+    DAPT_TRY(dapt_h5_attr_get_int64(&f, obj, "step", &d->step));
+    c->nrep++;
+cleanup:
+    if (st != DAPT_OK) {
+        free(d->z1);
+        free(d->z3);
+        free(d->docs);
+    }
+    dapt_h5_close(&f);
+    return st;
+}
+
+static dapt_status save_fisher(continual *c, size_t t, run *r)
+{
+    char path[DAPT_CONFIG_STR_MAX + 160];
+    domain_path(c, t, "fisher.h5", path, sizeof path);
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_create(r->comm, path, 1, c->base, &f));
+    const int64_t dims[1] = {(int64_t)r->model.table.total};
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(dapt_h5_write_all(&f, "fisher", DAPT_H5_F32, 1, dims, c->fisher));
+    DAPT_TRY(dapt_h5_write_all(&f, "anchor", DAPT_H5_F32, 1, dims, c->anchor));
+    return dapt_h5_commit(&f);
+cleanup:
+    dapt_h5_abort(&f);
+    return st;
+}
+
+static dapt_status load_fisher(continual *c, size_t t, run *r)
+{
+    char path[DAPT_CONFIG_STR_MAX + 160];
+    domain_path(c, t, "fisher.h5", path, sizeof path);
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_open(r->comm, path, &f));
+    free(c->fisher);
+    free(c->anchor);
+    c->fisher = c->anchor = NULL;
+    int nd;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(dapt_h5_read_all(&f, "fisher", DAPT_H5_F32, (void **)&c->fisher, &nd, dims));
+    if (nd != 1 || dims[0] != (int64_t)r->model.table.total)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: fisher has %lld values, the model %zu", path, (long long)dims[0], r->model.table.total);
+    DAPT_TRY(dapt_h5_read_all(&f, "anchor", DAPT_H5_F32, (void **)&c->anchor, &nd, dims));
+    if (nd != 1 || dims[0] != (int64_t)r->model.table.total)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: anchor has %lld values, the model %zu", path, (long long)dims[0], r->model.table.total);
+cleanup:
+    dapt_h5_close(&f);
+    return st;
+}
+
+/* Before domain t trains (r set up with the domain's starting model). */
+static dapt_status before_domain(continual *c, size_t t, run *r)
+{
+    const char *m = c->base->train.method;
+    r->dom.index = (int64_t)t;
+    r->dom.count = (int64_t)c->n;
+    r->dom.name = c->names[t];
+    if (c->importance) {
+        char gname[160];
+        DAPT_CHECK(ensure_source(c, r, general_name(c, t, gname, sizeof gname), 1));
+        DAPT_CHECK(domain_mask(c, t, r));
+        DAPT_CHECK(write_importance(c, r));
+    } else if (!strcmp(m, "kd")) {
+        /* The teacher is the model this domain starts from: the previous
+         * domain's (the base model at domain 0), frozen. */
+        if (c->have_teacher) dapt_model_free(&c->teacher);
+        c->have_teacher = 0;
+        DAPT_CHECK(dapt_model_create(&r->model.config, &c->teacher));
+        c->have_teacher = 1;
+        memcpy(c->teacher.params, r->model.params, sizeof(float) * r->model.table.total);
+        r->dom.teacher = &c->teacher;
+    } else if (!strcmp(m, "ewc")) {
+        r->dom.fisher = c->fisher;
+        r->dom.anchor = c->anchor;
+    }
+    return DAPT_OK;
+}
+
+/* After domain t trained: what later domains need, then OUT/<domain>/model.h5
+ * last (it marks the domain finished for --resume). */
+static dapt_status after_domain(continual *c, size_t t, run *r)
+{
+    const char *m = c->base->train.method;
+    if (c->das) {
+        DAPT_CHECK(ensure_source(c, r, c->names[t], 0));
+        DAPT_CHECK(write_importance(c, r));
+    }
+    if (c->importance) DAPT_CHECK(domain_representations(c, t, r));
+    if (!strcmp(m, "ewc")) {
+        const size_t total = r->model.table.total;
+        if (!c->fisher) DAPT_CHECK(dapt_calloc((void **)&c->fisher, total, sizeof(float), "Fisher diagonal"));
+        if (!c->anchor) DAPT_CHECK(dapt_alloc((void **)&c->anchor, total * sizeof(float), "EWC anchor"));
+        dapt_corpus_batches cb;
+        DAPT_CHECK(dapt_corpus_batches_init(&cb, r->seqs, &r->mlm, DAPT_SPLIT_TRAIN, (uint64_t)c->base->run.seed, r->L,
+                                            (r->B + r->accum - 1) / r->accum, c->base->das.ewc_samples, r->rank, r->size));
+        dapt_status st = dapt_fisher_from_corpus(&r->model, &cb, (uint64_t)c->base->run.seed, (int)c->base->model.recompute,
+                                                 c->fisher, r->comm);
+        dapt_corpus_batches_free(&cb);
+        DAPT_CHECK(st);
+        memcpy(c->anchor, r->model.params, total * sizeof(float));
+        DAPT_CHECK(save_fisher(c, t, r));
+    }
+    if (c->listed) {
+        char path[DAPT_CONFIG_STR_MAX + 160];
+        domain_path(c, t, "model.h5", path, sizeof path);
+        DAPT_CHECK(dapt_modelfile_save(r->comm, path, 1, r->cfg, &r->model.config, &r->model.table, r->model.params,
+                                       &r->meta));
+        if (t + 1 == c->n) {
+            out_path(c, "model.h5", path, sizeof path);
+            DAPT_CHECK(dapt_modelfile_save(r->comm, path, 1, r->cfg, &r->model.config, &r->model.table, r->model.params,
+                                           &r->meta));
+        }
+        dapt_info("domain %s finished: %s", c->names[t], path);
+    }
+    return DAPT_OK;
+}
+
+/* A domain finished in an earlier run (--resume): take back what later
+ * domains need. */
+static dapt_status skip_domain(continual *c, size_t t, run *r)
+{
+    dapt_info("domain %s: finished in an earlier run, skipped", c->names[t]);
+    r->dom.index = (int64_t)t;
+    if (c->importance) {
+        char gname[160];
+        general_name(c, t, gname, sizeof gname);
+        DAPT_CHECK(ensure_source(c, r, gname, 1));
+        if (c->das) {
+            int found = 0;
+            char path[DAPT_CONFIG_STR_MAX + 32];
+            out_path(c, "importance.h5", path, sizeof path);
+            DAPT_CHECK(dapt_importance_read_source(r->comm, path, c->names[t], &r->model.config, &c->src[c->nsrc], &found));
+            if (!found) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s has no importance of finished domain %s: run again with --force", path, c->names[t]);
+            c->nsrc++;
+        }
+        DAPT_CHECK(domain_mask(c, t, r));
+        DAPT_CHECK(read_representations(c, t, r));
+    }
+    if (!strcmp(c->base->train.method, "ewc")) DAPT_CHECK(load_fisher(c, t, r));
+    return DAPT_OK;
+}
+
+static dapt_status new_run(run **out, const dapt_config *cfg)
+{
     run *r = NULL;
     DAPT_CHECK(dapt_calloc((void **)&r, 1, sizeof *r, "training state"));
     r->cfg = cfg;
     r->comm = MPI_COMM_WORLD;
     r->order.epoch = -1;
     r->last_ckpt_step = -1;
+    *out = r;
+    return DAPT_OK;
+}
+
+/* Removes what marks domains finished and the shared outputs (--force). */
+static void forget_previous(const continual *c)
+{
+    char path[DAPT_CONFIG_STR_MAX + 160];
+    for (size_t t = 0; t < c->n && c->listed; t++) {
+        domain_path(c, t, "model.h5", path, sizeof path);
+        unlink(path);
+        domain_path(c, t, "fisher.h5", path, sizeof path);
+        unlink(path);
+    }
+    const char *const shared[] = {"model.h5", "importance.h5", "representations.h5", "fisher.h5"};
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
+        if (!c->listed && !strcmp(shared[i], "model.h5")) continue;
+        out_path(c, shared[i], path, sizeof path);
+        unlink(path);
+    }
+}
+
+static dapt_status train_domains(continual *c, const dapt_train_opts *opts, dapt_train_result *res)
+{
+    const dapt_config *base = c->base;
+    dapt_config *cfg = NULL;
+    DAPT_CHECK(dapt_alloc((void **)&cfg, sizeof *cfg, "domain configuration"));
+    dapt_status st = DAPT_OK;
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (opts->force && !opts->resume && rank == 0) forget_previous(c);
+    DAPT_TRY(DAPT_MPI(MPI_Barrier(MPI_COMM_WORLD)));
+    const char *m = base->train.method;
+    const int from_previous = !strcmp(m, "mlm") || !strcmp(m, "kd") || !strcmp(m, "ewc") || !strcmp(m, "das");
+    for (size_t t = 0; t < c->n; t++) {
+        *cfg = *base;
+        snprintf(cfg->data.corpus, sizeof cfg->data.corpus, "%s", c->corpora[t]);
+        if (c->listed) {
+            char dir[sizeof cfg->run.output_dir + 160];
+            snprintf(dir, sizeof dir, "%s/%s", c->out, c->names[t]);
+            if (strlen(dir) >= sizeof cfg->run.output_dir) DAPT_THROW(DAPT_ERR_CONFIG, "run.output_dir: %s is too long", dir);
+            memcpy(cfg->run.output_dir, dir, strlen(dir) + 1);
+            if (t > 0 && from_previous) {
+                char prev[sizeof cfg->model.path + 160];
+                domain_path(c, t - 1, "model.h5", prev, sizeof prev);
+                if (strlen(prev) >= sizeof cfg->model.path) DAPT_THROW(DAPT_ERR_CONFIG, "model path %s is too long", prev);
+                memcpy(cfg->model.path, prev, strlen(prev) + 1);
+            }
+        }
+        char done[DAPT_CONFIG_STR_MAX + 160];
+        domain_path(c, t, "model.h5", done, sizeof done);
+        int finished = c->listed && opts->resume && dapt_fs_exists(done);
+        DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, &finished, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)));
+        run *r = NULL;
+        DAPT_TRY(new_run(&r, cfg));
+        if (c->n > 1) dapt_info("domain %zu of %zu: %s (%s) from %s", t + 1, c->n, c->names[t], c->corpora[t],
+                                cfg->model.path[0] ? cfg->model.path : "random initialisation");
+        st = setup(r, opts);
+        if (st == DAPT_OK && finished) {
+            st = agree(r, skip_domain(c, t, r));
+        } else {
+            st = agree(r, st == DAPT_OK ? prepare_output(r, opts) : st);
+            if (st == DAPT_OK) st = agree(r, before_domain(c, t, r));
+            if (st == DAPT_OK && r->obj->init) st = agree(r, r->obj->init(&r->obj_state, &r->ctx));
+            if (st == DAPT_OK) {
+                dapt_train_result one;
+                memset(&one, 0, sizeof one);
+                one.last_eval_loss = NAN;
+                st = run_loop(r, opts, &one);
+                res->steps_done = one.steps_done;
+                res->bad_steps += one.bad_steps;
+                res->last_loss = one.last_loss;
+                res->last_eval_loss = one.last_eval_loss;
+                res->agreed = one.agreed;
+                if (st == DAPT_OK) st = agree(r, after_domain(c, t, r));
+            } else {
+                res->agreed = 1;
+            }
+        }
+        teardown(r);
+        free(r);
+        if (st != DAPT_OK) goto cleanup;
+    }
+cleanup:
+    free(cfg);
+    return st;
+}
+
+dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->last_eval_loss = NAN;
+    res->last_loss = NAN;
     stop_requested = 0;
     struct sigaction sa, old_term, old_usr1;
     memset(&sa, 0, sizeof sa);
@@ -794,15 +1372,14 @@ dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, 
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGUSR1, &sa, &old_usr1);
 
-    dapt_status st = setup(r, opts);
-    st = agree(r, st == DAPT_OK ? prepare_output(r, opts) : st);
-    if (st == DAPT_OK) {
-        st = run_loop(r, opts, res);
-    } else {
-        res->agreed = 1;
-    }
-    teardown(r);
-    free(r);
+    continual c;
+    memset(&c, 0, sizeof c);
+    c.base = cfg;
+    c.opts = opts;
+    dapt_status st = parse_domains(&c, cfg);
+    if (st == DAPT_OK) st = train_domains(&c, opts, res);
+    else res->agreed = 1;
+    continual_free(&c);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGUSR1, &old_usr1, NULL);
     return st;

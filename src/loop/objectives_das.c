@@ -1,0 +1,206 @@
+/* The DGA and DAS objectives (Ke et al., EMNLP 2022; ICLR 2023):
+ *   loss = MLM + lambda * InfoNCE(z1, z2, z3) over the global batch,
+ *   z1, z2 = mean-pooled last hidden states of two dropout passes over the
+ *   unmasked input, z3 = the same input with every unit multiplied by its
+ *   importance; then gradients soft-masked by (1 - importance).
+ * DGA uses the head importance only, DAS heads and both FFN unit kinds.
+ *
+ * Cost.  The MLM pass runs as in `mlm`.  The three views run without the MLM
+ * head (no labels: no vocabulary projection).  With one micro-batch per step
+ * the views' activations stay in three training workspaces and backward runs
+ * straight after the loss (4 forward + 4 backward passes, 3 without the MLM
+ * head).  With several micro-batches the loss needs every micro-batch's
+ * views first, so they are computed forward-only and then each view is
+ * recomputed with the same dropout keys and back-propagated (gradient
+ * caching): 3 extra forwards per micro-batch instead of 3 stored activation
+ * arenas per micro-batch.  docs/performance.md has the measured costs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/das.h"
+#include "dapt/loop.h"
+
+/* XORed into the run seed for the dropout of each view, so the views' masks
+ * differ from each other and from the MLM pass ("view1".."view3"). */
+static const uint64_t view_tag[3] = {0x766965773175ull, 0x766965773275ull, 0x766965773375ull};
+
+typedef struct das_state {
+    int all_units;             /* das: heads + FFN units; dga: heads */
+    dapt_softmask_style style;
+    int forward_mask;
+    double lambda, tau;
+    dapt_workspace *ws_view[3]; /* one micro-batch: z1 in ctx->ws, z2, z3 here ([1], [2]) */
+    dapt_workspace *ws_fwd;     /* several micro-batches: forward-only */
+    float *z[3], *dz[3];        /* [rows this rank holds in a step, hidden] */
+    float *dh;                  /* [micro_max, seq_len, hidden] */
+    int64_t rows_cap;
+} das_state;
+
+static dapt_unit_masks view_masks(const das_state *s, const dapt_train_ctx *ctx)
+{
+    dapt_unit_masks m = {NULL, NULL, NULL};
+    if (!ctx->domain) return m;
+    m.head = ctx->domain->importance[DAPT_UNIT_HEAD];
+    if (s->all_units) {
+        m.intermediate = ctx->domain->importance[DAPT_UNIT_INTERMEDIATE];
+        m.output = ctx->domain->importance[DAPT_UNIT_OUTPUT];
+    }
+    return m;
+}
+
+static void das_destroy(void *state)
+{
+    das_state *s = state;
+    if (!s) return;
+    for (int v = 0; v < 3; v++) {
+        dapt_workspace_free(s->ws_view[v]);
+        free(s->z[v]);
+        free(s->dz[v]);
+    }
+    dapt_workspace_free(s->ws_fwd);
+    free(s->dh);
+    free(s);
+}
+
+static dapt_status init_common(void **state, dapt_train_ctx *ctx, int all_units)
+{
+    das_state *s = NULL;
+    DAPT_CHECK(dapt_calloc((void **)&s, 1, sizeof *s, "DAS state"));
+    *state = s;
+    const dapt_config *cfg = ctx->cfg;
+    s->all_units = all_units;
+    s->style = strcmp(cfg->das.softmask, "reference") ? DAPT_SOFTMASK_PAPER : DAPT_SOFTMASK_REFERENCE;
+    s->forward_mask = (int)cfg->das.forward_mask;
+    s->lambda = cfg->das.contrast_lambda;
+    s->tau = cfg->das.contrast_tau;
+    const int64_t L = cfg->data.seq_len, H = ctx->model->config.hidden;
+    const int64_t accum = cfg->train.grad_accum;
+    s->rows_cap = ctx->micro_max * accum;
+    dapt_workspace_spec spec = {ctx->micro_max, L, 1, 1, (int)cfg->model.recompute};
+    if (accum == 1) {
+        DAPT_CHECK(dapt_workspace_create(ctx->model, &spec, &s->ws_view[1]));
+        DAPT_CHECK(dapt_workspace_create(ctx->model, &spec, &s->ws_view[2]));
+    } else {
+        spec.training = 0;
+        DAPT_CHECK(dapt_workspace_create(ctx->model, &spec, &s->ws_fwd));
+    }
+    for (int v = 0; v < 3; v++) {
+        DAPT_CHECK(dapt_alloc((void **)&s->z[v], sizeof(float) * (size_t)(s->rows_cap * H), "contrastive views"));
+        DAPT_CHECK(dapt_alloc((void **)&s->dz[v], sizeof(float) * (size_t)(s->rows_cap * H), "view gradients"));
+    }
+    DAPT_CHECK(dapt_alloc((void **)&s->dh, sizeof(float) * (size_t)(ctx->micro_max * L * H), "view hidden gradient"));
+    return DAPT_OK;
+}
+
+static dapt_status das_init(void **state, dapt_train_ctx *ctx) { return init_common(state, ctx, 1); }
+static dapt_status dga_init(void **state, dapt_train_ctx *ctx) { return init_common(state, ctx, 0); }
+
+static dapt_status das_micro_step(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    das_state *s = state;
+    dapt_run_opts opts = {0};
+    opts.train = 1;
+    opts.seed = ctx->seed;
+    opts.step = (uint64_t)ctx->step;
+    opts.mlm_denominator = ctx->mlm_denominator;
+    dapt_unit_masks masks = view_masks(s, ctx);
+    DAPT_CHECK(dapt_model_forward(ctx->model, ctx->ws, &mb->batch, s->forward_mask ? &masks : NULL, &opts));
+    *loss += dapt_ws_mlm_loss(ctx->ws, NULL);
+    return dapt_model_backward(ctx->model, ctx->ws, 1.0, NULL, NULL);
+}
+
+/* Forward of view v of a micro-batch (unmasked ids, no labels). */
+static dapt_status view_forward(das_state *s, dapt_train_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb,
+                                int v, const dapt_unit_masks *masks)
+{
+    dapt_batch b = mb->batch;
+    b.input_ids = mb->clean_ids;
+    b.mlm_labels = NULL;
+    b.class_labels = NULL;
+    dapt_run_opts opts = {0};
+    opts.train = 1;
+    opts.seed = ctx->seed ^ view_tag[v];
+    opts.step = (uint64_t)ctx->step;
+    (void)s;
+    return dapt_model_forward(ctx->model, ws, &b, v == 2 ? masks : NULL, &opts);
+}
+
+static dapt_status view_backward(das_state *s, dapt_train_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb,
+                                 const float *dz)
+{
+    const int64_t H = ctx->model->config.hidden, n = mb->batch.batch, L = mb->batch.seq_len;
+    memset(s->dh, 0, sizeof(float) * (size_t)(n * L * H));
+    dapt_mean_pool_backward(dz, mb->batch.attention_mask, n, L, H, s->dh);
+    return dapt_model_backward(ctx->model, ws, 0.0, s->dh, NULL);
+}
+
+static dapt_status das_step_end(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                                double *loss)
+{
+    das_state *s = state;
+    const int64_t H = ctx->model->config.hidden;
+    dapt_unit_masks masks = view_masks(s, ctx);
+    const int direct = s->ws_fwd == NULL; /* one micro-batch: keep the activations */
+    dapt_workspace *ws_of[3] = {ctx->ws, s->ws_view[1], s->ws_view[2]};
+    int64_t n = 0;
+    for (int64_t k = 0; k < count; k++) {
+        const dapt_micro_batch *mb = &mbs[k];
+        if (n + mb->batch.batch > s->rows_cap)
+            return DAPT_ERROR(DAPT_ERR_INTERNAL, "contrastive views: %lld rows exceed the %lld reserved",
+                              (long long)(n + mb->batch.batch), (long long)s->rows_cap);
+        if (direct && k > 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "contrastive views: several micro-batches without caching");
+        for (int v = 0; v < 3; v++) {
+            dapt_workspace *ws = direct ? ws_of[v] : s->ws_fwd;
+            DAPT_CHECK(view_forward(s, ctx, ws, mb, v, &masks));
+            dapt_mean_pool_forward(dapt_ws_last_hidden(ws), mb->batch.attention_mask, mb->batch.batch,
+                                   mb->batch.seq_len, H, s->z[v] + n * H);
+        }
+        n += mb->batch.batch;
+    }
+    double closs = 0;
+    DAPT_CHECK(dapt_contrastive_loss(s->z[0], s->z[1], s->z[2], n, H, s->tau, ctx->data_comm, &closs, s->dz[0],
+                                     s->dz[1], s->dz[2]));
+    if (!(closs == closs) || closs > 1e300) return DAPT_ERROR(DAPT_ERR_NUMERIC, "contrastive loss is not finite");
+    for (int v = 0; v < 3; v++)
+        for (int64_t i = 0; i < n * H; i++) s->dz[v][i] *= (float)s->lambda;
+    /* Every rank holds the global loss; the loop sums the ranks' shares. */
+    *loss += s->lambda * closs / (double)ctx->data_size;
+    int64_t at = 0;
+    for (int64_t k = 0; k < count; k++) {
+        const dapt_micro_batch *mb = &mbs[k];
+        for (int v = 0; v < 3; v++) {
+            if (!direct) DAPT_CHECK(view_forward(s, ctx, ctx->ws, mb, v, &masks));
+            DAPT_CHECK(view_backward(s, ctx, direct ? ws_of[v] : ctx->ws, mb, s->dz[v] + at * H));
+        }
+        at += mb->batch.batch;
+    }
+    return DAPT_OK;
+}
+
+static dapt_status das_transform(void *state, dapt_train_ctx *ctx)
+{
+    das_state *s = state;
+    if (!ctx->domain) return DAPT_OK;
+    const float *const *imp = ctx->domain->importance;
+    return dapt_softmask_apply(&ctx->model->config, &ctx->model->table, ctx->model->grads, imp[DAPT_UNIT_HEAD],
+                               s->all_units ? imp[DAPT_UNIT_INTERMEDIATE] : NULL,
+                               s->all_units ? imp[DAPT_UNIT_OUTPUT] : NULL, s->style);
+}
+
+const dapt_objective_ops dapt_objective_das = {
+    .name = "das",
+    .init = das_init,
+    .micro_step = das_micro_step,
+    .step_end = das_step_end,
+    .transform_grads = das_transform,
+    .destroy = das_destroy,
+};
+
+const dapt_objective_ops dapt_objective_dga = {
+    .name = "dga",
+    .init = dga_init,
+    .micro_step = das_micro_step,
+    .step_end = das_step_end,
+    .transform_grads = das_transform,
+    .destroy = das_destroy,
+};
