@@ -1,0 +1,213 @@
+/* dapt eval: a classifier on a task split (accuracy, F1, confusion matrix),
+ * or held-out MLM loss on a prepared corpus; see docs/finetune.md. */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/cli.h"
+#include "dapt/log.h"
+#include "dapt/modelfile.h"
+#include "dapt/task.h"
+
+static void usage(void)
+{
+    printf("usage: dapt eval --model M.h5 --task T.h5 [--split test] [--output OUT] [--force]\n"
+           "                 [--batch-size N] [--max-length N]\n"
+           "       dapt eval --model M.h5 --corpus C.h5 [--output OUT] [--force]\n"
+           "                 [--max-sequences N] [--tokenizer PATH] [--batch-size N]\n\n"
+           "With --task: runs the classifier on one split (default test) and prints\n"
+           "accuracy, macro-/micro-/weighted-F1, per-class precision/recall/F1/support\n"
+           "and the confusion matrix; --output OUT writes them to OUT.h5 (with every\n"
+           "example's label, prediction and logits) and OUT.json.\n"
+           "With --corpus: the held-out MLM loss and perplexity with fixed masks, exactly\n"
+           "as dapt train evaluates: the held-out documents are chosen by data.eval_fraction\n"
+           "and run.seed, sequences by data.seq_len and data.packing (set them as the run\n"
+           "that trained on C.h5 did, with --config or --set); --max-sequences N (default:\n"
+           "all held-out sequences) with N = train.eval_batches x train.batch_size gives the\n"
+           "eval_loss of that run's metrics.csv.  The tokenizer is the model file's unless\n"
+           "--tokenizer is given.\n"
+           "Runs on any number of ranks (examples are split among them).\n"
+           "  --batch-size N   examples per forward (default 64)\n"
+           "  --max-length N   truncate examples (default: the model's positions)\n\n");
+    dapt_cli_print_common_help();
+}
+
+typedef struct eval_args {
+    const char *model, *task, *corpus, *split, *output, *tokenizer;
+    int force;
+    int64_t batch, max_length, max_sequences;
+} eval_args;
+
+static dapt_status parse_count(const char *opt, const char *v, int64_t lo, int64_t *out)
+{
+    char *end = NULL;
+    long long k = strtoll(v, &end, 10);
+    if (!end || *end || end == v || k < lo)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: %s '%s' is not a count >= %lld", opt, v, (long long)lo);
+    *out = k;
+    return DAPT_OK;
+}
+
+static dapt_status parse_args(const dapt_cli *cli, eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->split = "test";
+    a->batch = 64;
+    for (int i = 0; i < cli->nrest; i++) {
+        const char *arg = cli->rest[i];
+        if (!strcmp(arg, "--force")) {
+            a->force = 1;
+            continue;
+        }
+        static const char *const opts[] = {"--model", "--task", "--corpus", "--split", "--output", "--tokenizer",
+                                           "--batch-size", "--max-length", "--max-sequences"};
+        size_t k = 0, n = 0;
+        for (; k < sizeof opts / sizeof opts[0]; k++) {
+            n = strlen(opts[k]);
+            if (!strncmp(arg, opts[k], n) && (arg[n] == '\0' || arg[n] == '=')) break;
+        }
+        if (k == sizeof opts / sizeof opts[0])
+            return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: unexpected argument '%s' (see dapt eval --help)", arg);
+        const char *v = arg[n] == '=' ? arg + n + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: %s needs a value", arg);
+            v = cli->rest[++i];
+        }
+        switch (k) {
+        case 0: a->model = v; break;
+        case 1: a->task = v; break;
+        case 2: a->corpus = v; break;
+        case 3: a->split = v; break;
+        case 4: a->output = v; break;
+        case 5: a->tokenizer = v; break;
+        case 6: DAPT_CHECK(parse_count(opts[k], v, 1, &a->batch)); break;
+        case 7: DAPT_CHECK(parse_count(opts[k], v, 2, &a->max_length)); break;
+        default: DAPT_CHECK(parse_count(opts[k], v, 0, &a->max_sequences)); break;
+        }
+    }
+    if (!a->model) return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: --model is required (see dapt eval --help)");
+    if (!a->task == !a->corpus)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: give exactly one of --task (classification) and --corpus (MLM loss)");
+    return DAPT_OK;
+}
+
+/* Loads the model file as it is.  Collective over MPI_COMM_WORLD. */
+static dapt_status load_model(const char *path, dapt_model *m, dapt_model_meta *meta)
+{
+    dapt_h5file f;
+    dapt_model_config mc;
+    DAPT_CHECK(dapt_h5_open(MPI_COMM_WORLD, path, &f));
+    dapt_status st = dapt_modelfile_get_config(&f, &mc, meta);
+    if (st == DAPT_OK) st = dapt_model_create(&mc, m);
+    if (st == DAPT_OK) {
+        st = dapt_modelfile_get_params(&f, &m->table, m->params);
+        if (st != DAPT_OK) dapt_model_free(m);
+    }
+    dapt_h5_close(&f);
+    return st;
+}
+
+static dapt_status eval_task(const dapt_config *cfg, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
+{
+    dapt_task_file t;
+    dapt_task_split s;
+    dapt_cls_metrics met;
+    memset(&s, 0, sizeof s);
+    memset(&met, 0, sizeof met);
+    int32_t *pred = NULL;
+    float *logits = NULL;
+    double loss = NAN;
+    DAPT_CHECK(dapt_h5_agree(MPI_COMM_WORLD, dapt_task_file_open(a->task, &t)));
+    dapt_status st = DAPT_OK;
+    const int64_t C = m->config.num_labels;
+    if (C <= 0) st = DAPT_ERROR(DAPT_ERR_ARG, "%s has no classification head (fine-tune it with dapt finetune first)", a->model);
+    else if (C != t.n_labels)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "%s has %lld classes but %s has %lld labels", a->model, (long long)C, a->task,
+                        (long long)t.n_labels);
+    else if (t.vocab_size > m->config.vocab_size)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "%s was prepared with a vocabulary of %lld ids, but %s has %lld", a->task,
+                        (long long)t.vocab_size, a->model, (long long)m->config.vocab_size);
+    for (int64_t k = 0; st == DAPT_OK && meta->labels && k < C; k++)
+        if (meta->labels[k] && strcmp(meta->labels[k], t.label_names[k]))
+            st = DAPT_ERROR(DAPT_ERR_ARG, "class %lld of %s is '%s' but label %lld of %s is '%s'", (long long)k, a->model,
+                            meta->labels[k], (long long)k, a->task, t.label_names[k]);
+    DAPT_TRY(st);
+    DAPT_TRY(dapt_h5_agree(MPI_COMM_WORLD, dapt_task_split_read(&t, a->split, &s)));
+    DAPT_TRY(dapt_alloc((void **)&pred, (size_t)s.n * sizeof *pred, "predictions"));
+    DAPT_TRY(dapt_alloc((void **)&logits, (size_t)s.n * (size_t)C * sizeof *logits, "logits"));
+    const double t0 = dapt_now();
+    DAPT_TRY(dapt_task_evaluate(MPI_COMM_WORLD, m, &s, a->batch, a->max_length, &met, &loss, pred, logits));
+    dapt_info("eval: %lld examples in %.1f s", (long long)s.n, dapt_now() - t0);
+    dapt_eval_report rep = {a->model, a->task, a->split, t.label_names, &met, loss, s.n, s.labels, pred, logits};
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) {
+        dapt_eval_report_print(stdout, &rep);
+        fflush(stdout);
+    }
+    if (a->output) DAPT_TRY(dapt_eval_report_write(MPI_COMM_WORLD, a->output, a->force, cfg, &rep));
+cleanup:
+    free(pred);
+    free(logits);
+    dapt_cls_metrics_free(&met);
+    dapt_task_split_free(&s);
+    dapt_task_file_free(&t);
+    return st;
+}
+
+static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
+{
+    dapt_tokenizer *tok = NULL;
+    dapt_status st = a->tokenizer ? dapt_tokenizer_load(a->tokenizer, &tok) : dapt_model_tokenizer(meta, a->model, &tok);
+    if (st == DAPT_ERR_ARG && !a->tokenizer) st = DAPT_ERROR(DAPT_ERR_ARG, "%s carries no tokenizer: pass --tokenizer", a->model);
+    DAPT_CHECK(dapt_h5_agree(MPI_COMM_WORLD, st));
+    dapt_mlm_eval e;
+    const double t0 = dapt_now();
+    st = dapt_mlm_evaluate(MPI_COMM_WORLD, cfg, m, a->corpus, tok, a->max_sequences, a->batch, &e);
+    dapt_tokenizer_free(tok);
+    DAPT_CHECK(st);
+    dapt_info("eval: %lld held-out sequences in %.1f s", (long long)e.sequences, dapt_now() - t0);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) {
+        printf("%s on %s: held-out MLM loss %.6f, perplexity %.4f (%lld of %lld held-out sequences of %lld tokens, %lld masked tokens; data.eval_fraction %g, run.seed %lld)\n",
+               a->model, a->corpus, e.loss, e.perplexity, (long long)e.sequences, (long long)e.available,
+               (long long)cfg->data.seq_len, (long long)e.masked, cfg->data.eval_fraction, (long long)cfg->run.seed);
+        fflush(stdout);
+    }
+    if (a->output) DAPT_CHECK(dapt_mlm_report_write(MPI_COMM_WORLD, a->output, a->force, cfg, a->model, a->corpus, &e));
+    return DAPT_OK;
+}
+
+int dapt_cmd_eval(int argc, char **argv)
+{
+    dapt_cli cli;
+    dapt_status st = dapt_cli_parse(argc, argv, &cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (cli.help) {
+        if (rank == 0) usage();
+        dapt_cli_free(&cli);
+        return DAPT_EXIT_OK;
+    }
+    eval_args a;
+    st = parse_args(&cli, &a);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    dapt_model m;
+    dapt_model_meta meta;
+    memset(&m, 0, sizeof m);
+    memset(&meta, 0, sizeof meta);
+    st = load_model(a.model, &m, &meta);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    st = a.task ? eval_task(&cli.cfg, &a, &m, &meta) : eval_corpus(&cli.cfg, &a, &m, &meta);
+    /* Every failure above is reached by all ranks together (inputs are
+     * checked the same way everywhere, reads agree). */
+    dapt_model_free(&m);
+    dapt_model_meta_free(&meta);
+    dapt_cli_free(&cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    return DAPT_EXIT_OK;
+}

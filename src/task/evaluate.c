@@ -1,0 +1,257 @@
+/* Evaluation: a classifier on a task split, and held-out MLM loss on a
+ * prepared corpus (the same numbers dapt train logs). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/batches.h"
+#include "dapt/h5io.h"
+#include "dapt/mlm.h"
+#include "dapt/tokenizer.h"
+#include "task_internal.h"
+
+/* dapt train's held-out masks use this step, which no training step reaches
+ * (src/loop/loop.c, EVAL_MASK_STEP): the same masks every evaluation. */
+#define HELD_OUT_MASK_STEP UINT64_MAX
+
+int64_t dapt_model_max_input(const dapt_model_config *mc)
+{
+    return mc->arch == DAPT_ARCH_ROBERTA ? mc->max_position - mc->pad_token_id - 1 : mc->max_position;
+}
+
+/* Gathers each rank's rows (width floats/ints per row) into every rank's
+ * full array; counts are this rank's share of n rows. */
+static dapt_status allgather_rows(MPI_Comm comm, const void *mine, int64_t my_rows, void *all, int64_t n, int64_t width,
+                                  MPI_Datatype type)
+{
+    int R = 1;
+    MPI_Comm_size(comm, &R);
+    int *counts = NULL, *displs = NULL;
+    dapt_status st = DAPT_OK;
+    if (n * width > 0x7fffffff) return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%lld rows of %lld are too many to gather", (long long)n, (long long)width);
+    DAPT_TRY(dapt_alloc((void **)&counts, (size_t)R * sizeof *counts, "gather counts"));
+    DAPT_TRY(dapt_alloc((void **)&displs, (size_t)R * sizeof *displs, "gather offsets"));
+    for (int r = 0; r < R; r++) {
+        int64_t b, c;
+        dapt_share(n, r, R, &b, &c);
+        counts[r] = (int)(c * width);
+        displs[r] = (int)(b * width);
+    }
+    DAPT_TRY(DAPT_MPI(MPI_Allgatherv(mine, (int)(my_rows * width), type, all, counts, displs, type, comm)));
+cleanup:
+    free(counts);
+    free(displs);
+    return st;
+}
+
+dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dapt_task_split *s, int64_t batch_size,
+                               int64_t max_len, dapt_cls_metrics *m, double *loss, int32_t *predictions, float *logits)
+{
+    const int64_t C = model->config.num_labels;
+    memset(m, 0, sizeof *m);
+    if (C <= 0) return DAPT_ERROR(DAPT_ERR_ARG, "the model has no classification head");
+    if (batch_size < 1) return DAPT_ERROR(DAPT_ERR_ARG, "evaluation batch size %lld", (long long)batch_size);
+    const int64_t cap = dapt_model_max_input(&model->config);
+    if (max_len <= 0 || max_len > cap) max_len = cap;
+    int rank = 0, R = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &R);
+    int64_t begin, count;
+    dapt_share(s->n, rank, R, &begin, &count);
+    const int64_t B = batch_size < (count > 0 ? count : 1) ? batch_size : (count > 0 ? count : 1);
+    task_ws_cache cache;
+    task_ws_cache_init(&cache, model, B, 0);
+    int32_t *ids = NULL, *att = NULL, *types = NULL, *labels = NULL, *pred = NULL;
+    float *lg = NULL;
+    int64_t *idx = NULL;
+    dapt_status st = DAPT_OK;
+    st = dapt_cls_metrics_init(m, C);
+    const size_t cells = (size_t)B * (size_t)max_len;
+    if (st == DAPT_OK) st = dapt_alloc((void **)&ids, cells * sizeof *ids, "evaluation ids");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&att, cells * sizeof *att, "evaluation attention");
+    if (st == DAPT_OK && s->type_ids) st = dapt_alloc((void **)&types, cells * sizeof *types, "evaluation type ids");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&labels, (size_t)B * sizeof *labels, "evaluation labels");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&idx, (size_t)B * sizeof *idx, "evaluation rows");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&pred, (size_t)(count > 0 ? count : 1) * sizeof *pred, "predictions");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&lg, (size_t)(count > 0 ? count : 1) * (size_t)C * sizeof *lg, "logits");
+    double sum = 0.0;
+    int nonfinite = 0;
+    for (int64_t off = 0; st == DAPT_OK && off < count; off += B) {
+        const int64_t n = count - off < B ? count - off : B;
+        int64_t longest = 1;
+        for (int64_t r = 0; r < n; r++) {
+            idx[r] = begin + off + r;
+            const int64_t len = task_example_len(s, idx[r], max_len);
+            if (len > longest) longest = len;
+        }
+        const int64_t L = task_padded_len(longest, max_len);
+        task_fill_batch(s, idx, n, L, (int32_t)model->config.pad_token_id, ids, att, types, labels);
+        dapt_workspace *ws;
+        if ((st = task_ws_get(&cache, L, &ws)) != DAPT_OK) break;
+        dapt_batch b = {n, L, ids, att, types, NULL, labels, (uint64_t)(begin + off)};
+        dapt_run_opts opts = {0};
+        opts.cls_denominator = 1.0; /* the engine returns the plain sum */
+        st = dapt_model_forward(model, ws, &b, NULL, &opts);
+        if (st == DAPT_ERR_NUMERIC) {
+            dapt_error_clear();
+            st = DAPT_OK;
+            nonfinite = 1;
+        }
+        if (st != DAPT_OK) break;
+        sum += dapt_ws_cls_loss(ws);
+        const float *z = dapt_ws_class_logits(ws);
+        for (int64_t r = 0; r < n; r++) {
+            int32_t best = 0;
+            for (int64_t k = 1; k < C; k++)
+                if (z[r * C + k] > z[r * C + best]) best = (int32_t)k;
+            pred[off + r] = best;
+            memcpy(lg + (off + r) * C, z + r * C, (size_t)C * sizeof *lg);
+            if (st == DAPT_OK) st = dapt_cls_metrics_add(m, labels[r], best);
+        }
+        if (st != DAPT_OK) break;
+    }
+    /* A rank that failed must not leave the others waiting in a collective. */
+    DAPT_TRY(dapt_h5_agree(comm, st));
+    if (nonfinite) sum = NAN;
+    DAPT_TRY(dapt_cls_metrics_allreduce(m, comm));
+    dapt_cls_metrics_finish(m);
+    DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, comm)));
+    *loss = sum / (double)s->n;
+    if (predictions) DAPT_TRY(allgather_rows(comm, pred, count, predictions, s->n, 1, MPI_INT32_T));
+    if (logits) DAPT_TRY(allgather_rows(comm, lg, count, logits, s->n, C, MPI_FLOAT));
+cleanup:
+    task_ws_cache_free(&cache);
+    free(ids);
+    free(att);
+    free(types);
+    free(labels);
+    free(idx);
+    free(pred);
+    free(lg);
+    if (st != DAPT_OK) dapt_cls_metrics_free(m);
+    return st;
+}
+
+/* The MLM spec and sequence specials as dapt train derives them. */
+static dapt_status mlm_specials(const dapt_config *cfg, const dapt_tokenizer *tok, dapt_mlm_spec *mlm,
+                                dapt_seq_spec *ss, const char *corpus)
+{
+    dapt_special_ids sp = dapt_tokenizer_specials(tok);
+    dapt_status st = DAPT_OK;
+    dapt_h5file cf;
+    memset(&cf, 0, sizeof cf);
+    cf.id = H5I_INVALID_HID;
+    st = dapt_h5_open(MPI_COMM_SELF, corpus, &cf);
+    if (st == DAPT_OK && dapt_h5_attr_exists(&cf, "/", "tokenizer_checksum")) {
+        char *sum = NULL;
+        st = dapt_h5_attr_get_string(&cf, "/", "tokenizer_checksum", &sum);
+        if (st == DAPT_OK && strcmp(sum, dapt_tokenizer_checksum(tok)))
+            st = DAPT_ERROR(DAPT_ERR_CONFIG, "%s was prepared with another tokenizer than the model's (checksum %.12s..., the model's %.12s...)",
+                            corpus, sum, dapt_tokenizer_checksum(tok));
+        free(sum);
+    }
+    dapt_h5_close(&cf);
+    memset(mlm, 0, sizeof *mlm);
+    mlm->probability = cfg->train.mlm_probability;
+    mlm->mask_id = sp.mask;
+    mlm->vocab_size = (int64_t)dapt_tokenizer_vocab_size(tok);
+    DAPT_CHECK(st);
+    if (sp.mask < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "the tokenizer has no mask token, so the MLM loss is undefined");
+    const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(mlm, all[i]));
+    DAPT_CHECK(dapt_mlm_spec_check(mlm));
+    ss->seq_len = cfg->data.seq_len;
+    ss->packing = strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT;
+    ss->eval_fraction = cfg->data.eval_fraction;
+    ss->seed = (uint64_t)cfg->run.seed;
+    ss->begin_id = sp.cls >= 0 ? sp.cls : sp.bos;
+    ss->end_id = sp.sep >= 0 ? sp.sep : sp.eos;
+    ss->pad_id = sp.pad;
+    return DAPT_OK;
+}
+
+dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_model *model, const char *corpus,
+                              const dapt_tokenizer *tok, int64_t max_sequences, int64_t batch_size, dapt_mlm_eval *out)
+{
+    memset(out, 0, sizeof *out);
+    out->loss = out->perplexity = NAN;
+    const dapt_model_config *mc = &model->config;
+    if (!mc->has_mlm_head) return DAPT_ERROR(DAPT_ERR_ARG, "the model has no MLM head, so it has no MLM loss");
+    if (batch_size < 1) return DAPT_ERROR(DAPT_ERR_ARG, "evaluation batch size %lld", (long long)batch_size);
+    dapt_mlm_spec mlm;
+    dapt_seq_spec ss;
+    DAPT_CHECK(mlm_specials(cfg, tok, &mlm, &ss, corpus));
+    if (ss.seq_len > dapt_model_max_input(mc))
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the model's %lld positions", (long long)ss.seq_len,
+                          (long long)dapt_model_max_input(mc));
+    if (mlm.vocab_size > mc->vocab_size)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "the tokenizer's vocabulary (%lld) is larger than the model's (%lld)",
+                          (long long)mlm.vocab_size, (long long)mc->vocab_size);
+    dapt_sequences *seqs = NULL;
+    DAPT_CHECK(dapt_sequences_open(corpus, &ss, &seqs));
+    int rank = 0, R = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &R);
+    const int64_t L = ss.seq_len;
+    int32_t *ids = NULL, *att = NULL, *labels = NULL;
+    int64_t *idx = NULL;
+    dapt_workspace *ws = NULL;
+    dapt_status st = DAPT_OK;
+    out->available = dapt_sequences_count(seqs, DAPT_SPLIT_EVAL);
+    int64_t want = max_sequences > 0 && max_sequences < out->available ? max_sequences : out->available;
+    if (want == 0)
+        DAPT_THROW(DAPT_ERR_CONFIG, "%s has no held-out sequence of %lld tokens with data.eval_fraction = %g and run.seed = %lld",
+                   corpus, (long long)L, cfg->data.eval_fraction, (long long)cfg->run.seed);
+    if (dapt_sequences_vocab(seqs) > mc->vocab_size)
+        DAPT_THROW(DAPT_ERR_CONFIG, "%s declares vocab_size %lld, larger than the model's %lld", corpus,
+                   (long long)dapt_sequences_vocab(seqs), (long long)mc->vocab_size);
+    int64_t begin, count;
+    dapt_share(want, rank, R, &begin, &count);
+    const int64_t B = batch_size;
+    if (st == DAPT_OK) st = dapt_alloc((void **)&ids, (size_t)(B * L) * sizeof *ids, "evaluation ids");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&att, (size_t)(B * L) * sizeof *att, "evaluation attention");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&labels, (size_t)(B * L) * sizeof *labels, "evaluation labels");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&idx, (size_t)B * sizeof *idx, "evaluation rows");
+    dapt_workspace_spec spec = {B, L, 0, 0, 0};
+    if (st == DAPT_OK) st = dapt_workspace_create(model, &spec, &ws);
+    double sums[3] = {0, 0, 0}; /* loss sum, masked tokens, non-finite batches */
+    for (int64_t off = 0; st == DAPT_OK && off < count; off += B) {
+        const int64_t n = count - off < B ? count - off : B;
+        for (int64_t i = 0; i < n; i++) idx[i] = begin + off + i;
+        if ((st = dapt_sequences_read(seqs, DAPT_SPLIT_EVAL, idx, n, ids, att)) != DAPT_OK) break;
+        int64_t masked = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t sel = 0;
+            dapt_mlm_mask(&mlm, ss.seed, HELD_OUT_MASK_STEP, (uint64_t)idx[i], ids + i * L, att + i * L, L, labels + i * L,
+                          &sel);
+            masked += sel;
+        }
+        dapt_batch b = {n, L, ids, att, NULL, labels, NULL, (uint64_t)idx[0]};
+        dapt_run_opts opts = {0};
+        opts.mlm_denominator = 1.0;
+        st = dapt_model_forward(model, ws, &b, NULL, &opts);
+        if (st == DAPT_ERR_NUMERIC) {
+            dapt_error_clear();
+            st = DAPT_OK;
+            sums[2] += 1;
+            continue;
+        }
+        if (st != DAPT_OK) break;
+        sums[0] += dapt_ws_mlm_loss(ws, NULL);
+        sums[1] += (double)masked;
+    }
+    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm)));
+    out->sequences = want;
+    out->masked = (int64_t)sums[1];
+    out->loss = sums[2] > 0 ? NAN : sums[1] > 0 ? sums[0] / sums[1] : NAN;
+    out->perplexity = exp(out->loss);
+cleanup:
+    dapt_workspace_free(ws);
+    dapt_sequences_close(seqs);
+    free(ids);
+    free(att);
+    free(labels);
+    free(idx);
+    return st;
+}
