@@ -2,4 +2,4 @@
 libdapt_a_SOURCES += src/loop/mlm.c src/loop/batches.c src/loop/checkpoint.c src/loop/loop.c \
 	src/loop/objectives_das.c src/loop/objectives_base.c src/loop/objectives_importance.c \
 	src/loop/objectives_internal.h
-dapt_SOURCES += src/cli/cmd_train.c
+dapt_SOURCES += src/cli/cmd_train.c src/cli/cmd_importance.c

@@ -1,0 +1,198 @@
+/* dapt importance: unit importance of a model over a prepared corpus (the
+ * DGA/DAS proxy losses), written as an importance file (docs/formats.md). */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/batches.h"
+#include "dapt/cli.h"
+#include "dapt/das.h"
+#include "dapt/fsio.h"
+#include "dapt/log.h"
+#include "dapt/loop.h"
+#include "dapt/modelfile.h"
+
+static void usage(void)
+{
+    printf("usage: dapt importance --model M.h5 --corpus C.h5 --output I.h5 [--proxy kl|mlm]\n"
+           "                       [--samples N] [--batch B] [--name NAME] [--tokenizer PATH] [--force]\n\n"
+           "Accumulates the gradient of a proxy loss with respect to every unit mask\n"
+           "(attention heads, FFN intermediate and output neurons) over N train\n"
+           "sequences of the corpus (default das.importance_samples), in global batches\n"
+           "of B sequences (default 32) split over the ranks, and writes raw and\n"
+           "normalised importance to I.h5 under /importance/<unit>/<NAME> (NAME\n"
+           "defaults to the proxy, \"kl\" or \"mlm\").\n"
+           "  --proxy kl   token-axis KL between two dropout passes (no general data)\n"
+           "  --proxy mlm  MLM loss on the corpus\n"
+           "Sequences follow data.seq_len, data.packing, data.eval_fraction and run.seed;\n"
+           "accumulation follows das.accumulation.  The tokenizer is the model file's\n"
+           "unless --tokenizer (or tokenizer.path) names one.  An existing I.h5 is\n"
+           "refused unless --force.\n\n");
+    dapt_cli_print_common_help();
+}
+
+typedef struct imp_args {
+    const char *model, *corpus, *output, *name, *tokenizer;
+    dapt_proxy_kind proxy;
+    int64_t samples, batch;
+    int force;
+} imp_args;
+
+static dapt_status parse_count(const char *opt, const char *v, int64_t *out)
+{
+    char *end = NULL;
+    long long k = strtoll(v, &end, 10);
+    if (!end || *end || k < 1) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: %s '%s' is not a positive count", opt, v);
+    *out = k;
+    return DAPT_OK;
+}
+
+static dapt_status parse_args(const dapt_cli *cli, imp_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->proxy = DAPT_PROXY_KL;
+    a->samples = cli->cfg.das.importance_samples;
+    a->batch = 32;
+    if (cli->cfg.tokenizer.path[0]) a->tokenizer = cli->cfg.tokenizer.path;
+    for (int i = 0; i < cli->nrest; i++) {
+        const char *arg = cli->rest[i];
+        if (!strcmp(arg, "--force")) {
+            a->force = 1;
+            continue;
+        }
+        static const char *const valued[] = {"--model", "--corpus", "--output", "--proxy", "--samples",
+                                             "--batch", "--name", "--tokenizer"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(arg, valued[k]);
+        if (!known) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: unexpected argument '%s' (see dapt importance --help)", arg);
+        if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: %s needs a value", arg);
+        const char *v = cli->rest[++i];
+        if (!strcmp(arg, "--model")) a->model = v;
+        else if (!strcmp(arg, "--corpus")) a->corpus = v;
+        else if (!strcmp(arg, "--output")) a->output = v;
+        else if (!strcmp(arg, "--name")) a->name = v;
+        else if (!strcmp(arg, "--tokenizer")) a->tokenizer = v;
+        else if (!strcmp(arg, "--samples")) DAPT_CHECK(parse_count(arg, v, &a->samples));
+        else if (!strcmp(arg, "--batch")) DAPT_CHECK(parse_count(arg, v, &a->batch));
+        else if (!strcmp(v, "kl")) a->proxy = DAPT_PROXY_KL;
+        else if (!strcmp(v, "mlm")) a->proxy = DAPT_PROXY_MLM;
+        else return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --proxy '%s' is not kl or mlm", v);
+    }
+    if (!a->model || !a->corpus || !a->output)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --model, --corpus and --output are required");
+    if (!a->name) a->name = a->proxy == DAPT_PROXY_KL ? "kl" : "mlm";
+    if (!a->name[0] || strchr(a->name, '/')) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --name '%s' cannot name an HDF5 group", a->name);
+    return DAPT_OK;
+}
+
+/* The tokenizer's MLM spec and sequence ids: from --tokenizer, else the
+ * model file's files written to a private temporary directory. */
+static dapt_status tokenizer_spec(const imp_args *a, const dapt_model_meta *meta, double p, dapt_mlm_spec *mlm,
+                                  dapt_seq_spec *ss)
+{
+    if (a->tokenizer) return dapt_train_tokenizer_spec(a->tokenizer, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
+    if (meta->ntokenizer == 0)
+        return DAPT_ERROR(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", a->model);
+    char dir[512];
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, sizeof dir, "%s/dapt-importance-XXXXXX", tmp);
+    if (!mkdtemp(dir)) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot make a temporary directory", dir);
+    dapt_status st = DAPT_OK;
+    for (size_t i = 0; i < meta->ntokenizer && st == DAPT_OK; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", dir, meta->tokenizer[i].name);
+        st = dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1);
+    }
+    if (st == DAPT_OK) st = dapt_train_tokenizer_spec(dir, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
+    dapt_fs_remove_tree(dir);
+    return st;
+}
+
+static dapt_status run_importance(const dapt_cli *cli, const imp_args *a)
+{
+    const dapt_config *cfg = &cli->cfg;
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int exists = dapt_fs_exists(a->output);
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&exists, 1, MPI_INT, 0, comm)));
+    if (exists && !a->force) return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists: pass --force to replace it", a->output);
+
+    dapt_model_config mc;
+    dapt_param_table table;
+    dapt_model_meta meta;
+    float *params = NULL;
+    dapt_model m;
+    int have_model = 0;
+    dapt_sequences *seqs = NULL;
+    dapt_importance imp;
+    int have_imp = 0;
+    dapt_importance_source src;
+    memset(&src, 0, sizeof src);
+    memset(&meta, 0, sizeof meta);
+    memset(&table, 0, sizeof table);
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(dapt_h5_agree(comm, dapt_modelfile_load(comm, a->model, &mc, &table, &params, &meta)));
+    if (a->proxy == DAPT_PROXY_MLM && !mc.has_mlm_head)
+        DAPT_THROW(DAPT_ERR_ARG, "%s has no MLM head, so --proxy mlm cannot run (use --proxy kl)", a->model);
+    DAPT_TRY(dapt_model_create(&mc, &m));
+    have_model = 1;
+    if (m.table.total != table.total) DAPT_THROW(DAPT_ERR_INTERNAL, "parameter tables differ");
+    memcpy(m.params, params, sizeof(float) * table.total);
+
+    dapt_mlm_spec mlm;
+    dapt_seq_spec ss = {cfg->data.seq_len, strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT,
+                        cfg->data.eval_fraction, (uint64_t)cfg->run.seed, -1, -1, -1};
+    DAPT_TRY(dapt_h5_agree(comm, tokenizer_spec(a, &meta, cfg->train.mlm_probability, &mlm, &ss)));
+    if (ss.seq_len > mc.max_position)
+        DAPT_THROW(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the model's %lld positions", (long long)ss.seq_len,
+                   (long long)mc.max_position);
+    DAPT_TRY(dapt_h5_agree(comm, dapt_sequences_open(a->corpus, &ss, &seqs)));
+    DAPT_TRY(dapt_importance_create(&mc, strcmp(cfg->das.accumulation, "signed") ? DAPT_IMPORTANCE_ABSOLUTE
+                                                                                   : DAPT_IMPORTANCE_SIGNED, &imp));
+    have_imp = 1;
+    dapt_corpus_importance_opts o = {a->proxy, a->samples, a->batch, (uint64_t)cfg->run.seed, cfg->das.proxy_temperature,
+                                     ss.seq_len, (int)cfg->model.recompute};
+    double t0 = dapt_now();
+    DAPT_TRY(dapt_h5_agree(comm, dapt_importance_from_corpus(&m, seqs, &mlm, &o, &imp, comm)));
+    double dt = dapt_now() - t0;
+    DAPT_TRY(dapt_importance_source_make(&imp, a->name, a->proxy, &src));
+    DAPT_TRY(dapt_importance_write(comm, a->output, cfg, &src, 1, NULL, 0));
+    dapt_info("importance: %s proxy, %lld sequences in %lld batches of %lld on %d rank%s, %.0f tokens in %.2f s (%.0f tokens/s, %.1f sequences/s); wrote %s",
+              a->proxy == DAPT_PROXY_KL ? "KL" : "MLM", (long long)a->samples, (long long)imp.batches, (long long)a->batch,
+              size, size == 1 ? "" : "s", imp.tokens, dt, dt > 0 ? imp.tokens / dt : 0.0,
+              dt > 0 ? (double)a->samples / dt : 0.0, a->output);
+cleanup:
+    dapt_importance_source_free(&src);
+    if (have_imp) dapt_importance_free(&imp);
+    dapt_sequences_close(seqs);
+    if (have_model) dapt_model_free(&m);
+    free(params);
+    dapt_param_table_free(&table);
+    dapt_model_meta_free(&meta);
+    return st;
+}
+
+int dapt_cmd_importance(int argc, char **argv)
+{
+    dapt_cli cli;
+    dapt_status st = dapt_cli_parse(argc, argv, &cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (cli.help) {
+        if (rank == 0) usage();
+        dapt_cli_free(&cli);
+        return DAPT_EXIT_OK;
+    }
+    imp_args a;
+    st = parse_args(&cli, &a);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    st = run_importance(&cli, &a);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    dapt_cli_free(&cli);
+    return DAPT_EXIT_OK;
+}
