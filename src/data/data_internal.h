@@ -62,6 +62,21 @@ void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e);
 typedef struct dapt_h5file dapt_h5file;
 dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n,
                            int64_t start, int64_t count, const int32_t *ids);
+/* The same for nb ascending, disjoint blocks [starts[k], +counts[k]) taken
+ * from consecutive ids.  Collective. */
+dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes, int64_t n, size_t nb,
+                                 const int64_t *starts, const int64_t *counts, const int32_t *ids);
+/* A 1-D little-endian int64 dataset of n elements, written in blocks as
+ * above (same creation properties as h5io's datasets).  Collective. */
+dapt_status data_write_i64_blocks(dapt_h5file *f, const char *name, int64_t n, size_t nb, const int64_t *starts,
+                                  const int64_t *counts, const int64_t *data);
+
+/* Work units of dapt prepare: the input bytes are cut into `data_chunks`
+ * equal ranges and rank r takes ranges r, r + size, r + 2 size, ...  Many
+ * interleaved ranges per rank even out text that costs more to tokenize
+ * in one part of the corpus than another (the output does not depend on
+ * the cut: a document belongs to the range holding its first byte). */
+int64_t data_chunks(int64_t total_bytes, int size);
 
 /* Gives up a file being written (every rank has agreed on the failure):
  * empties the temporary file first, so that HDF5's closing metadata flush

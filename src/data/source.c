@@ -50,6 +50,14 @@ void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e)
     *e = q * (rank + 1) + r * (rank + 1) / size;
 }
 
+int64_t data_chunks(int64_t total_bytes, int size)
+{
+    /* 16 per rank, but none under 256 KiB (each costs an open and a seek). */
+    int64_t n = (int64_t)size * 16, by_size = total_bytes / (256 << 10);
+    if (n > by_size) n = by_size;
+    return n < size ? size : n;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 typedef struct reader {
@@ -515,32 +523,37 @@ static hid_t quiet_dcpl(void)
     return p;
 }
 
-static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n,
-                            int64_t start, int64_t count, const void *data, int independent)
+/* Creates dataset `name` of n elements and writes nb blocks
+ * [starts[k], starts[k] + counts[k]) (ascending, disjoint) from the
+ * consecutive elements of data. */
+static dapt_status write_blocks(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n, size_t nb,
+                                const int64_t *starts, const int64_t *counts, const void *data, int independent)
 {
     dapt_status st = DAPT_OK;
     hid_t dcpl = -1, fspace = -1, mspace = -1, dset = -1, dxpl = -1;
-    hsize_t dims[1] = {(hsize_t)n}, off[1] = {(hsize_t)start}, cnt[1] = {(hsize_t)count};
+    hsize_t dims[1] = {(hsize_t)n}, total[1] = {0};
     dcpl = quiet_dcpl();
     if (dcpl < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot make dataset properties", f->path, name);
     fspace = H5Screate_simple(1, dims, NULL);
     dset = H5Dcreate2(f->id, name, ftype, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (fspace < 0 || dset < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot create dataset", f->path, name);
-    if (count > 0) {
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0)
-            DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: bad slab [%lld, +%lld)", f->path, name, (long long)start,
-                       (long long)count);
-    } else {
-        H5Sselect_none(fspace);
+    H5Sselect_none(fspace);
+    for (size_t k = 0; k < nb; k++) {
+        if (counts[k] <= 0) continue;
+        hsize_t off[1] = {(hsize_t)starts[k]}, cnt[1] = {(hsize_t)counts[k]};
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, off, NULL, cnt, NULL) < 0)
+            DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: bad slab [%lld, +%lld)", f->path, name, (long long)starts[k],
+                       (long long)counts[k]);
+        total[0] += cnt[0];
     }
-    mspace = H5Screate_simple(1, cnt, NULL);
-    if (count == 0) H5Sselect_none(mspace);
+    mspace = H5Screate_simple(1, total[0] ? total : (hsize_t[1]){1}, NULL);
+    if (total[0] == 0) H5Sselect_none(mspace);
     dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (mspace < 0 || dxpl < 0 || H5Pset_dxpl_mpio(dxpl, independent ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE) < 0)
         DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot set up collective write", f->path, name);
     static const char dummy[8];
     /* Independent mode: a rank with nothing to write need not call. */
-    if ((!independent || count > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, count > 0 ? data : dummy) < 0)
+    if ((!independent || total[0] > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, total[0] ? data : dummy) < 0)
         DAPT_THROW(DAPT_ERR_IO, "%s: %s: write failed (disk full?)", f->path, name);
 cleanup:
     if (dxpl >= 0) H5Pclose(dxpl);
@@ -552,11 +565,19 @@ cleanup:
     return st;
 }
 
-dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n, int64_t start,
-                           int64_t count, const int32_t *ids)
+static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n,
+                            int64_t start, int64_t count, const void *data, int independent)
+{
+    return write_blocks(f, name, ftype, mtype, n, count > 0 ? 1 : 0, &start, &count, data, independent);
+}
+
+dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes, int64_t n, size_t nb,
+                                 const int64_t *starts, const int64_t *counts, const int32_t *ids)
 {
     hid_t ftype = id_bytes == 1 ? H5T_STD_U8LE : id_bytes == 2 ? H5T_STD_U16LE : H5T_STD_U32LE;
     hid_t mtype = id_bytes == 1 ? H5T_NATIVE_UINT8 : id_bytes == 2 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT32;
+    int64_t count = 0;
+    for (size_t k = 0; k < nb; k++) count += counts[k];
     void *narrow = NULL;
     if (count > 0) {
         DAPT_CHECK(dapt_alloc(&narrow, (size_t)count * (size_t)id_bytes, "narrowed token ids"));
@@ -567,11 +588,23 @@ dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64
         else
             for (int64_t i = 0; i < count; i++) ((uint32_t *)narrow)[i] = (uint32_t)ids[i];
     }
-    /* One large contiguous slab per rank: independent MPI-IO writes it
+    /* A few large contiguous slabs per rank: independent MPI-IO writes them
      * straight; collective buffering would only add a shuffle. */
-    dapt_status st = write_1d(f, name, ftype, mtype, n, start, count, narrow, 1);
+    dapt_status st = write_blocks(f, name, ftype, mtype, n, nb, starts, counts, narrow, 1);
     free(narrow);
     return st;
+}
+
+dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n, int64_t start,
+                           int64_t count, const int32_t *ids)
+{
+    return data_write_id_blocks(f, name, id_bytes, n, 1, &start, &count, ids);
+}
+
+dapt_status data_write_i64_blocks(dapt_h5file *f, const char *name, int64_t n, size_t nb, const int64_t *starts,
+                                  const int64_t *counts, const int64_t *data)
+{
+    return write_blocks(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, n, nb, starts, counts, data, 1);
 }
 
 dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n)
