@@ -211,11 +211,16 @@ dapt_status dapt_importance_write(MPI_Comm comm, const char *path, const dapt_co
                                   const dapt_importance_source *srcs, size_t nsrc,
                                   const dapt_importance_mask_entry *masks, size_t nmask);
 
-/* Reads source `name` (raw arrays, tokens, batches, proxy, mode; the
- * normalised arrays are recomputed) from a file written by
- * dapt_importance_write, checking the shapes against mc.  A missing file or
- * source is not an error: *found = 0.  Collective over comm. */
+/* Reads source `name` (raw and normalised arrays, tokens, batches, proxy,
+ * mode) from a file written by dapt_importance_write, checking the shapes
+ * against mc and that normalised values lie in [0, 1] (recomputed from raw
+ * when absent).  A missing file or source is not an error: *found = 0.
+ * Collective over comm. */
 dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const char *name,
                                         const dapt_model_config *mc, dapt_importance_source *src, int *found);
+
+/* The name of the only source in an importance file (an error when it holds
+ * none or several).  Collective over comm. */
+dapt_status dapt_importance_only_source(MPI_Comm comm, const char *path, char *name, size_t len);
 
 #endif

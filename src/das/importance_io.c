@@ -122,6 +122,8 @@ dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const c
     char obj[512], *text = NULL;
     snprintf(obj, sizeof obj, "/importance/head/%s", name);
     if (!dapt_h5_exists(&f, obj)) goto cleanup;
+    snprintf(obj, sizeof obj, "/importance/head/%s/raw", name);
+    if (!dapt_h5_exists(&f, obj)) DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s is missing", path, obj);
     snprintf(src->name, sizeof src->name, "%s", name);
     src->layers = mc->layers;
     src->units[DAPT_UNIT_HEAD] = mc->heads;
@@ -139,7 +141,21 @@ dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const c
                        (long long)src->layers, (long long)src->units[k]);
         const int64_t start[2] = {0, 0};
         DAPT_TRY(dapt_h5_read(&f, obj, DAPT_H5_F32, 2, start, dims, src->raw[k]));
-        dapt_importance_normalize(src->raw[k], src->layers, src->units[k], src->norm[k]);
+        /* The stored normalised values are used as they are (a file may
+         * carry chosen ones); a file without them gets them recomputed. */
+        snprintf(obj, sizeof obj, "/importance/%s/%s/normalized", dapt_unit_kind_name((dapt_unit_kind)k), name);
+        if (dapt_h5_exists(&f, obj)) {
+            DAPT_TRY(dapt_h5_info(&f, obj, &nd, dims, &t));
+            if (nd != 2 || dims[0] != src->layers || dims[1] != src->units[k])
+                DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s has shape other than [%lld, %lld] of the model", path, obj,
+                           (long long)src->layers, (long long)src->units[k]);
+            DAPT_TRY(dapt_h5_read(&f, obj, DAPT_H5_F32, 2, start, dims, src->norm[k]));
+            for (int64_t i = 0; i < src->layers * src->units[k]; i++)
+                if (!(src->norm[k][i] >= 0.0f && src->norm[k][i] <= 1.0f))
+                    DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s holds %g, outside [0, 1]", path, obj, (double)src->norm[k][i]);
+        } else {
+            dapt_importance_normalize(src->raw[k], src->layers, src->units[k], src->norm[k]);
+        }
     }
     snprintf(obj, sizeof obj, "/importance/head/%s", name);
     DAPT_TRY(dapt_h5_attr_get_double(&f, obj, "tokens", &src->tokens));
@@ -154,6 +170,32 @@ dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const c
 cleanup:
     free(text);
     if (st != DAPT_OK || !*found) dapt_importance_source_free(src);
+    dapt_h5_close(&f);
+    return st;
+}
+
+static dapt_status count_source(const char *name, void *user)
+{
+    char **one = user;
+    if (!one[0]) one[0] = strdup(name);
+    else one[1] = (char *)1;
+    return one[0] ? DAPT_OK : DAPT_ERROR(DAPT_ERR_NOMEM, "source name");
+}
+
+dapt_status dapt_importance_only_source(MPI_Comm comm, const char *path, char *name, size_t len)
+{
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_open(comm, path, &f));
+    char *one[2] = {NULL, NULL};
+    dapt_status st = DAPT_OK;
+    if (!dapt_h5_exists(&f, "/importance/head")) DAPT_THROW(DAPT_ERR_FORMAT, "%s has no /importance/head group", path);
+    DAPT_TRY(dapt_h5_list(&f, "/importance/head", count_source, one));
+    if (!one[0] || one[1])
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: no source named general, and %s source to use instead", path,
+                   one[0] ? "more than one" : "no");
+    snprintf(name, len, "%s", one[0]);
+cleanup:
+    free(one[0]);
     dapt_h5_close(&f);
     return st;
 }

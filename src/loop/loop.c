@@ -970,10 +970,26 @@ static dapt_status ensure_source(continual *c, run *r, const char *name, int gen
         }
     }
     const dapt_config *cfg = c->base;
+    if (general && cfg->das.general_importance[0]) {
+        /* A precomputed general importance (dapt importance, or chosen values). */
+        const char *file = cfg->das.general_importance;
+        char use[128] = "general";
+        int found = 0;
+        DAPT_CHECK(dapt_importance_read_source(r->comm, file, use, &r->model.config, s, &found));
+        if (!found) {
+            if (!dapt_fs_exists(file)) return DAPT_ERROR(DAPT_ERR_IO, "das.general_importance: %s does not exist", file);
+            DAPT_CHECK(dapt_importance_only_source(r->comm, file, use, sizeof use));
+            DAPT_CHECK(dapt_importance_read_source(r->comm, file, use, &r->model.config, s, &found));
+        }
+        set_str(s->name, sizeof s->name, name);
+        c->nsrc++;
+        dapt_info("importance %s: source %s of %s", name, use, file);
+        return DAPT_OK;
+    }
     dapt_importance_mode mode = strcmp(cfg->das.accumulation, "signed") ? DAPT_IMPORTANCE_ABSOLUTE : DAPT_IMPORTANCE_SIGNED;
     const int use_general = general && cfg->data.general_corpus[0];
     dapt_corpus_importance_opts o = {general && !use_general ? DAPT_PROXY_KL : DAPT_PROXY_MLM,
-                                     cfg->das.importance_samples, (r->B + r->accum - 1) / r->accum,
+                                     cfg->das.importance_samples, r->B,
                                      (uint64_t)cfg->run.seed, cfg->das.proxy_temperature, r->L,
                                      (int)cfg->model.recompute};
     dapt_sequences *gen = NULL;
@@ -1215,7 +1231,7 @@ static dapt_status after_domain(continual *c, size_t t, run *r)
         if (!c->anchor) DAPT_CHECK(dapt_alloc((void **)&c->anchor, total * sizeof(float), "EWC anchor"));
         dapt_corpus_batches cb;
         DAPT_CHECK(dapt_corpus_batches_init(&cb, r->seqs, &r->mlm, DAPT_SPLIT_TRAIN, (uint64_t)c->base->run.seed, r->L,
-                                            (r->B + r->accum - 1) / r->accum, c->base->das.ewc_samples, r->rank, r->size));
+                                            r->B, c->base->das.ewc_samples, r->rank, r->size));
         dapt_status st = dapt_fisher_from_corpus(&r->model, &cb, (uint64_t)c->base->run.seed, (int)c->base->model.recompute,
                                                  c->fisher, r->comm);
         dapt_corpus_batches_free(&cb);
