@@ -43,6 +43,13 @@ typedef struct dapt_cli {
  * rank when any rank failed. */
 dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli);
 
+/* The start of every command: dapt_cli_parse (ending the job through
+ * dapt_cli_fail_all on a bad option or configuration), then for --help the
+ * usage on rank 0.  Returns 1 when --help was handled (cli is then freed and
+ * the command returns DAPT_EXIT_OK), 0 to go on.  Collective over
+ * MPI_COMM_WORLD (dapt_cli_parse is). */
+int dapt_cli_begin(int argc, char **argv, dapt_cli *cli, void (*usage)(void));
+
 /* Refuses leftover arguments for commands that take none:
  * "dapt NAME: unexpected argument 'X'".  Not collective. */
 dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command);

@@ -19,15 +19,10 @@ static void usage(void)
 int dapt_cmd_config(int argc, char **argv)
 {
     dapt_cli cli;
-    dapt_status st = dapt_cli_parse(argc, argv, &cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
+    dapt_status st = DAPT_OK;
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (cli.help) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_OK;
-    }
     const char *action = cli.nrest > 0 ? cli.rest[0] : NULL;
     int with_help = 0;
     for (int i = 1; i < cli.nrest; i++) {

@@ -50,15 +50,10 @@ static dapt_status run(const dapt_cli *cli, const char *dir, const char *out, in
 int dapt_cmd_import(int argc, char **argv)
 {
     dapt_cli cli;
-    dapt_status st = dapt_cli_parse(argc, argv, &cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
+    dapt_status st = DAPT_OK;
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (cli.help) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_OK;
-    }
     const char *pos[2] = {NULL, NULL};
     int npos = 0, force = 0;
     for (int i = 0; i < cli.nrest; i++) {

@@ -52,16 +52,11 @@ static int take_value(const dapt_cli *cli, int *i, const char *name, const char 
 int dapt_cmd_prepare(int argc, char **argv)
 {
     dapt_cli cli;
-    dapt_status st = dapt_cli_parse(argc, argv, &cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
+    dapt_status st = DAPT_OK;
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (cli.help) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_OK;
-    }
     dapt_prepare_opts o = {0};
     const char **inputs = calloc((size_t)cli.nrest + 1, sizeof *inputs);
     if (!inputs) dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_NOMEM, "dapt prepare: out of memory"));

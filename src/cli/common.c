@@ -169,3 +169,15 @@ dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command)
                           command, cli->rest[0], command);
     return DAPT_OK;
 }
+
+int dapt_cli_begin(int argc, char **argv, dapt_cli *cli, void (*usage)(void))
+{
+    dapt_status st = dapt_cli_parse(argc, argv, cli);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (!cli->help) return 0;
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) usage();
+    dapt_cli_free(cli);
+    return 1;
+}
