@@ -109,9 +109,11 @@ void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, c
         const float *xr = x + i * h;
         /* Two passes in double: the mean and the biased variance PyTorch uses. */
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < h; j++) s += xr[j];
         const double mean = s / (double)h;
         double v = 0.0;
+#pragma omp simd reduction(+ : v)
         for (int64_t j = 0; j < h; j++) {
             double d = xr[j] - mean;
             v += d * d;
@@ -150,6 +152,7 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
     for (int64_t i = 0; i < n; i++) {
         const float *d = dy + i * h, *xh = xhat + i * h;
         float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
         for (int64_t j = 0; j < h; j++) {
             float g = d[j] * gamma[j];
             sg += g;
