@@ -93,6 +93,12 @@ typedef enum {
 dapt_status dapt_softmask_apply(const dapt_model_config *mc, const dapt_param_table *table, float *grads,
                                 const float *head, const float *intermediate, const float *output,
                                 dapt_softmask_style style);
+/* The same on a tensor-parallel shard: table holds the shard's local tensors,
+ * rg (dapt_model_shard_ranges) its global heads and FFN columns; importance
+ * arrays are global.  The reference style is refused when tensor_size > 1. */
+dapt_status dapt_softmask_apply_shard(const dapt_model_config *mc, const dapt_model_ranges *rg,
+                                      const dapt_param_table *table, float *grads, const float *head,
+                                      const float *intermediate, const float *output, dapt_softmask_style style);
 
 /* Mean over the sequence of hidden states, padding excluded:
  * out[b, :] = sum_s mask[b,s] h[b,s,:] / sum_s mask[b,s] (a row with no token

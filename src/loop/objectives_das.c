@@ -182,9 +182,11 @@ static dapt_status das_transform(void *state, dapt_train_ctx *ctx)
     das_state *s = state;
     if (!ctx->domain) return DAPT_OK;
     const float *const *imp = ctx->domain->importance;
-    return dapt_softmask_apply(&ctx->model->config, &ctx->model->table, ctx->model->grads, imp[DAPT_UNIT_HEAD],
-                               s->all_units ? imp[DAPT_UNIT_INTERMEDIATE] : NULL,
-                               s->all_units ? imp[DAPT_UNIT_OUTPUT] : NULL, s->style);
+    dapt_model_ranges rg;
+    dapt_model_shard_ranges(ctx->model, &rg);
+    return dapt_softmask_apply_shard(&ctx->model->config, &rg, &ctx->model->table, ctx->model->grads,
+                                     imp[DAPT_UNIT_HEAD], s->all_units ? imp[DAPT_UNIT_INTERMEDIATE] : NULL,
+                                     s->all_units ? imp[DAPT_UNIT_OUTPUT] : NULL, s->style);
 }
 
 const dapt_objective_ops dapt_objective_das = {
