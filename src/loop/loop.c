@@ -1347,6 +1347,7 @@ static dapt_status train_domains(continual *c, const dapt_train_opts *opts, dapt
         st = setup(r, opts);
         if (st == DAPT_OK && finished) {
             st = agree(r, skip_domain(c, t, r));
+            if (st != DAPT_OK) res->agreed = 1;
         } else {
             st = agree(r, st == DAPT_OK ? prepare_output(r, opts) : st);
             if (st == DAPT_OK) st = agree(r, before_domain(c, t, r));
@@ -1361,7 +1362,10 @@ static dapt_status train_domains(continual *c, const dapt_train_opts *opts, dapt
                 res->last_loss = one.last_loss;
                 res->last_eval_loss = one.last_eval_loss;
                 res->agreed = one.agreed;
-                if (st == DAPT_OK) st = agree(r, after_domain(c, t, r));
+                if (st == DAPT_OK) {
+                    st = agree(r, after_domain(c, t, r));
+                    if (st != DAPT_OK) res->agreed = 1;
+                }
             } else {
                 res->agreed = 1;
             }
