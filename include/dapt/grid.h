@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "dapt/config.h"
+#include "dapt/model.h"
 #include "dapt/params.h"
 #include "dapt/status.h"
 
@@ -152,5 +153,46 @@ void dapt_shard_scatter(const dapt_param_table *global, const float *global_buf,
 void dapt_shard_gather(const dapt_param_table *global, float *global_buf,
                        const dapt_param_table *local, const dapt_shard *shards,
                        const float *local_buf);
+
+/* ---- Tensor-parallel models (src/parallel/tp.c) ----
+ *
+ * dapt_tp_shard_model turns a whole model (every rank holding the same one,
+ * e.g. randomly initialised with the same seed or read from a model file)
+ * into this rank's shard; training then runs on the shard's local buffers
+ * (the optimizer and the data-parallel gradient all-reduce are unchanged:
+ * ranks of grid.data hold the same shard).  Replicated tensors hold the same
+ * values and receive the same gradients on every tensor rank. */
+
+/* The engine's tensor-parallel group (model.h) over g->tensor: in-place
+ * MPI_Allreduce.  g must outlive tp.  Not collective. */
+void dapt_grid_tp_group(const dapt_grid *g, dapt_tp_group *tp);
+
+typedef struct dapt_tp_layout {
+    dapt_param_table global; /* the whole model's table */
+    dapt_shard *shards;      /* per tensor of the shard's table: its place in the global one */
+    int tensor_rank, tensor_size;
+    MPI_Comm tensor;         /* the tensor-parallel communicator (not owned) */
+} dapt_tp_layout;
+
+/* Replaces the whole model *m by tensor rank g->tensor_rank's shard of it
+ * (params scattered, grads zero, m->tp = tp) and describes the split in *lay.
+ * Requires dapt_grid_check_model.  Not collective (every tensor rank calls it
+ * on its copy). */
+dapt_status dapt_tp_shard_model(const dapt_grid *g, const dapt_tp_group *tp, dapt_model *m,
+                                dapt_tp_layout *lay);
+void dapt_tp_layout_free(dapt_tp_layout *lay);
+
+/* Sum of squares of a buffer laid out like the shard's table (gradients for
+ * global-norm clipping): split tensors summed over the tensor group,
+ * replicated ones counted once.  Collective over lay->tensor. */
+dapt_status dapt_tp_sumsq(const dapt_tp_layout *lay, const dapt_param_table *local, const float *buf,
+                          double *sumsq);
+
+/* The whole buffer (laid out like lay->global) on every rank of the tensor
+ * group, from the shards' buffers (parameters or optimizer moments for a
+ * checkpoint or an export).  Exact: every element is summed from one owner
+ * and zeros.  Collective over lay->tensor. */
+dapt_status dapt_tp_allgather(const dapt_tp_layout *lay, const dapt_param_table *local,
+                              const float *local_buf, float *global_buf);
 
 #endif

@@ -115,7 +115,7 @@ dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_para
     if (r->head_count <= 0 || r->head_begin < 0 || r->head_begin + r->head_count > mc->heads ||
         r->ffn_count <= 0 || r->ffn_begin < 0 || r->ffn_begin + r->ffn_count > mc->intermediate ||
         r->vocab_rows < r->vocab_real || r->vocab_real < 0 || r->vocab_begin < 0 ||
-        r->vocab_begin + r->vocab_real > mc->vocab_size)
+        (r->vocab_real > 0 && r->vocab_begin + r->vocab_real > mc->vocab_size))
         st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: heads [%lld, +%lld), FFN [%lld, +%lld), vocabulary [%lld, +%lld) "
                         "do not fit the model (%lld heads, %lld FFN columns, %lld tokens)",
                         (long long)r->head_begin, (long long)r->head_count, (long long)r->ffn_begin,
