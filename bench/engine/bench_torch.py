@@ -48,6 +48,14 @@ class BertMLM(nn.Module):
         s.pooler = nn.Linear(H, H)
         s.dense, s.mln = nn.Linear(H, H), nn.LayerNorm(H, eps=eps)
         s.bias = nn.Parameter(torch.zeros(V))
+        # BERT's initialisation (as dapt_model_init_random): N(0, 0.02)
+        # weights, zero biases, unit LayerNorm; keeps the loss in the same
+        # range as dapt's (PyTorch's defaults start near 90).
+        for mod in s.modules():
+            if isinstance(mod, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(mod.weight, 0.0, 0.02)
+            if isinstance(mod, nn.Linear):
+                nn.init.zeros_(mod.bias)
 
     def forward(s, ids, labels):
         B, S = ids.shape
