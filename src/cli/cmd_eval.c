@@ -159,6 +159,9 @@ cleanup:
 
 static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
 {
+    if (!m->config.has_mlm_head)
+        return DAPT_ERROR(DAPT_ERR_ARG, "%s has no MLM head, so it has no MLM loss (evaluate the model it was fine-tuned from)",
+                          a->model);
     dapt_tokenizer *tok = NULL;
     dapt_status st = a->tokenizer ? dapt_tokenizer_load(a->tokenizer, &tok) : dapt_model_tokenizer(meta, a->model, &tok);
     if (st == DAPT_ERR_ARG && !a->tokenizer) st = DAPT_ERROR(DAPT_ERR_ARG, "%s carries no tokenizer: pass --tokenizer", a->model);
