@@ -39,15 +39,16 @@ void dapt_train_request_stop(void) { stop_requested = 1; }
 
 /* ---- the data communicator ------------------------------------------------ */
 
-/* The process grid; dapt train runs data parallelism only until the engine
- * takes the tensor-parallel group. */
+/* The process grid.  Tensor parallelism (the model sharded by
+ * dapt_tp_shard_model) is wired for the MLM step; the other methods keep
+ * whole models (domain model files, importance, Fisher) and need T = 1. */
 static dapt_status make_grid(const dapt_config *cfg, dapt_grid *g)
 {
     DAPT_CHECK(dapt_grid_create(MPI_COMM_WORLD, cfg->parallel.tensor, g));
-    if (g->tensor_size != 1) {
+    if (g->tensor_size != 1 && strcmp(cfg->train.method, "mlm")) {
         dapt_grid_free(g);
-        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is not available in dapt train yet (use 1)",
-                          (long long)cfg->parallel.tensor);
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is implemented for train.method = mlm only, not %s (use 1)",
+                          (long long)cfg->parallel.tensor, cfg->train.method);
     }
     return DAPT_OK;
 }
@@ -92,6 +93,9 @@ typedef struct run {
     const dapt_config *cfg;
     dapt_grid grid;
     int have_grid;
+    dapt_tp_group tpg;  /* parallel.tensor > 1: the model is this rank's shard */
+    dapt_tp_layout tpl;
+    int have_tpl;
     MPI_Comm comm;
     int rank, size;
     char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16], metrics[DAPT_CONFIG_STR_MAX + 16];
@@ -121,7 +125,8 @@ typedef struct run {
 static dapt_status agree(run *r, dapt_status st)
 {
     int mine = (int)st, worst = 0;
-    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, r->comm) != MPI_SUCCESS)
+    /* Over every rank: tensor ranks of a data rank must agree too. */
+    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, r->have_grid ? r->grid.world : r->comm) != MPI_SUCCESS)
         return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
     if (worst != DAPT_OK && st == DAPT_OK)
         return DAPT_ERROR((dapt_status)worst, "train: another rank failed (%s); see its message",
@@ -130,6 +135,10 @@ static dapt_status agree(run *r, dapt_status st)
 }
 
 static dapt_status mkdir_p(const char *path);
+
+/* The one rank that writes shared files (metrics, output directories): data
+ * rank 0 of tensor rank 0. */
+static int leader(const run *r) { return r->rank == 0 && (!r->have_grid || r->grid.tensor_rank == 0); }
 
 /* Tokenizer files to carry into checkpoints, from tokenizer.path (a file
  * or a directory), under the names Hugging Face uses.  Not collective. */
@@ -165,7 +174,7 @@ static dapt_status unpack_tokenizer(run *r, char *dir, size_t len)
 {
     snprintf(dir, len, "%s/tokenizer", r->out);
     dapt_status st = DAPT_OK;
-    if (r->rank == 0) {
+    if (leader(r)) {
         st = mkdir_p(dir);
         for (size_t i = 0; st == DAPT_OK && i < r->meta.ntokenizer; i++) {
             char file[3 * DAPT_CONFIG_STR_MAX];
@@ -330,7 +339,7 @@ static dapt_status clean_output(run *r, int everything)
 
 static dapt_status prepare_output(run *r, const dapt_train_opts *opts)
 {
-    if (r->rank != 0) return DAPT_OK;
+    if (!leader(r)) return DAPT_OK;
     DAPT_CHECK(mkdir_p(r->ckpt_dir));
     char latest[DAPT_CONFIG_STR_MAX + 32];
     snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
@@ -365,7 +374,7 @@ static dapt_status truncate_metrics(run *r, int64_t step)
 
 static dapt_status open_metrics(run *r)
 {
-    if (r->rank != 0) return DAPT_OK;
+    if (!leader(r)) return DAPT_OK;
     int fresh = !dapt_fs_exists(r->metrics);
     r->metrics_fp = fopen(r->metrics, "a");
     if (!r->metrics_fp) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics, strerror(errno));
@@ -425,6 +434,11 @@ static dapt_status setup(run *r, const dapt_train_opts *opts)
                           (long long)mc.vocab_size, (long long)tok_vocab);
     DAPT_CHECK(dapt_grid_check_batch(&r->grid, cfg->train.batch_size));
     DAPT_CHECK(dapt_grid_log(&r->grid, &mc));
+    if (r->grid.tensor_size > 1) {
+        dapt_grid_tp_group(&r->grid, &r->tpg);
+        DAPT_CHECK(dapt_tp_shard_model(&r->grid, &r->tpg, &r->model, &r->tpl));
+        r->have_tpl = 1;
+    }
     r->B = cfg->train.batch_size;
     r->L = cfg->data.seq_len;
     r->accum = cfg->train.grad_accum;
@@ -499,6 +513,8 @@ static void teardown(run *r)
     free(r->exp_avg);
     free(r->exp_avg_sq);
     free(r->mbs);
+    if (r->have_tpl) dapt_tp_layout_free(&r->tpl);
+    r->have_tpl = 0;
     if (r->have_grid) dapt_grid_free(&r->grid);
 }
 
@@ -516,12 +532,62 @@ static dapt_status obj_load(void *ctx, const dapt_h5file *f)
     return r->obj->load(r->obj_state, &r->ctx, f);
 }
 
+/* Tensor parallelism: parameters and moments at global shape (gathered over
+ * the tensor group), written by tensor rank 0's data communicator, so the
+ * file is the same as a T = 1 run's and resumes on any layout.  Collective
+ * over the world. */
+static dapt_status save_checkpoint_tp(run *r, const dapt_ckpt_state *cs)
+{
+    const size_t n = r->tpl.global.total;
+    float *buf = NULL;
+    dapt_status st = dapt_calloc((void **)&buf, 3 * n, sizeof(float), "checkpoint gather buffers");
+    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->model.params, buf);
+    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->exp_avg, buf + n);
+    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->exp_avg_sq, buf + 2 * n);
+    if (st == DAPT_OK && r->grid.tensor_rank == 0) {
+        dapt_model whole = r->model;
+        whole.table = r->tpl.global;
+        whole.params = buf;
+        whole.grads = NULL;
+        whole.tp = NULL;
+        st = dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &whole, &r->meta, buf + n, buf + 2 * n, cs,
+                                  r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r);
+    }
+    free(buf);
+    return agree(r, st);
+}
+
+/* Loads the newest good checkpoint at global shape and scatters this rank's
+ * shard.  Collective over r->comm. */
+static dapt_status resume_tp(run *r, dapt_ckpt_state *cs, char *path, size_t len)
+{
+    dapt_model whole;
+    DAPT_CHECK(dapt_model_create(&r->model.config, &whole));
+    const size_t n = whole.table.total;
+    float *m = NULL;
+    dapt_status st = dapt_calloc((void **)&m, 2 * n, sizeof(float), "checkpoint moments");
+    if (st == DAPT_OK)
+        st = dapt_checkpoint_resume(r->comm, r->ckpt_dir, &whole, m, m + n, cs, r->obj->load ? obj_load : NULL, r, path,
+                                    len);
+    if (st == DAPT_OK) {
+        dapt_shard_scatter(&whole.table, whole.params, &r->model.table, r->tpl.shards, r->model.params);
+        dapt_shard_scatter(&whole.table, m, &r->model.table, r->tpl.shards, r->exp_avg);
+        dapt_shard_scatter(&whole.table, m + n, &r->model.table, r->tpl.shards, r->exp_avg_sq);
+    }
+    free(m);
+    dapt_model_free(&whole);
+    return st;
+}
+
 static dapt_status save_checkpoint(run *r)
 {
     dapt_ckpt_state cs = {r->step, r->position, r->adam.step, r->bad_run, (uint64_t)r->cfg->run.seed};
     double t0 = dapt_now();
-    DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, &r->meta, r->exp_avg, r->exp_avg_sq, &cs,
-                                    r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r));
+    if (r->have_tpl)
+        DAPT_CHECK(save_checkpoint_tp(r, &cs));
+    else
+        DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, &r->meta, r->exp_avg, r->exp_avg_sq, &cs,
+                                        r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r));
     r->last_ckpt_step = r->step;
     double bytes = 3.0 * (double)r->model.table.total * sizeof(float);
     double dt = dapt_now() - t0;
@@ -548,8 +614,11 @@ static dapt_status resume(run *r)
         dapt_info("--resume: no checkpoint in %s, starting from step 0", r->ckpt_dir);
         return DAPT_OK;
     }
-    DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
-                                      r->obj->load ? obj_load : NULL, r, path, sizeof path));
+    if (r->have_tpl)
+        DAPT_CHECK(resume_tp(r, &cs, path, sizeof path));
+    else
+        DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
+                                          r->obj->load ? obj_load : NULL, r, path, sizeof path));
     if (cs.seed != (uint64_t)r->cfg->run.seed)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "run.seed = %lld differs from the checkpoint's %llu (%s): the data order and masks would change",
                           (long long)r->cfg->run.seed, (unsigned long long)cs.seed, path);
@@ -681,14 +750,21 @@ static dapt_status train_step(run *r, step_result *out)
     DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&loss, &gloss, 1, MPI_DOUBLE, MPI_SUM, r->comm)));
     int mine = bad ? r->rank : r->size, first_bad = r->size;
     DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&mine, &first_bad, 1, MPI_INT, MPI_MIN, r->comm)));
+    if (r->have_tpl) /* a skip on one tensor rank is a skip on all */
+        DAPT_CHECK(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, &first_bad, 1, MPI_INT, MPI_MIN, r->grid.tensor)));
 
     if (first_bad == r->size && r->obj->transform_grads) DAPT_CHECK(r->obj->transform_grads(r->obj_state, &r->ctx));
     /* Every rank holds the summed gradient, so the local sum of squares is
-     * the global one (with tensor parallelism it will be reduced first). */
+     * the global one; with tensor parallelism sharded tensors are summed over
+     * the tensor group and replicated ones counted once. */
     double norm = NAN;
     float factor = 1.0f;
     if (first_bad == r->size) {
-        double sumsq = dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads);
+        double sumsq = 0.0;
+        if (r->have_tpl)
+            DAPT_CHECK(dapt_tp_sumsq(&r->tpl, &r->model.table, r->model.grads, &sumsq));
+        else
+            sumsq = dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads);
         factor = dapt_grad_clip_factor(sumsq, r->cfg->train.max_grad_norm, &norm);
     }
     out->bad = first_bad < r->size || !isfinite(norm) || !isfinite(gloss);
@@ -755,7 +831,7 @@ static dapt_status run_loop(run *r, const dapt_train_opts *opts, dapt_train_resu
               (long long)dapt_sequences_count(r->seqs, DAPT_SPLIT_EVAL), r->model.table.total);
     if (opts->resume) DAPT_CHECK(resume(r));
     /* Rows after the checkpoint are recomputed; at step 0 even row 0 is. */
-    if (r->rank == 0) DAPT_CHECK(agree(r, opts->resume ? truncate_metrics(r, r->step ? r->step : -1) : DAPT_OK));
+    if (leader(r)) DAPT_CHECK(agree(r, opts->resume ? truncate_metrics(r, r->step ? r->step : -1) : DAPT_OK));
     else DAPT_CHECK(agree(r, DAPT_OK));
     DAPT_CHECK(agree(r, open_metrics(r)));
     const int64_t eval_every = cfg->train.eval_every;
@@ -775,7 +851,7 @@ static dapt_status run_loop(run *r, const dapt_train_opts *opts, dapt_train_resu
     const int64_t start = r->step;
     while (r->step < steps) {
         int flag = stop_requested, any = 0;
-        DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, r->comm)));
+        DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, r->grid.world)));
         if (any) {
             dapt_info("stop signal received: checkpointing at step %lld", (long long)r->step);
             if (r->last_ckpt_step != r->step) DAPT_CHECK(save_checkpoint(r));
