@@ -30,7 +30,9 @@ static void usage(void)
            "--tokenizer is given.\n"
            "Runs on any number of ranks (examples are split among them).\n"
            "  --batch-size N   examples per forward (default 64)\n"
-           "  --max-length N   truncate examples (default: the model's positions)\n\n");
+           "  --max-length N   cut longer examples to their first N - 1 ids and the last\n"
+           "                   (default: finetune.max_length of the run that wrote the\n"
+           "                   model, else the model's positions)\n\n");
     dapt_cli_print_common_help();
 }
 
@@ -93,12 +95,33 @@ static dapt_status parse_args(const dapt_cli *cli, eval_args *a)
     return DAPT_OK;
 }
 
+/* finetune.max_length of the run that wrote the model file (its dapt_config
+ * attribute), so a fine-tuned model is evaluated on inputs cut as it was
+ * trained on; 0 when the file has none or it does not parse. */
+static int64_t trained_max_length(const dapt_h5file *f)
+{
+    if (!dapt_h5_attr_exists(f, "/", "dapt_config")) return 0;
+    char *text = NULL;
+    if (dapt_h5_attr_get_string(f, "/", "dapt_config", &text) != DAPT_OK) {
+        dapt_error_clear();
+        return 0;
+    }
+    dapt_config c;
+    dapt_config_defaults(&c);
+    int64_t len = 0;
+    if (strstr(text, "[finetune]") && dapt_config_load_string(&c, text, f->path) == DAPT_OK) len = c.finetune.max_length;
+    else dapt_error_clear();
+    free(text);
+    return len;
+}
+
 /* Loads the model file as it is.  Collective over MPI_COMM_WORLD. */
-static dapt_status load_model(const char *path, dapt_model *m, dapt_model_meta *meta)
+static dapt_status load_model(const char *path, dapt_model *m, dapt_model_meta *meta, int64_t *max_length)
 {
     dapt_h5file f;
     dapt_model_config mc;
     DAPT_CHECK(dapt_h5_open(MPI_COMM_WORLD, path, &f));
+    *max_length = trained_max_length(&f);
     dapt_status st = dapt_modelfile_get_config(&f, &mc, meta);
     if (st == DAPT_OK) st = dapt_model_create(&mc, m);
     if (st == DAPT_OK) {
@@ -203,8 +226,14 @@ int dapt_cmd_eval(int argc, char **argv)
     dapt_model_meta meta;
     memset(&m, 0, sizeof m);
     memset(&meta, 0, sizeof meta);
-    st = load_model(a.model, &m, &meta);
+    int64_t trained = 0;
+    st = load_model(a.model, &m, &meta, &trained);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (a.max_length == 0 && trained > 0) {
+        a.max_length = trained;
+        if (a.task) dapt_info("eval: inputs cut to %lld ids, the finetune.max_length the model was trained with (--max-length to change)",
+                              (long long)trained);
+    }
     st = a.task ? eval_task(&cli.cfg, &a, &m, &meta) : eval_corpus(&cli.cfg, &a, &m, &meta);
     /* Every failure above is reached by all ranks together (inputs are
      * checked the same way everywhere, reads agree). */
