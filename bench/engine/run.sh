@@ -9,6 +9,7 @@
 # defaults: 5 steps, "small base", "Haswell SkylakeX".  dapt and PyTorch
 # alternate so that both see the same machine load; each prints the median
 # and best step.  PyTorch is Debian's python3-torch with 2 threads.
+# Results: stdout and bench/results/engine-<UTC time>.txt.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 steps=${1:-5}
@@ -16,7 +17,11 @@ configs=${2:-"small base"}
 coretypes=${3:-"Haswell SkylakeX"}
 bin=./bench/engine/bench_engine
 [ -x "$bin" ] || { echo "run.sh: $bin not found; run 'make bench/engine/bench_engine' in the build directory" >&2; exit 1; }
+mkdir -p "$here/../results"
+out=$here/../results/engine-$(date -u +%Y%m%dT%H%M%S).txt
+{
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bench/engine/run.sh $steps \"$configs\" \"$coretypes\""
 for core in $coretypes; do
     for cfg in $configs; do
         echo "## OPENBLAS_CORETYPE=$core config=$cfg"
@@ -25,3 +30,4 @@ for core in $coretypes; do
     done
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out"

@@ -139,7 +139,7 @@ echo "# grad_share: grad_ms / median step; sync_ms: small blocking all-reduces p
 echo "# slowest rank). ckpt_w: dapt's logged checkpoint write rate (3 x params x 4 bytes / time, fsync and rename"
 echo "# included), compare with the dd write above; ckpt_r: MPI-IO bytes read / read time in a --resume."
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# per-rank timers (rank 0 of each run) and checkpoint lines:"
+echo "# one rank's timers per run (the first line printed; the others are in the logs) and dapt's checkpoint lines:"
 cat "$scratch/notes"
 rm -f "$scratch/notes"
 } | tee "$out"
