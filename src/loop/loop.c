@@ -990,6 +990,9 @@ static dapt_status parse_domains(continual *c, const dapt_config *cfg)
         set_str(c->names[t], sizeof c->names[t], names[t]);
         set_str(c->corpora[t], sizeof c->corpora[t], corp[t]);
     }
+    if (cfg->parallel.tensor > 1)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "das.domains: continual domains write whole models between domains and need parallel.tensor = 1 (it is %lld)",
+                          (long long)cfg->parallel.tensor);
     if (cfg->data.corpus[0]) dapt_warn("data.corpus (%s) is not used: das.domains trains on das.corpora", cfg->data.corpus);
     c->n = nn;
     c->listed = 1;
