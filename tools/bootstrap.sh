@@ -14,7 +14,7 @@ libscalapack-openmpi-dev
 libhdf5-openmpi-dev hdf5-tools
 libcunit1-dev
 libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev
-python3-h5py python3-numpy
+python3-h5py python3-numpy python3-matplotlib
 slurm-wlm munge
 "
 
