@@ -151,6 +151,8 @@ typedef struct dapt_workspace_spec {
     int recompute;        /* keep only layer inputs; recompute each layer in backward */
 } dapt_workspace_spec;
 
+/* Per-head and per-column buffers are sized for the model's share (a
+ * shard's workspace serves that shard only). */
 typedef struct dapt_workspace dapt_workspace;
 
 dapt_status dapt_workspace_create(const dapt_model *m, const dapt_workspace_spec *spec,
@@ -171,7 +173,8 @@ typedef struct dapt_run_opts {
 } dapt_run_opts;
 
 /* Forward pass.  The batch, masks and delta must stay valid until backward
- * (they are not copied).  Loss = MLM loss (if mlm_labels and an MLM head) +
+ * (they are not copied).  Collective over the tensor group of a shard (every
+ * rank of it passes the same batch, masks and options); backward too.  Loss = MLM loss (if mlm_labels and an MLM head) +
  * classification loss (if class_labels and num_labels > 0). */
 dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
                                const dapt_unit_masks *masks, const dapt_run_opts *opts);
