@@ -168,7 +168,9 @@ typedef struct dapt_importance_pass_opts {
  * gradient through the model's pass only.  MLM proxy: the batch's MLM labels.
  * ws_model needs spec.training; ws_frozen (KL only; may be NULL for MLM) may be
  * a forward-only workspace.  Parameter gradients are left zero.  Collective
- * over comm (the data-parallel communicator) once per batch. */
+ * over comm (the data-parallel communicator) once per batch, and over the
+ * model's tensor group when m is a shard (whose unit-mask gradients are
+ * gathered, so imp holds every unit on every rank). */
 dapt_status dapt_importance_pass(dapt_model *m, dapt_workspace *ws_model, dapt_workspace *ws_frozen,
                                  dapt_batch_source_fn source, void *ctx, const dapt_importance_pass_opts *opts,
                                  dapt_importance *imp, MPI_Comm comm);

@@ -72,6 +72,9 @@ dapt_status dapt_importance_pass(dapt_model *m, dapt_workspace *ws_model, dapt_w
                 DAPT_CHECK(kl_batch(m, ws_model, ws_frozen, &b, global_rows, opts, i, imp));
             else DAPT_CHECK(mlm_batch(m, ws_model, &b, (double)global[1], opts, i, imp));
         }
+        /* A tensor-parallel shard filled only its own heads / FFN columns. */
+        dapt_unit_mask_grads g = dapt_importance_batch_grads(imp);
+        DAPT_CHECK(dapt_model_gather_mask_grads(m, &g));
         DAPT_CHECK(dapt_importance_add_batch(imp, tokens, comm));
     }
     dapt_model_zero_grads(m);

@@ -45,9 +45,10 @@ void dapt_train_request_stop(void) { stop_requested = 1; }
 static dapt_status make_grid(const dapt_config *cfg, dapt_grid *g)
 {
     DAPT_CHECK(dapt_grid_create(MPI_COMM_WORLD, cfg->parallel.tensor, g));
-    if (g->tensor_size != 1 && strcmp(cfg->train.method, "mlm")) {
+    const char *m = cfg->train.method;
+    if (g->tensor_size != 1 && strcmp(m, "mlm") && strcmp(m, "one") && strcmp(m, "das") && strcmp(m, "dga")) {
         dapt_grid_free(g);
-        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is implemented for train.method = mlm only, not %s (use 1)",
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: tensor parallelism is implemented for train.method = mlm, one, dga and das, not %s (use 1)",
                           (long long)cfg->parallel.tensor, cfg->train.method);
     }
     return DAPT_OK;
@@ -1021,11 +1022,17 @@ static dapt_importance_source *find_source(continual *c, const char *name)
     return NULL;
 }
 
+/* Tensor rank 0's data communicator writes shared files (every tensor rank
+ * holds the same numbers); all ranks agree on the outcome. */
+static int tensor_writer(const run *r) { return !r->have_grid || r->grid.tensor_rank == 0; }
+
 static dapt_status write_importance(continual *c, run *r)
 {
     char path[DAPT_CONFIG_STR_MAX + 32];
     out_path(c, "importance.h5", path, sizeof path);
-    return dapt_importance_write(r->comm, path, c->base, c->src, c->nsrc, c->masks, c->nmask);
+    dapt_status st = DAPT_OK;
+    if (tensor_writer(r)) st = dapt_importance_write(r->comm, path, c->base, c->src, c->nsrc, c->masks, c->nmask);
+    return agree(r, st);
 }
 
 /* Importance of source `name`: already held, else (on --resume) read from
@@ -1181,7 +1188,7 @@ static dapt_status domain_representations(continual *c, size_t t, run *r)
     d->total = n;
     d->step = r->step;
     c->nrep++;
-    return write_representations(c, r);
+    return agree(r, tensor_writer(r) ? write_representations(c, r) : DAPT_OK);
 }
 
 /* Reads back a finished domain's representations (resume). */

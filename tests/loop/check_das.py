@@ -3,6 +3,7 @@
 
 usage: check_das.py files OUT DOMAIN...        importance.h5 / representations.h5 layout
        check_das.py same OUT1 OUT2 DOMAIN...   importances and metrics agree (layouts)
+       check_das.py same_single OUT1 OUT2 SOURCE   the same for a run without das.domains
        check_das.py softmask INIT MASKED ZERO IMP   soft-mask exactness (see the test)
        check_das.py differ CSV1 CSV2            two metrics files differ in loss
        check_das.py equal CSV1 CSV2             two metrics files agree in loss
@@ -78,9 +79,11 @@ def close(a, b, tol, what):
         fail(f"{what}: {a!r} vs {b!r}")
 
 
-def same(o1, o2, domains, tol=1e-5):
+def same(o1, o2, domains, tol=1e-5, single=False):
+    """single: one domain trained in OUT itself (no das.domains)."""
     for d in domains:
-        r1, r2 = rows(f"{o1}/{d}/metrics.csv"), rows(f"{o2}/{d}/metrics.csv")
+        sub = "" if single else f"/{d}"
+        r1, r2 = rows(f"{o1}{sub}/metrics.csv"), rows(f"{o2}{sub}/metrics.csv")
         if len(r1) != len(r2) or not r1:
             fail(f"{d}: {len(r1)} vs {len(r2)} metric rows")
         for x, y in zip(r1, r2):
@@ -150,6 +153,8 @@ if __name__ == "__main__":
         files(args[0], args[1:])
     elif cmd == "same":
         same(args[0], args[1], args[2:])
+    elif cmd == "same_single":
+        same(args[0], args[1], args[2:], single=True)
     elif cmd == "softmask":
         softmask(*args)
     elif cmd == "differ":
