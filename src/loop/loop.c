@@ -971,6 +971,12 @@ static dapt_status parse_domains(continual *c, const dapt_config *cfg)
         set_str(c->names[0], sizeof c->names[0], base);
         char *dot = strrchr(c->names[0], '.');
         if (dot && dot != c->names[0]) *dot = 0;
+        /* "general" names the general-proxy source: keep the domain's apart. */
+        if (!strncmp(c->names[0], "general", 7)) {
+            char tmp[sizeof c->names[0]];
+            memcpy(tmp, c->names[0], sizeof tmp);
+            snprintf(c->names[0], sizeof c->names[0], "corpus_%.100s", tmp);
+        }
         set_str(c->corpora[0], sizeof c->corpora[0], cfg->data.corpus);
         c->n = 1;
         return DAPT_OK;
