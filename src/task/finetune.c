@@ -381,7 +381,7 @@ static dapt_status run_epochs(ft *r, dapt_finetune_result *res)
         else
             dapt_info("epoch %lld: train loss %.4f", (long long)e + 1, train_loss);
         dapt_cls_metrics_free(&m);
-        if (cfg->finetune.patience > 0 && since_best >= cfg->finetune.patience && e + 1 < cfg->finetune.epochs) {
+        if (r->have_dev && cfg->finetune.patience > 0 && since_best >= cfg->finetune.patience && e + 1 < cfg->finetune.epochs) {
             res->stopped_early = 1;
             dapt_info("early stop: %lld epochs without a better %s %s", (long long)since_best, cfg->finetune.dev_split,
                       cfg->finetune.metric);
