@@ -7,8 +7,9 @@
  *   /optim/exp_avg/<name>       AdamW first moment, same shape
  *   /optim/exp_avg_sq/<name>    AdamW second moment, same shape
  *   /objective/...              the training objective's own state (if any)
- * Every parameter and moment dataset carries its CRC-32 (zlib) as the
- * attribute "crc32"; the root carries checkpoint_format, the step, the data position, the optimizer step, the count of bad
+ * Every parameter and moment dataset carries the CRC-32 (zlib) of its
+ * whole global contents in row-major order as the attribute "crc32"; the
+ * root carries checkpoint_format, the step, the data position, the optimizer step, the count of bad
  * steps in a row, the seed (the counter-based RNG needs nothing else), the
  * model architecture and the resolved configuration ("dapt_config").
  *
@@ -17,9 +18,17 @@
  * oldest checkpoints beyond `keep` are removed.  A crash at any point leaves
  * the previous good checkpoint and a `latest` naming a complete file.
  *
- * Functions that take a communicator are collective over it (the data-
- * parallel communicator: every rank holds the whole model); the others run
- * on the calling process only. */
+ * Each rank writes and reads only its own hyperslabs (collective parallel
+ * HDF5 I/O); no rank allocates a global-size buffer: a tensor-parallel
+ * shard (dapt_shard, grid.h) is split by rows over the D data ranks that
+ * hold it, a replicated tensor over all D x T ranks.  The checksum of a
+ * dataset is assembled from the CRC-32s of the contiguous pieces the ranks
+ * wrote (or, on loading, a tiling of what they read), combined in global
+ * order with zlib's crc32_combine on rank 0: it does not depend on the
+ * layout, so a file written on 2 x 2 verifies on 4 x 1 or 1 x 1.
+ *
+ * Functions that take a communicator are collective over it; the others
+ * run on the calling process only. */
 #ifndef DAPT_CHECKPOINT_H
 #define DAPT_CHECKPOINT_H
 
@@ -28,6 +37,7 @@
 #include <stdint.h>
 
 #include "dapt/config.h"
+#include "dapt/grid.h"
 #include "dapt/h5io.h"
 #include "dapt/model.h"
 #include "dapt/modelfile.h"
@@ -46,20 +56,42 @@ typedef struct dapt_ckpt_state {
 typedef dapt_status (*dapt_ckpt_save_fn)(void *ctx, dapt_h5file *f);
 typedef dapt_status (*dapt_ckpt_load_fn)(void *ctx, const dapt_h5file *f);
 
+/* Where this rank's flat buffers sit in the file's global tensors.  comm
+ * (the checkpoint functions' communicator) holds data_size x tensor_size
+ * ranks, rank = data_rank * tensor_size + tensor_rank (grid.h's order). */
+typedef struct dapt_ckpt_layout {
+    const dapt_param_table *global; /* the file's tensors, global shape */
+    const dapt_param_table *local;  /* this rank's buffers (same tensor order) */
+    const dapt_shard *shards;       /* local tensor k is shards[k] of global tensor k; NULL: local == global */
+    int tensor_rank, tensor_size, data_rank, data_size;
+} dapt_ckpt_layout;
+
+/* The layout of a whole model on every rank of comm (data parallelism
+ * only).  Not collective. */
+dapt_ckpt_layout dapt_ckpt_layout_whole(MPI_Comm comm, const dapt_param_table *table);
+
 /* DIR/step-%08d.h5 for a step. Not collective. */
 void dapt_checkpoint_path(const char *dir, int64_t step, char *out, size_t len);
 
 /* Writes the checkpoint of st->step (replacing one of the same step),
  * updates DIR/latest and keeps the newest `keep` checkpoints.  exp_avg and
  * exp_avg_sq are flat buffers laid out like m->params.  Each rank writes a
- * block of rows of every moment tensor; the parameters go through
- * dapt_modelfile_put (rank 0).  meta (may be NULL) supplies the tokenizer
+ * block of rows of every tensor (dapt_ckpt_layout_whole).  meta (may be NULL) supplies the tokenizer
  * files and Hugging Face architecture name. */
 dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
                                  const dapt_model *m, const dapt_model_meta *meta,
                                  const float *exp_avg, const float *exp_avg_sq,
                                  const dapt_ckpt_state *st, int64_t keep, dapt_ckpt_save_fn save,
                                  void *save_ctx);
+
+/* The same for buffers laid out by lay (tensor parallelism: params,
+ * exp_avg, exp_avg_sq are this rank's shard, lay->local->total floats).
+ * mc is the whole model's configuration.  Collective over comm. */
+dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const dapt_config *cfg,
+                                        const dapt_model_config *mc, const dapt_ckpt_layout *lay,
+                                        const float *params, const float *exp_avg, const float *exp_avg_sq,
+                                        const dapt_model_meta *meta, const dapt_ckpt_state *st, int64_t keep,
+                                        dapt_ckpt_save_fn save, void *save_ctx);
 
 /* Reads one checkpoint into m->params, exp_avg, exp_avg_sq and *st,
  * verifying the shapes against m's table and every dataset's CRC-32.
@@ -76,6 +108,23 @@ dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m,
 dapt_status dapt_checkpoint_resume(MPI_Comm comm, const char *dir, dapt_model *m, float *exp_avg,
                                    float *exp_avg_sq, dapt_ckpt_state *st, dapt_ckpt_load_fn load,
                                    void *load_ctx, char *path, size_t path_len);
+
+/* Load and resume for buffers laid out by lay: every rank reads only its
+ * own hyperslabs (padding rows of vocab-parallel shards zeroed); the
+ * checksums are verified over the whole datasets as for a whole model.
+ * Collective over comm. */
+dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const dapt_ckpt_layout *lay,
+                                        float *params, float *exp_avg, float *exp_avg_sq, dapt_ckpt_state *st,
+                                        dapt_ckpt_load_fn load, void *load_ctx);
+dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const dapt_ckpt_layout *lay,
+                                          float *params, float *exp_avg, float *exp_avg_sq,
+                                          dapt_ckpt_state *st, dapt_ckpt_load_fn load, void *load_ctx,
+                                          char *path, size_t path_len);
+
+/* Bytes of the largest buffer the checkpoint functions allocated in this
+ * process so far (checksum pieces; never a tensor): lets tests check that
+ * no global-size buffer is gathered.  Not collective. */
+size_t dapt_checkpoint_peak_alloc(void);
 
 /* Steps of the complete checkpoint files in DIR, ascending (*steps malloc'd).
  * Not collective. */

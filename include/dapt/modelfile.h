@@ -46,6 +46,12 @@ typedef struct dapt_model_meta {
 /* Frees what the meta owns and zeroes it.  Not collective. */
 void dapt_model_meta_free(dapt_model_meta *meta);
 
+/* Everything of dapt_modelfile_put but the /params datasets (the group is
+ * created empty): for writers that put each tensor in themselves, e.g.
+ * checkpoints written as per-rank hyperslabs.  Collective over the file's
+ * communicator. */
+dapt_status dapt_modelfile_put_header(dapt_h5file *f, const dapt_model_config *mc, const dapt_model_meta *meta);
+
 /* Writes the configuration attributes, /params and /tokenizer into an open
  * (created) file.  Every rank passes the same mc, table and meta; params
  * need only be valid on rank 0, which writes them (the others take part

@@ -25,8 +25,7 @@ typedef struct int_attr {
     int64_t value;
 } int_attr;
 
-dapt_status dapt_modelfile_put(dapt_h5file *f, const dapt_model_config *mc, const dapt_param_table *table,
-                               const float *params, const dapt_model_meta *meta)
+dapt_status dapt_modelfile_put_header(dapt_h5file *f, const dapt_model_config *mc, const dapt_model_meta *meta)
 {
     DAPT_CHECK(dapt_model_config_validate(mc));
     DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "format", DAPT_MODELFILE_FORMAT));
@@ -69,18 +68,25 @@ dapt_status dapt_modelfile_put(dapt_h5file *f, const dapt_model_config *mc, cons
         DAPT_CHECK(st);
     }
     DAPT_CHECK(dapt_h5_group(f, "params"));
-    for (size_t i = 0; i < table->count; i++) {
-        const dapt_tensor *t = &table->tensors[i];
-        char name[128];
-        snprintf(name, sizeof name, "params/%s", t->name);
-        DAPT_CHECK(dapt_h5_write_all(f, name, DAPT_H5_F32, t->ndim, t->shape, params ? params + t->offset : NULL));
-    }
     DAPT_CHECK(dapt_h5_group(f, "tokenizer"));
     for (size_t i = 0; meta && i < meta->ntokenizer; i++) {
         char name[128];
         snprintf(name, sizeof name, "tokenizer/%s", meta->tokenizer[i].name);
         const int64_t n[1] = {(int64_t)meta->tokenizer[i].size};
         DAPT_CHECK(dapt_h5_write_all(f, name, DAPT_H5_U8, 1, n, meta->tokenizer[i].data));
+    }
+    return DAPT_OK;
+}
+
+dapt_status dapt_modelfile_put(dapt_h5file *f, const dapt_model_config *mc, const dapt_param_table *table,
+                               const float *params, const dapt_model_meta *meta)
+{
+    DAPT_CHECK(dapt_modelfile_put_header(f, mc, meta));
+    for (size_t i = 0; i < table->count; i++) {
+        const dapt_tensor *t = &table->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        DAPT_CHECK(dapt_h5_write_all(f, name, DAPT_H5_F32, t->ndim, t->shape, params ? params + t->offset : NULL));
     }
     return DAPT_OK;
 }

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,30 +86,167 @@ dapt_status dapt_checkpoint_list(const char *dir, int64_t **steps, size_t *n)
     return DAPT_OK;
 }
 
-/* ---- save --------------------------------------------------------------- */
+/* ---- layouts and checksums -------------------------------------------- */
 
-static dapt_status set_crc(dapt_h5file *f, const char *name, const float *data, size_t numel)
+static const char *const groups[3] = {"params", "optim/exp_avg", "optim/exp_avg_sq"};
+
+static size_t peak_alloc;
+
+size_t dapt_checkpoint_peak_alloc(void)
 {
-    return dapt_h5_attr_set_int64(f, name, "crc32", dapt_crc32(data, numel * sizeof *data));
+    return peak_alloc;
 }
 
-static dapt_status write_tensor(dapt_h5file *f, MPI_Comm comm, const char *group, const dapt_tensor *t,
-                                const float *buf)
+static dapt_status ckpt_alloc(void **p, size_t bytes, const char *what)
+{
+    if (bytes > peak_alloc) peak_alloc = bytes;
+    return dapt_alloc(p, bytes ? bytes : 1, what);
+}
+
+dapt_ckpt_layout dapt_ckpt_layout_whole(MPI_Comm comm, const dapt_param_table *table)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    return (dapt_ckpt_layout){table, table, NULL, 0, 1, rank, size};
+}
+
+/* The part of global tensor k this rank holds (the whole tensor without
+ * shards). */
+static dapt_shard held(const dapt_ckpt_layout *lay, size_t k)
+{
+    if (lay->shards) return lay->shards[k];
+    const dapt_tensor *t = &lay->global->tensors[k];
+    return (dapt_shard){DAPT_SHARD_REPLICATED, 0, t->shape[0], 0, t->shape[1], t->shape[0]};
+}
+
+/* Rows [*begin, *begin + *count) of the held part this rank writes and
+ * checksums: the held rows in contiguous blocks over the ranks that hold
+ * the same part (the data ranks of a shard, every rank for a replicated
+ * tensor), so each element of a dataset is written exactly once. */
+static void owned_rows(const dapt_ckpt_layout *lay, const dapt_shard *s, int64_t *begin, int64_t *count)
+{
+    int64_t idx = lay->data_rank, n = lay->data_size;
+    if (s->kind == DAPT_SHARD_REPLICATED) {
+        n = (int64_t)lay->data_size * lay->tensor_size;
+        idx = (int64_t)lay->data_rank * lay->tensor_size + lay->tensor_rank;
+    }
+    const int64_t q = s->rows / n, rem = s->rows % n;
+    *begin = idx * q + (idx < rem ? idx : rem);
+    *count = q + (idx < rem);
+}
+
+/* CRC-32s of contiguous pieces of datasets: 4 words per piece (dataset
+ * id = 3 * tensor + group, element offset in the global tensor, element
+ * count, CRC). */
+typedef struct crc_pieces {
+    uint64_t *v;
+    size_t n, cap; /* pieces */
+} crc_pieces;
+
+static dapt_status add_piece(crc_pieces *p, uint64_t id, int64_t offset, int64_t count, const float *data)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 256;
+        if (4 * cap * sizeof(uint64_t) > peak_alloc) peak_alloc = 4 * cap * sizeof(uint64_t);
+        uint64_t *v = realloc(p->v, 4 * cap * sizeof *v);
+        if (!v) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for checkpoint checksum pieces");
+        p->v = v;
+        p->cap = cap;
+    }
+    uint64_t *e = p->v + 4 * p->n++;
+    e[0] = id;
+    e[1] = (uint64_t)offset;
+    e[2] = (uint64_t)count;
+    e[3] = dapt_crc32(data, (size_t)count * sizeof(float));
+    return DAPT_OK;
+}
+
+/* The pieces of rows [b, b + c) of held part s of global tensor g; local
+ * points at the local tensor (rows of s->cols floats). */
+static dapt_status add_slab_pieces(crc_pieces *p, uint64_t id, const dapt_tensor *g, const dapt_shard *s,
+                                   int64_t b, int64_t c, const float *local)
+{
+    const int64_t gcols = g->shape[1];
+    if (c <= 0) return DAPT_OK;
+    if (s->cols == gcols) return add_piece(p, id, (s->row0 + b) * gcols, c * gcols, local + b * gcols);
+    for (int64_t i = 0; i < c; i++)
+        DAPT_CHECK(add_piece(p, id, (s->row0 + b + i) * gcols + s->col0, s->cols, local + (b + i) * s->cols));
+    return DAPT_OK;
+}
+
+static int cmp_piece(const void *x, const void *y)
+{
+    const uint64_t *a = x, *b = y;
+    if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+/* Rank 0 gathers every rank's pieces, checks that they tile each dataset
+ * exactly and combines them in global order (crc32_combine) into crc[id];
+ * the result is broadcast.  Collective over comm. */
+static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_param_table *g, int64_t *crc)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    char name[160];
-    snprintf(name, sizeof name, "%s/%s", group, t->name);
-    int64_t dims[2] = {t->shape[0], t->shape[1]};
-    const float *data = buf + t->offset;
-    /* Rows shared out over the ranks: every rank writes its own hyperslab. */
-    int64_t rows = dims[0], cols = t->ndim == 2 ? dims[1] : 1;
-    int64_t q = rows / size, rem = rows % size;
-    int64_t begin = rank * q + (rank < rem ? rank : rem), count = q + (rank < rem);
-    DAPT_CHECK(dapt_h5_write_rows(f, name, DAPT_H5_F32, t->ndim, dims, begin, count, data + begin * cols));
-    return set_crc(f, name, data, t->numel);
+    dapt_status st = DAPT_OK;
+    int *counts = NULL, *displs = NULL;
+    uint64_t *all = NULL;
+    if (4 * p->n > (size_t)INT_MAX)
+        st = DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: %zu checksum pieces on one rank", p->n);
+    int mine = st == DAPT_OK ? (int)(4 * p->n) : 0;
+    if (rank == 0 && st == DAPT_OK) {
+        st = ckpt_alloc((void **)&counts, 2 * (size_t)size * sizeof *counts, "checksum piece counts");
+        if (st == DAPT_OK) displs = counts + size;
+    }
+    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(DAPT_MPI(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, comm)));
+    size_t total = 0;
+    if (rank == 0) {
+        for (int r = 0; r < size; r++) {
+            if (total + (size_t)counts[r] > (size_t)INT_MAX) {
+                st = DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: too many checksum pieces to gather");
+                break;
+            }
+            displs[r] = (int)total;
+            total += (size_t)counts[r];
+        }
+        if (st == DAPT_OK) st = ckpt_alloc((void **)&all, total * sizeof *all, "checksum pieces");
+    }
+    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(DAPT_MPI(MPI_Gatherv(p->v, mine, MPI_UINT64_T, all, counts, displs, MPI_UINT64_T, 0, comm)));
+    if (rank == 0) {
+        const size_t n = total / 4;
+        qsort(all, n, 4 * sizeof *all, cmp_piece);
+        size_t i = 0;
+        for (size_t k = 0; st == DAPT_OK && k < g->count; k++)
+            for (uint64_t w = 0; st == DAPT_OK && w < 3; w++) {
+                const uint64_t id = 3 * k + w;
+                uLong c = crc32(0L, Z_NULL, 0);
+                uint64_t next = 0;
+                for (; i < n && all[4 * i] == id; i++) {
+                    const uint64_t *e = all + 4 * i;
+                    if (e[1] != next) break;
+                    c = crc32_combine(c, (uLong)e[3], (z_off_t)(e[2] * sizeof(float)));
+                    next += e[2];
+                }
+                if (next != g->tensors[k].numel || (i < n && all[4 * i] == id))
+                    st = DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: %s/%s: the ranks' pieces cover %llu of %zu elements "
+                                    "without gaps or overlaps", groups[w], g->tensors[k].name,
+                                    (unsigned long long)next, g->tensors[k].numel);
+                crc[id] = (int64_t)c;
+            }
+    }
+    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(crc, (int)(3 * g->count), MPI_INT64_T, 0, comm)));
+cleanup:
+    free(counts);
+    free(all);
+    return st;
 }
+
+/* ---- save --------------------------------------------------------------- */
 
 static dapt_status write_latest(const char *dir, int64_t step)
 {
@@ -148,39 +286,67 @@ static dapt_status agree_status(MPI_Comm comm, dapt_status st)
     return st;
 }
 
-dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
-                                 const dapt_model *m, const dapt_model_meta *meta,
-                                 const float *exp_avg, const float *exp_avg_sq,
-                                 const dapt_ckpt_state *state, int64_t keep, dapt_ckpt_save_fn save,
-                                 void *save_ctx)
+static dapt_status check_layout(const dapt_ckpt_layout *lay)
+{
+    if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: the local table (%zu tensors) does not match the global one (%zu)",
+                          lay->local->count, lay->global->count);
+    return DAPT_OK;
+}
+
+dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const dapt_config *cfg,
+                                        const dapt_model_config *mc, const dapt_ckpt_layout *lay,
+                                        const float *params, const float *exp_avg, const float *exp_avg_sq,
+                                        const dapt_model_meta *meta, const dapt_ckpt_state *state, int64_t keep,
+                                        dapt_ckpt_save_fn save, void *save_ctx)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    dapt_status st = DAPT_OK;
-    if (rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+    dapt_status st = check_layout(lay);
+    if (st == DAPT_OK && rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
         st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create the checkpoint directory: %s", dir, strerror(errno));
     DAPT_CHECK(agree_status(comm, st));
     char path[4200];
     dapt_checkpoint_path(dir, state->step, path, sizeof path);
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
-    DAPT_TRY(dapt_modelfile_put(&f, &m->config, &m->table, m->params, meta));
+    crc_pieces pieces = {0};
+    int64_t *crc = NULL;
+    const float *bufs[3] = {params, exp_avg, exp_avg_sq};
+    const dapt_param_table *g = lay->global;
+    DAPT_TRY(dapt_modelfile_put_header(&f, mc, meta));
     DAPT_TRY(dapt_h5_attr_set_string(&f, "/", "checkpoint_format", CKPT_FORMAT));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "step", state->step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "samples", state->samples));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "adam_step", state->adam_step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "bad_run", state->bad_run));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "seed", (int64_t)state->seed));
-    for (size_t i = 0; i < m->table.count; i++) {
-        const dapt_tensor *t = &m->table.tensors[i];
-        char name[160];
-        snprintf(name, sizeof name, "params/%s", t->name);
-        DAPT_TRY(set_crc(&f, name, m->params + t->offset, t->numel));
-        DAPT_TRY(write_tensor(&f, comm, "optim/exp_avg", t, exp_avg));
-        DAPT_TRY(write_tensor(&f, comm, "optim/exp_avg_sq", t, exp_avg_sq));
+    for (size_t k = 0; k < g->count; k++) {
+        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
+        const dapt_shard s = held(lay, k);
+        int64_t b, c;
+        owned_rows(lay, &s, &b, &c);
+        const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
+        for (int w = 0; w < 3; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", groups[w], gt->name);
+            const float *data = bufs[w] + lt->offset;
+            DAPT_TRY(dapt_h5_write(&f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, data + b * s.cols));
+            DAPT_TRY(add_slab_pieces(&pieces, 3 * k + (uint64_t)w, gt, &s, b, c, data));
+        }
     }
+    DAPT_TRY(ckpt_alloc((void **)&crc, 3 * g->count * sizeof *crc, "checkpoint checksums"));
+    DAPT_TRY(combine_crcs(comm, &pieces, g, crc));
+    for (size_t k = 0; k < g->count; k++)
+        for (int w = 0; w < 3; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", groups[w], g->tensors[k].name);
+            DAPT_TRY(dapt_h5_attr_set_int64(&f, name, "crc32", crc[3 * k + (size_t)w]));
+        }
     if (save) DAPT_TRY(save(save_ctx, &f));
-    DAPT_TRY(dapt_h5_commit(&f));
+    free(pieces.v);
+    free(crc);
+    DAPT_CHECK(dapt_h5_commit(&f));
     /* The pointer moves only once the file is complete under its name. */
     if (rank == 0) {
         st = write_latest(dir, state->step);
@@ -188,44 +354,60 @@ dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_conf
     }
     return agree_status(comm, st);
 cleanup:
+    free(pieces.v);
+    free(crc);
     dapt_h5_abort(&f);
     return st;
 }
 
+dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_config *cfg,
+                                 const dapt_model *m, const dapt_model_meta *meta,
+                                 const float *exp_avg, const float *exp_avg_sq,
+                                 const dapt_ckpt_state *state, int64_t keep, dapt_ckpt_save_fn save,
+                                 void *save_ctx)
+{
+    const dapt_ckpt_layout lay = dapt_ckpt_layout_whole(comm, &m->table);
+    return dapt_checkpoint_save_layout(comm, dir, cfg, &m->config, &lay, m->params, exp_avg, exp_avg_sq, meta, state,
+                                       keep, save, save_ctx);
+}
+
 /* ---- load --------------------------------------------------------------- */
 
-static dapt_status read_tensor(const dapt_h5file *f, const char *group, const dapt_tensor *t, float *buf)
+/* Reads the held part of one dataset into the local tensor (padding rows
+ * zeroed).  Collective over the file's communicator. */
+static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_tensor *gt, const dapt_shard *s,
+                             float *local)
 {
-    char name[160];
-    snprintf(name, sizeof name, "%s/%s", group, t->name);
     int ndim;
     int64_t dims[DAPT_H5_MAX_DIMS];
     dapt_h5_type type;
     DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
-    if (ndim != t->ndim || dims[0] != t->shape[0] || (ndim == 2 && dims[1] != t->shape[1]) || type != DAPT_H5_F32)
+    if (ndim != gt->ndim || dims[0] != gt->shape[0] || (ndim == 2 && dims[1] != gt->shape[1]) || type != DAPT_H5_F32)
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
                           f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
-                          (long long)(ndim == 2 ? dims[1] : 1), (long long)t->shape[0], (long long)t->shape[1]);
-    int64_t start[2] = {0, 0}, count[2] = {dims[0], ndim == 2 ? dims[1] : 1};
-    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, buf + t->offset));
-    int64_t want;
-    DAPT_CHECK(dapt_h5_attr_get_int64(f, name, "crc32", &want));
-    uint32_t got = dapt_crc32(buf + t->offset, t->numel * sizeof(float));
-    if ((int64_t)got != want)
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: checksum mismatch (CRC-32 stored %08llx, computed %08lx): the file is corrupted",
-                          f->path, name, (unsigned long long)want, (unsigned long)got);
+                          (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
+    const int64_t start[2] = {s->row0, s->col0}, count[2] = {s->rows, s->cols};
+    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, local));
+    if (s->local_rows > s->rows)
+        memset(local + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *local);
     return DAPT_OK;
 }
 
-dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m, float *exp_avg,
-                                 float *exp_avg_sq, dapt_ckpt_state *state, dapt_ckpt_load_fn load,
-                                 void *load_ctx)
+dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const dapt_ckpt_layout *lay,
+                                        float *params, float *exp_avg, float *exp_avg_sq,
+                                        dapt_ckpt_state *state, dapt_ckpt_load_fn load, void *load_ctx)
 {
+    DAPT_CHECK(check_layout(lay));
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_open(comm, path, &f));
     dapt_status st = DAPT_OK;
     char *format = NULL;
     int64_t seed = 0;
+    crc_pieces pieces = {0};
+    int64_t *crc = NULL;
+    float *bufs[3] = {params, exp_avg, exp_avg_sq};
+    const dapt_param_table *g = lay->global;
+    /* Attributes read the same on every rank: failures are common. */
     if (!dapt_h5_attr_exists(&f, "/", "checkpoint_format"))
         DAPT_THROW(DAPT_ERR_FORMAT, "%s: not a dapt checkpoint (no checkpoint_format attribute)", path);
     DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "checkpoint_format", &format));
@@ -237,18 +419,48 @@ dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m,
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "bad_run", &state->bad_run));
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "seed", &seed));
     state->seed = (uint64_t)seed;
-    for (size_t i = 0; i < m->table.count; i++) {
-        const dapt_tensor *t = &m->table.tensors[i];
-        DAPT_TRY(read_tensor(&f, "params", t, m->params));
-        DAPT_TRY(read_tensor(&f, "optim/exp_avg", t, exp_avg));
-        DAPT_TRY(read_tensor(&f, "optim/exp_avg_sq", t, exp_avg_sq));
+    for (size_t k = 0; k < g->count; k++) {
+        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
+        const dapt_shard s = held(lay, k);
+        int64_t b, c;
+        owned_rows(lay, &s, &b, &c);
+        for (int w = 0; w < 3; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", groups[w], gt->name);
+            /* Reads are collective: agree after each so no rank waits in
+             * the next one for a rank that failed. */
+            DAPT_TRY(dapt_h5_agree(comm, read_held(&f, name, gt, &s, bufs[w] + lt->offset)));
+            DAPT_TRY(add_slab_pieces(&pieces, 3 * k + (uint64_t)w, gt, &s, b, c, bufs[w] + lt->offset));
+        }
     }
+    DAPT_TRY(ckpt_alloc((void **)&crc, 3 * g->count * sizeof *crc, "checkpoint checksums"));
+    DAPT_TRY(combine_crcs(comm, &pieces, g, crc));
+    for (size_t k = 0; k < g->count; k++)
+        for (int w = 0; w < 3; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", groups[w], g->tensors[k].name);
+            int64_t want;
+            DAPT_TRY(dapt_h5_attr_get_int64(&f, name, "crc32", &want));
+            const int64_t got = crc[3 * k + (size_t)w];
+            if (got != want)
+                DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: checksum mismatch (CRC-32 stored %08llx, computed %08llx): the file is corrupted",
+                           path, name, (unsigned long long)want, (unsigned long long)got);
+        }
     if (load) DAPT_TRY(load(load_ctx, &f));
 cleanup:
     free(format);
+    free(pieces.v);
+    free(crc);
     dapt_h5_close(&f);
-    /* Every rank read the same bytes; agree anyway (a rank's disk view may lag). */
     return agree_status(comm, st);
+}
+
+dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m, float *exp_avg,
+                                 float *exp_avg_sq, dapt_ckpt_state *state, dapt_ckpt_load_fn load,
+                                 void *load_ctx)
+{
+    const dapt_ckpt_layout lay = dapt_ckpt_layout_whole(comm, &m->table);
+    return dapt_checkpoint_load_layout(comm, path, &lay, m->params, exp_avg, exp_avg_sq, state, load, load_ctx);
 }
 
 static int64_t read_latest(const char *dir)
@@ -270,6 +482,16 @@ static int64_t read_latest(const char *dir)
 dapt_status dapt_checkpoint_resume(MPI_Comm comm, const char *dir, dapt_model *m, float *exp_avg,
                                    float *exp_avg_sq, dapt_ckpt_state *state, dapt_ckpt_load_fn load,
                                    void *load_ctx, char *path, size_t path_len)
+{
+    const dapt_ckpt_layout lay = dapt_ckpt_layout_whole(comm, &m->table);
+    return dapt_checkpoint_resume_layout(comm, dir, &lay, m->params, exp_avg, exp_avg_sq, state, load, load_ctx, path,
+                                         path_len);
+}
+
+dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const dapt_ckpt_layout *lay,
+                                          float *params, float *exp_avg, float *exp_avg_sq,
+                                          dapt_ckpt_state *state, dapt_ckpt_load_fn load, void *load_ctx,
+                                          char *path, size_t path_len)
 {
     /* Rank 0 decides the candidate order; everyone tries the same files. */
     int rank;
@@ -313,7 +535,7 @@ dapt_status dapt_checkpoint_resume(MPI_Comm comm, const char *dir, dapt_model *m
     free(steps);
     for (size_t i = 0; i < k; i++) {
         dapt_checkpoint_path(dir, order[i], path, path_len);
-        st = dapt_checkpoint_load(comm, path, m, exp_avg, exp_avg_sq, state, load, load_ctx);
+        st = dapt_checkpoint_load_layout(comm, path, lay, params, exp_avg, exp_avg_sq, state, load, load_ctx);
         if (st == DAPT_OK) {
             if (i > 0) dapt_warn("resumed from the older checkpoint %s", path);
             free(order);

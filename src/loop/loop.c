@@ -533,51 +533,31 @@ static dapt_status obj_load(void *ctx, const dapt_h5file *f)
     return r->obj->load(r->obj_state, &r->ctx, f);
 }
 
-/* Tensor parallelism: parameters and moments at global shape (gathered over
- * the tensor group), written by tensor rank 0's data communicator, so the
- * file is the same as a T = 1 run's and resumes on any layout.  Collective
- * over the world. */
-static dapt_status save_checkpoint_tp(run *r, const dapt_ckpt_state *cs)
+/* Tensor parallelism: every rank writes (and on resume reads) only its own
+ * hyperslabs of the global-shape datasets, so the file is the same as a
+ * T = 1 run's and resumes on any layout, without gathering anything.
+ * Collective over the world. */
+static dapt_ckpt_layout tp_ckpt_layout(const run *r)
 {
-    const size_t n = r->tpl.global.total;
-    float *buf = NULL;
-    dapt_status st = dapt_calloc((void **)&buf, 3 * n, sizeof(float), "checkpoint gather buffers");
-    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->model.params, buf);
-    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->exp_avg, buf + n);
-    if (st == DAPT_OK) st = dapt_tp_allgather(&r->tpl, &r->model.table, r->exp_avg_sq, buf + 2 * n);
-    if (st == DAPT_OK && r->grid.tensor_rank == 0) {
-        dapt_model whole = r->model;
-        whole.table = r->tpl.global;
-        whole.params = buf;
-        whole.grads = NULL;
-        whole.tp = NULL;
-        st = dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &whole, &r->meta, buf + n, buf + 2 * n, cs,
-                                  r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r);
-    }
-    free(buf);
-    return agree(r, st);
+    return (dapt_ckpt_layout){&r->tpl.global, &r->model.table, r->tpl.shards, r->grid.tensor_rank,
+                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
 }
 
-/* Loads the newest good checkpoint at global shape and scatters this rank's
- * shard.  Collective over r->comm. */
+static dapt_status save_checkpoint_tp(run *r, const dapt_ckpt_state *cs)
+{
+    const dapt_ckpt_layout lay = tp_ckpt_layout(r);
+    return dapt_checkpoint_save_layout(r->grid.world, r->ckpt_dir, r->cfg, &r->model.config, &lay, r->model.params,
+                                       r->exp_avg, r->exp_avg_sq, &r->meta, cs, r->cfg->checkpoint.keep,
+                                       r->obj->save ? obj_save : NULL, r);
+}
+
+/* Loads this rank's shard of the newest good checkpoint.  Collective over
+ * the world. */
 static dapt_status resume_tp(run *r, dapt_ckpt_state *cs, char *path, size_t len)
 {
-    dapt_model whole;
-    DAPT_CHECK(dapt_model_create(&r->model.config, &whole));
-    const size_t n = whole.table.total;
-    float *m = NULL;
-    dapt_status st = dapt_calloc((void **)&m, 2 * n, sizeof(float), "checkpoint moments");
-    if (st == DAPT_OK)
-        st = dapt_checkpoint_resume(r->comm, r->ckpt_dir, &whole, m, m + n, cs, r->obj->load ? obj_load : NULL, r, path,
-                                    len);
-    if (st == DAPT_OK) {
-        dapt_shard_scatter(&whole.table, whole.params, &r->model.table, r->tpl.shards, r->model.params);
-        dapt_shard_scatter(&whole.table, m, &r->model.table, r->tpl.shards, r->exp_avg);
-        dapt_shard_scatter(&whole.table, m + n, &r->model.table, r->tpl.shards, r->exp_avg_sq);
-    }
-    free(m);
-    dapt_model_free(&whole);
-    return st;
+    const dapt_ckpt_layout lay = tp_ckpt_layout(r);
+    return dapt_checkpoint_resume_layout(r->grid.world, r->ckpt_dir, &lay, r->model.params, r->exp_avg,
+                                         r->exp_avg_sq, cs, r->obj->load ? obj_load : NULL, r, path, len);
 }
 
 static dapt_status save_checkpoint(run *r)
@@ -590,7 +570,7 @@ static dapt_status save_checkpoint(run *r)
         DAPT_CHECK(dapt_checkpoint_save(r->comm, r->ckpt_dir, r->cfg, &r->model, &r->meta, r->exp_avg, r->exp_avg_sq, &cs,
                                         r->cfg->checkpoint.keep, r->obj->save ? obj_save : NULL, r));
     r->last_ckpt_step = r->step;
-    double bytes = 3.0 * (double)r->model.table.total * sizeof(float);
+    double bytes = 3.0 * (double)(r->have_tpl ? r->tpl.global.total : r->model.table.total) * sizeof(float);
     double dt = dapt_now() - t0;
     dapt_info("checkpoint step %lld written in %.2f s (%.1f MB/s)", (long long)r->step, dt,
               dt > 0 ? bytes / dt / 1e6 : 0.0);
