@@ -91,13 +91,17 @@ echo "# scratch: $scratch ($(df -T "$scratch" | awk 'NR == 2 {print $2 " on " $1
 # (3 x parameters x 4 bytes), measured first so it sees the same disk.
 params=$(( 30522 * H + 512 * H + 2 * H + 2 * H + L * (4 * H * H + 4 * H + 2 * H * I + I + H + 4 * H) + H * H + H + H * H + H + 2 * H + 30522 ))
 ckpt_mb=$(( 3 * params * 4 / 1048576 + 1 ))
-dd_w=$(dd if=/dev/zero of="$scratch/dd.bin" bs=1M count="$ckpt_mb" conv=fdatasync 2>&1 | awk '/copied/ {print $(NF-1), $NF}')
-dd if="$scratch/dd.bin" iflag=nocache count=0 status=none
-dd_r=$(dd if="$scratch/dd.bin" of=/dev/null bs=1M 2>&1 | awk '/copied/ {print $(NF-1), $NF}')
-to_mbs() { awk -v v="$1" -v u="$2" 'BEGIN{f = u ~ /^GB/ ? 1000 : u ~ /^kB/ ? 0.001 : 1; printf "%.1f", v * f}'; }
-dd_wm=$(to_mbs $dd_w)
-dd_rm=$(to_mbs $dd_r)
-echo "# disk: dd of $ckpt_mb MiB, write with conv=fdatasync $dd_wm MB/s, read after dropping its cache $dd_rm MB/s"
+# Best of 3 of each: the disk's capability, as a shared disk allows.
+to_mbs() { awk -v v="$1" -v u="$2" 'BEGIN{f = u ~ /^GB/ ? 1000 : u ~ /^kB/ ? 0.001 : 1; printf "%.1f\n", v * f}'; }
+dd_wm=0
+dd_rm=0
+for _ in 1 2 3; do
+    w=$(to_mbs $(dd if=/dev/zero of="$scratch/dd.bin" bs=1M count="$ckpt_mb" conv=fdatasync 2>&1 | awk '/copied/ {print $(NF-1), $NF}'))
+    r=$(to_mbs $(dd if="$scratch/dd.bin" of=/dev/null bs=1M iflag=direct 2>&1 | awk '/copied/ {print $(NF-1), $NF}'))
+    dd_wm=$(awk -v a="$dd_wm" -v b="$w" 'BEGIN{print (b > a ? b : a)}')
+    dd_rm=$(awk -v a="$dd_rm" -v b="$r" 'BEGIN{print (b > a ? b : a)}')
+done
+echo "# disk: dd of $ckpt_mb MiB, best of 3: write with conv=fdatasync $dd_wm MB/s, read with iflag=direct $dd_rm MB/s"
 echo
 printf '%-22s %10s %10s %11s %9s %9s %10s %10s %9s %9s\n' ranks step_ms_med step_ms_min tokens/s speedup grad_ms grad_share sync_ms ckpt_w_MB/s ckpt_r_MB/s
 base=""
