@@ -572,8 +572,8 @@ static dapt_status save_checkpoint(run *r)
     r->last_ckpt_step = r->step;
     double bytes = 3.0 * (double)(r->have_tpl ? r->tpl.global.total : r->model.table.total) * sizeof(float);
     double dt = dapt_now() - t0;
-    dapt_info("checkpoint step %lld written in %.2f s (%.1f MB/s)", (long long)r->step, dt,
-              dt > 0 ? bytes / dt / 1e6 : 0.0);
+    dapt_info("checkpoint step %lld written in %.2f s (%.1f MB/s); largest checkpoint buffer %zu bytes",
+              (long long)r->step, dt, dt > 0 ? bytes / dt / 1e6 : 0.0, dapt_checkpoint_peak_alloc());
     return DAPT_OK;
 }
 

@@ -12,5 +12,6 @@ LOOP_TESTS = tests/loop/loop_ranks.test tests/loop/train_layout.test tests/loop/
 	tests/loop/train_corrupt.test tests/loop/train_preempt.test tests/loop/train_nan.test \
 	tests/loop/train_export.test tests/loop/train_das.test tests/loop/train_baselines.test
 LOOP_TESTS += tests/loop/train_tp.test
+LOOP_TESTS += tests/loop/ckpt_tp.test
 TESTS += tests/loop/test_loop $(LOOP_TESTS)
 EXTRA_DIST += $(LOOP_TESTS) tests/loop/train_env.sh tests/loop/check_das.py tests/loop/make_importance.py
