@@ -43,7 +43,20 @@ run() { # ranks tokenizer output -> prints "work_seconds wall_seconds cpu_second
     grep 'debug: prepare: this rank' "$tmp/log" >> "$tmp/lines"
 }
 
+# How much of a second core this machine gives right now: a CPU-bound awk
+# loop alone, then two at once; 2.00 means two free cores (the ceiling of
+# any 2-rank scaling measured in the same minute).
+spin() { awk 'BEGIN { for (i = 0; i < 2e7; i++) x += i; exit x < 0 }'; }
+cores_free() {
+    local t0 t1 t2
+    t0=$(date +%s.%N); spin; t1=$(date +%s.%N)
+    spin & spin & wait
+    t2=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN{printf "%.2f", 2 * (b - a) / (c - b)}'
+}
+
 {
+echo "# two concurrent CPU-bound processes ran at $(cores_free)x the throughput of one (2.00 = two free cores)"
 echo "# dapt prepare benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# corpus: ${#corpus[@]} files of data/corpus, $bytes bytes, --doc-sep blank; best of $reps"
 printf '%-18s %6s %10s %10s %10s %8s %8s %8s\n' tokenizer ranks work_s MB/s wall_s scaling cpu_s cpu_scal
@@ -71,6 +84,7 @@ for name in bert-base-uncased roberta-base; do
     fi
     unset best cbest
 done
+echo "# after the runs: two concurrent CPU-bound processes ran at $(cores_free)x the throughput of one"
 echo "# per-run phase times (rank 0):"
 sed 's/^/#   /' "$tmp/lines"
 } | tee "$out"
