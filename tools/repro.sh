@@ -172,6 +172,7 @@ if want finetune; then
             # A[0][0]: the computing task right after the computing domain
             # (for none the same model as after biomedical: one run serves both);
             # after the last domain every task (A[1][*] and the general task).
+            set --
             [ "$m" = none ] || set -- "$m computing debian_section $s"
             for t in $TASKS; do set -- "$@" "$m biomedical $t $s"; done
             for job in "$@"; do
@@ -206,49 +207,60 @@ mkdir -p "$out/plots"
 "$PY" "$here/tools/plot.py" curves "$out/general/metrics.csv" -o "$out/plots/general.png" --labels general
 for m in $METHODS; do
     [ "$m" = none ] && continue
-    set --
-    for d in $DOMAINS; do set -- "$@" "$out/post/$m/$d/metrics.csv"; done
-    "$PY" "$here/tools/plot.py" curves "$@" -o "$out/plots/post-$m.png" --labels "$(echo $DOMAINS | tr ' ' ,)"
+    set --; labels=
+    for d in $DOMAINS; do
+        [ -f "$out/post/$m/$d/metrics.csv" ] && set -- "$@" "$out/post/$m/$d/metrics.csv" && labels=$labels${labels:+,}$d
+    done
+    [ $# -gt 0 ] && "$PY" "$here/tools/plot.py" curves "$@" -o "$out/plots/post-$m.png" --labels "$labels"
     [ -f "$out/post/$m/importance.h5" ] &&
         "$PY" "$here/tools/plot.py" importance "$out/post/$m/importance.h5" -o "$out/plots/importance-$m.png"
 done
 "$PY" - "$out" "$METHODS" "$SEEDS" <<'PY'
-import json, math, os, statistics, sys
+import json, os, statistics, sys
 out, methods, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 times = {}
-for line in open(os.path.join(out, "times.txt")):
-    name, sec = line.split()
-    times[name] = times.get(name, 0) + int(sec)
+if os.path.exists(os.path.join(out, "times.txt")):
+    for line in open(os.path.join(out, "times.txt")):
+        name, sec = line.split()
+        times[name] = times.get(name, 0) + int(sec)
 
 def metric(m, stage, task, key):
+    """Percentages over the seeds whose run finished."""
     vals = []
     for s in seeds:
-        with open(os.path.join(out, "ft", m, stage, task, f"s{s}", "test.json")) as f:
-            vals.append(100.0 * float(json.load(f)[key]))
+        p = os.path.join(out, "ft", m, stage, task, f"s{s}", "test.json")
+        if os.path.exists(p):
+            with open(p) as f:
+                vals.append(100.0 * float(json.load(f)[key]))
     return vals
 
 def ms(v):
-    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
+    if not v:
+        return "n/a"
+    sd = statistics.stdev(v) if len(v) > 1 else 0.0
+    return f"{statistics.mean(v):.1f} ± {sd:.1f}" + ("" if len(v) == len(seeds) else f" ({len(v)} seeds)")
 
 def mlm_loss(m):
-    with open(os.path.join(out, "mlm", f"{m}-general.json")) as f:
-        j = json.load(f)
-    return float(j["mlm_loss"])
+    p = os.path.join(out, "mlm", f"{m}-general.json")
+    if not os.path.exists(p):
+        return "n/a"
+    with open(p) as f:
+        return f"{float(json.load(f)['mlm_loss']):.3f}"
 
 rows = ["| method | debian_section macro-F1 / acc | go_ontology macro-F1 / acc | brown_genre macro-F1 / acc | "
-        "FR (macro-F1) | FR (acc) | general MLM loss | post-training wall s |",
+        "FR macro-F1 | FR acc | general MLM loss | post-training s |",
         "|---|---|---|---|---|---|---|---|"]
 for m in methods:
     cells = [m]
     for t in ("debian_section", "go_ontology", "brown_genre"):
         cells.append(f"{ms(metric(m, 'biomedical', t, 'macro_f1'))} / {ms(metric(m, 'biomedical', t, 'accuracy'))}")
-    # T = 2 domains: FR = A[0][0] - A[1][0] on the computing task
+    # T = 2 domains (computing, biomedical): FR = A[0][0] - A[1][0], the
+    # computing task after the computing domain minus after the biomedical one
     for key in ("macro_f1", "accuracy"):
-        a00 = statistics.mean(metric(m, "computing", "debian_section", key))
-        a10 = statistics.mean(metric(m, "biomedical", "debian_section", key))
-        cells.append(f"{a00 - a10:+.1f}")
-    cells.append(f"{mlm_loss(m):.3f}")
-    cells.append(str(times.get(f"post-{m}", 0)))
+        a00, a10 = metric(m, "computing", "debian_section", key), metric(m, "biomedical", "debian_section", key)
+        cells.append(f"{statistics.mean(a00) - statistics.mean(a10):+.1f}" if a00 and a10 else "n/a")
+    cells.append(mlm_loss(m))
+    cells.append(str(times[f"post-{m}"]) if f"post-{m}" in times else ("0" if m == "none" else "n/a"))
     rows.append("| " + " | ".join(cells) + " |")
 table = "\n".join(rows)
 with open(os.path.join(out, "results.md"), "w") as f:
