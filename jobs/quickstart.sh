@@ -1,18 +1,24 @@
 #!/bin/sh
-# dapt quickstart: the main job on the shipped sample data, on 2 ranks.
+# dapt quickstart: the whole pipeline on the shipped sample data, on 2 ranks.
 #
 #   jobs/quickstart.sh [OUT_DIR]        (default runs/quickstart)
 #
 # Installs the Debian packages dapt needs (as root, when missing), builds
 # dapt in build/, then, on data/sample/:
-#   1. prepares the general and computing corpora into HDF5 token files
-#      (bert-base-uncased WordPiece, 2 ranks);
+#   1. prepares the general and computing corpora into HDF5 token files and
+#      the Debian-section task (bert-base-uncased WordPiece, 2 ranks);
 #   2. trains a small general BERT from scratch with MLM (2 ranks);
-#   3. post-trains it on the computing domain (the DAPT/MLM baseline),
-#      resuming from the general model's final checkpoint;
-#   4. exports the adapted model as a Hugging Face directory;
-# and prints where everything is and the held-out losses before and after.
-# A few minutes on 2 cores.  Sizes are toy sizes; see docs/ for real runs.
+#   3. post-trains it on the computing domain with DAS (importance of the
+#      general model's units on the general corpus, soft-masked gradients,
+#      contrastive loss; 2 ranks);
+#   4. fine-tunes the adapted model on the Debian-section task and evaluates
+#      it on the test split;
+#   5. measures the general corpus's held-out MLM loss before and after
+#      post-training (forgetting);
+#   6. exports the adapted model as a Hugging Face directory (and draws the
+#      training curves and head importances when python3-matplotlib is there);
+# and prints a summary.  A few minutes on 2 cores.  Sizes are toy sizes (the
+# numbers say nothing about the methods); docs/results.md has a real run.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -38,11 +44,14 @@ if [ ! -f "$out/vocab/bert-base-uncased/vocab.txt" ]; then
 fi
 tok="$out/vocab/bert-base-uncased/vocab.txt"
 
-say "1. preparing the sample corpora on $ranks ranks"
+say "1. preparing the sample corpora and the Debian-section task on $ranks ranks"
 for domain in general computing; do
     run "$ranks" prepare --force --tokenizer "$tok" --doc-sep blank \
         -o "$out/$domain.h5" "data/sample/corpus/$domain.txt"
 done
+task=data/sample/tasks/debian_section
+run "$ranks" prepare --task --force --tokenizer "$tok" --set tokenizer.max_length=64 \
+    -o "$out/debian_section.h5" "$task/train.tsv" "$task/dev.tsv" "$task/test.tsv"
 
 # A small BERT: 2 layers, hidden 128, 2 heads, sequences of 64 tokens.
 cat >"$out/general.ini" <<INI
@@ -51,6 +60,7 @@ seed = 1234
 output_dir = $out/general
 [data]
 corpus = $out/general.h5
+general_corpus = $out/general.h5
 seq_len = 64
 eval_fraction = 0.05
 [tokenizer]
@@ -76,28 +86,57 @@ keep = 2
 INI
 say "2. training a small general model from scratch (MLM, $ranks ranks)"
 run "$ranks" train --config "$out/general.ini" --force
-
 general_ckpt="$out/general/checkpoints/$(cat "$out/general/checkpoints/latest")"
-sed -e "s|output_dir = $out/general|output_dir = $out/computing|" \
-    -e "s|corpus = $out/general.h5|corpus = $out/computing.h5|" \
-    -e "s|^\[model\]|[model]\npath = $general_ckpt|" \
-    -e "s|^steps = 60|steps = 40|" -e "s|^lr = 5e-4|lr = 2e-4|" "$out/general.ini" >"$out/computing.ini"
-say "3. post-training on the computing domain (MLM baseline, $ranks ranks)"
-run "$ranks" train --config "$out/computing.ini" --force
 
+say "3. post-training on the computing domain with DAS ($ranks ranks)"
+run "$ranks" train --config "$out/general.ini" --force --set run.output_dir="$out/computing" \
+    --set model.path="$general_ckpt" --set data.corpus="$out/computing.h5" --set train.method=das \
+    --set train.steps=30 --set train.lr=2e-4 --set train.warmup_steps=3 --set train.eval_every=30 \
+    --set das.importance_samples=64 --set das.representation_samples=16
+# One domain: the run's final checkpoint is the adapted model.
 adapted="$out/computing/checkpoints/$(cat "$out/computing/checkpoints/latest")"
-say "4. exporting the adapted model to Hugging Face format"
+
+say "4. fine-tuning the adapted model on the Debian-section task and evaluating it"
+run "$ranks" finetune --force --model "$adapted" --task "$out/debian_section.h5" --output "$out/finetune" \
+    --set finetune.epochs=3 --set finetune.lr=1e-3 --set finetune.warmup_ratio=0.1 --set finetune.max_length=64
+run "$ranks" eval --force --model "$out/finetune/model.h5" --task "$out/debian_section.h5" --split test \
+    --output "$out/finetune/test"
+
+say "5. general-corpus held-out MLM loss before and after post-training"
+for m in general:"$general_ckpt" computing:"$adapted"; do
+    run "$ranks" eval --force --config "$out/general.ini" --model "${m#*:}" --corpus "$out/general.h5" \
+        --output "$out/general-loss-${m%%:*}" | grep -v '^$'
+done
+
+say "6. exporting the adapted model to Hugging Face format"
 "$dapt" export "$adapted" "$out/hf-model" --force
+if /usr/bin/python3 -c 'import matplotlib, h5py' 2>/dev/null; then
+    /usr/bin/python3 tools/plot.py curves "$out/general/metrics.csv" "$out/computing/metrics.csv" \
+        --labels general,computing -o "$out/curves.png" >/dev/null
+    /usr/bin/python3 tools/plot.py importance "$out/computing/importance.h5" -o "$out/importance.png" >/dev/null
+    plots="$out/curves.png $out/importance.png"
+else
+    plots="(install python3-matplotlib for tools/plot.py)"
+fi
 
 say "summary"
 last_eval() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "eval_loss") c = i; next }
                        c && $c != "" { v = $c } END { print v }' "$1"; }
 first_eval() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "eval_loss") c = i; next }
                         c && $c != "" && v == "" { v = $c } END { print v }' "$1"; }
+json() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+num() { json "$1" "$2" | awk '{ printf "%.4f", $1 }'; }
 echo "general model:   held-out MLM loss $(first_eval "$out/general/metrics.csv") -> $(last_eval "$out/general/metrics.csv")"
-echo "computing model: held-out MLM loss $(first_eval "$out/computing/metrics.csv") -> $(last_eval "$out/computing/metrics.csv") (computing corpus)"
+echo "DAS, computing:  held-out MLM loss $(first_eval "$out/computing/metrics.csv") -> $(last_eval "$out/computing/metrics.csv") (computing corpus)"
+echo "forgetting:      general-corpus MLM loss $(num "$out/general-loss-general.json" mlm_loss) before," \
+     "$(num "$out/general-loss-computing.json" mlm_loss) after post-training"
+echo "end task:        Debian section (test, $(json "$out/finetune/test.json" n_examples) examples):" \
+     "macro-F1 $(num "$out/finetune/test.json" macro_f1), accuracy $(num "$out/finetune/test.json" accuracy)"
 echo "outputs:"
-echo "  token files        $out/general.h5 $out/computing.h5"
-echo "  metrics            $out/general/metrics.csv $out/computing/metrics.csv"
-echo "  checkpoints        $general_ckpt $adapted"
+echo "  token files        $out/general.h5 $out/computing.h5 $out/debian_section.h5"
+echo "  metrics            $out/general/metrics.csv $out/computing/metrics.csv $out/finetune/finetune_metrics.csv"
+echo "  models             $general_ckpt $adapted $out/finetune/model.h5"
+echo "  importance         $out/computing/importance.h5"
+echo "  evaluation         $out/finetune/test.json $out/general-loss-*.json"
 echo "  Hugging Face model $out/hf-model/"
+echo "  plots              $plots"
