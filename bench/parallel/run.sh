@@ -34,9 +34,14 @@ dapt=$build/dapt
 [ -x "$dapt" ] || { echo "run.sh: no dapt binary in $build" >&2; exit 1; }
 corpus_txt=$top/data/corpus/computing/foldoc.txt
 [ -e "$corpus_txt" ] || { echo "run.sh: $corpus_txt missing: run data/fetch.sh" >&2; exit 1; }
-scratch=${SCRATCH:-$(mktemp -d "${TMPDIR:-/tmp}/dapt-bench-parallel-XXXXXX")}
-mkdir -p "$scratch"
-trap 'rm -rf "$scratch"/run-* "$scratch"/dd.bin "$scratch"/vocab' EXIT
+if [ -n "${SCRATCH:-}" ]; then
+    scratch=$SCRATCH
+    mkdir -p "$scratch"
+    trap 'rm -rf "$scratch"/run-* "$scratch"/dd.bin "$scratch"/vocab' EXIT
+else
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/dapt-bench-parallel-XXXXXX")
+    trap 'rm -rf "$scratch"' EXIT
+fi
 cores=$(nproc)
 mkdir -p "$top/bench/results"
 out=$top/bench/results/parallel-$(date -u +%Y%m%dT%H%M%S).txt
