@@ -179,15 +179,10 @@ cleanup:
 int dapt_cmd_importance(int argc, char **argv)
 {
     dapt_cli cli;
-    dapt_status st = dapt_cli_parse(argc, argv, &cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
+    dapt_status st = DAPT_OK;
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (cli.help) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_OK;
-    }
     imp_args a;
     st = parse_args(&cli, &a);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
