@@ -77,17 +77,10 @@ const dapt_objective_ops dapt_objective_kd = {
 
 /* ---- ewc -------------------------------------------------------------------- */
 
+/* The data term is plain MLM; the penalty is added in transform_grads. */
 static dapt_status ewc_micro_step(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mb, double *loss)
 {
-    (void)state;
-    dapt_run_opts opts = {0};
-    opts.train = 1;
-    opts.seed = ctx->seed;
-    opts.step = (uint64_t)ctx->step;
-    opts.mlm_denominator = ctx->mlm_denominator;
-    DAPT_CHECK(dapt_model_forward(ctx->model, ctx->ws, &mb->batch, NULL, &opts));
-    *loss += dapt_ws_mlm_loss(ctx->ws, NULL);
-    return dapt_model_backward(ctx->model, ctx->ws, 1.0, NULL, NULL);
+    return dapt_objective_mlm.micro_step(state, ctx, mb, loss);
 }
 
 /* lambda / 2 * sum F (theta - anchor)^2, the same on every rank (every rank
