@@ -50,6 +50,12 @@ dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli);
  * MPI_COMM_WORLD (dapt_cli_parse is). */
 int dapt_cli_begin(int argc, char **argv, dapt_cli *cli, void (*usage)(void));
 
+/* Splits cli->rest into at most max positional arguments (pos[0..*npos))
+ * and an optional --force; an unknown option or an extra argument is
+ * "dapt COMMAND: unexpected argument 'X'".  Not collective. */
+dapt_status dapt_cli_positional(const dapt_cli *cli, const char *command, const char **pos, int max, int *npos,
+                                int *force);
+
 /* Refuses leftover arguments for commands that take none:
  * "dapt NAME: unexpected argument 'X'".  Not collective. */
 dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command);

@@ -31,6 +31,9 @@ dapt_status dapt_fs_sync(const char *path, int directory);
 /* Parent directory of path ("." when none) into dir. */
 void dapt_fs_parent(const char *path, char *dir, size_t len);
 
+/* Creates path and its missing parents (like mkdir -p). */
+dapt_status dapt_fs_mkdir_p(const char *path);
+
 /* Removes a file or a directory tree (used on temporary outputs). */
 dapt_status dapt_fs_remove_tree(const char *path);
 

@@ -8,6 +8,7 @@
 #ifndef DAPT_STATUS_H
 #define DAPT_STATUS_H
 
+#include <mpi.h>
 #include <stddef.h>
 
 typedef enum dapt_status {
@@ -50,6 +51,11 @@ const char *dapt_error_message(void);
 
 /* Clears the recorded message. */
 void dapt_error_clear(void);
+
+/* Every rank of comm returns the status of the lowest failing rank (DAPT_OK
+ * if none); the other ranks record that rank's message as "on rank R: ...".
+ * Collective over comm. */
+dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st);
 
 /* Records a failure and returns its code. */
 #define DAPT_ERROR(st, ...) dapt_error_set((st), __FILE__, __LINE__, __VA_ARGS__)

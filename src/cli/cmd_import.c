@@ -56,13 +56,8 @@ int dapt_cmd_import(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *pos[2] = {NULL, NULL};
     int npos = 0, force = 0;
-    for (int i = 0; i < cli.nrest; i++) {
-        if (!strcmp(cli.rest[i], "--force")) force = 1;
-        else if (cli.rest[i][0] == '-' || npos == 2)
-            dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_ARG, "dapt import: unexpected argument '%s' (see dapt import --help)",
-                                         cli.rest[i]));
-        else pos[npos++] = cli.rest[i];
-    }
+    st = dapt_cli_positional(&cli, "import", pos, 2, &npos, &force);
+    if (st != DAPT_OK) dapt_cli_fail_all(st);
     if (npos != 2) {
         if (rank == 0) usage();
         dapt_cli_free(&cli);

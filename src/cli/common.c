@@ -181,3 +181,18 @@ int dapt_cli_begin(int argc, char **argv, dapt_cli *cli, void (*usage)(void))
     dapt_cli_free(cli);
     return 1;
 }
+
+dapt_status dapt_cli_positional(const dapt_cli *cli, const char *command, const char **pos, int max, int *npos,
+                                int *force)
+{
+    *npos = 0;
+    *force = 0;
+    for (int i = 0; i < cli->nrest; i++) {
+        if (!strcmp(cli->rest[i], "--force")) *force = 1;
+        else if (cli->rest[i][0] == '-' || *npos == max)
+            return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unexpected argument '%s' (see dapt %s --help)", command,
+                              cli->rest[i], command);
+        else pos[(*npos)++] = cli->rest[i];
+    }
+    return DAPT_OK;
+}

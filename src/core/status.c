@@ -95,3 +95,23 @@ dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what)
         return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot allocate %zu x %zu bytes for %s", count, size, what);
     return DAPT_OK;
 }
+
+dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = st != DAPT_OK ? rank : size, first = size;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
+    if (first == size) return DAPT_OK;
+    struct {
+        int code;
+        char msg[1024];
+    } rec = {(int)st, ""};
+    if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
+    if (MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm) != MPI_SUCCESS)
+        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
+    if (rank != first) DAPT_ERROR((dapt_status)rec.code, "on rank %d: %s", first, rec.msg);
+    return (dapt_status)rec.code;
+}

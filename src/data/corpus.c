@@ -110,7 +110,7 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
         if (stat(o->output, &sb) == 0)
             st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", o->output);
     }
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
 
     info = calloc(n, sizeof *info);
     foff = calloc(n + 1, sizeof *foff);
@@ -194,7 +194,7 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
              "prepare: this rank tokenized %lld bytes in %zu of %lld ranges into %zu tokens in %.3f s "
              "(%.3f CPU s; scan %.3f CPU s)",
              (long long)my_bytes, mych, (long long)nch, toks.len, MPI_Wtime() - t1, cpu_seconds() - c1, c1 - c0);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     double t2 = MPI_Wtime();
     stats->t_tokenize = t2 - t1;
 
@@ -245,16 +245,16 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
     DAPT_TRY(dapt_h5_create(comm, o->output, o->force, o->cfg, &f));
     file_open = 1;
     st = corpus_attrs(&f, o, info, tot, total_bytes);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
 
     int idb = dapt_corpus_id_bytes(dapt_tokenizer_vocab_size(o->tok));
     st = data_write_id_blocks(&f, "tokens", idb, tot[0], mych, tok_start, tok_count, toks.data);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     st = data_write_i64_blocks(&f, "doc_offsets", tot[1] + 1, mych, doc_start, doc_count, starts);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     int64_t sdims = (int64_t)n + 1;
     st = dapt_h5_write_all(&f, "source_doc_offsets", DAPT_H5_I64, 1, &sdims, all_file_docs);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     file_open = 0;
     DAPT_TRY(dapt_h5_commit(&f));
     stats->t_write = MPI_Wtime() - t2;

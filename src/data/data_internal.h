@@ -50,9 +50,6 @@ int src_check_text(const char *text, size_t len, size_t *bad, const char **why);
 /* 1-based line number of file offset `off` (re-reads the input; error path). */
 int64_t src_line_of(const char *path, int64_t off);
 
-/* The lowest failing rank's status and message on every rank.  Collective. */
-dapt_status data_agree(MPI_Comm comm, dapt_status st);
-
 /* This rank's share [*s, *e) of total bytes: equal contiguous ranges. */
 void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e);
 

@@ -22,26 +22,6 @@
 
 /* ---- agreement and ranges --------------------------------------------- */
 
-dapt_status data_agree(MPI_Comm comm, dapt_status st)
-{
-    int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = st != DAPT_OK ? rank : size, first = size;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
-    if (first == size) return DAPT_OK;
-    struct {
-        int code;
-        char msg[1024];
-    } rec = {(int)st, ""};
-    if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
-    if (MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
-    if (rank != first) DAPT_ERROR((dapt_status)rec.code, "on rank %d: %s", first, rec.msg);
-    return (dapt_status)rec.code;
-}
-
 void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e)
 {
     /* total / size * r + (total % size) * r / size, without overflow. */

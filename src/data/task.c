@@ -350,7 +350,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         if (stat(o->output, &sb) == 0)
             st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", o->output);
     }
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(src_scan(comm, o->inputs, n, info));
     for (size_t i = 0; i < n; i++) foff[i + 1] = foff[i] + info[i].size;
     int64_t gs, ge;
@@ -364,7 +364,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         int64_t e = (ge < foff[i + 1] ? ge : foff[i + 1]) - foff[i];
         if (s < e) st = read_split(o, i, &info[i], s, e, ts, &mine, &sp[i], &any_pair, &truncated);
     }
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(union_labels(comm, &mine, &all));
     int pairs = 0;
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(&any_pair, &pairs, 1, MPI_INT, MPI_MAX, comm)));
@@ -385,9 +385,9 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     DAPT_TRY(dapt_h5_create(comm, o->output, o->force, o->cfg, &f));
     file_open = 1;
     st = task_attrs(&f, o, info, sp, n, (int64_t)all.n, pairs, foff[n]);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     st = data_write_strings(&f, "label_names", all.names, all.n);
-    DAPT_TRY(data_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
 
     int idb = dapt_corpus_id_bytes(dapt_tokenizer_vocab_size(o->tok));
     counts = calloc(all.n ? all.n : 1, sizeof *counts);
@@ -410,32 +410,32 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         stats->n_docs += tot[1];
         stats->n_tokens += tot[0];
         st = dapt_h5_group(&f, x->name);
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         char name[300];
         snprintf(name, sizeof name, "%s/input_ids", x->name);
         st = data_write_ids(&f, name, idb, tot[0], before[0], (int64_t)x->ids.len, x->ids.data);
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         if (pairs) {
             snprintf(name, sizeof name, "%s/type_ids", x->name);
             int64_t d = tot[0], s0 = before[0], c = (int64_t)x->ids.len;
             st = dapt_h5_write(&f, name, DAPT_H5_U8, 1, &d, &s0, &c, x->types);
-            if ((st = data_agree(comm, st)) != DAPT_OK) break;
+            if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         }
         size_t nloc = x->n + (rank == size - 1 ? 1 : 0);
         free(buf);
         buf = malloc((nloc ? nloc : 1) * sizeof *buf);
         if (!buf) st = DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for offsets");
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         for (size_t j = 0; j < x->n; j++) buf[j] = before[0] + (j ? x->ends[j - 1] : 0);
         if (rank == size - 1) buf[x->n] = tot[0];
         snprintf(name, sizeof name, "%s/offsets", x->name);
         int64_t od = tot[1] + 1, os = before[1], oc = (int64_t)nloc;
         st = dapt_h5_write(&f, name, DAPT_H5_I64, 1, &od, &os, &oc, buf);
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         snprintf(name, sizeof name, "%s/labels", x->name);
         int64_t ld = tot[1], ls0 = before[1], lc = (int64_t)x->n;
         st = dapt_h5_write(&f, name, DAPT_H5_I32, 1, &ld, &ls0, &lc, x->labels);
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         memset(counts, 0, (all.n ? all.n : 1) * sizeof *counts);
         for (size_t j = 0; j < x->n; j++) counts[x->labels[j]]++;
         st = DAPT_MPI(MPI_Allreduce(counts, gcounts, (int)all.n, MPI_INT64_T, MPI_SUM, comm));
@@ -443,7 +443,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         snprintf(name, sizeof name, "%s/label_counts", x->name);
         int64_t cd = (int64_t)all.n;
         st = dapt_h5_write_all(&f, name, DAPT_H5_I64, 1, &cd, gcounts);
-        if ((st = data_agree(comm, st)) != DAPT_OK) break;
+        if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
     }
     free(gcounts);
     if (st != DAPT_OK) goto cleanup;

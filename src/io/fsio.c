@@ -167,3 +167,21 @@ dapt_status dapt_fs_publish_dir(const char *tmp, const char *final, int force)
     if (old[0]) DAPT_CHECK(dapt_fs_remove_tree(old));
     return DAPT_OK;
 }
+
+dapt_status dapt_fs_mkdir_p(const char *path)
+{
+    char *buf = strdup(path);
+    if (!buf) return DAPT_ERROR(DAPT_ERR_NOMEM, "%s: no memory for the path", path);
+    dapt_status st = DAPT_OK;
+    for (char *p = buf + 1; st == DAPT_OK; p++) {
+        int end = *p == '\0';
+        if (*p != '/' && !end) continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        if (end) break;
+        *p = '/';
+    }
+    free(buf);
+    return st;
+}

@@ -32,32 +32,7 @@ static dapt_status h5fail(const char *file, const char *obj, const char *what, i
 /* HDF5 prints its error stack by default; dapt reports one line instead. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static dapt_status agree(MPI_Comm comm, dapt_status st);
-dapt_status dapt_h5_agree(MPI_Comm comm, dapt_status st) { return agree(comm, st); }
-
-/* The lowest failing rank's code and message are broadcast. */
-static dapt_status agree(MPI_Comm comm, dapt_status st)
-{
-    int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = st != DAPT_OK ? rank : size, first = size;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on an HDF5 status");
-    if (first == size) return DAPT_OK;
-    struct {
-        int code;
-        char msg[1024];
-    } rec = {(int)st, ""};
-    if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
-    MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm);
-    if (rank != first) {
-        char text[1100];
-        snprintf(text, sizeof text, "on rank %d: %s", first, rec.msg);
-        dapt_error_set((dapt_status)rec.code, __FILE__, __LINE__, "%s", text);
-    }
-    return (dapt_status)rec.code;
-}
+dapt_status dapt_h5_agree(MPI_Comm comm, dapt_status st) { return dapt_status_agree(comm, st); }
 
 /* ---- types ------------------------------------------------------------- */
 
@@ -163,7 +138,7 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
             st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s is a directory", path);
         snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%ld", path, (long)getpid());
     }
-    DAPT_CHECK(agree(comm, st));
+    DAPT_CHECK(dapt_status_agree(comm, st));
     MPI_Bcast(f->tmp_path, (int)sizeof f->tmp_path, MPI_CHAR, 0, comm);
 
     hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
@@ -184,7 +159,7 @@ cleanup:
     free(ini);
     if (fapl >= 0) H5Pclose(fapl);
     if (fcpl >= 0) H5Pclose(fcpl);
-    st = agree(comm, st);
+    st = dapt_status_agree(comm, st);
     if (st != DAPT_OK && f->id >= 0) dapt_h5_abort(f);
     return st;
 }
@@ -198,7 +173,7 @@ dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f)
     memcpy(f->path, path, strlen(path) + 1); /* length checked above */
     dapt_status st = DAPT_OK;
     if (access(path, R_OK) != 0) st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    DAPT_CHECK(agree(comm, st));
+    DAPT_CHECK(dapt_status_agree(comm, st));
     hid_t fapl = H5I_INVALID_HID;
     DAPT_TRY(make_fapl(path, comm, &fapl));
     f->id = H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -208,7 +183,7 @@ dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f)
     }
 cleanup:
     if (fapl >= 0) H5Pclose(fapl);
-    return agree(comm, st);
+    return dapt_status_agree(comm, st);
 }
 
 static dapt_status fsync_path(const char *path, int directory)
@@ -240,7 +215,7 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
     dapt_status st = DAPT_OK;
     if (H5Fclose(f->id) < 0) st = H5FAIL(f, NULL, "closing");
     f->id = H5I_INVALID_HID;
-    st = agree(f->comm, st); /* also the barrier: every rank's data is out */
+    st = dapt_status_agree(f->comm, st); /* also the barrier: every rank's data is out */
     int rank = 0;
     MPI_Comm_rank(f->comm, &rank);
     if (rank == 0) {
@@ -256,7 +231,7 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
             unlink(f->tmp_path);
         }
     }
-    st = agree(f->comm, st);
+    st = dapt_status_agree(f->comm, st);
     f->writable = 0;
     return st;
 }

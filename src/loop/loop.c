@@ -135,7 +135,6 @@ static dapt_status agree(run *r, dapt_status st)
     return st;
 }
 
-static dapt_status mkdir_p(const char *path);
 
 /* The one rank that writes shared files (metrics, output directories): data
  * rank 0 of tensor rank 0. */
@@ -176,7 +175,7 @@ static dapt_status unpack_tokenizer(run *r, char *dir, size_t len)
     snprintf(dir, len, "%s/tokenizer", r->out);
     dapt_status st = DAPT_OK;
     if (leader(r)) {
-        st = mkdir_p(dir);
+        st = dapt_fs_mkdir_p(dir);
         for (size_t i = 0; st == DAPT_OK && i < r->meta.ntokenizer; i++) {
             char file[3 * DAPT_CONFIG_STR_MAX];
             snprintf(file, sizeof file, "%s/%s", dir, r->meta.tokenizer[i].name);
@@ -301,21 +300,6 @@ static dapt_status setup_model(run *r, dapt_model_config *mc, int32_t pad)
     free(params);
     return st;
 }
-static dapt_status mkdir_p(const char *path)
-{
-    char buf[DAPT_CONFIG_STR_MAX + 32];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return DAPT_OK;
-}
 
 /* Removes checkpoints and metrics of an earlier run (--force), and temporary
  * files a killed writer left behind (always).  Rank 0 only. */
@@ -341,7 +325,7 @@ static dapt_status clean_output(run *r, int everything)
 static dapt_status prepare_output(run *r, const dapt_train_opts *opts)
 {
     if (!leader(r)) return DAPT_OK;
-    DAPT_CHECK(mkdir_p(r->ckpt_dir));
+    DAPT_CHECK(dapt_fs_mkdir_p(r->ckpt_dir));
     char latest[DAPT_CONFIG_STR_MAX + 32];
     snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
     int previous = dapt_fs_exists(r->metrics) || dapt_fs_exists(latest);

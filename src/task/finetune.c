@@ -93,21 +93,6 @@ static dapt_status agree(const ft *r, dapt_status st)
     return st;
 }
 
-static dapt_status mkdir_p(const char *path)
-{
-    char buf[DAPT_CONFIG_STR_MAX + 32];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        int end = *p == '\0';
-        if (*p != '/' && !end) continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        if (end) break;
-        *p = '/';
-    }
-    return DAPT_OK;
-}
 
 /* The model's tokenizer must be the one the task was prepared with.  Rank 0. */
 static dapt_status check_tokenizer(const ft *r)
@@ -126,7 +111,7 @@ static dapt_status check_tokenizer(const ft *r)
 /* Output directory; refuses a previous run's files without force.  Rank 0. */
 static dapt_status prepare_output(ft *r, int force)
 {
-    DAPT_CHECK(mkdir_p(r->out));
+    DAPT_CHECK(dapt_fs_mkdir_p(r->out));
     if (!force && (dapt_fs_exists(r->model_path) || dapt_fs_exists(r->metrics_path)))
         return DAPT_ERROR(DAPT_ERR_EXISTS, "%s holds a previous fine-tuning run (model.h5 or finetune_metrics.csv): use --force to replace it",
                           r->out);
