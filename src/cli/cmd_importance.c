@@ -11,7 +11,7 @@
 #include "dapt/das.h"
 #include "dapt/fsio.h"
 #include "dapt/log.h"
-#include "dapt/loop.h"
+#include "dapt/train.h"
 #include "dapt/modelfile.h"
 
 static void usage(void)

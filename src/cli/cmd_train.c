@@ -1,5 +1,5 @@
 /* dapt train: MLM post-training (and, later, DGA/DAS) with checkpoints and
- * preemption; see include/dapt/loop.h and docs/training.md. */
+ * preemption; see include/dapt/train.h and docs/training.md. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
-#include "dapt/loop.h"
+#include "dapt/train.h"
 
 static void usage(void)
 {

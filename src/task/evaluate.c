@@ -11,7 +11,7 @@
 #include "task_internal.h"
 
 /* dapt train's held-out masks use this step, which no training step reaches
- * (src/loop/loop.c, EVAL_MASK_STEP): the same masks every evaluation. */
+ * (src/train/loop.c, EVAL_MASK_STEP): the same masks every evaluation. */
 #define HELD_OUT_MASK_STEP UINT64_MAX
 
 int64_t dapt_model_max_input(const dapt_model_config *mc)

@@ -1,12 +1,17 @@
-# tests/train: build fragment (included by Makefile.am)
-check_PROGRAMS += tests/train/test_optim
-tests_train_test_optim_SOURCES = tests/train/test_optim.c
-tests_train_test_optim_CFLAGS = $(TEST_CFLAGS)
-tests_train_test_optim_LDADD = $(TEST_LIBS)
-TESTS += tests/train/test_optim
-EXTRA_DIST += tests/fixtures/optim/adamw_trajectory.h5 tools/fixtures/make_adamw_fixture.py
-# Benchmark of the optimizer loops (built by make check, not run by it).
-check_PROGRAMS += tests/train/bench_optim
-tests_train_bench_optim_SOURCES = tests/train/bench_optim.c
-tests_train_bench_optim_CFLAGS = $(TEST_CFLAGS)
-tests_train_bench_optim_LDADD = $(TEST_LIBS)
+# tests/train: masking, sequences, checkpoints; dapt train layout invariance,
+# resume, corrupted checkpoints, preemption and NaN handling.
+check_PROGRAMS += tests/train/make_corpus
+tests_train_make_corpus_SOURCES = tests/train/make_corpus.c tests/train/corpus_fixture.h
+tests_train_make_corpus_CFLAGS = $(TEST_CFLAGS)
+tests_train_make_corpus_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/train/test_loop
+tests_train_test_loop_SOURCES = tests/train/test_loop.c tests/train/corpus_fixture.h
+tests_train_test_loop_CFLAGS = $(TEST_CFLAGS)
+tests_train_test_loop_LDADD = $(TEST_LIBS)
+TRAIN_TESTS = tests/train/loop_ranks.test tests/train/train_layout.test tests/train/train_resume.test \
+	tests/train/train_corrupt.test tests/train/train_preempt.test tests/train/train_nan.test \
+	tests/train/train_export.test tests/train/train_das.test tests/train/train_baselines.test
+TRAIN_TESTS += tests/train/train_tp.test
+TRAIN_TESTS += tests/train/ckpt_tp.test
+TESTS += tests/train/test_loop $(TRAIN_TESTS)
+EXTRA_DIST += $(TRAIN_TESTS) tests/train/train_env.sh tests/train/check_das.py tests/train/make_importance.py

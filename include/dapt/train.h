@@ -34,8 +34,8 @@
  * domain 0) or the previous domain's model; between domains it computes what
  * the method carries forward (importance, a teacher, a Fisher diagonal) and
  * hands it to the objective in dapt_train_ctx.domain. */
-#ifndef DAPT_LOOP_H
-#define DAPT_LOOP_H
+#ifndef DAPT_TRAIN_H
+#define DAPT_TRAIN_H
 
 #include <mpi.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
 
 #include "dapt/batches.h"
 #include "dapt/das.h"
-#include "dapt/loop.h"
-#include "objectives_internal.h"
+#include "dapt/train.h"
+#include "train_internal.h"
 
 dapt_status dapt_corpus_batches_init(dapt_corpus_batches *cb, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
                                      dapt_split split, uint64_t seed, int64_t seq_len, int64_t global_batch,

@@ -4,7 +4,7 @@
  * threads, against a plain copy (memcpy) of the same buffer measured in the
  * same run as the machine's practical bandwidth.
  *
- *   make tests/train/bench_optim && ./tests/train/bench_optim [repeats]
+ *   make tests/optim/bench_optim && ./tests/optim/bench_optim [repeats]
  *
  * Bytes moved per parameter: AdamW update 28 (reads p, g, m, v; writes p,
  * m, v), accumulate 12 (reads acc, g; writes acc), sum of squares 4, scale

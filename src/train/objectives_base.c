@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "dapt/das.h"
-#include "dapt/loop.h"
+#include "dapt/train.h"
 #include "dapt/optim.h"
 
 /* ---- kd --------------------------------------------------------------------- */

@@ -1,9 +1,9 @@
 /* Shared by loop.c and objectives_*.c: batches of a corpus outside the
  * training order (importance, Fisher, representations). */
-#ifndef DAPT_LOOP_OBJECTIVES_INTERNAL_H
-#define DAPT_LOOP_OBJECTIVES_INTERNAL_H
+#ifndef DAPT_TRAIN_INTERNAL_H
+#define DAPT_TRAIN_INTERNAL_H
 
-#include "dapt/loop.h"
+#include "dapt/train.h"
 
 /* XORed into the seed of the sample order of importance and Fisher passes
  * ("imprt"), so they do not follow the training order. */

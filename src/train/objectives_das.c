@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "dapt/das.h"
-#include "dapt/loop.h"
+#include "dapt/train.h"
 
 /* XORed into the run seed for the dropout of each view, so the views' masks
  * differ from each other and from the MLM pass ("view1".."view3"). */

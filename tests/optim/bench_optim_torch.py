@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch reference for tests/train/bench_optim: the same bert-base
+"""PyTorch reference for tests/optim/bench_optim: the same bert-base
 parameter shapes (110 M parameters), one torch.optim.AdamW step
 (weight decay on all but biases/LayerNorm, as the Trainer groups them) and
 clip_grad_norm_, with 1 and 2 threads, single-tensor (foreach=False, the CPU
 default) and multi-tensor (foreach=True) implementations.
 
-    /usr/bin/python3 tests/train/bench_optim_torch.py [repeats]
+    /usr/bin/python3 tests/optim/bench_optim_torch.py [repeats]
 """
 import sys
 import time

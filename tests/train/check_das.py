@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks of dapt train's DGA/DAS outputs (tests/loop/train_das.test).
+"""Checks of dapt train's DGA/DAS outputs (tests/train/train_das.test).
 
 usage: check_das.py files OUT DOMAIN...        importance.h5 / representations.h5 layout
        check_das.py same OUT1 OUT2 DOMAIN...   importances and metrics agree (layouts)

@@ -1,4 +1,4 @@
-# Sourced by the tests/loop/*.test scripts: a scratch directory with the
+# Sourced by the tests/train/*.test scripts: a scratch directory with the
 # synthetic corpus and vocabulary (corpus_fixture.h), a tiny model's run.ini,
 # and helpers.  Needs top_srcdir, top_builddir and DAPT (set by make check).
 set -eu
@@ -6,7 +6,7 @@ set -eu
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/dapt-train-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-"$top_builddir/tests/loop/make_corpus" "$work" 400
+"$top_builddir/tests/train/make_corpus" "$work" 400
 cat >"$work/run.ini" <<EOF
 [run]
 seed = 11

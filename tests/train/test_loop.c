@@ -1,6 +1,6 @@
 /* The training loop's parts: MLM masking, sequences and sample order,
  * checkpoints (round trip, retention, corruption and fallback).  Runs on
- * 1 rank and under mpirun (tests/loop/loop_ranks.test). */
+ * 1 rank and under mpirun (tests/train/loop_ranks.test). */
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>

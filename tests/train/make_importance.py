@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes an importance file with chosen normalised values for the tiny
-model of tests/loop (2 layers, 2 heads, hidden 32, intermediate 64):
+model of tests/train (2 layers, 2 heads, hidden 32, intermediate 64):
 usage: make_importance.py OUT.h5 mixed|zero
 mixed: per layer head 0 = 1, head 1 = 0; intermediate and output neurons
 alternate 1, 0; zero: everything 0."""

@@ -1,5 +1,5 @@
-/* The data-parallel training loop (see dapt/loop.h). */
-#include "dapt/loop.h"
+/* The data-parallel training loop (see dapt/train.h). */
+#include "dapt/train.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -19,7 +19,7 @@
 #include "dapt/modelfile.h"
 #include "dapt/optim.h"
 #include "dapt/tokenizer.h"
-#include "objectives_internal.h"
+#include "train_internal.h"
 
 /* Held-out masks use this step key, which no training step reaches, so every
  * evaluation sees the same masks and they differ from any training masks. */

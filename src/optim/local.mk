@@ -1,0 +1,2 @@
+# src/optim: build fragment (included by Makefile.am)
+libdapt_a_SOURCES += src/optim/optim.c
