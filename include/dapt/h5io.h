@@ -48,10 +48,8 @@ typedef struct dapt_h5file {
     char tmp_path[4160]; /* temporary name while writing */
 } dapt_h5file;
 
-/* Makes every rank return the same status: the lowest failing rank's code
- * and message (prefixed "on rank R:" on the others).  Collective over comm;
- * used after work only some ranks did (e.g. rank 0 alone). */
-dapt_status dapt_h5_agree(MPI_Comm comm, dapt_status st);
+/* Status agreement after work some ranks did alone: dapt_status_agree
+ * (status.h). */
 
 /* Bytes of one element; "float32", "int64", ... for messages and docs.
  * Not collective. */

@@ -142,7 +142,7 @@ static dapt_status eval_task(const dapt_config *cfg, const eval_args *a, const d
     int32_t *pred = NULL;
     float *logits = NULL;
     double loss = NAN;
-    DAPT_CHECK(dapt_h5_agree(MPI_COMM_WORLD, dapt_task_file_open(a->task, &t)));
+    DAPT_CHECK(dapt_status_agree(MPI_COMM_WORLD, dapt_task_file_open(a->task, &t)));
     dapt_status st = DAPT_OK;
     const int64_t C = m->config.num_labels;
     if (C <= 0) st = DAPT_ERROR(DAPT_ERR_ARG, "%s has no classification head (fine-tune it with dapt finetune first)", a->model);
@@ -157,7 +157,7 @@ static dapt_status eval_task(const dapt_config *cfg, const eval_args *a, const d
             st = DAPT_ERROR(DAPT_ERR_ARG, "class %lld of %s is '%s' but label %lld of %s is '%s'", (long long)k, a->model,
                             meta->labels[k], (long long)k, a->task, t.label_names[k]);
     DAPT_TRY(st);
-    DAPT_TRY(dapt_h5_agree(MPI_COMM_WORLD, dapt_task_split_read(&t, a->split, &s)));
+    DAPT_TRY(dapt_status_agree(MPI_COMM_WORLD, dapt_task_split_read(&t, a->split, &s)));
     DAPT_TRY(dapt_alloc((void **)&pred, (size_t)s.n * sizeof *pred, "predictions"));
     DAPT_TRY(dapt_alloc((void **)&logits, (size_t)s.n * (size_t)C * sizeof *logits, "logits"));
     const double t0 = dapt_now();
@@ -188,7 +188,7 @@ static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const
     dapt_tokenizer *tok = NULL;
     dapt_status st = a->tokenizer ? dapt_tokenizer_load(a->tokenizer, &tok) : dapt_model_tokenizer(meta, a->model, &tok);
     if (st == DAPT_ERR_ARG && !a->tokenizer) st = DAPT_ERROR(DAPT_ERR_ARG, "%s carries no tokenizer: pass --tokenizer", a->model);
-    DAPT_CHECK(dapt_h5_agree(MPI_COMM_WORLD, st));
+    DAPT_CHECK(dapt_status_agree(MPI_COMM_WORLD, st));
     dapt_mlm_eval e;
     const double t0 = dapt_now();
     st = dapt_mlm_evaluate(MPI_COMM_WORLD, cfg, m, a->corpus, tok, a->max_sequences, a->batch, &e);

@@ -57,7 +57,7 @@ int dapt_cmd_export(int argc, char **argv)
         return DAPT_EXIT_USAGE;
     }
     if (rank == 0) st = run(pos[0], pos[1], force);
-    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    st = dapt_status_agree(MPI_COMM_WORLD, st);
     dapt_cli_free(&cli);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
     return DAPT_EXIT_OK;

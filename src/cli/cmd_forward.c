@@ -171,7 +171,7 @@ static dapt_status read_input(const char *path, const dapt_model_config *mc, fwd
                            (long long)(in->row0 + i / in->S), (long long)(i % in->S), in->am[i]);
 cleanup:
     dapt_h5_close(&f);
-    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    st = dapt_status_agree(MPI_COMM_WORLD, st);
     if (st != DAPT_OK) free_input(in);
     return st;
 }
@@ -254,10 +254,10 @@ static dapt_status run(const dapt_cli *cli, const fwd_args *a)
     DAPT_CHECK(dapt_h5_open(MPI_COMM_WORLD, a->model, &mf));
     st = dapt_modelfile_get_config(&mf, &mc, NULL);
     if (st == DAPT_OK) st = dapt_model_create(&mc, &m);
-    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    st = dapt_status_agree(MPI_COMM_WORLD, st);
     if (st == DAPT_OK) st = dapt_modelfile_get_params(&mf, &m.table, m.params);
     dapt_h5_close(&mf);
-    DAPT_TRY(dapt_h5_agree(MPI_COMM_WORLD, st));
+    DAPT_TRY(dapt_status_agree(MPI_COMM_WORLD, st));
     DAPT_TRY(read_input(a->input, &mc, &in));
 
     const int have_labels = in.labels != NULL;
@@ -307,11 +307,11 @@ static dapt_status run(const dapt_cli *cli, const fwd_args *a)
             if (local == DAPT_OK) loss += dapt_ws_loss(ws);
         }
         /* A bad batch on one rank must stop all before the collective writes. */
-        DAPT_TRY(dapt_h5_agree(MPI_COMM_WORLD, local));
+        DAPT_TRY(dapt_status_agree(MPI_COMM_WORLD, local));
         DAPT_TRY(write_rows(&out, &mc, &in, ws, in.row0 + r, n));
         /* Backward overwrites the MLM logits: only after they are written. */
         if (n > 0 && have_labels) local = dapt_model_backward(&m, ws, 1.0, NULL, &grads);
-        DAPT_TRY(dapt_h5_agree(MPI_COMM_WORLD, local));
+        DAPT_TRY(dapt_status_agree(MPI_COMM_WORLD, local));
     }
     if (have_labels) {
         DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD)));

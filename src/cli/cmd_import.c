@@ -65,7 +65,7 @@ int dapt_cmd_import(int argc, char **argv)
     }
     /* One process reads and writes; the others only wait for the verdict. */
     if (rank == 0) st = run(&cli, pos[0], pos[1], force);
-    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    st = dapt_status_agree(MPI_COMM_WORLD, st);
     dapt_cli_free(&cli);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
     return DAPT_EXIT_OK;

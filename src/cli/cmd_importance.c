@@ -135,7 +135,7 @@ static dapt_status run_importance(const dapt_cli *cli, const imp_args *a)
     memset(&meta, 0, sizeof meta);
     memset(&table, 0, sizeof table);
     dapt_status st = DAPT_OK;
-    DAPT_TRY(dapt_h5_agree(comm, dapt_modelfile_load(comm, a->model, &mc, &table, &params, &meta)));
+    DAPT_TRY(dapt_status_agree(comm, dapt_modelfile_load(comm, a->model, &mc, &table, &params, &meta)));
     if (a->proxy == DAPT_PROXY_MLM && !mc.has_mlm_head)
         DAPT_THROW(DAPT_ERR_ARG, "%s has no MLM head, so --proxy mlm cannot run (use --proxy kl)", a->model);
     DAPT_TRY(dapt_model_create(&mc, &m));
@@ -146,18 +146,18 @@ static dapt_status run_importance(const dapt_cli *cli, const imp_args *a)
     dapt_mlm_spec mlm;
     dapt_seq_spec ss = {cfg->data.seq_len, strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT,
                         cfg->data.eval_fraction, (uint64_t)cfg->run.seed, -1, -1, -1};
-    DAPT_TRY(dapt_h5_agree(comm, tokenizer_spec(a, &meta, cfg->train.mlm_probability, &mlm, &ss)));
+    DAPT_TRY(dapt_status_agree(comm, tokenizer_spec(a, &meta, cfg->train.mlm_probability, &mlm, &ss)));
     if (ss.seq_len > mc.max_position)
         DAPT_THROW(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the model's %lld positions", (long long)ss.seq_len,
                    (long long)mc.max_position);
-    DAPT_TRY(dapt_h5_agree(comm, dapt_sequences_open(a->corpus, &ss, &seqs)));
+    DAPT_TRY(dapt_status_agree(comm, dapt_sequences_open(a->corpus, &ss, &seqs)));
     DAPT_TRY(dapt_importance_create(&mc, strcmp(cfg->das.accumulation, "signed") ? DAPT_IMPORTANCE_ABSOLUTE
                                                                                    : DAPT_IMPORTANCE_SIGNED, &imp));
     have_imp = 1;
     dapt_corpus_importance_opts o = {a->proxy, a->samples, a->batch, (uint64_t)cfg->run.seed, cfg->das.proxy_temperature,
                                      ss.seq_len, (int)cfg->model.recompute};
     double t0 = dapt_now();
-    DAPT_TRY(dapt_h5_agree(comm, dapt_importance_from_corpus(&m, seqs, &mlm, &o, &imp, comm)));
+    DAPT_TRY(dapt_status_agree(comm, dapt_importance_from_corpus(&m, seqs, &mlm, &o, &imp, comm)));
     double dt = dapt_now() - t0;
     DAPT_TRY(dapt_importance_source_make(&imp, a->name, a->proxy, &src));
     DAPT_TRY(dapt_importance_write(comm, a->output, cfg, &src, 1, NULL, 0));

@@ -231,7 +231,7 @@ int dapt_cmd_infer(int argc, char **argv)
     infer_args a;
     st = parse_args(&cli, &a);
     if (st == DAPT_OK && rank == 0) st = run(&a);
-    st = dapt_h5_agree(MPI_COMM_WORLD, st);
+    st = dapt_status_agree(MPI_COMM_WORLD, st);
     free(a.texts);
     dapt_cli_free(&cli);
     if (st != DAPT_OK) dapt_cli_fail_all(st);

@@ -32,7 +32,6 @@ static dapt_status h5fail(const char *file, const char *obj, const char *what, i
 /* HDF5 prints its error stack by default; dapt reports one line instead. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-dapt_status dapt_h5_agree(MPI_Comm comm, dapt_status st) { return dapt_status_agree(comm, st); }
 
 /* ---- types ------------------------------------------------------------- */
 

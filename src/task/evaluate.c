@@ -111,7 +111,7 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
         if (st != DAPT_OK) break;
     }
     /* A rank that failed must not leave the others waiting in a collective. */
-    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     if (nonfinite) sum = NAN;
     DAPT_TRY(dapt_cls_metrics_allreduce(m, comm));
     dapt_cls_metrics_finish(m);
@@ -240,7 +240,7 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
         sums[0] += dapt_ws_mlm_loss(ws, NULL);
         sums[1] += (double)masked;
     }
-    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm)));
     out->sequences = want;
     out->masked = (int64_t)sums[1];

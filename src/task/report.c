@@ -76,7 +76,7 @@ static dapt_status write_json(MPI_Comm comm, json_t *o, const char *path, int fo
             free(text);
         }
     }
-    return dapt_h5_agree(comm, st);
+    return dapt_status_agree(comm, st);
 }
 
 /* Refuses existing outputs before anything is written.  Collective. */
@@ -89,7 +89,7 @@ static dapt_status check_outputs(MPI_Comm comm, const char *h5, const char *js, 
         if (dapt_fs_exists(h5)) st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", h5);
         else if (dapt_fs_exists(js)) st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", js);
     }
-    return dapt_h5_agree(comm, st);
+    return dapt_status_agree(comm, st);
 }
 
 dapt_status dapt_eval_report_write(MPI_Comm comm, const char *base, int force, const dapt_config *cfg,

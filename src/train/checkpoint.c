@@ -200,7 +200,7 @@ static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_p
         st = ckpt_alloc((void **)&counts, 2 * (size_t)size * sizeof *counts, "checksum piece counts");
         if (st == DAPT_OK) displs = counts + size;
     }
-    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(DAPT_MPI(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, comm)));
     size_t total = 0;
     if (rank == 0) {
@@ -214,7 +214,7 @@ static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_p
         }
         if (st == DAPT_OK) st = ckpt_alloc((void **)&all, total * sizeof *all, "checksum pieces");
     }
-    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(DAPT_MPI(MPI_Gatherv(p->v, mine, MPI_UINT64_T, all, counts, displs, MPI_UINT64_T, 0, comm)));
     if (rank == 0) {
         const size_t n = total / 4;
@@ -238,7 +238,7 @@ static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_p
                 crc[id] = (int64_t)c;
             }
     }
-    DAPT_TRY(dapt_h5_agree(comm, st));
+    DAPT_TRY(dapt_status_agree(comm, st));
     DAPT_TRY(DAPT_MPI(MPI_Bcast(crc, (int)(3 * g->count), MPI_INT64_T, 0, comm)));
 cleanup:
     free(counts);
@@ -429,7 +429,7 @@ dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const d
             snprintf(name, sizeof name, "%s/%s", groups[w], gt->name);
             /* Reads are collective: agree after each so no rank waits in
              * the next one for a rank that failed. */
-            DAPT_TRY(dapt_h5_agree(comm, read_held(&f, name, gt, &s, bufs[w] + lt->offset)));
+            DAPT_TRY(dapt_status_agree(comm, read_held(&f, name, gt, &s, bufs[w] + lt->offset)));
             DAPT_TRY(add_slab_pieces(&pieces, 3 * k + (uint64_t)w, gt, &s, b, c, bufs[w] + lt->offset));
         }
     }
