@@ -128,12 +128,12 @@ want post && for m in $METHODS; do
     [ -f "$(model_after "$m" biomedical)" ] && continue
     timed "post-$m" run train --config "$out/general.ini" --force \
         --set run.output_dir="$out/post/$m" --set model.path="$G" --set train.method="$m" \
-        --set data.corpus="$out/computing.h5" --set das.domains=computing,biomedical \
-        --set das.corpora="$out/computing.h5,$out/biomedical.h5" \
+        --set data.corpus="$out/computing.h5" --set continual.domains=computing,biomedical \
+        --set continual.corpora="$out/computing.h5,$out/biomedical.h5" \
         --set train.steps="$P_STEPS" --set train.batch_size="$P_BATCH" --set train.lr="$P_LR" \
         --set train.warmup_steps=$(( P_STEPS / 10 )) --set train.eval_every="$P_STEPS" \
         --set checkpoint.every=0 --set checkpoint.keep=1 \
-        --set das.importance_samples="$P_SAMPLES" --set das.ewc_samples="$P_SAMPLES" \
+        --set das.importance_samples="$P_SAMPLES" --set ewc.samples="$P_SAMPLES" \
         --set das.representation_samples=0
 done
 

@@ -57,6 +57,15 @@ typedef struct dapt_sequences dapt_sequences;
 dapt_status dapt_sequences_open(const char *path, const dapt_seq_spec *spec, dapt_sequences **out);
 void dapt_sequences_close(dapt_sequences *s);
 
+struct dapt_tokenizer;
+
+/* Refuses a corpus file (path) prepared with another tokenizer than tok
+ * (`whose` names tok in the message: "the model's", a tokenizer path);
+ * a file without a tokenizer checksum passes. */
+dapt_status dapt_sequences_check_tokenizer(const char *path, const char *whose, const struct dapt_tokenizer *tok);
+
+/* Tokens per sequence (the spec's seq_len). */
+int64_t dapt_sequences_seq_len(const dapt_sequences *s);
 /* Number of sequences in a split; documents in it; tokens in the file. */
 int64_t dapt_sequences_count(const dapt_sequences *s, dapt_split split);
 int64_t dapt_sequences_docs(const dapt_sequences *s, dapt_split split);

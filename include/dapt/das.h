@@ -146,10 +146,6 @@ typedef enum {
     DAPT_PROXY_MLM = 1 /* MLM loss on a corpus (general, or the domain just learned) */
 } dapt_proxy_kind;
 
-/* XORed into the seed of the frozen copy's dropout in the KL proxy, so its
- * masks differ from the model's on the same batch ("frozen" in ASCII). */
-#define DAPT_FROZEN_SEED_TAG 0x66726f7a656eull
-
 /* Supplies this rank's part of global batch `index` (sizes within the
  * workspaces'); sets *tokens to its count of non-padding tokens. */
 typedef dapt_status (*dapt_batch_source_fn)(void *ctx, int64_t index, dapt_batch *batch, double *tokens);

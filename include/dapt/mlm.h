@@ -36,6 +36,15 @@ dapt_status dapt_mlm_spec_check(const dapt_mlm_spec *spec);
 /* Adds id to the special set unless it is negative or already there. */
 dapt_status dapt_mlm_spec_add_special(dapt_mlm_spec *spec, int32_t id);
 
+struct dapt_tokenizer;
+
+/* The MLM spec of a tokenizer (`what` names it in errors): its mask id and
+ * vocabulary, every special id it has as never-masked, probability p; and
+ * the ids that wrap a sequence and pad it ([CLS] / <s>, [SEP] / </s>, pad;
+ * -1 when absent).  Refuses a tokenizer without a mask token. */
+dapt_status dapt_mlm_spec_from_tokenizer(const struct dapt_tokenizer *tok, const char *what, double p,
+                                         dapt_mlm_spec *spec, int32_t *begin, int32_t *end, int32_t *pad);
+
 /* Masks one sequence in place.  ids[0..len) are replaced by the model input,
  * labels[0..len) receive the targets; positions with attention_mask == 0
  * (NULL = none padded) or a special id are never selected.  Returns the

@@ -28,6 +28,7 @@
 #ifndef DAPT_OPTIM_H
 #define DAPT_OPTIM_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,10 @@ double dapt_grad_sumsq(const dapt_param_table *table, size_t begin, size_t end,
  * NaN or Inf when a gradient is; the factor is then NaN too (the caller
  * checks the norm and skips the step). */
 float dapt_grad_clip_factor(double global_sumsq, double max_norm, double *norm);
+
+/* Sums grads[0..total) over comm in place, in buckets of bucket_mb MiB all
+ * in flight at once (MPI_Iallreduce).  Collective over comm. */
+dapt_status dapt_grad_allreduce(float *grads, size_t total, double bucket_mb, MPI_Comm comm);
 
 /* grads[i] *= factor on [begin, end). */
 void dapt_grad_scale(const dapt_param_table *table, size_t begin, size_t end, float *grads,

@@ -22,8 +22,21 @@ enum dapt_rng_stream_id {
     DAPT_RNG_INIT = 5,      /* parameter initialisation */
     DAPT_RNG_ADVERSARIAL = 6, /* SMART perturbation noise */
     DAPT_RNG_OBJECTIVE = 7, /* MOMETAS objective sampling */
+    /* Derived-seed streams: the engine's dropout (or a sample order) run with
+     * seed ^ dapt_rng_stream_tag(id) instead of the run seed, so these passes
+     * draw masks of their own.  The tags are the ASCII names below (kept so
+     * that existing runs and fixtures reproduce). */
+    DAPT_RNG_VIEW1 = 8,            /* DGA/DAS contrastive view z1 ("view1u") */
+    DAPT_RNG_VIEW2 = 9,            /* view z2 ("view2u") */
+    DAPT_RNG_VIEW3 = 10,           /* view z3, importance-masked ("view3u") */
+    DAPT_RNG_IMPORTANCE_ORDER = 11, /* sample order of importance / Fisher passes ("imprt") */
+    DAPT_RNG_FROZEN = 12,          /* the frozen pass of the KL importance proxy ("frozen") */
     DAPT_RNG_TEST = 99
 };
+
+/* The 64-bit tag XORed into the seed by a derived-seed stream (0 for the
+ * others). */
+uint64_t dapt_rng_stream_tag(int stream);
 
 /* The raw block cipher: 10 rounds of Philox-4x32 on ctr under key. */
 void dapt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

@@ -11,6 +11,7 @@
 #include "dapt/das.h"
 #include "dapt/fsio.h"
 #include "dapt/log.h"
+#include "dapt/corpus_pass.h"
 #include "dapt/train.h"
 #include "dapt/modelfile.h"
 

@@ -192,6 +192,19 @@ void dapt_config_defaults(dapt_config *cfg)
     }
 }
 
+/* Keys that moved to a section of their own: refused with the new name. */
+static const char *moved_to(const char *section, const char *key)
+{
+    static const char *const moved[][3] = {
+        {"das", "domains", "continual.domains"}, {"das", "corpora", "continual.corpora"},
+        {"das", "kd_lambda", "kd.lambda"},       {"das", "ewc_lambda", "ewc.lambda"},
+        {"das", "ewc_samples", "ewc.samples"},
+    };
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++)
+        if (!strcmp(moved[i][0], section) && !strcmp(moved[i][1], key)) return moved[i][2];
+    return NULL;
+}
+
 dapt_status dapt_config_set_value(dapt_config *cfg, const char *section, const char *key,
                                   const char *value, const char *where)
 {
@@ -200,7 +213,11 @@ dapt_status dapt_config_set_value(dapt_config *cfg, const char *section, const c
     if (!section_known(section))
         return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: unknown section [%s]", where, section);
     const schema_entry *e = find_key(section, key);
-    if (!e) return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: unknown key", where, section, key);
+    if (!e) {
+        const char *moved = moved_to(section, key);
+        if (moved) return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s is now %s", where, section, key, moved);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: unknown key", where, section, key);
+    }
     return assign(cfg, e, value, where);
 }
 

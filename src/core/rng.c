@@ -134,3 +134,15 @@ void dapt_rng_permutation(const dapt_rng *r, uint64_t sample, uint64_t *perm, ui
         perm[j] = t;
     }
 }
+
+uint64_t dapt_rng_stream_tag(int stream)
+{
+    switch (stream) {
+    case DAPT_RNG_VIEW1: return 0x766965773175ull;            /* "view1u" */
+    case DAPT_RNG_VIEW2: return 0x766965773275ull;            /* "view2u" */
+    case DAPT_RNG_VIEW3: return 0x766965773375ull;            /* "view3u" */
+    case DAPT_RNG_IMPORTANCE_ORDER: return 0x696d707274ull;   /* "imprt" */
+    case DAPT_RNG_FROZEN: return 0x66726f7a656eull;           /* "frozen" */
+    default: return 0;
+    }
+}

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "dapt/das.h"
+#include "dapt/rng.h"
 
 
 static dapt_status kl_batch(dapt_model *m, dapt_workspace *ws_model, dapt_workspace *ws_frozen,
@@ -13,7 +14,7 @@ static dapt_status kl_batch(dapt_model *m, dapt_workspace *ws_model, dapt_worksp
     size_t n = (size_t)(b->batch * b->seq_len * mc->hidden);
     float *d_hidden = NULL;
     dapt_status st = DAPT_OK;
-    dapt_run_opts frozen_opts = {.train = 1, .seed = opts->seed ^ DAPT_FROZEN_SEED_TAG, .step = (uint64_t)index};
+    dapt_run_opts frozen_opts = {.train = 1, .seed = opts->seed ^ dapt_rng_stream_tag(DAPT_RNG_FROZEN), .step = (uint64_t)index};
     dapt_batch unlabelled = *b;
     unlabelled.mlm_labels = NULL;
     unlabelled.class_labels = NULL;

@@ -8,11 +8,8 @@
 #include "dapt/h5io.h"
 #include "dapt/mlm.h"
 #include "dapt/tokenizer.h"
+#include "dapt/train.h"
 #include "task_internal.h"
-
-/* dapt train's held-out masks use this step, which no training step reaches
- * (src/train/loop.c, EVAL_MASK_STEP): the same masks every evaluation. */
-#define HELD_OUT_MASK_STEP UINT64_MAX
 
 int64_t dapt_model_max_input(const dapt_model_config *mc)
 {
@@ -136,38 +133,13 @@ cleanup:
 static dapt_status mlm_specials(const dapt_config *cfg, const dapt_tokenizer *tok, dapt_mlm_spec *mlm,
                                 dapt_seq_spec *ss, const char *corpus)
 {
-    dapt_special_ids sp = dapt_tokenizer_specials(tok);
-    dapt_status st = DAPT_OK;
-    dapt_h5file cf;
-    memset(&cf, 0, sizeof cf);
-    cf.id = H5I_INVALID_HID;
-    st = dapt_h5_open(MPI_COMM_SELF, corpus, &cf);
-    if (st == DAPT_OK && dapt_h5_attr_exists(&cf, "/", "tokenizer_checksum")) {
-        char *sum = NULL;
-        st = dapt_h5_attr_get_string(&cf, "/", "tokenizer_checksum", &sum);
-        if (st == DAPT_OK && strcmp(sum, dapt_tokenizer_checksum(tok)))
-            st = DAPT_ERROR(DAPT_ERR_CONFIG, "%s was prepared with another tokenizer than the model's (checksum %.12s..., the model's %.12s...)",
-                            corpus, sum, dapt_tokenizer_checksum(tok));
-        free(sum);
-    }
-    dapt_h5_close(&cf);
-    memset(mlm, 0, sizeof *mlm);
-    mlm->probability = cfg->train.mlm_probability;
-    mlm->mask_id = sp.mask;
-    mlm->vocab_size = (int64_t)dapt_tokenizer_vocab_size(tok);
-    DAPT_CHECK(st);
-    if (sp.mask < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "the tokenizer has no mask token, so the MLM loss is undefined");
-    const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(mlm, all[i]));
-    DAPT_CHECK(dapt_mlm_spec_check(mlm));
+    DAPT_CHECK(dapt_sequences_check_tokenizer(corpus, "the model's", tok));
     ss->seq_len = cfg->data.seq_len;
     ss->packing = strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT;
     ss->eval_fraction = cfg->data.eval_fraction;
     ss->seed = (uint64_t)cfg->run.seed;
-    ss->begin_id = sp.cls >= 0 ? sp.cls : sp.bos;
-    ss->end_id = sp.sep >= 0 ? sp.sep : sp.eos;
-    ss->pad_id = sp.pad;
-    return DAPT_OK;
+    return dapt_mlm_spec_from_tokenizer(tok, "of the model", cfg->train.mlm_probability, mlm, &ss->begin_id,
+                                        &ss->end_id, &ss->pad_id);
 }
 
 dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_model *model, const char *corpus,
@@ -189,69 +161,19 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
                           (long long)mlm.vocab_size, (long long)mc->vocab_size);
     dapt_sequences *seqs = NULL;
     DAPT_CHECK(dapt_sequences_open(corpus, &ss, &seqs));
-    int rank = 0, R = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &R);
-    const int64_t L = ss.seq_len;
-    int32_t *ids = NULL, *att = NULL, *labels = NULL;
-    int64_t *idx = NULL;
-    dapt_workspace *ws = NULL;
     dapt_status st = DAPT_OK;
     out->available = dapt_sequences_count(seqs, DAPT_SPLIT_EVAL);
     int64_t want = max_sequences > 0 && max_sequences < out->available ? max_sequences : out->available;
     if (want == 0)
         DAPT_THROW(DAPT_ERR_CONFIG, "%s has no held-out sequence of %lld tokens with data.eval_fraction = %g and run.seed = %lld",
-                   corpus, (long long)L, cfg->data.eval_fraction, (long long)cfg->run.seed);
+                   corpus, (long long)ss.seq_len, cfg->data.eval_fraction, (long long)cfg->run.seed);
     if (dapt_sequences_vocab(seqs) > mc->vocab_size)
         DAPT_THROW(DAPT_ERR_CONFIG, "%s declares vocab_size %lld, larger than the model's %lld", corpus,
                    (long long)dapt_sequences_vocab(seqs), (long long)mc->vocab_size);
-    int64_t begin, count;
-    dapt_share(want, rank, R, &begin, &count);
-    const int64_t B = batch_size;
-    if (st == DAPT_OK) st = dapt_alloc((void **)&ids, (size_t)(B * L) * sizeof *ids, "evaluation ids");
-    if (st == DAPT_OK) st = dapt_alloc((void **)&att, (size_t)(B * L) * sizeof *att, "evaluation attention");
-    if (st == DAPT_OK) st = dapt_alloc((void **)&labels, (size_t)(B * L) * sizeof *labels, "evaluation labels");
-    if (st == DAPT_OK) st = dapt_alloc((void **)&idx, (size_t)B * sizeof *idx, "evaluation rows");
-    dapt_workspace_spec spec = {B, L, 0, 0, 0};
-    if (st == DAPT_OK) st = dapt_workspace_create(model, &spec, &ws);
-    double sums[3] = {0, 0, 0}; /* loss sum, masked tokens, non-finite batches */
-    for (int64_t off = 0; st == DAPT_OK && off < count; off += B) {
-        const int64_t n = count - off < B ? count - off : B;
-        for (int64_t i = 0; i < n; i++) idx[i] = begin + off + i;
-        if ((st = dapt_sequences_read(seqs, DAPT_SPLIT_EVAL, idx, n, ids, att)) != DAPT_OK) break;
-        int64_t masked = 0;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t sel = 0;
-            dapt_mlm_mask(&mlm, ss.seed, HELD_OUT_MASK_STEP, (uint64_t)idx[i], ids + i * L, att + i * L, L, labels + i * L,
-                          &sel);
-            masked += sel;
-        }
-        dapt_batch b = {n, L, ids, att, NULL, labels, NULL, (uint64_t)idx[0]};
-        dapt_run_opts opts = {0};
-        opts.mlm_denominator = 1.0;
-        st = dapt_model_forward(model, ws, &b, NULL, &opts);
-        if (st == DAPT_ERR_NUMERIC) {
-            dapt_error_clear();
-            st = DAPT_OK;
-            sums[2] += 1;
-            continue;
-        }
-        if (st != DAPT_OK) break;
-        sums[0] += dapt_ws_mlm_loss(ws, NULL);
-        sums[1] += (double)masked;
-    }
-    DAPT_TRY(dapt_status_agree(comm, st));
-    DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm)));
+    DAPT_TRY(dapt_heldout_mlm_loss(comm, model, NULL, seqs, &mlm, ss.seed, want, batch_size, &out->loss, &out->masked));
     out->sequences = want;
-    out->masked = (int64_t)sums[1];
-    out->loss = sums[2] > 0 ? NAN : sums[1] > 0 ? sums[0] / sums[1] : NAN;
     out->perplexity = exp(out->loss);
 cleanup:
-    dapt_workspace_free(ws);
     dapt_sequences_close(seqs);
-    free(ids);
-    free(att);
-    free(labels);
-    free(idx);
     return st;
 }

@@ -10,6 +10,7 @@
 #include "dapt/batches.h"
 #include "dapt/fsio.h"
 #include "dapt/log.h"
+#include "dapt/objective.h"
 #include "dapt/optim.h"
 #include "dapt/tokenizer.h"
 #include "task_internal.h"
@@ -79,20 +80,12 @@ typedef struct ft {
     int64_t *idx;
     char out[DAPT_CONFIG_STR_MAX], model_path[DAPT_CONFIG_STR_MAX + 32], metrics_path[DAPT_CONFIG_STR_MAX + 32];
     FILE *metrics;
+    dapt_objective obj;
+    dapt_objective_ctx ctx;
+    dapt_domain_info domain;
 } ft;
 
-/* Every rank returns the worst status (with its own message if it failed). */
-static dapt_status agree(const ft *r, dapt_status st)
-{
-    int mine = (int)st, worst = 0;
-    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, r->comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
-    if (worst != DAPT_OK && st == DAPT_OK)
-        return DAPT_ERROR((dapt_status)worst, "finetune: another rank failed (%s); see its message",
-                          dapt_status_name((dapt_status)worst));
-    return st;
-}
-
+static dapt_status agree(const ft *r, dapt_status st) { return dapt_status_agree(r->comm, st); }
 
 /* The model's tokenizer must be the one the task was prepared with.  Rank 0. */
 static dapt_status check_tokenizer(const ft *r)
@@ -122,9 +115,28 @@ static dapt_status prepare_output(ft *r, int force)
     return DAPT_OK;
 }
 
+/* What the objective sees of the run: one "domain", the task. */
+static void fill_ctx(ft *r)
+{
+    r->domain = (dapt_domain_info){0, 1, r->task.path, r->out, r->out, 0, 0};
+    dapt_objective_ctx *c = &r->ctx;
+    c->cfg = r->cfg;
+    c->data_comm = r->comm;
+    c->data_rank = r->rank;
+    c->data_size = r->size;
+    c->writer = 1;
+    c->model = &r->model;
+    c->seed = (uint64_t)r->cfg->run.seed;
+    c->micro_max = r->micro;
+    c->domain = &r->domain;
+}
+
 static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
 {
     const dapt_config *cfg = r->cfg;
+    const dapt_objective_ops *ops = dapt_objective_find(cfg->finetune.objective, DAPT_OBJ_FINETUNE);
+    if (!ops) return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "finetune.objective = %s is not implemented", cfg->finetune.objective);
+    DAPT_CHECK(dapt_objective_create(ops, cfg, &r->obj));
     if (cfg->parallel.tensor != 1)
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "parallel.tensor = %lld: dapt finetune is data parallel only (use 1)",
                           (long long)cfg->parallel.tensor);
@@ -190,11 +202,15 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     DAPT_CHECK(dapt_alloc((void **)&r->labels, (size_t)r->B * sizeof(int32_t), "batch labels"));
     DAPT_CHECK(dapt_alloc((void **)&r->idx, (size_t)r->B * sizeof(int64_t), "batch rows"));
     task_ws_cache_init(&r->cache, &r->model, r->micro, 1);
-    return agree(r, r->rank == 0 ? prepare_output(r, opts->force) : DAPT_OK);
+    DAPT_CHECK(agree(r, r->rank == 0 ? prepare_output(r, opts->force) : DAPT_OK));
+    fill_ctx(r);
+    return agree(r, dapt_objective_begin_domain(&r->obj, &r->ctx));
 }
 
 static void teardown(ft *r)
 {
+    if (r->obj.ops) dapt_objective_release(&r->obj);
+    dapt_objective_destroy(&r->obj);
     if (r->metrics) fclose(r->metrics);
     task_ws_cache_free(&r->cache);
     if (r->have_model) dapt_model_free(&r->model);
@@ -210,18 +226,6 @@ static void teardown(ft *r)
     free(r->types);
     free(r->labels);
     free(r->idx);
-}
-
-/* Sums the gradients over the ranks (in pieces an int count can hold). */
-static dapt_status allreduce_grads(ft *r)
-{
-    if (r->size == 1) return DAPT_OK;
-    const size_t total = r->model.table.total, piece = (size_t)1 << 30;
-    for (size_t off = 0; off < total; off += piece) {
-        size_t n = total - off < piece ? total - off : piece;
-        DAPT_CHECK(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, r->model.grads + off, (int)n, MPI_FLOAT, MPI_SUM, r->comm)));
-    }
-    return DAPT_OK;
 }
 
 /* One optimizer step on global batch k of epoch e; *loss is the mean
@@ -243,40 +247,41 @@ static dapt_status train_step(ft *r, int64_t e, int64_t k, double *loss, double 
     int64_t lb, lc;
     dapt_share(nb, r->rank, r->size, &lb, &lc);
     dapt_model_zero_grads(&r->model);
+    r->ctx.step = r->step;
+    r->ctx.lr = dapt_lr_at(&r->sched, r->step);
+    r->ctx.global_rows = nb; /* global denominators: the same loss for any layout */
     double local = 0.0;
     dapt_status st = DAPT_OK;
     for (int64_t off = 0; off < lc && st == DAPT_OK; off += r->micro) {
         const int64_t mb = lc - off < r->micro ? lc - off : r->micro;
         task_fill_batch(&r->train, r->idx + lb + off, mb, L, (int32_t)r->model.config.pad_token_id, r->ids, r->att,
                         r->types, r->labels);
-        dapt_workspace *ws;
-        DAPT_CHECK(task_ws_get(&r->cache, L, &ws));
-        dapt_batch b = {mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off)};
-        dapt_run_opts opts = {0};
-        opts.train = 1;
-        opts.seed = (uint64_t)r->cfg->run.seed;
-        opts.step = (uint64_t)r->step;
-        opts.cls_denominator = (double)nb; /* global: the same loss for any layout */
-        st = dapt_model_forward(&r->model, ws, &b, NULL, &opts);
-        if (st == DAPT_OK) {
-            local += dapt_ws_cls_loss(ws);
-            st = dapt_model_backward(&r->model, ws, 1.0, NULL, NULL);
-        }
+        dapt_micro_batch m;
+        memset(&m, 0, sizeof m);
+        DAPT_CHECK(task_ws_get(&r->cache, L, &m.ws));
+        m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off)};
+        m.clean_ids = r->ids;
+        st = dapt_objective_micro_step(&r->obj, &r->ctx, &m, &local);
     }
     if (st == DAPT_ERR_NUMERIC) local = NAN;
     else DAPT_CHECK(st);
-    DAPT_CHECK(allreduce_grads(r));
+    st = dapt_objective_step_end(&r->obj, &r->ctx, NULL, 0, &local);
+    if (st == DAPT_ERR_NUMERIC) local = NAN;
+    else DAPT_CHECK(st);
+    DAPT_CHECK(dapt_grad_allreduce(r->model.grads, r->model.table.total, r->cfg->parallel.bucket_mb, r->comm));
     double gl = 0.0;
     DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&local, &gl, 1, MPI_DOUBLE, MPI_SUM, r->comm)));
+    if (isfinite(gl)) DAPT_CHECK(dapt_objective_transform_grads(&r->obj, &r->ctx));
     double norm = 0.0;
     dapt_grad_clip(&r->model.table, r->model.grads, r->cfg->finetune.max_grad_norm, &norm);
     if (!isfinite(gl) || !isfinite(norm))
         return DAPT_ERROR(DAPT_ERR_NUMERIC, "finetune step %lld (epoch %lld): loss %g, gradient norm %g are not finite (lower finetune.lr?)",
                           (long long)r->step + 1, (long long)e + 1, gl, norm);
-    *lr = dapt_lr_at(&r->sched, r->step);
+    *lr = r->ctx.lr;
     dapt_adamw_advance(&r->adam);
     DAPT_CHECK(dapt_adamw_update(&r->adam, *lr, &r->model.table, 0, r->model.table.total, r->model.params,
                                  r->model.grads, r->m1, r->m2));
+    DAPT_CHECK(dapt_objective_after_update(&r->obj, &r->ctx));
     *loss = gl;
     r->step++;
     return DAPT_OK;
@@ -391,6 +396,7 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
     dapt_status st = agree(r, setup(r, opts));
     if (st == DAPT_OK) st = run_epochs(r, res);
     else res->agreed = 1;
+    if (st == DAPT_OK) st = agree(r, dapt_objective_end_domain(&r->obj, &r->ctx));
     teardown(r);
     free(r);
     return st;

@@ -1,6 +1,7 @@
 /* Sequences from a prepared corpus, and the global sample order
  * (see dapt/batches.h). */
 #include "dapt/batches.h"
+#include "dapt/tokenizer.h"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -123,6 +124,8 @@ void dapt_sequences_close(dapt_sequences *s)
     free(s->buf);
     free(s);
 }
+
+int64_t dapt_sequences_seq_len(const dapt_sequences *s) { return s->spec.seq_len; }
 
 int64_t dapt_sequences_count(const dapt_sequences *s, dapt_split split) { return s->split[split].n_seqs; }
 int64_t dapt_sequences_docs(const dapt_sequences *s, dapt_split split) { return s->split[split].n_docs; }
@@ -318,4 +321,21 @@ void dapt_share(int64_t n, int r, int R, int64_t *begin, int64_t *count)
     int64_t q = n / R, rem = n % R;
     *count = q + (r < rem);
     *begin = r * q + (r < rem ? r : rem);
+}
+
+dapt_status dapt_sequences_check_tokenizer(const char *path, const char *whose, const dapt_tokenizer *tok)
+{
+    dapt_h5file cf;
+    DAPT_CHECK(dapt_h5_open(MPI_COMM_SELF, path, &cf));
+    dapt_status st = DAPT_OK;
+    if (dapt_h5_attr_exists(&cf, "/", "tokenizer_checksum")) {
+        char *sum = NULL;
+        st = dapt_h5_attr_get_string(&cf, "/", "tokenizer_checksum", &sum);
+        if (st == DAPT_OK && strcmp(sum, dapt_tokenizer_checksum(tok)))
+            st = DAPT_ERROR(DAPT_ERR_CONFIG, "%s was prepared with another tokenizer than %s (the file's checksum %.12s..., the tokenizer's %.12s...)",
+                            path, whose, sum, dapt_tokenizer_checksum(tok));
+        free(sum);
+    }
+    dapt_h5_close(&cf);
+    return st;
 }

@@ -1,6 +1,11 @@
 /* Dynamic MLM masking (see dapt/mlm.h). */
 #include "dapt/mlm.h"
 
+#include <string.h>
+
+#include "dapt/tokenizer.h"
+#include "dapt/train.h"
+
 #include "dapt/model.h"
 #include "dapt/rng.h"
 
@@ -59,4 +64,32 @@ void dapt_mlm_mask(const dapt_mlm_spec *spec, uint64_t seed, uint64_t step, uint
         }
     }
     if (n_selected) *n_selected = count;
+}
+
+dapt_status dapt_mlm_spec_from_tokenizer(const dapt_tokenizer *tok, const char *what, double p, dapt_mlm_spec *spec,
+                                         int32_t *begin, int32_t *end, int32_t *pad)
+{
+    dapt_special_ids sp = dapt_tokenizer_specials(tok);
+    memset(spec, 0, sizeof *spec);
+    spec->probability = p;
+    spec->mask_id = sp.mask;
+    spec->vocab_size = (int64_t)dapt_tokenizer_vocab_size(tok);
+    if (sp.mask < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "tokenizer %s has no mask token, so MLM cannot run", what);
+    const int32_t all[] = {sp.cls, sp.sep, sp.pad, sp.mask, sp.unk, sp.bos, sp.eos};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) DAPT_CHECK(dapt_mlm_spec_add_special(spec, all[i]));
+    DAPT_CHECK(dapt_mlm_spec_check(spec));
+    *begin = sp.cls >= 0 ? sp.cls : sp.bos;
+    *end = sp.sep >= 0 ? sp.sep : sp.eos;
+    *pad = sp.pad;
+    return DAPT_OK;
+}
+
+dapt_status dapt_train_tokenizer_spec(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin,
+                                      int32_t *end, int32_t *pad)
+{
+    dapt_tokenizer *tok = NULL;
+    DAPT_CHECK(dapt_tokenizer_load(path, &tok));
+    dapt_status st = dapt_mlm_spec_from_tokenizer(tok, path, p, mlm, begin, end, pad);
+    dapt_tokenizer_free(tok);
+    return st;
 }

@@ -1,51 +1,84 @@
-/* Shared by loop.c and objectives_*.c: batches of a corpus outside the
- * training order (importance, Fisher, representations). */
+/* The state of one dapt train run (one domain), shared by the files of
+ * src/train: setup.c (grid, tokenizer, model, buffers), output.c (the run
+ * directory and metrics.csv), step.c (one optimizer step, held-out loss),
+ * loop.c (the step loop, checkpoints, preemption) and continual.c (the
+ * domains, dapt_train_run).  Internal to src/train. */
 #ifndef DAPT_TRAIN_INTERNAL_H
 #define DAPT_TRAIN_INTERNAL_H
 
+#include <stdio.h>
+
+#include "dapt/batches.h"
+#include "dapt/grid.h"
+#include "dapt/modelfile.h"
+#include "dapt/objective.h"
+#include "dapt/optim.h"
 #include "dapt/train.h"
 
-/* XORed into the seed of the sample order of importance and Fisher passes
- * ("imprt"), so they do not follow the training order. */
-#define DAPT_IMPORTANCE_ORDER_TAG 0x696d707274ull
-
-/* This rank's rows of global batches over a corpus. */
-typedef struct dapt_corpus_batches {
+typedef struct train_run {
+    const dapt_config *cfg;
+    dapt_objective *obj;
+    dapt_grid grid;
+    int have_grid;
+    dapt_tp_group tpg; /* parallel.tensor > 1: the model is this rank's shard */
+    dapt_tp_layout tpl;
+    int have_tpl;
+    MPI_Comm comm; /* the data communicator (MPI_COMM_WORLD before the grid exists) */
+    int rank, size;
+    char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16], metrics[DAPT_CONFIG_STR_MAX + 16];
+    dapt_mlm_spec mlm;
+    dapt_model model;
+    int have_model;
+    dapt_model_meta meta; /* tokenizer files and HF name, carried into checkpoints */
+    dapt_workspace *ws;
     dapt_sequences *seqs;
-    const dapt_mlm_spec *mlm;
     dapt_order order;
-    int have_order;
-    dapt_split split;
-    uint64_t seed;
-    int64_t seq_len, global_batch, samples, rank, size;
+    dapt_adamw adam;
+    dapt_lr_schedule sched;
+    float *exp_avg, *exp_avg_sq;
+    dapt_objective_ctx ctx;
+    dapt_domain_info domain;
+    int64_t B, L, accum, local_begin, local_count, micro_max;
     int32_t *clean, *ids, *att, *labels;
-    int64_t *idx;
-} dapt_corpus_batches;
+    int64_t *seq_idx;
+    int64_t step, position, bad_run, last_ckpt_step;
+    FILE *metrics_fp;
+    dapt_seq_spec ss;
+    dapt_micro_batch *mbs; /* this rank's micro-batches of the step */
+} train_run;
 
-/* split TRAIN: samples in a permutation keyed by seed ^ the tag; EVAL:
- * held-out sequences in file order.  Not collective. */
-dapt_status dapt_corpus_batches_init(dapt_corpus_batches *cb, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
-                                     dapt_split split, uint64_t seed, int64_t seq_len, int64_t global_batch,
-                                     int64_t samples, int rank, int size);
-void dapt_corpus_batches_free(dapt_corpus_batches *cb);
-int64_t dapt_corpus_batches_count(const dapt_corpus_batches *cb);
-/* Global batch i: this rank's rows (clean ids and MLM-masked ids keyed
- * (seed, step = 2^64 - 2 - i, sample)); *tokens = non-padding tokens,
- * *first = global index of row 0.  Not collective. */
-dapt_status dapt_corpus_batches_get(dapt_corpus_batches *cb, int64_t i, dapt_batch *masked, const int32_t **clean,
-                                    double *tokens);
+/* What one step reports. */
+typedef struct train_step_result {
+    double loss, lr, grad_norm, tokens_per_s;
+    double extra[DAPT_OBJ_MAX_COLUMNS]; /* the objective's columns, summed over the data ranks */
+    int bad;      /* update skipped */
+    int bad_rank; /* lowest rank that saw a non-finite value */
+} train_step_result;
 
-/* Fisher diagonal of the MLM loss: mean over global batches of the squared
- * global-batch gradient, added (+=) to fisher (table.total floats).
- * Collective over comm. */
-dapt_status dapt_fisher_from_corpus(dapt_model *m, dapt_corpus_batches *cb, uint64_t seed, int recompute,
-                                    float *fisher, MPI_Comm comm);
+/* Every rank of the run (tensor ranks included) returns the same status:
+ * dapt_status_agree over the world. */
+dapt_status train_agree(const train_run *r, dapt_status st);
+/* Data rank 0 of tensor rank 0: writes the run's shared files. */
+int train_leader(const train_run *r);
 
-/* Mean-pooled last hidden states (dropout off) of this rank's share of
- * cb's samples (cb made with global_batch = samples): plain (z1) and with
- * every unit multiplied by masks (z3), [*rows, hidden] (malloc'd), their
- * document ids, and the global index of the first row.  Not collective. */
-dapt_status dapt_representations(dapt_model *m, dapt_corpus_batches *cb, const dapt_unit_masks *masks, float **z1,
-                                 float **z3, int64_t **doc_ids, int64_t *first_row, int64_t *rows);
+/* setup.c.  Collective over the world. */
+dapt_status train_new(train_run **out, const dapt_config *cfg, dapt_objective *obj);
+dapt_status train_setup(train_run *r);
+void train_teardown(train_run *r);
+
+/* output.c.  Leader only unless noted. */
+dapt_status train_prepare_output(train_run *r, const dapt_train_opts *opts); /* all ranks call; leader acts */
+dapt_status train_truncate_metrics(train_run *r, int64_t step);
+dapt_status train_open_metrics(train_run *r);
+dapt_status train_metrics_row(train_run *r, int64_t step, const train_step_result *sr, double eval_loss);
+
+/* step.c.  Collective over the world. */
+dapt_status train_step(train_run *r, train_step_result *out);
+dapt_status train_evaluate(train_run *r, double *eval_loss);
+
+/* loop.c.  Collective over the world. */
+dapt_status train_loop(train_run *r, const dapt_train_opts *opts, dapt_train_result *res);
+int train_stop_requested(void);
+void train_clear_stop(void);
 
 #endif

@@ -103,7 +103,7 @@ static double proxy_loss(problem *p, dapt_proxy_kind proxy, const dapt_unit_mask
         return dapt_ws_loss(p->ws);
     }
     b.mlm_labels = NULL;
-    dapt_run_opts frozen = {.train = 1, .seed = seed ^ DAPT_FROZEN_SEED_TAG, .step = 0};
+    dapt_run_opts frozen = {.train = 1, .seed = seed ^ dapt_rng_stream_tag(DAPT_RNG_FROZEN), .step = 0};
     dapt_run_opts model = {.train = 1, .seed = seed, .step = 0};
     CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws_frozen, &b, NULL, &frozen) == DAPT_OK);
     CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, g, &model) == DAPT_OK);

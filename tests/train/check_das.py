@@ -3,7 +3,7 @@
 
 usage: check_das.py files OUT DOMAIN...        importance.h5 / representations.h5 layout
        check_das.py same OUT1 OUT2 DOMAIN...   importances and metrics agree (layouts)
-       check_das.py same_single OUT1 OUT2 SOURCE   the same for a run without das.domains
+       check_das.py same_single OUT1 OUT2 SOURCE   the same for a run without continual.domains
        check_das.py softmask INIT MASKED ZERO IMP   soft-mask exactness (see the test)
        check_das.py differ CSV1 CSV2            two metrics files differ in loss
        check_das.py equal CSV1 CSV2             two metrics files agree in loss
@@ -80,7 +80,7 @@ def close(a, b, tol, what):
 
 
 def same(o1, o2, domains, tol=1e-5, single=False):
-    """single: one domain trained in OUT itself (no das.domains)."""
+    """single: one domain trained in OUT itself (no continual.domains)."""
     for d in domains:
         sub = "" if single else f"/{d}"
         r1, r2 = rows(f"{o1}{sub}/metrics.csv"), rows(f"{o2}{sub}/metrics.csv")

@@ -63,7 +63,8 @@ run() { # run BIN KEYSET OUT NRANKS CASE
     mpirun --oversubscribe -n "$n" "$bin" train --config "$work/run.ini" --set train.method="$m" "$@" >"$out.log" 2>&1 ||
         { echo "FAIL: $bin $case on $n ranks (see below)"; tail -5 "$out.log"; exit 1; }
 }
-cut_metrics() { cut -d, -f1-4,6- "$1"; }
+# The columns both versions write (objectives may append their own).
+cut_metrics() { cut -d, -f1-4,6-7 "$1"; }
 cases="mlm:one one:one kd:one ewc:one dga:one das:one das:accum mlm:two one:two kd:two ewc:two dga:two das:two mlm:tp das:tp"
 ok=0
 for c in $cases; do

@@ -6,8 +6,8 @@
 
 #include "dapt/batches.h"
 #include "dapt/das.h"
-#include "dapt/train.h"
-#include "train_internal.h"
+#include "dapt/corpus_pass.h"
+#include "dapt/rng.h"
 
 dapt_status dapt_corpus_batches_init(dapt_corpus_batches *cb, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
                                      dapt_split split, uint64_t seed, int64_t seq_len, int64_t global_batch,
@@ -28,7 +28,7 @@ dapt_status dapt_corpus_batches_init(dapt_corpus_batches *cb, dapt_sequences *se
                                   split == DAPT_SPLIT_TRAIN ? "train" : "held-out");
     if (global_batch < 1) return DAPT_ERROR(DAPT_ERR_ARG, "corpus batches: batch %lld", (long long)global_batch);
     if (split == DAPT_SPLIT_TRAIN) {
-        DAPT_CHECK(dapt_order_init(&cb->order, seed ^ DAPT_IMPORTANCE_ORDER_TAG, n));
+        DAPT_CHECK(dapt_order_init(&cb->order, seed ^ dapt_rng_stream_tag(DAPT_RNG_IMPORTANCE_ORDER), n));
         cb->have_order = 1;
     } else if (samples > n) {
         cb->samples = n;
@@ -159,7 +159,7 @@ dapt_status dapt_fisher_from_corpus(dapt_model *m, dapt_corpus_batches *cb, uint
         if (b.batch > 0 && all > 0) {
             dapt_run_opts ro = {0};
             ro.train = 1;
-            ro.seed = seed ^ DAPT_IMPORTANCE_ORDER_TAG;
+            ro.seed = seed ^ dapt_rng_stream_tag(DAPT_RNG_IMPORTANCE_ORDER);
             ro.step = (uint64_t)i;
             ro.mlm_denominator = (double)all;
             DAPT_TRY(dapt_model_forward(m, ws, &b, NULL, &ro));

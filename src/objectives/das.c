@@ -13,67 +13,70 @@
  * views first, so they are computed forward-only and then each view is
  * recomputed with the same dropout keys and back-propagated (gradient
  * caching): 3 extra forwards per micro-batch instead of 3 stored activation
- * arenas per micro-batch.  docs/performance.md has the measured costs. */
+ * arenas per micro-batch.  docs/performance.md has the measured costs.
+ * Importance across domains: das_domains.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "dapt/das.h"
-#include "dapt/train.h"
+#include "dapt/rng.h"
+#include "das_state.h"
 
-/* XORed into the run seed for the dropout of each view, so the views' masks
- * differ from each other and from the MLM pass ("view1".."view3"). */
-static const uint64_t view_tag[3] = {0x766965773175ull, 0x766965773275ull, 0x766965773375ull};
-
-typedef struct das_state {
-    int all_units;             /* das: heads + FFN units; dga: heads */
-    dapt_softmask_style style;
-    int forward_mask;
-    double lambda, tau;
-    dapt_workspace *ws_view[3]; /* one micro-batch: z1 in ctx->ws, z2, z3 here ([1], [2]) */
-    dapt_workspace *ws_fwd;     /* several micro-batches: forward-only */
-    float *z[3], *dz[3];        /* [rows this rank holds in a step, hidden] */
-    float *dh;                  /* [micro_max, seq_len, hidden] */
-    int64_t rows_cap;
-} das_state;
-
-static dapt_unit_masks view_masks(const das_state *s, const dapt_train_ctx *ctx)
+static dapt_unit_masks view_masks(const das_state *s)
 {
-    dapt_unit_masks m = {NULL, NULL, NULL};
-    if (!ctx->domain) return m;
-    m.head = ctx->domain->importance[DAPT_UNIT_HEAD];
+    dapt_unit_masks m = {s->importance[DAPT_UNIT_HEAD], NULL, NULL};
     if (s->all_units) {
-        m.intermediate = ctx->domain->importance[DAPT_UNIT_INTERMEDIATE];
-        m.output = ctx->domain->importance[DAPT_UNIT_OUTPUT];
+        m.intermediate = s->importance[DAPT_UNIT_INTERMEDIATE];
+        m.output = s->importance[DAPT_UNIT_OUTPUT];
     }
     return m;
 }
 
-static void das_destroy(void *state)
+static dapt_status create_common(void **state, const dapt_config *cfg, int all_units)
 {
-    das_state *s = state;
-    if (!s) return;
-    for (int v = 0; v < 3; v++) {
-        dapt_workspace_free(s->ws_view[v]);
-        free(s->z[v]);
-        free(s->dz[v]);
-    }
-    dapt_workspace_free(s->ws_fwd);
-    free(s->dh);
-    free(s);
-}
-
-static dapt_status init_common(void **state, dapt_train_ctx *ctx, int all_units)
-{
-    das_state *s = NULL;
-    DAPT_CHECK(dapt_calloc((void **)&s, 1, sizeof *s, "DAS state"));
-    *state = s;
-    const dapt_config *cfg = ctx->cfg;
+    DAPT_CHECK(dapt_calloc(state, 1, sizeof(das_state), "DAS state"));
+    das_state *s = *state;
+    s->base = cfg;
     s->all_units = all_units;
     s->style = strcmp(cfg->das.softmask, "reference") ? DAPT_SOFTMASK_PAPER : DAPT_SOFTMASK_REFERENCE;
     s->forward_mask = (int)cfg->das.forward_mask;
     s->lambda = cfg->das.contrast_lambda;
     s->tau = cfg->das.contrast_tau;
-    const int64_t L = cfg->data.seq_len, H = ctx->model->config.hidden;
+    return DAPT_OK;
+}
+
+static dapt_status das_create(void **state, const dapt_config *cfg) { return create_common(state, cfg, 1); }
+static dapt_status dga_create(void **state, const dapt_config *cfg) { return create_common(state, cfg, 0); }
+
+static void das_release(void *state)
+{
+    das_state *s = state;
+    for (int v = 0; v < 3; v++) {
+        dapt_workspace_free(s->ws_view[v]);
+        s->ws_view[v] = NULL;
+        free(s->z[v]);
+        free(s->dz[v]);
+        s->z[v] = s->dz[v] = NULL;
+    }
+    dapt_workspace_free(s->ws_fwd);
+    s->ws_fwd = NULL;
+    free(s->dh);
+    s->dh = NULL;
+}
+
+static void das_destroy(void *state)
+{
+    das_release(state);
+    das_domains_free(state);
+    free(state);
+}
+
+/* The domain's soft-mask, then the step buffers. */
+static dapt_status das_begin_domain(void *state, dapt_objective_ctx *ctx)
+{
+    das_state *s = state;
+    DAPT_CHECK(das_domain_begin(s, ctx));
+    const dapt_config *cfg = ctx->cfg;
+    const int64_t L = ctx->seq_len, H = ctx->model->config.hidden;
     const int64_t accum = cfg->train.grad_accum;
     s->rows_cap = ctx->micro_max * accum;
     dapt_workspace_spec spec = {ctx->micro_max, L, 1, 1, (int)cfg->model.recompute};
@@ -88,44 +91,39 @@ static dapt_status init_common(void **state, dapt_train_ctx *ctx, int all_units)
         DAPT_CHECK(dapt_alloc((void **)&s->z[v], sizeof(float) * (size_t)(s->rows_cap * H), "contrastive views"));
         DAPT_CHECK(dapt_alloc((void **)&s->dz[v], sizeof(float) * (size_t)(s->rows_cap * H), "view gradients"));
     }
-    DAPT_CHECK(dapt_alloc((void **)&s->dh, sizeof(float) * (size_t)(ctx->micro_max * L * H), "view hidden gradient"));
+    return dapt_alloc((void **)&s->dh, sizeof(float) * (size_t)(ctx->micro_max * L * H), "view hidden gradient");
+}
+
+static dapt_status das_resume_domain(void *state, dapt_objective_ctx *ctx) { return das_domain_resume(state, ctx); }
+static dapt_status das_end_domain(void *state, dapt_objective_ctx *ctx) { return das_domain_end(state, ctx); }
+
+static dapt_status das_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    das_state *s = state;
+    dapt_unit_masks masks = view_masks(s);
+    double mlm = 0.0;
+    DAPT_CHECK(dapt_objective_mlm_term(ctx, mb, s->forward_mask ? &masks : NULL, &mlm));
+    *loss += mlm;
+    s->term[0] += mlm;
     return DAPT_OK;
 }
 
-static dapt_status das_init(void **state, dapt_train_ctx *ctx) { return init_common(state, ctx, 1); }
-static dapt_status dga_init(void **state, dapt_train_ctx *ctx) { return init_common(state, ctx, 0); }
-
-static dapt_status das_micro_step(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mb, double *loss)
-{
-    das_state *s = state;
-    dapt_run_opts opts = {0};
-    opts.train = 1;
-    opts.seed = ctx->seed;
-    opts.step = (uint64_t)ctx->step;
-    opts.mlm_denominator = ctx->mlm_denominator;
-    dapt_unit_masks masks = view_masks(s, ctx);
-    DAPT_CHECK(dapt_model_forward(ctx->model, ctx->ws, &mb->batch, s->forward_mask ? &masks : NULL, &opts));
-    *loss += dapt_ws_mlm_loss(ctx->ws, NULL);
-    return dapt_model_backward(ctx->model, ctx->ws, 1.0, NULL, NULL);
-}
-
-/* Forward of view v of a micro-batch (unmasked ids, no labels). */
-static dapt_status view_forward(das_state *s, dapt_train_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb,
-                                int v, const dapt_unit_masks *masks)
+/* Forward of view v of a micro-batch (unmasked ids, no labels), with its own
+ * dropout stream so the views' masks differ from each other and from the
+ * MLM pass. */
+static dapt_status view_forward(dapt_objective_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb, int v,
+                                const dapt_unit_masks *masks)
 {
     dapt_batch b = mb->batch;
     b.input_ids = mb->clean_ids;
     b.mlm_labels = NULL;
     b.class_labels = NULL;
-    dapt_run_opts opts = {0};
-    opts.train = 1;
-    opts.seed = ctx->seed ^ view_tag[v];
-    opts.step = (uint64_t)ctx->step;
-    (void)s;
+    dapt_run_opts opts = dapt_objective_train_opts(ctx);
+    opts.seed = ctx->seed ^ dapt_rng_stream_tag(DAPT_RNG_VIEW1 + v);
     return dapt_model_forward(ctx->model, ws, &b, v == 2 ? masks : NULL, &opts);
 }
 
-static dapt_status view_backward(das_state *s, dapt_train_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb,
+static dapt_status view_backward(das_state *s, dapt_objective_ctx *ctx, dapt_workspace *ws, const dapt_micro_batch *mb,
                                  const float *dz)
 {
     const int64_t H = ctx->model->config.hidden, n = mb->batch.batch, L = mb->batch.seq_len;
@@ -134,12 +132,12 @@ static dapt_status view_backward(das_state *s, dapt_train_ctx *ctx, dapt_workspa
     return dapt_model_backward(ctx->model, ws, 0.0, s->dh, NULL);
 }
 
-static dapt_status das_step_end(void *state, dapt_train_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+static dapt_status das_step_end(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
                                 double *loss)
 {
     das_state *s = state;
     const int64_t H = ctx->model->config.hidden;
-    dapt_unit_masks masks = view_masks(s, ctx);
+    dapt_unit_masks masks = view_masks(s);
     const int direct = s->ws_fwd == NULL; /* one micro-batch: keep the activations */
     dapt_workspace *ws_of[3] = {ctx->ws, s->ws_view[1], s->ws_view[2]};
     int64_t n = 0;
@@ -151,7 +149,7 @@ static dapt_status das_step_end(void *state, dapt_train_ctx *ctx, const dapt_mic
         if (direct && k > 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "contrastive views: several micro-batches without caching");
         for (int v = 0; v < 3; v++) {
             dapt_workspace *ws = direct ? ws_of[v] : s->ws_fwd;
-            DAPT_CHECK(view_forward(s, ctx, ws, mb, v, &masks));
+            DAPT_CHECK(view_forward(ctx, ws, mb, v, &masks));
             dapt_mean_pool_forward(dapt_ws_last_hidden(ws), mb->batch.attention_mask, mb->batch.batch,
                                    mb->batch.seq_len, H, s->z[v] + n * H);
         }
@@ -165,11 +163,12 @@ static dapt_status das_step_end(void *state, dapt_train_ctx *ctx, const dapt_mic
         for (int64_t i = 0; i < n * H; i++) s->dz[v][i] *= (float)s->lambda;
     /* Every rank holds the global loss; the loop sums the ranks' shares. */
     *loss += s->lambda * closs / (double)ctx->data_size;
+    s->term[1] += s->lambda * closs / (double)ctx->data_size;
     int64_t at = 0;
     for (int64_t k = 0; k < count; k++) {
         const dapt_micro_batch *mb = &mbs[k];
         for (int v = 0; v < 3; v++) {
-            if (!direct) DAPT_CHECK(view_forward(s, ctx, ctx->ws, mb, v, &masks));
+            if (!direct) DAPT_CHECK(view_forward(ctx, ctx->ws, mb, v, &masks));
             DAPT_CHECK(view_backward(s, ctx, direct ? ws_of[v] : ctx->ws, mb, s->dz[v] + at * H));
         }
         at += mb->batch.batch;
@@ -177,32 +176,64 @@ static dapt_status das_step_end(void *state, dapt_train_ctx *ctx, const dapt_mic
     return DAPT_OK;
 }
 
-static dapt_status das_transform(void *state, dapt_train_ctx *ctx)
+static dapt_status das_transform(void *state, dapt_objective_ctx *ctx)
 {
     das_state *s = state;
-    if (!ctx->domain) return DAPT_OK;
-    const float *const *imp = ctx->domain->importance;
     dapt_model_ranges rg;
     dapt_model_shard_ranges(ctx->model, &rg);
     return dapt_softmask_apply_shard(&ctx->model->config, &rg, &ctx->model->table, ctx->model->grads,
-                                     imp[DAPT_UNIT_HEAD], s->all_units ? imp[DAPT_UNIT_INTERMEDIATE] : NULL,
-                                     s->all_units ? imp[DAPT_UNIT_OUTPUT] : NULL, s->style);
+                                     s->importance[DAPT_UNIT_HEAD],
+                                     s->all_units ? s->importance[DAPT_UNIT_INTERMEDIATE] : NULL,
+                                     s->all_units ? s->importance[DAPT_UNIT_OUTPUT] : NULL, s->style);
 }
+
+static dapt_status das_metrics(void *state, const dapt_objective_ctx *ctx, double *local_values)
+{
+    (void)ctx;
+    das_state *s = state;
+    local_values[0] = s->term[0];
+    local_values[1] = s->term[1];
+    s->term[0] = s->term[1] = 0.0;
+    return DAPT_OK;
+}
+
+static const char *const das_columns[] = {"mlm_loss", "contrast_loss", NULL};
+static const char *const das_outputs[] = {"importance.h5", "representations.h5", NULL};
 
 const dapt_objective_ops dapt_objective_das = {
     .name = "das",
-    .init = das_init,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
+    .n_denominators = 1,
+    .columns = das_columns,
+    .outputs = das_outputs,
+    .create = das_create,
+    .destroy = das_destroy,
+    .begin_domain = das_begin_domain,
+    .resume_domain = das_resume_domain,
+    .end_domain = das_end_domain,
+    .release = das_release,
+    .prepare = dapt_objective_mlm_prepare,
     .micro_step = das_micro_step,
     .step_end = das_step_end,
     .transform_grads = das_transform,
-    .destroy = das_destroy,
+    .metrics = das_metrics,
 };
 
 const dapt_objective_ops dapt_objective_dga = {
     .name = "dga",
-    .init = dga_init,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_FROM_BASE,
+    .n_denominators = 1,
+    .columns = das_columns,
+    .outputs = das_outputs,
+    .create = dga_create,
+    .destroy = das_destroy,
+    .begin_domain = das_begin_domain,
+    .resume_domain = das_resume_domain,
+    .end_domain = das_end_domain,
+    .release = das_release,
+    .prepare = dapt_objective_mlm_prepare,
     .micro_step = das_micro_step,
     .step_end = das_step_end,
     .transform_grads = das_transform,
-    .destroy = das_destroy,
+    .metrics = das_metrics,
 };

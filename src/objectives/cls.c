@@ -1,0 +1,22 @@
+/* Sequence classification (dapt finetune's default objective): the
+ * cross-entropy of the classification head (Hugging Face's
+ * BertForSequenceClassification / RobertaForSequenceClassification),
+ * summed over the global batch and divided by its size, so the loss and its
+ * gradient do not depend on the layout. */
+#include "objectives.h"
+
+static dapt_status cls_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    (void)state;
+    dapt_run_opts opts = dapt_objective_train_opts(ctx);
+    opts.cls_denominator = (double)ctx->global_rows;
+    DAPT_CHECK(dapt_model_forward(ctx->model, mb->ws, &mb->batch, NULL, &opts));
+    *loss += dapt_ws_cls_loss(mb->ws);
+    return dapt_model_backward(ctx->model, mb->ws, 1.0, NULL, NULL);
+}
+
+const dapt_objective_ops dapt_objective_cls = {
+    .name = "cls",
+    .flags = DAPT_OBJ_FINETUNE,
+    .micro_step = cls_micro_step,
+};

@@ -1,0 +1,5 @@
+# src/objectives: the training objectives behind dapt/objective.h, one file
+# per method, and the registry that lists them.
+libdapt_a_SOURCES += src/objectives/objective.c src/objectives/registry.c src/objectives/objectives.h \
+	src/objectives/mlm.c src/objectives/kd.c src/objectives/ewc.c src/objectives/das.c \
+	src/objectives/das_domains.c src/objectives/das_state.h src/objectives/cls.c

@@ -1,0 +1,45 @@
+/* Masked language modelling (DAPT's baseline, Gururangan et al. 2020): the
+ * tokens of a block are masked by dapt_mlm_mask (Hugging Face's collator
+ * semantics, keyed by (seed, step, global sample)); the loss is summed over
+ * every masked token of the global batch and divided by their global count,
+ * so it does not depend on the layout.  `one` is the same objective with
+ * every continual domain starting from the base model (DGA's ONE baseline). */
+#include "objectives.h"
+
+dapt_status dapt_objective_mlm_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk,
+                                       double *local_denominators)
+{
+    (void)state;
+    int64_t selected = 0;
+    for (int64_t i = 0; i < blk->rows; i++) {
+        int64_t sel = 0;
+        const int64_t at = i * blk->seq_len;
+        dapt_mlm_mask(ctx->mlm, ctx->seed, blk->key_step, blk->first_sample + (uint64_t)i, blk->input_ids + at,
+                      blk->attention_mask + at, blk->seq_len, blk->labels + at, &sel);
+        selected += sel;
+    }
+    local_denominators[0] = (double)selected;
+    return DAPT_OK;
+}
+
+static dapt_status mlm_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    (void)state;
+    return dapt_objective_mlm_term(ctx, mb, NULL, loss);
+}
+
+const dapt_objective_ops dapt_objective_mlm = {
+    .name = "mlm",
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
+    .n_denominators = 1,
+    .prepare = dapt_objective_mlm_prepare,
+    .micro_step = mlm_micro_step,
+};
+
+const dapt_objective_ops dapt_objective_one = {
+    .name = "one",
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_FROM_BASE,
+    .n_denominators = 1,
+    .prepare = dapt_objective_mlm_prepare,
+    .micro_step = mlm_micro_step,
+};

@@ -1,0 +1,19 @@
+/* The ops tables the registry lists, and what several objectives share.
+ * Internal to src/objectives. */
+#ifndef DAPT_OBJECTIVES_INTERNAL_H
+#define DAPT_OBJECTIVES_INTERNAL_H
+
+#include "dapt/objective.h"
+
+extern const dapt_objective_ops dapt_objective_mlm, dapt_objective_one; /* mlm.c */
+extern const dapt_objective_ops dapt_objective_kd;                      /* kd.c */
+extern const dapt_objective_ops dapt_objective_ewc;                     /* ewc.c */
+extern const dapt_objective_ops dapt_objective_dga, dapt_objective_das; /* das.c */
+extern const dapt_objective_ops dapt_objective_cls;                     /* cls.c */
+
+/* MLM masking of a block (dapt_mlm_mask keyed by (seed, key_step, global
+ * sample)); local_denominators[0] = selected positions.  Not collective. */
+dapt_status dapt_objective_mlm_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk,
+                                       double *local_denominators);
+
+#endif
