@@ -85,8 +85,6 @@ typedef struct ft {
     dapt_domain_info domain;
 } ft;
 
-static dapt_status agree(const ft *r, dapt_status st) { return dapt_status_agree(r->comm, st); }
-
 /* The model's tokenizer must be the one the task was prepared with.  Rank 0. */
 static dapt_status check_tokenizer(const ft *r)
 {
@@ -146,10 +144,10 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", r->out);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/finetune_metrics.csv", r->out);
 
-    DAPT_CHECK(agree(r, dapt_task_file_open(cfg->finetune.task, &r->task)));
-    DAPT_CHECK(agree(r, dapt_task_split_read(&r->task, cfg->finetune.train_split, &r->train)));
+    DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_file_open(cfg->finetune.task, &r->task)));
+    DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_split_read(&r->task, cfg->finetune.train_split, &r->train)));
     r->have_dev = cfg->finetune.dev_split[0] != '\0';
-    if (r->have_dev) DAPT_CHECK(agree(r, dapt_task_split_read(&r->task, cfg->finetune.dev_split, &r->dev)));
+    if (r->have_dev) DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_split_read(&r->task, cfg->finetune.dev_split, &r->dev)));
 
     DAPT_CHECK(dapt_task_load_classifier(r->comm, cfg->model.path, r->task.n_labels, (uint64_t)cfg->run.seed, &r->model,
                                          &r->meta));
@@ -161,7 +159,7 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     if (r->train.type_ids && mc->type_vocab_size < 2 && mc->arch == DAPT_ARCH_BERT)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "%s holds text pairs but %s has %lld token type", r->task.path, cfg->model.path,
                           (long long)mc->type_vocab_size);
-    DAPT_CHECK(agree(r, r->rank == 0 ? check_tokenizer(r) : DAPT_OK));
+    DAPT_CHECK(dapt_status_agree(r->comm, r->rank == 0 ? check_tokenizer(r) : DAPT_OK));
 
     /* Labels and the Hugging Face class of the output. */
     DAPT_CHECK(dapt_calloc((void **)&r->meta.labels, (size_t)r->task.n_labels + 1, sizeof(char *), "class labels"));
@@ -202,9 +200,9 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     DAPT_CHECK(dapt_alloc((void **)&r->labels, (size_t)r->B * sizeof(int32_t), "batch labels"));
     DAPT_CHECK(dapt_alloc((void **)&r->idx, (size_t)r->B * sizeof(int64_t), "batch rows"));
     task_ws_cache_init(&r->cache, &r->model, r->micro, 1);
-    DAPT_CHECK(agree(r, r->rank == 0 ? prepare_output(r, opts->force) : DAPT_OK));
+    DAPT_CHECK(dapt_status_agree(r->comm, r->rank == 0 ? prepare_output(r, opts->force) : DAPT_OK));
     fill_ctx(r);
-    return agree(r, dapt_objective_begin_domain(&r->obj, &r->ctx));
+    return dapt_status_agree(r->comm, dapt_objective_begin_domain(&r->obj, &r->ctx));
 }
 
 static void teardown(ft *r)
@@ -391,12 +389,12 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
     r->cfg = cfg;
     r->comm = MPI_COMM_WORLD;
     r->order.epoch = -1;
-    MPI_Comm_rank(r->comm, &r->rank);
-    MPI_Comm_size(r->comm, &r->size);
-    dapt_status st = agree(r, setup(r, opts));
+    dapt_status st = DAPT_MPI(MPI_Comm_rank(r->comm, &r->rank));
+    if (st == DAPT_OK) st = DAPT_MPI(MPI_Comm_size(r->comm, &r->size));
+    if (st == DAPT_OK) st = dapt_status_agree(r->comm, setup(r, opts));
     if (st == DAPT_OK) st = run_epochs(r, res);
     else res->agreed = 1;
-    if (st == DAPT_OK) st = agree(r, dapt_objective_end_domain(&r->obj, &r->ctx));
+    if (st == DAPT_OK) st = dapt_status_agree(r->comm, dapt_objective_end_domain(&r->obj, &r->ctx));
     teardown(r);
     free(r);
     return st;

@@ -106,8 +106,8 @@ static dapt_status ckpt_alloc(void **p, size_t bytes, const char *what)
 dapt_ckpt_layout dapt_ckpt_layout_whole(MPI_Comm comm, const dapt_param_table *table)
 {
     int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    /* A failure leaves rank 0 of 1: the caller's next collective reports it. */
+    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS) rank = 0, size = 1;
     return (dapt_ckpt_layout){table, table, NULL, 0, 1, rank, size};
 }
 
@@ -188,8 +188,8 @@ static int cmp_piece(const void *x, const void *y)
 static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_param_table *g, int64_t *crc)
 {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     dapt_status st = DAPT_OK;
     int *counts = NULL, *displs = NULL;
     uint64_t *all = NULL;
@@ -275,17 +275,6 @@ static void prune(const char *dir, int64_t keep, int64_t current)
     free(steps);
 }
 
-static dapt_status agree_status(MPI_Comm comm, dapt_status st)
-{
-    int mine = (int)st, worst = 0;
-    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a checkpoint status");
-    if (worst != DAPT_OK && st == DAPT_OK)
-        return DAPT_ERROR((dapt_status)worst, "checkpoint: another rank failed (%s)",
-                          dapt_status_name((dapt_status)worst));
-    return st;
-}
-
 static dapt_status check_layout(const dapt_ckpt_layout *lay)
 {
     if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
@@ -301,11 +290,11 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
                                         dapt_ckpt_save_fn save, void *save_ctx)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
     dapt_status st = check_layout(lay);
     if (st == DAPT_OK && rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
         st = DAPT_ERROR(DAPT_ERR_IO, "%s: cannot create the checkpoint directory: %s", dir, strerror(errno));
-    DAPT_CHECK(agree_status(comm, st));
+    DAPT_CHECK(dapt_status_agree(comm, st));
     char path[4200];
     dapt_checkpoint_path(dir, state->step, path, sizeof path);
     dapt_h5file f;
@@ -352,7 +341,7 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
         st = write_latest(dir, state->step);
         if (st == DAPT_OK) prune(dir, keep, state->step);
     }
-    return agree_status(comm, st);
+    return dapt_status_agree(comm, st);
 cleanup:
     free(pieces.v);
     free(crc);
@@ -452,7 +441,7 @@ cleanup:
     free(pieces.v);
     free(crc);
     dapt_h5_close(&f);
-    return agree_status(comm, st);
+    return dapt_status_agree(comm, st);
 }
 
 dapt_status dapt_checkpoint_load(MPI_Comm comm, const char *path, dapt_model *m, float *exp_avg,
@@ -495,7 +484,7 @@ dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const 
 {
     /* Rank 0 decides the candidate order; everyone tries the same files. */
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
     int64_t *steps = NULL;
     size_t n = 0;
     int64_t latest = -1;
@@ -504,21 +493,24 @@ dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const 
         st = dapt_checkpoint_list(dir, &steps, &n);
         latest = read_latest(dir);
     }
-    DAPT_CHECK(agree_status(comm, st));
+    DAPT_CHECK(dapt_status_agree(comm, st));
     long long nn = (long long)n;
-    MPI_Bcast(&nn, 1, MPI_LONG_LONG, 0, comm);
-    MPI_Bcast(&latest, 1, MPI_INT64_T, 0, comm);
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&nn, 1, MPI_LONG_LONG, 0, comm)));
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&latest, 1, MPI_INT64_T, 0, comm)));
     if (rank != 0 && nn > 0) {
         steps = malloc((size_t)nn * sizeof *steps);
         if (!steps) st = DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory listing checkpoints");
     }
     n = (size_t)nn;
-    st = agree_status(comm, st);
+    st = dapt_status_agree(comm, st);
     if (st != DAPT_OK) {
         free(steps);
         return st;
     }
-    if (n) MPI_Bcast(steps, (int)n, MPI_INT64_T, 0, comm);
+    if (n && (st = DAPT_MPI(MPI_Bcast(steps, (int)n, MPI_INT64_T, 0, comm))) != DAPT_OK) {
+        free(steps);
+        return st;
+    }
     if (n == 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: no checkpoint to resume from", dir);
     /* Candidates: `latest` first (it may be older than a newer complete file
      * written just before a crash; it is what the last run vouched for),

@@ -69,6 +69,20 @@ static void test_empty_file(void)
     CU_ASSERT_EQUAL(cfg.run.seed, 1234);
 }
 
+/* Keys that moved out of [das] name where they went. */
+static void test_moved_keys(void)
+{
+    expect_reject("[das]\ndomains = a,b\n", "t.ini:2: das.domains is now continual.domains");
+    expect_reject("[das]\nkd_lambda = 2\n", "t.ini:2: das.kd_lambda is now kd.lambda");
+    expect_reject("[das]\newc_samples = 10\n", "t.ini:2: das.ewc_samples is now ewc.samples");
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    CU_ASSERT_EQUAL(dapt_config_set(&cfg, "das.ewc_lambda=1"), DAPT_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "das.ewc_lambda is now ewc.lambda"));
+    CU_ASSERT_EQUAL(dapt_config_set(&cfg, "continual.domains=a,b"), DAPT_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.continual.domains, "a,b");
+}
+
 static void test_unknown_section(void)
 {
     expect_reject("[run]\nseed = 1\n[bogus]\nx = 1\n", "t.ini:3: unknown section [bogus]");
@@ -220,6 +234,7 @@ DAPT_TEST_MAIN("config",
                {"empty file", test_empty_file},
                {"unknown section", test_unknown_section},
                {"unknown key", test_unknown_key},
+               {"moved keys name their new place", test_moved_keys},
                {"key outside a section", test_key_outside_section},
                {"malformed numbers", test_malformed_numbers},
                {"out of range", test_out_of_range},

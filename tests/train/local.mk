@@ -8,7 +8,11 @@ check_PROGRAMS += tests/train/test_loop
 tests_train_test_loop_SOURCES = tests/train/test_loop.c tests/train/corpus_fixture.h
 tests_train_test_loop_CFLAGS = $(TEST_CFLAGS)
 tests_train_test_loop_LDADD = $(TEST_LIBS)
-TRAIN_TESTS = tests/train/loop_ranks.test tests/train/train_layout.test tests/train/train_resume.test \
+check_PROGRAMS += tests/train/test_objective
+tests_train_test_objective_SOURCES = tests/train/test_objective.c tests/train/corpus_fixture.h
+tests_train_test_objective_CFLAGS = $(TEST_CFLAGS)
+tests_train_test_objective_LDADD = $(TEST_LIBS)
+TRAIN_TESTS = tests/train/objective.test tests/train/loop_ranks.test tests/train/train_layout.test tests/train/train_resume.test \
 	tests/train/train_corrupt.test tests/train/train_preempt.test tests/train/train_nan.test \
 	tests/train/train_export.test tests/train/train_das.test tests/train/train_baselines.test
 TRAIN_TESTS += tests/train/train_tp.test
