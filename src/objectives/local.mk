@@ -1,5 +1,7 @@
 # src/objectives: the training objectives behind dapt/objective.h, one file
-# per method, and the registry that lists them.
+# per method, the registry that lists them, and the passes over a corpus
+# outside the training order (importance, Fisher, representations).
 libdapt_a_SOURCES += src/objectives/objective.c src/objectives/registry.c src/objectives/objectives.h \
 	src/objectives/mlm.c src/objectives/kd.c src/objectives/ewc.c src/objectives/das.c \
-	src/objectives/das_domains.c src/objectives/das_state.h src/objectives/cls.c
+	src/objectives/das_domains.c src/objectives/das_state.h src/objectives/cls.c \
+	src/objectives/corpus_pass.c
