@@ -17,6 +17,7 @@
 #include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/share.h"
+#include "dapt/utf8.h"
 #include "dapt/sha256.h"
 #include "data_internal.h"
 
@@ -422,45 +423,19 @@ int src_check_text(const char *text, size_t len, size_t *bad, const char **why)
             i += 8;
         }
         if (i >= len) break;
-        unsigned c = s[i];
-        if (c == 0) {
+        if (s[i] == 0) {
             *bad = i;
             *why = "NUL byte (binary data?)";
             return 0;
         }
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c == 0xE0) { need = 2; lo = 0xA0; }
-        else if (c == 0xED) { need = 2; hi = 0x9F; } /* no surrogates */
-        else if (c >= 0xE1 && c <= 0xEF) need = 2;
-        else if (c == 0xF0) { need = 3; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) need = 3;
-        else if (c == 0xF4) { need = 3; hi = 0x8F; }
-        else {
+        int32_t cp;
+        size_t k = dapt_utf8_decode(s + i, len - i, &cp);
+        if (!k) {
             *bad = i;
-            *why = "invalid UTF-8 (bad lead byte)";
+            dapt_utf8_invalid(s + i, len - i, why);
             return 0;
         }
-        for (size_t k = 1; k <= need; k++) {
-            if (i + k >= len) {
-                *bad = i;
-                *why = "invalid UTF-8 (sequence cut short)";
-                return 0;
-            }
-            unsigned d = s[i + k];
-            unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (d < l || d > h) {
-                *bad = i;
-                *why = "invalid UTF-8";
-                return 0;
-            }
-        }
-        i += need + 1;
+        i += k;
     }
     return 1;
 }

@@ -99,8 +99,8 @@ static dapt_status vocab_from_txt(tok_vocab *v, const char *path)
     size_t len = 0;
     DAPT_CHECK(read_file(path, &data, &len));
     dapt_status st = DAPT_OK;
-    if (tok_utf8_validate(data, len) < len)
-        DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu)", path, tok_utf8_validate(data, len));
+    if (dapt_utf8_validate(data, len) < len)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu)", path, dapt_utf8_validate(data, len));
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     if (len && data[len - 1] != '\n') lines++;
@@ -171,7 +171,7 @@ static dapt_status merges_from_txt(dapt_tokenizer *tok, const char *path)
     size_t len = 0;
     DAPT_CHECK(read_file(path, &data, &len));
     dapt_status st = DAPT_OK;
-    if (tok_utf8_validate(data, len) < len) DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8", path);
+    if (dapt_utf8_validate(data, len) < len) DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8", path);
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     DAPT_TRY(dapt_calloc((void **)&tok->bpe.merge_pairs, lines, sizeof *tok->bpe.merge_pairs, "merges"));
