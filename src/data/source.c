@@ -412,30 +412,19 @@ int src_next_doc(const src_part *part, dapt_doc_sep sep, size_t *pos, const char
 
 int src_check_text(const char *text, size_t len, size_t *bad, const char **why)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        /* ASCII fast path, 8 bytes at a time (no NUL, no high bit). */
-        while (i + 8 <= len) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if ((v & 0x8080808080808080ull) || ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull)) break;
-            i += 8;
-        }
-        if (i >= len) break;
-        if (s[i] == 0) {
-            *bad = i;
-            *why = "NUL byte (binary data?)";
-            return 0;
-        }
-        int32_t cp;
-        size_t k = dapt_utf8_decode(s + i, len - i, &cp);
-        if (!k) {
-            *bad = i;
-            dapt_utf8_invalid(s + i, len - i, why);
-            return 0;
-        }
-        i += k;
+    /* NUL is valid UTF-8 (one byte), so the first problem is whichever of
+     * the first NUL and the first invalid sequence comes first. */
+    const char *nul = memchr(text, '\0', len);
+    size_t at_nul = nul ? (size_t)(nul - text) : len, at_bad = dapt_utf8_validate(text, at_nul);
+    if (at_bad < at_nul) {
+        *bad = at_bad;
+        dapt_utf8_invalid((const unsigned char *)text + at_bad, len - at_bad, why);
+        return 0;
+    }
+    if (nul) {
+        *bad = at_nul;
+        *why = "NUL byte (binary data?)";
+        return 0;
     }
     return 1;
 }

@@ -156,16 +156,23 @@ void tok_strmap_free(tok_strmap *m)
     memset(m, 0, sizeof *m);
 }
 
+/* Grows *data (capacity *cap elements of elem bytes, first capacity
+ * `first`) by doubling until it holds need elements. */
+static dapt_status grow(void **data, size_t *cap, size_t need, size_t elem, size_t first, const char *what)
+{
+    if (need <= *cap) return DAPT_OK;
+    size_t n = *cap ? *cap : first;
+    while (n < need) n *= 2;
+    void *p = realloc(*data, n * elem);
+    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow %s to %zu", what, n);
+    *data = p;
+    *cap = n;
+    return DAPT_OK;
+}
+
 dapt_status tok_buf_reserve(tok_buf *b, size_t extra)
 {
-    if (b->len + extra <= b->cap) return DAPT_OK;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow a text buffer to %zu bytes", cap);
-    b->data = p;
-    b->cap = cap;
-    return DAPT_OK;
+    return grow((void **)&b->data, &b->cap, b->len + extra, 1, 256, "a text buffer (bytes)");
 }
 
 dapt_status tok_buf_append(tok_buf *b, const char *s, size_t n)
@@ -184,14 +191,7 @@ void tok_buf_free(tok_buf *b)
 
 dapt_status dapt_ids_reserve(dapt_ids *ids, size_t extra)
 {
-    if (ids->len + extra <= ids->cap) return DAPT_OK;
-    size_t cap = ids->cap ? ids->cap : 64;
-    while (cap < ids->len + extra) cap *= 2;
-    int32_t *p = realloc(ids->data, cap * sizeof *p);
-    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow an id buffer to %zu ids", cap);
-    ids->data = p;
-    ids->cap = cap;
-    return DAPT_OK;
+    return grow((void **)&ids->data, &ids->cap, ids->len + extra, sizeof *ids->data, 64, "an id buffer (ids)");
 }
 
 dapt_status dapt_ids_push(dapt_ids *ids, int32_t id)
