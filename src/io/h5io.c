@@ -231,8 +231,10 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
     if (H5Fclose(f->id) < 0) st = H5FAIL(f, NULL, "closing");
     f->id = H5I_INVALID_HID;
     st = dapt_status_agree(f->comm, st); /* also the barrier: every rank's data is out */
-    int rank = 0;
-    if (st == DAPT_OK) st = DAPT_MPI(MPI_Comm_rank(f->comm, &rank));
+    int rank = -1;
+    dapt_status rank_st = DAPT_MPI(MPI_Comm_rank(f->comm, &rank));
+    if (rank_st != DAPT_OK) rank = -1;
+    if (st == DAPT_OK) st = rank_st;
     if (rank == 0) {
         if (st == DAPT_OK) st = fsync_path(f->tmp_path, 0);
         if (st == DAPT_OK && rename(f->tmp_path, f->path) != 0)
