@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dapt/share.h"
 #include "dapt/status.h"
 
 /* Dataset names inside the corpus file (docs/formats.md). */
@@ -94,8 +95,6 @@ void dapt_order_free(dapt_order *o);
 /* Train sequence index of global sample g; epoch of g in *epoch (may be NULL). */
 int64_t dapt_order_at(dapt_order *o, uint64_t g, int64_t *epoch);
 
-/* Contiguous share of rank r of R in n items: [*begin, *begin + *count);
- * the first n mod R ranks get one more. */
-void dapt_share(int64_t n, int r, int R, int64_t *begin, int64_t *count);
+/* dapt_share (the even split of n items over R ranks) is in share.h. */
 
 #endif

@@ -12,6 +12,10 @@
 
 #include "dapt/status.h"
 
+/* Opens path read-only, refusing anything but a regular file; *size is its
+ * length.  The caller closes *fd. */
+dapt_status dapt_fs_open_regular(const char *path, int *fd, size_t *size);
+
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer with a
  * terminating NUL after the data (not counted in *len). */
 dapt_status dapt_fs_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len);

@@ -80,9 +80,8 @@ typedef struct dapt_range {
     int64_t begin, count;
 } dapt_range;
 
-/* Block `part` of `parts` of n items, balanced: the first n mod parts blocks
- * have one item more.  The building block of the helpers below. */
-dapt_range dapt_block(int64_t n, int64_t parts, int64_t part);
+/* The helpers below split with dapt_share (share.h): balanced blocks, the
+ * first n mod parts blocks one item more. */
 
 /* The attention heads / FFN intermediate columns tensor rank t of T owns.
  * Require divisibility (dapt_grid_check_model). */

@@ -37,6 +37,7 @@ typedef enum dapt_h5_type {
     DAPT_H5_I64,
     DAPT_H5_U8,
     DAPT_H5_U16,
+    DAPT_H5_U32,
     DAPT_H5_TYPE_COUNT
 } dapt_h5_type;
 
@@ -102,6 +103,30 @@ dapt_status dapt_h5_write_rows(dapt_h5file *f, const char *name, dapt_h5_type ty
  * whole array; rank 0 writes it, the others take part with empty slabs. */
 dapt_status dapt_h5_write_all(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
                               const int64_t *dims, const void *data);
+
+/* How a write's data reaches the file: one collective MPI-IO write, or each
+ * rank's own independent writes (for a few large contiguous blocks per
+ * rank, where collective buffering would only add a shuffle). */
+typedef enum dapt_h5_xfer { DAPT_H5_COLLECTIVE = 0, DAPT_H5_INDEPENDENT } dapt_h5_xfer;
+
+/* Creates a 1-D dataset of n elements and writes this rank's nb ascending,
+ * disjoint blocks [starts[k], starts[k] + counts[k]) from the consecutive
+ * elements of data (blocks with count 0 are skipped; a rank may have none).
+ * Collective: every rank calls, whatever xfer; with DAPT_H5_INDEPENDENT a
+ * rank with no elements makes no MPI-IO write. */
+dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type type, int64_t n, size_t nb,
+                                 const int64_t *starts, const int64_t *counts, const void *data,
+                                 dapt_h5_xfer xfer);
+
+/* Creates a 1-D dataset of n fixed-length UTF-8 strings, NUL-padded to the
+ * longest + 1 bytes (h5py reads bytes); every rank passes the same list and
+ * rank 0 writes it.  Collective. */
+dapt_status dapt_h5_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n);
+
+/* Reads a 1-D dataset of fixed-length strings: *strs is a malloc'd array of
+ * *n malloc'd strings (free each, then the array).  DAPT_ERR_FORMAT naming
+ * file and dataset when it is missing or of another kind.  Not collective. */
+dapt_status dapt_h5_read_strings(const dapt_h5file *f, const char *name, char ***strs, int64_t *n);
 
 /* 1 if the object (dataset or group) exists, 0 if not.  Not collective. */
 int dapt_h5_exists(const dapt_h5file *f, const char *name);

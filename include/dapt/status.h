@@ -80,7 +80,11 @@ dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st);
         goto cleanup;                                                         \
     } while (0)
 
-/* Checks an MPI return code; on failure records the MPI error string. */
+/* Checks an MPI return code; on failure records one line naming the rank
+ * (in MPI_COMM_WORLD; -1 outside MPI) and the function, with the MPI error
+ * string: "file.c:42: rank 1: MPI_Allreduce failed: <MPI_Error_string>".
+ * Every MPI call's return code goes through DAPT_MPI (or, on cleanup paths
+ * that cannot propagate, DAPT_MPI_WARN). */
 dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *call);
 #define DAPT_MPI(call) dapt_mpi_status((call), __FILE__, __LINE__, #call)
 
@@ -88,6 +92,20 @@ dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *
  * message of the HDF5 error stack. */
 dapt_status dapt_h5_status(long long h5_rc, const char *file, int line, const char *call);
 #define DAPT_H5(call) dapt_h5_status((long long)(call), __FILE__, __LINE__, #call)
+
+/* The innermost message of the HDF5 error stack (the real cause, "file
+ * signature not found"; the outer entries only repeat "unable to open
+ * file") into buf, and clears the stack. */
+void dapt_h5_error_cause(char *buf, size_t len);
+
+/* For cleanup paths that cannot propagate a failure (closing, freeing,
+ * removing a temporary file): the same one line, logged as a warning
+ * instead of recorded, so that the error that led to the cleanup keeps its
+ * message.  Return 1 when the call failed. */
+int dapt_mpi_warn(int mpi_rc, const char *file, int line, const char *call);
+int dapt_h5_warn(long long h5_rc, const char *file, int line, const char *call);
+#define DAPT_MPI_WARN(call) dapt_mpi_warn((call), __FILE__, __LINE__, #call)
+#define DAPT_H5_WARN(call) dapt_h5_warn((long long)(call), __FILE__, __LINE__, #call)
 
 /* malloc/calloc that record DAPT_ERR_NOMEM with the size and purpose. */
 dapt_status dapt_alloc(void **out, size_t bytes, const char *what);

@@ -1,6 +1,8 @@
 /* Status names and the per-thread error record. */
 #include "dapt/status.h"
 
+#include "dapt/log.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <mpi.h>
@@ -54,31 +56,88 @@ const char *dapt_error_message(void) { return error_record; }
 
 void dapt_error_clear(void) { error_record[0] = '\0'; }
 
+/* This process's rank in MPI_COMM_WORLD, or -1 outside MPI (before
+ * MPI_Init, after MPI_Finalize). */
+static int world_rank(void)
+{
+    int up = 0, down = 0, rank = -1;
+    if (MPI_Initialized(&up) != MPI_SUCCESS || !up) return -1;
+    if (MPI_Finalized(&down) != MPI_SUCCESS || down) return -1;
+    if (MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS) return -1;
+    return rank;
+}
+
+/* "rank R: MPI_Xxx failed: <MPI_Error_string>" into buf. */
+static void mpi_failure(char *buf, size_t len, int mpi_rc, const char *call)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int n = 0;
+    if (MPI_Error_string(mpi_rc, text, &n) != MPI_SUCCESS) snprintf(text, sizeof text, "error code %d", mpi_rc);
+    /* DAPT_MPI passes the whole call expression: name only the function. */
+    int name_len = (int)strcspn(call, "( \t");
+    snprintf(buf, len, "rank %d: %.*s failed: %s", world_rank(), name_len, call, text);
+}
+
 dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *call)
 {
     if (mpi_rc == MPI_SUCCESS) return DAPT_OK;
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(mpi_rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", mpi_rc);
-    return dapt_error_set(DAPT_ERR_MPI, file, line, "%s failed: %s", call, text);
+    char msg[MPI_MAX_ERROR_STRING + 160];
+    mpi_failure(msg, sizeof msg, mpi_rc, call);
+    return dapt_error_set(DAPT_ERR_MPI, file, line, "%s", msg);
+}
+
+int dapt_mpi_warn(int mpi_rc, const char *file, int line, const char *call)
+{
+    if (mpi_rc == MPI_SUCCESS) return 0;
+    char msg[MPI_MAX_ERROR_STRING + 160];
+    mpi_failure(msg, sizeof msg, mpi_rc, call);
+    const char *base = strrchr(file, '/');
+    dapt_warn("%s:%d: %s", base ? base + 1 : file, line, msg);
+    return 1;
 }
 
 /* Walks the HDF5 error stack to its innermost (first) entry: that one names
  * the real cause ("file signature not found"), the outer ones only repeat
  * "unable to open file". */
+typedef struct h5_cause_buf {
+    char *buf;
+    size_t len;
+} h5_cause_buf;
+
 static herr_t innermost_h5_error(unsigned n, const H5E_error2_t *err, void *data)
 {
-    if (n == 0) snprintf((char *)data, 256, "%s", err->desc ? err->desc : "unknown");
+    const h5_cause_buf *c = data;
+    if (n == 0) snprintf(c->buf, c->len, "%s", err->desc ? err->desc : "unknown cause");
     return 0;
+}
+
+void dapt_h5_error_cause(char *buf, size_t len)
+{
+    if (!len) return;
+    snprintf(buf, len, "unknown cause");
+    h5_cause_buf c = {buf, len};
+    /* Walking or clearing can only fail on a broken stack: the cause then
+     * stays "unknown cause". */
+    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_h5_error, &c) < 0) snprintf(buf, len, "unknown cause");
+    (void)H5Eclear2(H5E_DEFAULT);
 }
 
 dapt_status dapt_h5_status(long long h5_rc, const char *file, int line, const char *call)
 {
     if (h5_rc >= 0) return DAPT_OK;
-    char cause[256] = "unknown cause";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_h5_error, cause);
-    H5Eclear2(H5E_DEFAULT);
+    char cause[256];
+    dapt_h5_error_cause(cause, sizeof cause);
     return dapt_error_set(DAPT_ERR_HDF5, file, line, "%s failed: %s", call, cause);
+}
+
+int dapt_h5_warn(long long h5_rc, const char *file, int line, const char *call)
+{
+    if (h5_rc >= 0) return 0;
+    char cause[256];
+    dapt_h5_error_cause(cause, sizeof cause);
+    const char *base = strrchr(file, '/');
+    dapt_warn("%s:%d: %s failed: %s", base ? base + 1 : file, line, call, cause);
+    return 1;
 }
 
 dapt_status dapt_alloc(void **out, size_t bytes, const char *what)
@@ -99,19 +158,17 @@ dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what)
 dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st)
 {
     int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     int mine = st != DAPT_OK ? rank : size, first = size;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
+    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm)));
     if (first == size) return DAPT_OK;
     struct {
         int code;
         char msg[1024];
     } rec = {(int)st, ""};
     if (rank == first) snprintf(rec.msg, sizeof rec.msg, "%s", dapt_error_message());
-    if (MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm) != MPI_SUCCESS)
-        return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, first, comm)));
     if (rank != first) DAPT_ERROR((dapt_status)rec.code, "on rank %d: %s", first, rec.msg);
     return (dapt_status)rec.code;
 }

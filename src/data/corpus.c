@@ -89,9 +89,9 @@ static dapt_status corpus_attrs(dapt_h5file *f, const dapt_prepare_opts *o, cons
 dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_prepare_stats *stats)
 {
     int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
     memset(stats, 0, sizeof *stats);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     dapt_status st = DAPT_OK;
     src_info *info = NULL;
     int64_t *foff = NULL, *file_docs = NULL, *all_file_docs = NULL, *starts = NULL;
@@ -250,7 +250,8 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
     int idb = dapt_corpus_id_bytes(dapt_tokenizer_vocab_size(o->tok));
     st = data_write_id_blocks(&f, "tokens", idb, tot[0], mych, tok_start, tok_count, toks.data);
     DAPT_TRY(dapt_status_agree(comm, st));
-    st = data_write_i64_blocks(&f, "doc_offsets", tot[1] + 1, mych, doc_start, doc_count, starts);
+    st = dapt_h5_write_blocks(&f, "doc_offsets", DAPT_H5_I64, tot[1] + 1, mych, doc_start, doc_count, starts,
+                              DAPT_H5_INDEPENDENT);
     DAPT_TRY(dapt_status_agree(comm, st));
     int64_t sdims = (int64_t)n + 1;
     st = dapt_h5_write_all(&f, "source_doc_offsets", DAPT_H5_I64, 1, &sdims, all_file_docs);

@@ -50,12 +50,15 @@ int src_check_text(const char *text, size_t len, size_t *bad, const char **why);
 /* 1-based line number of file offset `off` (re-reads the input; error path). */
 int64_t src_line_of(const char *path, int64_t off);
 
-/* This rank's share [*s, *e) of total bytes: equal contiguous ranges. */
+/* This rank's share [*s, *e) of total bytes: dapt_share (share.h) as a
+ * begin/end pair.  The cut does not change the output (a document belongs
+ * to the range holding its first byte).  Not collective. */
 void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e);
 
 /* Creates a 1-D dataset of unsigned ids (1, 2 or 4 bytes per id) of global
- * length n and writes this rank's slice [start, start + count) collectively;
- * ids are narrowed from int32 (the caller has checked the range). */
+ * length n and writes this rank's slice [start, start + count) through
+ * dapt_h5_write_blocks (independent transfers); ids are narrowed from int32
+ * (the caller has checked the range).  Collective. */
 typedef struct dapt_h5file dapt_h5file;
 dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64_t n,
                            int64_t start, int64_t count, const int32_t *ids);
@@ -63,11 +66,6 @@ dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64
  * from consecutive ids.  Collective. */
 dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes, int64_t n, size_t nb,
                                  const int64_t *starts, const int64_t *counts, const int32_t *ids);
-/* A 1-D little-endian int64 dataset of n elements, written in blocks as
- * above (same creation properties as h5io's datasets).  Collective. */
-dapt_status data_write_i64_blocks(dapt_h5file *f, const char *name, int64_t n, size_t nb, const int64_t *starts,
-                                  const int64_t *counts, const int64_t *data);
-
 /* Work units of dapt prepare: the input bytes are cut into `data_chunks`
  * equal ranges and rank r takes ranges r, r + size, r + 2 size, ...  Many
  * interleaved ranges per rank even out text that costs more to tokenize
@@ -80,10 +78,6 @@ int64_t data_chunks(int64_t total_bytes, int size);
  * succeeds even on a full disk (otherwise the file stays open and HDF5
  * crashes at MPI_Finalize), then dapt_h5_abort removes it.  Collective. */
 void data_discard(dapt_h5file *f);
-
-/* Creates a 1-D dataset of fixed-length UTF-8 strings (rank 0's values are
- * written; every rank passes the same list).  Collective. */
-dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n);
 
 /* Root attributes shared by corpus and task files, in a fixed order:
  * format, format_version, tokenizer_path, tokenizer_identity,

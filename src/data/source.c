@@ -15,19 +15,21 @@
 #include <zlib.h>
 
 #include "dapt/h5io.h"
+#include "dapt/log.h"
+#include "dapt/share.h"
+#include "dapt/utf8.h"
 #include "dapt/sha256.h"
 #include "data_internal.h"
 
 #define CHUNK (1u << 20)
 
-/* ---- agreement and ranges --------------------------------------------- */
+/* ---- ranges --------------------------------------------------------------- */
 
 void data_rank_range(int64_t total, int rank, int size, int64_t *s, int64_t *e)
 {
-    /* total / size * r + (total % size) * r / size, without overflow. */
-    int64_t q = total / size, r = total % size;
-    *s = q * rank + r * rank / size;
-    *e = q * (rank + 1) + r * (rank + 1) / size;
+    int64_t count = 0;
+    dapt_share(total, rank, size, s, &count);
+    *e = *s + count;
 }
 
 int64_t data_chunks(int64_t total_bytes, int size)
@@ -167,8 +169,8 @@ cleanup:
 dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info *info)
 {
     int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     scan_rec *rec = calloc(n ? n : 1, sizeof *rec);
     if (!rec) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory scanning inputs");
     /* Spread the hashing: largest input first to the least-loaded rank
@@ -206,32 +208,27 @@ dapt_status src_scan(MPI_Comm comm, const char *const *paths, size_t n, src_info
         rec[i].code = (int)st;
         if (st != DAPT_OK) snprintf(rec[i].msg, sizeof rec[i].msg, "%s", dapt_error_message());
     }
-    dapt_status first_bad = DAPT_OK;
-    char first_msg[1100] = "";
-    for (size_t i = 0; i < n; i++) {
-        int owner = owners[i];
-        if (MPI_Bcast(&rec[i], (int)sizeof rec[i], MPI_BYTE, owner, comm) != MPI_SUCCESS) {
-            free(rec);
-            free(owners);
-            return DAPT_ERROR(DAPT_ERR_MPI, "MPI_Bcast of input scan results failed");
-        }
-        if (rec[i].code != DAPT_OK && first_bad == DAPT_OK) {
-            first_bad = (dapt_status)rec[i].code;
-            if (rank == owner)
-                snprintf(first_msg, sizeof first_msg, "%s", rec[i].msg);
-            else
-                snprintf(first_msg, sizeof first_msg, "on rank %d: %s", owner, rec[i].msg);
-        }
+    /* Every rank learns every record; the owner of the first bad input (in
+     * input order) is the one rank that reports, and dapt_status_agree
+     * gives its message to the others. */
+    dapt_status st = DAPT_OK;
+    size_t first_bad = n;
+    for (size_t i = 0; i < n && st == DAPT_OK; i++) {
+        st = DAPT_MPI(MPI_Bcast(&rec[i], (int)sizeof rec[i], MPI_BYTE, owners[i], comm));
+        if (rec[i].code != DAPT_OK && first_bad == n) first_bad = i;
         info[i].size = rec[i].size;
         info[i].raw_size = rec[i].raw_size;
         info[i].gz = rec[i].gz;
         memcpy(info[i].sha256, rec[i].sha256, sizeof info[i].sha256);
     }
+    if (st == DAPT_OK && first_bad < n && owners[first_bad] == rank) {
+        st = (dapt_status)rec[first_bad].code;
+        /* A later scan on this rank may have replaced the record. */
+        if (strcmp(dapt_error_message(), rec[first_bad].msg)) DAPT_ERROR(st, "%s", rec[first_bad].msg);
+    }
     free(rec);
     free(owners);
-    /* Every rank saw every record, so all agree on the first bad input. */
-    if (first_bad != DAPT_OK && !strstr(dapt_error_message(), first_msg)) DAPT_ERROR(first_bad, "%s", first_msg);
-    return first_bad;
+    return dapt_status_agree(comm, st);
 }
 
 /* ---- byte ranges on document boundaries -------------------------------- */
@@ -415,56 +412,19 @@ int src_next_doc(const src_part *part, dapt_doc_sep sep, size_t *pos, const char
 
 int src_check_text(const char *text, size_t len, size_t *bad, const char **why)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        /* ASCII fast path, 8 bytes at a time (no NUL, no high bit). */
-        while (i + 8 <= len) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if ((v & 0x8080808080808080ull) || ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull)) break;
-            i += 8;
-        }
-        if (i >= len) break;
-        unsigned c = s[i];
-        if (c == 0) {
-            *bad = i;
-            *why = "NUL byte (binary data?)";
-            return 0;
-        }
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c == 0xE0) { need = 2; lo = 0xA0; }
-        else if (c == 0xED) { need = 2; hi = 0x9F; } /* no surrogates */
-        else if (c >= 0xE1 && c <= 0xEF) need = 2;
-        else if (c == 0xF0) { need = 3; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) need = 3;
-        else if (c == 0xF4) { need = 3; hi = 0x8F; }
-        else {
-            *bad = i;
-            *why = "invalid UTF-8 (bad lead byte)";
-            return 0;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if (i + k >= len) {
-                *bad = i;
-                *why = "invalid UTF-8 (sequence cut short)";
-                return 0;
-            }
-            unsigned d = s[i + k];
-            unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (d < l || d > h) {
-                *bad = i;
-                *why = "invalid UTF-8";
-                return 0;
-            }
-        }
-        i += need + 1;
+    /* NUL is valid UTF-8 (one byte), so the first problem is whichever of
+     * the first NUL and the first invalid sequence comes first. */
+    const char *nul = memchr(text, '\0', len);
+    size_t at_nul = nul ? (size_t)(nul - text) : len, at_bad = dapt_utf8_validate(text, at_nul);
+    if (at_bad < at_nul) {
+        *bad = at_bad;
+        dapt_utf8_invalid((const unsigned char *)text + at_bad, len - at_bad, why);
+        return 0;
+    }
+    if (nul) {
+        *bad = at_nul;
+        *why = "NUL byte (binary data?)";
+        return 0;
     }
     return 1;
 }
@@ -487,75 +447,12 @@ int64_t src_line_of(const char *path, int64_t off)
     return line;
 }
 
-/* ---- HDF5 datasets h5io has no type for -------------------------------- */
-
-static hid_t quiet_dcpl(void)
-{
-    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
-    if (p < 0) return p;
-    /* Same choices as h5io: no timestamps, no fill pass, space allocated at
-     * creation, so files are byte-identical for any number of writers. */
-    if (H5Pset_obj_track_times(p, 0) < 0 || H5Pset_fill_time(p, H5D_FILL_TIME_NEVER) < 0 ||
-        H5Pset_alloc_time(p, H5D_ALLOC_TIME_EARLY) < 0) {
-        H5Pclose(p);
-        return -1;
-    }
-    return p;
-}
-
-/* Creates dataset `name` of n elements and writes nb blocks
- * [starts[k], starts[k] + counts[k]) (ascending, disjoint) from the
- * consecutive elements of data. */
-static dapt_status write_blocks(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n, size_t nb,
-                                const int64_t *starts, const int64_t *counts, const void *data, int independent)
-{
-    dapt_status st = DAPT_OK;
-    hid_t dcpl = -1, fspace = -1, mspace = -1, dset = -1, dxpl = -1;
-    hsize_t dims[1] = {(hsize_t)n}, total[1] = {0};
-    dcpl = quiet_dcpl();
-    if (dcpl < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot make dataset properties", f->path, name);
-    fspace = H5Screate_simple(1, dims, NULL);
-    dset = H5Dcreate2(f->id, name, ftype, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (fspace < 0 || dset < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot create dataset", f->path, name);
-    H5Sselect_none(fspace);
-    for (size_t k = 0; k < nb; k++) {
-        if (counts[k] <= 0) continue;
-        hsize_t off[1] = {(hsize_t)starts[k]}, cnt[1] = {(hsize_t)counts[k]};
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, off, NULL, cnt, NULL) < 0)
-            DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: bad slab [%lld, +%lld)", f->path, name, (long long)starts[k],
-                       (long long)counts[k]);
-        total[0] += cnt[0];
-    }
-    mspace = H5Screate_simple(1, total[0] ? total : (hsize_t[1]){1}, NULL);
-    if (total[0] == 0) H5Sselect_none(mspace);
-    dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (mspace < 0 || dxpl < 0 || H5Pset_dxpl_mpio(dxpl, independent ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE) < 0)
-        DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot set up collective write", f->path, name);
-    static const char dummy[8];
-    /* Independent mode: a rank with nothing to write need not call. */
-    if ((!independent || total[0] > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, total[0] ? data : dummy) < 0)
-        DAPT_THROW(DAPT_ERR_IO, "%s: %s: write failed (disk full?)", f->path, name);
-cleanup:
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK)
-        st = DAPT_ERROR(DAPT_ERR_IO, "%s: %s: closing dataset failed (disk full?)", f->path, name);
-    if (fspace >= 0) H5Sclose(fspace);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    return st;
-}
-
-static dapt_status write_1d(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n,
-                            int64_t start, int64_t count, const void *data, int independent)
-{
-    return write_blocks(f, name, ftype, mtype, n, count > 0 ? 1 : 0, &start, &count, data, independent);
-}
+/* ---- writing ------------------------------------------------------------ */
 
 dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes, int64_t n, size_t nb,
                                  const int64_t *starts, const int64_t *counts, const int32_t *ids)
 {
-    hid_t ftype = id_bytes == 1 ? H5T_STD_U8LE : id_bytes == 2 ? H5T_STD_U16LE : H5T_STD_U32LE;
-    hid_t mtype = id_bytes == 1 ? H5T_NATIVE_UINT8 : id_bytes == 2 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT32;
+    const dapt_h5_type type = id_bytes == 1 ? DAPT_H5_U8 : id_bytes == 2 ? DAPT_H5_U16 : DAPT_H5_U32;
     int64_t count = 0;
     for (size_t k = 0; k < nb; k++) count += counts[k];
     void *narrow = NULL;
@@ -570,7 +467,7 @@ dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes,
     }
     /* A few large contiguous slabs per rank: independent MPI-IO writes them
      * straight; collective buffering would only add a shuffle. */
-    dapt_status st = write_blocks(f, name, ftype, mtype, n, nb, starts, counts, narrow, 1);
+    dapt_status st = dapt_h5_write_blocks(f, name, type, n, nb, starts, counts, narrow, DAPT_H5_INDEPENDENT);
     free(narrow);
     return st;
 }
@@ -581,44 +478,15 @@ dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64
     return data_write_id_blocks(f, name, id_bytes, n, 1, &start, &count, ids);
 }
 
-dapt_status data_write_i64_blocks(dapt_h5file *f, const char *name, int64_t n, size_t nb, const int64_t *starts,
-                                  const int64_t *counts, const int64_t *data)
-{
-    return write_blocks(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, n, nb, starts, counts, data, 1);
-}
-
-dapt_status data_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n)
-{
-    int rank = 0;
-    MPI_Comm_rank(f->comm, &rank);
-    size_t w = 1;
-    for (size_t i = 0; i < n; i++)
-        if (strlen(strs[i]) + 1 > w) w = strlen(strs[i]) + 1;
-    char *flat = calloc(n ? n : 1, w);
-    if (!flat) return DAPT_ERROR(DAPT_ERR_NOMEM, "%s: out of memory for %s", f->path, name);
-    for (size_t i = 0; i < n; i++) memcpy(flat + i * w, strs[i], strlen(strs[i]));
-    hid_t t = H5Tcopy(H5T_C_S1);
-    dapt_status st = DAPT_OK;
-    if (t < 0 || H5Tset_size(t, w) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
-        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
-        st = DAPT_ERROR(DAPT_ERR_HDF5, "%s: %s: cannot make string type", f->path, name);
-    else
-        st = write_1d(f, name, t, t, (int64_t)n, 0, rank == 0 ? (int64_t)n : 0, flat, 0);
-    if (t >= 0) H5Tclose(t);
-    free(flat);
-    return st;
-}
-
 void data_discard(dapt_h5file *f)
 {
     int rank = 0;
-    MPI_Comm_rank(f->comm, &rank);
-    MPI_Barrier(f->comm);
-    if (rank == 0 && f->writable && f->tmp_path[0]) {
-        if (truncate(f->tmp_path, 0) != 0) { /* best effort: abort still removes it */
-        }
-    }
-    MPI_Barrier(f->comm);
+    if (DAPT_MPI_WARN(MPI_Comm_rank(f->comm, &rank))) rank = -1;
+    DAPT_MPI_WARN(MPI_Barrier(f->comm));
+    /* Best effort: dapt_h5_abort still removes the file. */
+    if (rank == 0 && f->writable && f->tmp_path[0] && truncate(f->tmp_path, 0) != 0)
+        dapt_warn("%s: cannot empty %s before removing it: %s", f->path, f->tmp_path, strerror(errno));
+    DAPT_MPI_WARN(MPI_Barrier(f->comm));
     dapt_h5_abort(f);
 }
 

@@ -263,7 +263,7 @@ cleanup:
 static dapt_status union_labels(MPI_Comm comm, const labelset *mine, labelset *all)
 {
     int size = 1;
-    MPI_Comm_size(comm, &size);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     size_t bytes = 0;
     for (size_t i = 0; i < mine->n; i++) bytes += strlen(mine->names[i]) + 1;
     if (bytes > (size_t)1 << 30) return DAPT_ERROR(DAPT_ERR_FORMAT, "label names too long");
@@ -320,9 +320,9 @@ static dapt_status task_attrs(dapt_h5file *f, const dapt_prepare_opts *o, const 
 dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_prepare_stats *stats)
 {
     int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
     memset(stats, 0, sizeof *stats);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
     const size_t n = o->n_inputs;
     dapt_status st = DAPT_OK;
     src_info *info = NULL;
@@ -386,7 +386,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     file_open = 1;
     st = task_attrs(&f, o, info, sp, n, (int64_t)all.n, pairs, foff[n]);
     DAPT_TRY(dapt_status_agree(comm, st));
-    st = data_write_strings(&f, "label_names", all.names, all.n);
+    st = dapt_h5_write_strings(&f, "label_names", all.names, all.n);
     DAPT_TRY(dapt_status_agree(comm, st));
 
     int idb = dapt_corpus_id_bytes(dapt_tokenizer_vocab_size(o->tok));

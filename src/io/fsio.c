@@ -11,23 +11,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+dapt_status dapt_fs_open_regular(const char *path, int *fd, size_t *size)
+{
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: not a regular file", path);
+    }
+    *size = (size_t)sb.st_size;
+    return DAPT_OK;
+}
+
 dapt_status dapt_fs_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int fd = -1;
+    size_t n = 0;
+    DAPT_CHECK(dapt_fs_open_regular(path, &fd, &n));
+    if (n > max_bytes) {
         close(fd);
-        return DAPT_ERROR(DAPT_ERR_IO, "%s: not a regular file", path);
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %zu bytes, more than the %zu allowed", path, n, max_bytes);
     }
-    if ((size_t)sb.st_size > max_bytes) {
-        close(fd);
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %lld bytes, more than the %zu allowed", path,
-                          (long long)sb.st_size, max_bytes);
-    }
-    size_t n = (size_t)sb.st_size;
     unsigned char *buf = NULL;
     dapt_status st = dapt_alloc((void **)&buf, n + 1, path);
     if (st != DAPT_OK) {

@@ -1,6 +1,8 @@
 /* Parallel HDF5 helpers (see include/dapt/h5io.h). */
 #include "dapt/h5io.h"
 
+#include "dapt/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,39 +14,49 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-static herr_t innermost_cause(unsigned n, const H5E_error2_t *err, void *data)
-{
-    if (n == 0) snprintf((char *)data, 256, "%s", err->desc ? err->desc : "unknown cause");
-    return 0;
-}
-
 /* Records "FILE: OBJECT: what failed: <innermost HDF5 message>". */
 static dapt_status h5fail(const char *file, const char *obj, const char *what, int line)
 {
-    char cause[256] = "unknown cause";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cause, cause);
-    H5Eclear2(H5E_DEFAULT);
+    char cause[256];
+    dapt_h5_error_cause(cause, sizeof cause);
     return dapt_error_set(DAPT_ERR_HDF5, __FILE__, line, "%s: %s: %s failed: %s", file, obj ? obj : "/",
                           what, cause);
 }
 #define H5FAIL(f, obj, what) h5fail((f)->path, (obj), (what), __LINE__)
 
+/* A failed write or flush of dataset data: most often a full disk. */
+static dapt_status write_fail(const char *file, const char *obj, const char *what, int line)
+{
+    char cause[256];
+    dapt_h5_error_cause(cause, sizeof cause);
+    return dapt_error_set(DAPT_ERR_IO, __FILE__, line, "%s: %s: %s failed (disk full?): %s", file, obj, what,
+                          cause);
+}
+#define WRITEFAIL(f, obj, what) write_fail((f)->path, (obj), (what), __LINE__)
+
 /* HDF5 prints its error stack by default; dapt reports one line instead. */
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+static void quiet_hdf5(void) { DAPT_H5_WARN(H5Eset_auto2(H5E_DEFAULT, NULL, NULL)); }
+
+/* Closing on a path that cannot propagate a failure (the object was only
+ * read, or an error is already on its way): a failure is logged. */
+#define CLOSE(fn, id)                                                         \
+    do {                                                                      \
+        if ((id) >= 0) DAPT_H5_WARN(fn(id));                                  \
+    } while (0)
 
 
 /* ---- types ------------------------------------------------------------- */
 
 size_t dapt_h5_type_size(dapt_h5_type t)
 {
-    static const size_t sizes[DAPT_H5_TYPE_COUNT] = {4, 8, 4, 8, 1, 2};
+    static const size_t sizes[DAPT_H5_TYPE_COUNT] = {4, 8, 4, 8, 1, 2, 4};
     return (int)t >= 0 && t < DAPT_H5_TYPE_COUNT ? sizes[t] : 0;
 }
 
 const char *dapt_h5_type_name(dapt_h5_type t)
 {
-    static const char *const names[DAPT_H5_TYPE_COUNT] = {"float32", "float64", "int32",
-                                                           "int64",   "uint8",   "uint16"};
+    static const char *const names[DAPT_H5_TYPE_COUNT] = {"float32", "float64", "int32", "int64",
+                                                           "uint8",   "uint16",  "uint32"};
     return (int)t >= 0 && t < DAPT_H5_TYPE_COUNT ? names[t] : "unknown";
 }
 
@@ -58,6 +70,7 @@ static hid_t file_type(dapt_h5_type t)
     case DAPT_H5_I64: return H5T_STD_I64LE;
     case DAPT_H5_U8: return H5T_STD_U8LE;
     case DAPT_H5_U16: return H5T_STD_U16LE;
+    case DAPT_H5_U32: return H5T_STD_U32LE;
     default: return H5I_INVALID_HID;
     }
 }
@@ -71,6 +84,7 @@ static hid_t mem_type(dapt_h5_type t)
     case DAPT_H5_I64: return H5T_NATIVE_INT64;
     case DAPT_H5_U8: return H5T_NATIVE_UINT8;
     case DAPT_H5_U16: return H5T_NATIVE_UINT16;
+    case DAPT_H5_U32: return H5T_NATIVE_UINT32;
     default: return H5I_INVALID_HID;
     }
 }
@@ -87,8 +101,9 @@ static dapt_status make_fapl(const char *path, MPI_Comm comm, hid_t *out)
      * defaults, and 1.10 readers (h5py on Debian 12) read it. */
     if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
-        H5Pclose(fapl);
-        return h5fail(path, NULL, "setting the MPI-IO driver", __LINE__);
+        dapt_status st = h5fail(path, NULL, "setting the MPI-IO driver", __LINE__);
+        CLOSE(H5Pclose, fapl);
+        return st;
     }
     *out = fapl;
     return DAPT_OK;
@@ -99,7 +114,7 @@ static hid_t object_cpl(hid_t cls)
     hid_t p = H5Pcreate(cls);
     if (p < 0) return p;
     if (H5Pset_obj_track_times(p, 0) < 0) {
-        H5Pclose(p);
+        CLOSE(H5Pclose, p);
         return H5I_INVALID_HID;
     }
     return p;
@@ -124,7 +139,7 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
         return DAPT_ERROR(DAPT_ERR_ARG, "output path too long: %.80s...", path);
     memcpy(f->path, path, strlen(path) + 1); /* length checked above */
     int rank = 0;
-    MPI_Comm_rank(comm, &rank);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
 
     /* Rank 0 decides whether the name is free and which temporary name to
      * use; the others learn both by broadcast. */
@@ -138,7 +153,8 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
         snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%ld", path, (long)getpid());
     }
     DAPT_CHECK(dapt_status_agree(comm, st));
-    MPI_Bcast(f->tmp_path, (int)sizeof f->tmp_path, MPI_CHAR, 0, comm);
+    st = DAPT_MPI(MPI_Bcast(f->tmp_path, (int)sizeof f->tmp_path, MPI_CHAR, 0, comm));
+    DAPT_CHECK(dapt_status_agree(comm, st));
 
     hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
     char *ini = NULL;
@@ -156,8 +172,8 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
     DAPT_TRY(dapt_h5_attr_set_string(f, "/", "dapt_config", ini));
 cleanup:
     free(ini);
-    if (fapl >= 0) H5Pclose(fapl);
-    if (fcpl >= 0) H5Pclose(fcpl);
+    CLOSE(H5Pclose, fapl);
+    CLOSE(H5Pclose, fcpl);
     st = dapt_status_agree(comm, st);
     if (st != DAPT_OK && f->id >= 0) dapt_h5_abort(f);
     return st;
@@ -181,7 +197,7 @@ dapt_status dapt_h5_open(MPI_Comm comm, const char *path, dapt_h5file *f)
         st = DAPT_ERR_FORMAT;
     }
 cleanup:
-    if (fapl >= 0) H5Pclose(fapl);
+    CLOSE(H5Pclose, fapl);
     return dapt_status_agree(comm, st);
 }
 
@@ -215,8 +231,10 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
     if (H5Fclose(f->id) < 0) st = H5FAIL(f, NULL, "closing");
     f->id = H5I_INVALID_HID;
     st = dapt_status_agree(f->comm, st); /* also the barrier: every rank's data is out */
-    int rank = 0;
-    MPI_Comm_rank(f->comm, &rank);
+    int rank = -1;
+    dapt_status rank_st = DAPT_MPI(MPI_Comm_rank(f->comm, &rank));
+    if (rank_st != DAPT_OK) rank = -1;
+    if (st == DAPT_OK) st = rank_st;
     if (rank == 0) {
         if (st == DAPT_OK) st = fsync_path(f->tmp_path, 0);
         if (st == DAPT_OK && rename(f->tmp_path, f->path) != 0)
@@ -226,8 +244,8 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
             char dir[4096];
             parent_dir(f->path, dir, sizeof dir);
             st = fsync_path(dir, 1);
-        } else {
-            unlink(f->tmp_path);
+        } else if (unlink(f->tmp_path) != 0 && errno != ENOENT) {
+            dapt_warn("%s: cannot remove %s: %s", f->path, f->tmp_path, strerror(errno));
         }
     }
     st = dapt_status_agree(f->comm, st);
@@ -237,15 +255,18 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
 
 void dapt_h5_abort(dapt_h5file *f)
 {
-    if (f->id >= 0) H5Fclose(f->id);
+    CLOSE(H5Fclose, f->id);
     f->id = H5I_INVALID_HID;
-    H5Eclear2(H5E_DEFAULT);
+    DAPT_H5_WARN(H5Eclear2(H5E_DEFAULT));
     if (f->writable) {
-        MPI_Barrier(f->comm);
+        /* Every rank has closed the file before rank 0 removes it, and the
+         * name is free when any rank returns. */
+        DAPT_MPI_WARN(MPI_Barrier(f->comm));
         int rank = 0;
-        MPI_Comm_rank(f->comm, &rank);
-        if (rank == 0) unlink(f->tmp_path);
-        MPI_Barrier(f->comm);
+        if (!DAPT_MPI_WARN(MPI_Comm_rank(f->comm, &rank)) && rank == 0 && unlink(f->tmp_path) != 0 &&
+            errno != ENOENT)
+            dapt_warn("%s: cannot remove %s: %s", f->path, f->tmp_path, strerror(errno));
+        DAPT_MPI_WARN(MPI_Barrier(f->comm));
     }
     f->writable = 0;
 }
@@ -256,7 +277,7 @@ void dapt_h5_close(dapt_h5file *f)
         dapt_h5_abort(f);
         return;
     }
-    if (f->id >= 0) H5Fclose(f->id);
+    CLOSE(H5Fclose, f->id);
     f->id = H5I_INVALID_HID;
 }
 
@@ -286,13 +307,13 @@ static dapt_status make_groups(dapt_h5file *f, const char *name, int include_las
             } else if (!ex) {
                 hid_t g = H5Gcreate2(f->id, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
                 if (g < 0) st = H5FAIL(f, buf, "creating group");
-                else H5Gclose(g);
+                else if (H5Gclose(g) < 0) st = H5FAIL(f, buf, "closing group");
             }
         }
         buf[i] = saved;
         if (st != DAPT_OK) break;
     }
-    H5Pclose(gcpl);
+    CLOSE(H5Pclose, gcpl);
     return st;
 }
 
@@ -313,7 +334,7 @@ int dapt_h5_exists(const dapt_h5file *f, const char *name)
         htri_t ex = H5Lexists(f->id, buf, H5P_DEFAULT);
         buf[i] = saved;
         if (ex <= 0) {
-            H5Eclear2(H5E_DEFAULT);
+            if (ex < 0) DAPT_H5_WARN(H5Eclear2(H5E_DEFAULT));
             return 0;
         }
     }
@@ -342,7 +363,7 @@ dapt_status dapt_h5_list(const dapt_h5file *f, const char *group,
     if (g < 0) return H5FAIL(f, group, "opening group");
     list_ctx c = {fn, user, DAPT_OK};
     herr_t rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, list_one, &c);
-    H5Gclose(g);
+    CLOSE(H5Gclose, g);
     if (c.st != DAPT_OK) return c.st;
     if (rc < 0) return H5FAIL(f, group, "listing group");
     return DAPT_OK;
@@ -402,21 +423,24 @@ static dapt_status select_slab(const dapt_h5file *f, const char *name, hid_t fsp
     return DAPT_OK;
 }
 
-static hid_t collective_dxpl(void)
+static hid_t make_dxpl(dapt_h5_xfer xfer)
 {
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
-        H5Pclose(dxpl);
+    if (dxpl >= 0 &&
+        H5Pset_dxpl_mpio(dxpl, xfer == DAPT_H5_INDEPENDENT ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE) < 0) {
+        CLOSE(H5Pclose, dxpl);
         return H5I_INVALID_HID;
     }
     return dxpl;
 }
 
-static dapt_status create_impl(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim, const int64_t *dims,
+/* Creates dataset name of file type ftype (ndim 0 = scalar).  Collective. */
+static dapt_status create_impl(dapt_h5file *f, const char *name, hid_t ftype, int ndim, const int64_t *dims,
                                hid_t *dset_out)
 {
+    *dset_out = H5I_INVALID_HID;
     if (!f->writable) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing", f->path, name);
-    if (file_type(type) < 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: bad element type", f->path, name);
+    if (ftype < 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: bad element type", f->path, name);
     DAPT_CHECK(check_shape(f, name, ndim, dims, NULL, NULL));
     DAPT_CHECK(make_groups(f, name, 0));
     dapt_status st = DAPT_OK;
@@ -436,13 +460,51 @@ static dapt_status create_impl(dapt_h5file *f, const char *name, dapt_h5_type ty
         st = H5FAIL(f, name, "making dataset properties");
         goto cleanup;
     }
-    dset = H5Dcreate2(f->id, name, file_type(type), fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    dset = H5Dcreate2(f->id, name, ftype, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dset < 0) st = H5FAIL(f, name, "creating dataset");
 cleanup:
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (fspace >= 0) H5Sclose(fspace);
+    CLOSE(H5Pclose, dcpl);
+    CLOSE(H5Sclose, fspace);
     *dset_out = dset;
     return st;
+}
+
+/* Writes this rank's selection (numel elements; the dataset has total) of
+ * an open dataset.  A dataset without elements has no storage to write to;
+ * in independent mode a rank with nothing to write makes no call. */
+static dapt_status transfer_write(dapt_h5file *f, const char *name, hid_t dset, hid_t mtype, hid_t mspace,
+                                  hid_t fspace, size_t numel, size_t total, dapt_h5_xfer xfer, const void *data)
+{
+    static const char dummy[8];
+    if (total == 0 || (xfer == DAPT_H5_INDEPENDENT && numel == 0)) return DAPT_OK;
+    hid_t dxpl = make_dxpl(xfer);
+    if (dxpl < 0) return H5FAIL(f, name, "making transfer properties");
+    dapt_status st = DAPT_OK;
+    if (H5Dwrite(dset, mtype, mspace, fspace, dxpl, numel && data ? data : dummy) < 0)
+        st = WRITEFAIL(f, name, "write");
+    CLOSE(H5Pclose, dxpl);
+    return st;
+}
+
+/* Shape of an open dataset's space: *ndim, dims and the element count. */
+static dapt_status space_shape(const dapt_h5file *f, const char *name, hid_t space, int *ndim,
+                               int64_t dims[DAPT_H5_MAX_DIMS], size_t *total)
+{
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd < 0) return H5FAIL(f, name, "reading dataset rank");
+    if (nd > DAPT_H5_MAX_DIMS)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: %d dimensions (at most %d supported)", f->path, name, nd,
+                          DAPT_H5_MAX_DIMS);
+    hsize_t hd[DAPT_H5_MAX_DIMS];
+    if (H5Sget_simple_extent_dims(space, hd, NULL) < 0) return H5FAIL(f, name, "reading dataset shape");
+    size_t n = 1;
+    for (int d = 0; d < DAPT_H5_MAX_DIMS; d++) {
+        dims[d] = d < nd ? (int64_t)hd[d] : 1;
+        if (d < nd) n *= (size_t)hd[d];
+    }
+    *ndim = nd;
+    if (total) *total = n;
+    return DAPT_OK;
 }
 
 /* Collective write of this rank's slab into an open dataset. */
@@ -450,37 +512,150 @@ static dapt_status slab_impl(dapt_h5file *f, const char *name, hid_t dset, dapt_
                              const int64_t *count, int participate, const void *data)
 {
     dapt_status st = DAPT_OK;
-    hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID;
     if (fspace < 0) return H5FAIL(f, name, "reading dataset shape");
-    int ndim = H5Sget_simple_extent_ndims(fspace);
-    hsize_t hd[DAPT_H5_MAX_DIMS];
+    int ndim = 0;
     int64_t dims[DAPT_H5_MAX_DIMS];
-    if (ndim < 0 || ndim > DAPT_H5_MAX_DIMS) {
-        st = H5FAIL(f, name, "reading dataset rank");
-        goto cleanup;
-    }
-    H5Sget_simple_extent_dims(fspace, hd, NULL);
-    size_t total = 1;
-    for (int d = 0; d < ndim; d++) {
-        dims[d] = (int64_t)hd[d];
-        total *= (size_t)hd[d];
-    }
+    size_t total = 0, numel = 0;
+    DAPT_TRY(space_shape(f, name, fspace, &ndim, dims, &total));
     if (ndim > 0) DAPT_TRY(check_shape(f, name, ndim, dims, start, count));
-    size_t numel = 0;
     DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, participate, &mspace, &numel));
-    dxpl = collective_dxpl();
-    if (dxpl < 0) {
-        st = H5FAIL(f, name, "making transfer properties");
-        goto cleanup;
-    }
-    /* A dataset without elements has no storage to write to. */
-    static const char dummy[8];
-    if (total > 0 && H5Dwrite(dset, mem_type(type), mspace, fspace, dxpl, numel && data ? data : dummy) < 0)
-        st = H5FAIL(f, name, "writing");
+    st = transfer_write(f, name, dset, mem_type(type), mspace, fspace, numel, total, DAPT_H5_COLLECTIVE, data);
 cleanup:
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    H5Sclose(fspace);
+    CLOSE(H5Sclose, mspace);
+    CLOSE(H5Sclose, fspace);
+    return st;
+}
+
+/* Selects nb ascending, disjoint blocks [starts[k], +counts[k]) of the 1-D
+ * fspace and makes the matching memory space (nothing selected when the
+ * blocks are empty; the rank still takes part). */
+static dapt_status select_blocks(const dapt_h5file *f, const char *name, hid_t fspace, int64_t n, size_t nb,
+                                 const int64_t *starts, const int64_t *counts, hid_t *mspace, size_t *numel)
+{
+    hsize_t total = 0;
+    if (H5Sselect_none(fspace) < 0) return H5FAIL(f, name, "selecting blocks");
+    for (size_t k = 0; k < nb; k++) {
+        if (counts[k] <= 0) continue;
+        if (starts[k] < 0 || starts[k] + counts[k] > n)
+            return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: block [%lld, +%lld) outside %lld elements", f->path,
+                              name, (long long)starts[k], (long long)counts[k], (long long)n);
+        hsize_t off = (hsize_t)starts[k], cnt = (hsize_t)counts[k];
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, &off, NULL, &cnt, NULL) < 0)
+            return H5FAIL(f, name, "selecting a block");
+        total += cnt;
+    }
+    hsize_t mdim = total ? total : 1;
+    *mspace = H5Screate_simple(1, &mdim, NULL);
+    if (*mspace < 0 || (total == 0 && H5Sselect_none(*mspace) < 0))
+        return H5FAIL(f, name, "making the memory space");
+    *numel = (size_t)total;
+    return DAPT_OK;
+}
+
+/* Creates 1-D dataset name (file type ftype, n elements) and writes this
+ * rank's blocks from data (memory type mtype). */
+static dapt_status blocks_impl(dapt_h5file *f, const char *name, hid_t ftype, hid_t mtype, int64_t n, size_t nb,
+                               const int64_t *starts, const int64_t *counts, const void *data, dapt_h5_xfer xfer)
+{
+    hid_t dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    size_t numel = 0;
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(create_impl(f, name, ftype, 1, &n, &dset));
+    fspace = H5Dget_space(dset);
+    if (fspace < 0) DAPT_TRY(H5FAIL(f, name, "reading dataset shape"));
+    DAPT_TRY(select_blocks(f, name, fspace, n, nb, starts, counts, &mspace, &numel));
+    st = transfer_write(f, name, dset, mtype, mspace, fspace, numel, (size_t)n, xfer, data);
+cleanup:
+    CLOSE(H5Sclose, mspace);
+    CLOSE(H5Sclose, fspace);
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = WRITEFAIL(f, name, "closing the dataset");
+    return st;
+}
+
+dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type type, int64_t n, size_t nb,
+                                 const int64_t *starts, const int64_t *counts, const void *data, dapt_h5_xfer xfer)
+{
+    return blocks_impl(f, name, file_type(type), mem_type(type), n, nb, starts, counts, data, xfer);
+}
+
+/* Fixed-length UTF-8 strings of width bytes, NUL-terminated (h5py: bytes). */
+static hid_t fixed_utf8(size_t width)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    if (H5Tset_size(t, width) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+        CLOSE(H5Tclose, t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+dapt_status dapt_h5_write_strings(dapt_h5file *f, const char *name, char *const *strs, size_t n)
+{
+    int rank = 0;
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(f->comm, &rank)));
+    size_t w = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(strs[i]) + 1 > w) w = strlen(strs[i]) + 1;
+    char *flat = NULL;
+    DAPT_CHECK(dapt_calloc((void **)&flat, n ? n : 1, w, name));
+    for (size_t i = 0; i < n; i++) memcpy(flat + i * w, strs[i], strlen(strs[i]));
+    dapt_status st = DAPT_OK;
+    hid_t t = fixed_utf8(w);
+    if (t < 0) {
+        st = H5FAIL(f, name, "making a string type");
+    } else {
+        int64_t start = 0, count = rank == 0 ? (int64_t)n : 0;
+        st = blocks_impl(f, name, t, t, (int64_t)n, 1, &start, &count, flat, DAPT_H5_COLLECTIVE);
+    }
+    CLOSE(H5Tclose, t);
+    free(flat);
+    return st;
+}
+
+dapt_status dapt_h5_read_strings(const dapt_h5file *f, const char *name, char ***strs, int64_t *n)
+{
+    *strs = NULL;
+    *n = 0;
+    if (!dapt_h5_exists(f, name)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset %s", f->path, name);
+    dapt_status st = DAPT_OK;
+    hid_t d = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    char *flat = NULL, **out = NULL;
+    hssize_t count = 0;
+    d = H5Dopen2(f->id, name, H5P_DEFAULT);
+    if (d < 0) DAPT_TRY(H5FAIL(f, name, "opening dataset"));
+    ft = H5Dget_type(d);
+    sp = H5Dget_space(d);
+    if (ft < 0 || sp < 0) DAPT_TRY(H5FAIL(f, name, "reading dataset type"));
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) != 0 ||
+        H5Sget_simple_extent_ndims(sp) != 1)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s is not an array of fixed-length strings", f->path, name);
+    count = H5Sget_simple_extent_npoints(sp);
+    size_t w = H5Tget_size(ft);
+    if (count < 0 || w == 0) DAPT_TRY(H5FAIL(f, name, "reading dataset shape"));
+    mt = fixed_utf8(w + 1); /* room for the NUL a full-width string lacks */
+    if (mt < 0) DAPT_TRY(H5FAIL(f, name, "making a string type"));
+    DAPT_TRY(dapt_calloc((void **)&flat, count ? (size_t)count : 1, w + 1, name));
+    if (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, flat) < 0)
+        DAPT_TRY(H5FAIL(f, name, "reading"));
+    DAPT_TRY(dapt_calloc((void **)&out, count ? (size_t)count : 1, sizeof *out, name));
+    for (hssize_t i = 0; i < count; i++) {
+        out[i] = strdup(flat + (size_t)i * (w + 1));
+        if (!out[i]) DAPT_THROW(DAPT_ERR_NOMEM, "%s: %s: out of memory for %lld strings", f->path, name,
+                                (long long)count);
+    }
+    *strs = out;
+    *n = (int64_t)count;
+    out = NULL;
+cleanup:
+    for (hssize_t i = 0; out && i < count; i++) free(out[i]);
+    free(out);
+    free(flat);
+    CLOSE(H5Tclose, mt);
+    CLOSE(H5Tclose, ft);
+    CLOSE(H5Sclose, sp);
+    CLOSE(H5Dclose, d);
     return st;
 }
 
@@ -490,7 +665,7 @@ static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type typ
 {
     if (ndim > 0) DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
     hid_t dset = H5I_INVALID_HID;
-    dapt_status st = create_impl(f, name, type, ndim, dims, &dset);
+    dapt_status st = create_impl(f, name, file_type(type), ndim, dims, &dset);
     if (st == DAPT_OK) st = slab_impl(f, name, dset, type, start, count, participate, data);
     if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
     return st;
@@ -500,7 +675,7 @@ dapt_status dapt_h5_create_dataset(dapt_h5file *f, const char *name, dapt_h5_typ
                                    const int64_t *dims)
 {
     hid_t dset = H5I_INVALID_HID;
-    dapt_status st = create_impl(f, name, type, ndim, dims, &dset);
+    dapt_status st = create_impl(f, name, file_type(type), ndim, dims, &dset);
     if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
     return st;
 }
@@ -541,7 +716,7 @@ dapt_status dapt_h5_write_all(dapt_h5file *f, const char *name, dapt_h5_type typ
                               const int64_t *dims, const void *data)
 {
     int rank = 0;
-    MPI_Comm_rank(f->comm, &rank);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(f->comm, &rank)));
     int64_t start[DAPT_H5_MAX_DIMS] = {0}, count[DAPT_H5_MAX_DIMS] = {0};
     for (int d = 0; d < ndim && d < DAPT_H5_MAX_DIMS; d++) count[d] = dims[d];
     return write_impl(f, name, type, ndim, dims, start, count, rank == 0, data);
@@ -559,6 +734,7 @@ static dapt_status type_of(const dapt_h5file *f, const char *name, hid_t ftype, 
         else if (sign == H5T_SGN_2 && size == 8) *out = DAPT_H5_I64;
         else if (sign == H5T_SGN_NONE && size == 1) *out = DAPT_H5_U8;
         else if (sign == H5T_SGN_NONE && size == 2) *out = DAPT_H5_U16;
+        else if (sign == H5T_SGN_NONE && size == 4) *out = DAPT_H5_U32;
         else
             return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: %s %zu-byte integers are not supported", f->path, name,
                               sign == H5T_SGN_2 ? "signed" : "unsigned", size);
@@ -579,20 +755,16 @@ dapt_status dapt_h5_info(const dapt_h5file *f, const char *name, int *ndim, int6
         st = H5FAIL(f, name, "reading dataset shape");
         goto cleanup;
     }
-    int nd = H5Sget_simple_extent_ndims(space);
-    if (nd < 0 || nd > DAPT_H5_MAX_DIMS)
-        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: %d dimensions (at most %d supported)", f->path, name, nd,
-                   DAPT_H5_MAX_DIMS);
-    hsize_t hd[DAPT_H5_MAX_DIMS];
-    H5Sget_simple_extent_dims(space, hd, NULL);
+    int nd = 0;
+    int64_t d[DAPT_H5_MAX_DIMS];
+    DAPT_TRY(space_shape(f, name, space, &nd, d, NULL));
     if (ndim) *ndim = nd;
-    if (dims)
-        for (int d = 0; d < DAPT_H5_MAX_DIMS; d++) dims[d] = d < nd ? (int64_t)hd[d] : 1;
+    if (dims) memcpy(dims, d, sizeof d);
     if (type) DAPT_TRY(type_of(f, name, ftype, type));
 cleanup:
-    if (ftype >= 0) H5Tclose(ftype);
-    if (space >= 0) H5Sclose(space);
-    H5Dclose(dset);
+    CLOSE(H5Tclose, ftype);
+    CLOSE(H5Sclose, space);
+    CLOSE(H5Dclose, dset);
     return st;
 }
 
@@ -620,7 +792,7 @@ dapt_status dapt_h5_read(const dapt_h5file *f, const char *name, dapt_h5_type ty
     }
     size_t numel = 0;
     DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, 1, &mspace, &numel));
-    dxpl = collective_dxpl();
+    dxpl = make_dxpl(DAPT_H5_COLLECTIVE);
     if (dxpl < 0) {
         st = H5FAIL(f, name, "making transfer properties");
         goto cleanup;
@@ -631,10 +803,10 @@ dapt_status dapt_h5_read(const dapt_h5file *f, const char *name, dapt_h5_type ty
     if (total > 0 && H5Dread(dset, mem_type(type), mspace, fspace, dxpl, numel ? data : dummy) < 0)
         st = H5FAIL(f, name, "reading");
 cleanup:
-    if (dxpl >= 0) H5Pclose(dxpl);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
-    H5Dclose(dset);
+    CLOSE(H5Pclose, dxpl);
+    CLOSE(H5Sclose, mspace);
+    CLOSE(H5Sclose, fspace);
+    CLOSE(H5Dclose, dset);
     return st;
 }
 
@@ -683,8 +855,8 @@ static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr,
         snprintf(what, sizeof what, "writing attribute %s", attr);
         st = H5FAIL(f, obj, what);
     }
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
+    if (a >= 0 && H5Aclose(a) < 0 && st == DAPT_OK) st = H5FAIL(f, obj, "closing an attribute");
+    CLOSE(H5Sclose, space);
     return st;
 }
 
@@ -693,7 +865,7 @@ static hid_t vlen_utf8(void)
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0) return t;
     if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-        H5Tclose(t);
+        CLOSE(H5Tclose, t);
         return H5I_INVALID_HID;
     }
     return t;
@@ -704,7 +876,7 @@ dapt_status dapt_h5_attr_set_string(dapt_h5file *f, const char *obj, const char 
     hid_t t = vlen_utf8();
     if (t < 0) return H5FAIL(f, obj, "making a string type");
     dapt_status st = attr_write(f, obj, attr, t, t, &value);
-    H5Tclose(t);
+    CLOSE(H5Tclose, t);
     return st;
 }
 
@@ -722,7 +894,7 @@ int dapt_h5_attr_exists(const dapt_h5file *f, const char *obj, const char *attr)
 {
     if (!dapt_h5_exists(f, obj)) return 0;
     htri_t ex = H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT);
-    if (ex < 0) H5Eclear2(H5E_DEFAULT);
+    if (ex < 0) DAPT_H5_WARN(H5Eclear2(H5E_DEFAULT));
     return ex > 0;
 }
 
@@ -735,10 +907,10 @@ static dapt_status attr_open(const dapt_h5file *f, const char *obj, const char *
     *t = H5Aget_type(*a);
     hid_t space = H5Aget_space(*a);
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (space >= 0) H5Sclose(space);
+    CLOSE(H5Sclose, space);
     if (*t < 0 || n != 1) {
-        if (*t >= 0) H5Tclose(*t);
-        H5Aclose(*a);
+        CLOSE(H5Tclose, *t);
+        CLOSE(H5Aclose, *a);
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: attribute %s is not a single value", f->path, obj, attr);
     }
     return DAPT_OK;
@@ -763,7 +935,7 @@ dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const
         size_t n = s ? strlen(s) : 0;
         st = dapt_alloc((void **)out, n + 1, "a string attribute");
         if (st == DAPT_OK) memcpy(*out, s ? s : "", n + 1);
-        if (s) H5free_memory(s);
+        if (s) DAPT_H5_WARN(H5free_memory(s));
     } else {
         /* Fixed-length strings (as other tools may write them). */
         size_t n = H5Tget_size(t);
@@ -780,9 +952,9 @@ dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const
         }
     }
 cleanup:
-    if (mt >= 0) H5Tclose(mt);
-    H5Tclose(t);
-    H5Aclose(a);
+    CLOSE(H5Tclose, mt);
+    CLOSE(H5Tclose, t);
+    CLOSE(H5Aclose, a);
     return st;
 }
 
@@ -797,8 +969,8 @@ static dapt_status attr_get_number(const dapt_h5file *f, const char *obj, const 
                         want == H5T_INTEGER ? "an integer" : "a floating-point number");
     else if (H5Aread(a, mtype, out) < 0)
         st = H5FAIL(f, obj, "reading a numeric attribute");
-    H5Tclose(t);
-    H5Aclose(a);
+    CLOSE(H5Tclose, t);
+    CLOSE(H5Aclose, a);
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include "dapt/fsio.h"
 #include "dapt/log.h"
 #include "dapt/safetensors.h"
+#include "dapt/utf8.h"
 
 typedef enum { KIND_BASE = 0, KIND_MLM, KIND_CLS } hf_kind;
 
@@ -504,19 +505,11 @@ static void put_string(FILE *out, const char *s, size_t len)
 {
     fputc('"', out);
     for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        int n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-        if (i + (size_t)n > len) n = 1; /* cannot happen with valid UTF-8 */
-        if (n == 1) cp = c;
-        else if (n == 2) cp = (uint32_t)(c & 0x1f) << 6 | ((unsigned char)s[i + 1] & 0x3f);
-        else if (n == 3)
-            cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)((unsigned char)s[i + 1] & 0x3f) << 6 |
-                 ((unsigned char)s[i + 2] & 0x3f);
-        else
-            cp = (uint32_t)(c & 0x07) << 18 | (uint32_t)((unsigned char)s[i + 1] & 0x3f) << 12 |
-                 (uint32_t)((unsigned char)s[i + 2] & 0x3f) << 6 | ((unsigned char)s[i + 3] & 0x3f);
-        i += (size_t)n;
+        const unsigned char *u = (const unsigned char *)s + i;
+        int32_t v = 0;
+        size_t n = dapt_utf8_decode(u, len - i, &v);
+        uint32_t cp = n ? (uint32_t)v : u[0]; /* invalid cannot happen: jansson checked it */
+        i += n ? n : 1;
         switch (cp) {
         case '"': fputs("\\\"", out); continue;
         case '\\': fputs("\\\\", out); continue;

@@ -282,14 +282,8 @@ dapt_status dapt_st_open(const char *path, dapt_safetensors *st)
 {
     memset(st, 0, sizeof *st);
     snprintf(st->path, sizeof st->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return DAPT_ERROR(DAPT_ERR_IO, "%s: not a regular file", path);
-    }
-    st->size = (size_t)sb.st_size;
+    int fd = -1;
+    DAPT_CHECK(dapt_fs_open_regular(path, &fd, &st->size));
     if (st->size < 8) {
         close(fd);
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header", path, st->size);

@@ -6,25 +6,24 @@
 #include <string.h>
 
 #include "dapt/log.h"
+#include "dapt/share.h"
 
-dapt_range dapt_block(int64_t n, int64_t parts, int64_t part)
+/* dapt_share as a dapt_range. */
+static dapt_range block(int64_t n, int parts, int part)
 {
-    dapt_range r = {0, 0};
-    if (n <= 0 || parts <= 0 || part < 0 || part >= parts) return r;
-    int64_t base = n / parts, extra = n % parts;
-    r.begin = part * base + (part < extra ? part : extra);
-    r.count = base + (part < extra ? 1 : 0);
+    dapt_range r;
+    dapt_share(n, part, parts, &r.begin, &r.count);
     return r;
 }
 
 dapt_range dapt_shard_heads(const dapt_model_config *mc, int tensor_rank, int tensor_size)
 {
-    return dapt_block(mc->heads, tensor_size, tensor_rank);
+    return block(mc->heads, tensor_size, tensor_rank);
 }
 
 dapt_range dapt_shard_ffn(const dapt_model_config *mc, int tensor_rank, int tensor_size)
 {
-    return dapt_block(mc->intermediate, tensor_size, tensor_rank);
+    return block(mc->intermediate, tensor_size, tensor_rank);
 }
 
 int64_t dapt_padded_vocab(int64_t vocab_size, int tensor_size)
@@ -35,7 +34,7 @@ int64_t dapt_padded_vocab(int64_t vocab_size, int tensor_size)
 
 dapt_range dapt_shard_vocab(int64_t vocab_size, int tensor_rank, int tensor_size, int64_t *real)
 {
-    dapt_range r = dapt_block(dapt_padded_vocab(vocab_size, tensor_size), tensor_size, tensor_rank);
+    dapt_range r = block(dapt_padded_vocab(vocab_size, tensor_size), tensor_size, tensor_rank);
     if (real) {
         int64_t end = r.begin + r.count < vocab_size ? r.begin + r.count : vocab_size;
         *real = end > r.begin ? end - r.begin : 0;
@@ -45,14 +44,14 @@ dapt_range dapt_shard_vocab(int64_t vocab_size, int tensor_rank, int tensor_size
 
 dapt_range dapt_shard_samples(int64_t global_batch, int data_rank, int data_size)
 {
-    return dapt_block(global_batch, data_size, data_rank);
+    return block(global_batch, data_size, data_rank);
 }
 
 void dapt_grid_free(dapt_grid *g)
 {
     MPI_Comm *comms[] = {&g->data, &g->tensor, &g->world};
     for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
-        if (*comms[i] != MPI_COMM_NULL && *comms[i] != 0) MPI_Comm_free(comms[i]);
+        if (*comms[i] != MPI_COMM_NULL && *comms[i] != 0) DAPT_MPI_WARN(MPI_Comm_free(comms[i]));
     memset(g, 0, sizeof *g);
     g->world = g->data = g->tensor = MPI_COMM_NULL;
 }

@@ -7,6 +7,7 @@
 #include "dapt/batches.h"
 #include "dapt/h5io.h"
 #include "dapt/mlm.h"
+#include "dapt/share.h"
 #include "dapt/tokenizer.h"
 #include "dapt/train.h"
 #include "task_internal.h"
@@ -22,7 +23,7 @@ static dapt_status allgather_rows(MPI_Comm comm, const void *mine, int64_t my_ro
                                   MPI_Datatype type)
 {
     int R = 1;
-    MPI_Comm_size(comm, &R);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &R)));
     int *counts = NULL, *displs = NULL;
     dapt_status st = DAPT_OK;
     if (n * width > 0x7fffffff) return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%lld rows of %lld are too many to gather", (long long)n, (long long)width);
@@ -51,8 +52,8 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
     const int64_t cap = dapt_model_max_input(&model->config);
     if (max_len <= 0 || max_len > cap) max_len = cap;
     int rank = 0, R = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &R);
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &R)));
     int64_t begin, count;
     dapt_share(s->n, rank, R, &begin, &count);
     const int64_t B = batch_size < (count > 0 ? count : 1) ? batch_size : (count > 0 ? count : 1);

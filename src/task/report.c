@@ -64,9 +64,8 @@ static json_t *cls_json(const dapt_eval_report *r)
 static dapt_status write_json(MPI_Comm comm, json_t *o, const char *path, int force)
 {
     int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    dapt_status st = DAPT_OK;
-    if (rank == 0) {
+    dapt_status st = DAPT_MPI(MPI_Comm_rank(comm, &rank));
+    if (st == DAPT_OK && rank == 0) {
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (!text) st = DAPT_ERROR(DAPT_ERR_NOMEM, "%s: cannot serialise the report", path);
         else {
@@ -83,9 +82,8 @@ static dapt_status write_json(MPI_Comm comm, json_t *o, const char *path, int fo
 static dapt_status check_outputs(MPI_Comm comm, const char *h5, const char *js, int force)
 {
     int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    dapt_status st = DAPT_OK;
-    if (rank == 0 && !force) {
+    dapt_status st = DAPT_MPI(MPI_Comm_rank(comm, &rank));
+    if (st == DAPT_OK && rank == 0 && !force) {
         if (dapt_fs_exists(h5)) st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", h5);
         else if (dapt_fs_exists(js)) st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", js);
     }

@@ -1,5 +1,4 @@
 /* Reading prepared task files (docs/formats.md, "Prepared task"). */
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,39 +19,18 @@ void dapt_task_file_free(dapt_task_file *t)
 /* /label_names: fixed-length UTF-8 strings, as dapt prepare writes them. */
 static dapt_status read_label_names(const dapt_h5file *f, dapt_task_file *t)
 {
-    dapt_status st = DAPT_OK;
-    hid_t d = -1, ft = -1, mt = -1, sp = -1;
-    char *flat = NULL;
-    H5E_BEGIN_TRY { d = H5Dopen2(f->id, "label_names", H5P_DEFAULT); }
-    H5E_END_TRY;
-    if (d < 0) DAPT_THROW(DAPT_ERR_FORMAT, "%s: no dataset label_names: not a prepared task?", t->path);
-    ft = H5Dget_type(d);
-    sp = H5Dget_space(d);
-    if (ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0)
-        DAPT_THROW(DAPT_ERR_FORMAT, "%s: label_names is not an array of fixed-length strings", t->path);
-    hssize_t n = H5Sget_simple_extent_npoints(sp);
-    if (n != t->n_labels)
-        DAPT_THROW(DAPT_ERR_FORMAT, "%s: label_names has %lld names, n_labels says %lld", t->path, (long long)n,
-                   (long long)t->n_labels);
-    size_t w = H5Tget_size(ft);
-    mt = H5Tcopy(H5T_C_S1);
-    if (mt < 0 || H5Tset_size(mt, w + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-        H5Tset_cset(mt, H5T_CSET_UTF8) < 0)
-        DAPT_THROW(DAPT_ERR_HDF5, "%s: cannot make a string type for label_names", t->path);
-    DAPT_TRY(dapt_calloc((void **)&flat, (size_t)n, w + 1, "label names"));
-    DAPT_TRY(DAPT_H5(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, flat)));
-    DAPT_TRY(dapt_calloc((void **)&t->label_names, (size_t)n, sizeof *t->label_names, "label names"));
-    for (hssize_t i = 0; i < n; i++) {
-        t->label_names[i] = strdup(flat + (size_t)i * (w + 1));
-        if (!t->label_names[i]) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory for label names");
+    if (!dapt_h5_exists(f, "label_names"))
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset label_names: not a prepared task?", t->path);
+    int64_t n = 0;
+    DAPT_CHECK(dapt_h5_read_strings(f, "label_names", &t->label_names, &n));
+    if (n != t->n_labels) {
+        for (int64_t i = 0; i < n; i++) free(t->label_names[i]);
+        free(t->label_names);
+        t->label_names = NULL;
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: label_names has %lld names, n_labels says %lld", t->path,
+                          (long long)n, (long long)t->n_labels);
     }
-cleanup:
-    free(flat);
-    if (mt >= 0) H5Tclose(mt);
-    if (ft >= 0) H5Tclose(ft);
-    if (sp >= 0) H5Sclose(sp);
-    if (d >= 0) H5Dclose(d);
-    return st;
+    return DAPT_OK;
 }
 
 dapt_status dapt_task_file_open(const char *path, dapt_task_file *t)

@@ -63,7 +63,7 @@ dapt_status tok_bpe_prepare(dapt_tokenizer *tok, const char *file)
     for (unsigned byte = 0; byte < 256; byte++) {
         int32_t cp = tok_bpe_byte_char(byte);
         char enc[4];
-        size_t k = tok_utf8_encode(cp, enc);
+        size_t k = dapt_utf8_encode(cp, enc);
         b->char_to_byte[cp] = (int32_t)byte;
         b->byte_id[byte] = tok_vocab_find(&tok->vocab, enc, k);
         if (b->byte_id[byte] < 0)

@@ -1,4 +1,4 @@
-/* Hash tables, UTF-8 helpers and byte buffers for the tokenizers. */
+/* Hash tables and byte buffers for the tokenizers (UTF-8: dapt/utf8.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,83 +156,23 @@ void tok_strmap_free(tok_strmap *m)
     memset(m, 0, sizeof *m);
 }
 
-size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
+/* Grows *data (capacity *cap elements of elem bytes, first capacity
+ * `first`) by doubling until it holds need elements. */
+static dapt_status grow(void **data, size_t *cap, size_t need, size_t elem, size_t first, const char *what)
 {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = (int32_t)c;
-        return 1;
-    }
-    size_t len;
-    int32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-    *cp = v;
-    return len;
-}
-
-size_t tok_utf8_encode(int32_t cp, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-size_t tok_utf8_validate(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII eight bytes at a time: most text is mostly ASCII. */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, u + i, 8);
-            if (w & 0x8080808080808080ull) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        if (u[i] < 0x80) { i++; continue; }
-        int32_t cp;
-        size_t k = tok_utf8_decode(u + i, n - i, &cp);
-        if (!k) return i;
-        i += k;
-    }
-    return n;
+    if (need <= *cap) return DAPT_OK;
+    size_t n = *cap ? *cap : first;
+    while (n < need) n *= 2;
+    void *p = realloc(*data, n * elem);
+    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow %s to %zu", what, n);
+    *data = p;
+    *cap = n;
+    return DAPT_OK;
 }
 
 dapt_status tok_buf_reserve(tok_buf *b, size_t extra)
 {
-    if (b->len + extra <= b->cap) return DAPT_OK;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow a text buffer to %zu bytes", cap);
-    b->data = p;
-    b->cap = cap;
-    return DAPT_OK;
+    return grow((void **)&b->data, &b->cap, b->len + extra, 1, 256, "a text buffer (bytes)");
 }
 
 dapt_status tok_buf_append(tok_buf *b, const char *s, size_t n)
@@ -251,14 +191,7 @@ void tok_buf_free(tok_buf *b)
 
 dapt_status dapt_ids_reserve(dapt_ids *ids, size_t extra)
 {
-    if (ids->len + extra <= ids->cap) return DAPT_OK;
-    size_t cap = ids->cap ? ids->cap : 64;
-    while (cap < ids->len + extra) cap *= 2;
-    int32_t *p = realloc(ids->data, cap * sizeof *p);
-    if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "cannot grow an id buffer to %zu ids", cap);
-    ids->data = p;
-    ids->cap = cap;
-    return DAPT_OK;
+    return grow((void **)&ids->data, &ids->cap, ids->len + extra, sizeof *ids->data, 64, "an id buffer (ids)");
 }
 
 dapt_status dapt_ids_push(dapt_ids *ids, int32_t id)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "dapt/tokenizer.h"
+#include "dapt/utf8.h" /* the tokenizers decode UTF-8 through it */
 
 /* ---- string -> id table (open addressing, linear probing) -------------- */
 
@@ -48,16 +49,6 @@ dapt_status tok_strmap_init(tok_strmap *m, size_t capacity_hint);
 dapt_status tok_strmap_put(tok_strmap *m, const char *key, size_t n, int32_t id);
 int32_t tok_strmap_find(const tok_strmap *m, const char *s, size_t n);
 void tok_strmap_free(tok_strmap *m);
-
-/* ---- UTF-8 --------------------------------------------------------------- */
-
-/* Decodes one scalar from s[0..n) (n >= 1); returns its byte length, or 0
- * if the sequence is invalid (overlong, surrogate, > U+10FFFF, truncated). */
-size_t tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
-/* Writes cp as UTF-8 into out (>= 4 bytes); returns the length. */
-size_t tok_utf8_encode(int32_t cp, char *out);
-/* Byte offset of the first invalid sequence, or n if s is valid UTF-8. */
-size_t tok_utf8_validate(const char *s, size_t n);
 
 /* ---- growable byte buffer ------------------------------------------------ */
 

@@ -84,14 +84,14 @@ static long find_added(const dapt_tokenizer *tok, const char *t, size_t len, siz
                 size_t p = s - 1;
                 while (p > floor && (u[p] & 0xC0) == 0x80) p--;
                 int32_t cp;
-                if (!tok_utf8_decode(u + p, s - p, &cp) || !is_ws_cp(cp)) break;
+                if (!dapt_utf8_decode(u + p, s - p, &cp) || !is_ws_cp(cp)) break;
                 s = p;
             }
         }
         if (ad->rstrip) {
             while (e < len) {
                 int32_t cp;
-                size_t k = tok_utf8_decode(u + e, len - e, &cp);
+                size_t k = dapt_utf8_decode(u + e, len - e, &cp);
                 if (!k || !is_ws_cp(cp)) break;
                 e += k;
             }
@@ -114,7 +114,7 @@ static dapt_status model_encode(const dapt_tokenizer *tok, dapt_tok_state *st, c
 static dapt_status encode_with_state(const dapt_tokenizer *tok, dapt_tok_state *st, const char *text,
                                      size_t len, dapt_ids *out)
 {
-    size_t bad = tok_utf8_validate(text, len);
+    size_t bad = dapt_utf8_validate(text, len);
     if (bad < len) return DAPT_ERROR(DAPT_ERR_FORMAT, "invalid UTF-8 at byte %zu", bad);
     size_t mark = out->len;
     size_t pos = 0;
@@ -320,27 +320,13 @@ static dapt_status append_lossy(tok_buf *out, const unsigned char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         int32_t cp;
-        size_t k = tok_utf8_decode(s + i, n - i, &cp);
+        size_t k = dapt_utf8_decode(s + i, n - i, &cp);
         if (k) {
             DAPT_CHECK(tok_buf_append(out, (const char *)s + i, k));
             i += k;
             continue;
         }
-        unsigned c = s[i];
-        size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
-        size_t used = 1;
-        for (size_t j = 1; j <= need && i + j < n; j++) {
-            unsigned d = s[i + j];
-            unsigned lo = 0x80, hi = 0xBF;
-            if (j == 1) {
-                if (c == 0xE0) lo = 0xA0;
-                else if (c == 0xED) hi = 0x9F;
-                else if (c == 0xF0) lo = 0x90;
-                else if (c == 0xF4) hi = 0x8F;
-            }
-            if (d < lo || d > hi) break;
-            used++;
-        }
+        size_t used = dapt_utf8_invalid(s + i, n - i, NULL);
         DAPT_CHECK(tok_buf_append(out, fffd, 3));
         i += used;
     }
@@ -379,7 +365,7 @@ dapt_status dapt_tokenizer_decode(const dapt_tokenizer *tok, const int32_t *ids,
             const unsigned char *u = (const unsigned char *)t;
             for (size_t k = 0; k < tl;) {
                 int32_t cp;
-                size_t w = tok_utf8_decode(u + k, tl - k, &cp);
+                size_t w = dapt_utf8_decode(u + k, tl - k, &cp);
                 if (!w) { w = 1; cp = -1; }
                 if (cp >= 0 && cp < 324 && tok->bpe.char_to_byte[cp] >= 0) {
                     char byte = (char)tok->bpe.char_to_byte[cp];

@@ -6,31 +6,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dapt/fsio.h"
 #include "dapt/sha256.h"
 #include "tok_internal.h"
 
-static dapt_status read_file(const char *path, char **out, size_t *len)
+/* A whole text file (vocab.txt, merges.txt), NUL-terminated, checked to be
+ * UTF-8. */
+static dapt_status read_text(const char *path, char **out, size_t *len)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open: %m", path);
-    tok_buf b = {0};
-    dapt_status st = DAPT_OK;
-    for (;;) {
-        DAPT_TRY(tok_buf_reserve(&b, 1 << 16));
-        size_t k = fread(b.data + b.len, 1, b.cap - b.len - 1, f);
-        b.len += k;
-        if (k == 0) break;
+    DAPT_CHECK(dapt_fs_read_file(path, (size_t)1 << 31, (unsigned char **)out, len));
+    size_t bad = dapt_utf8_validate(*out, *len);
+    if (bad < *len) {
+        free(*out);
+        *out = NULL;
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu)", path, bad);
     }
-    if (ferror(f)) DAPT_THROW(DAPT_ERR_IO, "%s: read error", path);
-    b.data[b.len] = '\0';
-    *out = b.data;
-    *len = b.len;
-    b.data = NULL;
-cleanup:
-    fclose(f);
-    tok_buf_free(&b);
-    return st;
+    return DAPT_OK;
 }
 
 static int is_dir(const char *p)
@@ -97,10 +88,8 @@ static dapt_status vocab_from_txt(tok_vocab *v, const char *path)
 {
     char *data = NULL;
     size_t len = 0;
-    DAPT_CHECK(read_file(path, &data, &len));
+    DAPT_CHECK(read_text(path, &data, &len));
     dapt_status st = DAPT_OK;
-    if (tok_utf8_validate(data, len) < len)
-        DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu)", path, tok_utf8_validate(data, len));
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     if (len && data[len - 1] != '\n') lines++;
@@ -169,9 +158,8 @@ static dapt_status merges_from_txt(dapt_tokenizer *tok, const char *path)
 {
     char *data = NULL;
     size_t len = 0;
-    DAPT_CHECK(read_file(path, &data, &len));
+    DAPT_CHECK(read_text(path, &data, &len));
     dapt_status st = DAPT_OK;
-    if (tok_utf8_validate(data, len) < len) DAPT_THROW(DAPT_ERR_FORMAT, "%s: not valid UTF-8", path);
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     DAPT_TRY(dapt_calloc((void **)&tok->bpe.merge_pairs, lines, sizeof *tok->bpe.merge_pairs, "merges"));

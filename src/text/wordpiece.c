@@ -104,7 +104,7 @@ static int ccc(int32_t c) { return c < 0x300 ? 0 : utf8proc_get_property(c)->com
 static dapt_status append_cp(wp_ctx *c, int32_t cp, int reorder)
 {
     char enc[4];
-    size_t k = tok_utf8_encode(cp, enc);
+    size_t k = dapt_utf8_encode(cp, enc);
     DAPT_CHECK(tok_buf_reserve(c->word, k));
     char *w = c->word->data;
     size_t pos = c->word->len;
@@ -113,7 +113,7 @@ static dapt_status append_cp(wp_ctx *c, int32_t cp, int reorder)
         size_t p = pos - 1;
         while (p > 0 && ((unsigned char)w[p] & 0xC0) == 0x80) p--;
         int32_t prev;
-        if (!tok_utf8_decode((const unsigned char *)w + p, pos - p, &prev)) break;
+        if (!dapt_utf8_decode((const unsigned char *)w + p, pos - p, &prev)) break;
         if (ccc(prev) <= cc) break;
         pos = p;
     }
@@ -217,7 +217,7 @@ dapt_status tok_wordpiece_encode(const dapt_tokenizer *tok, dapt_tok_state *st,
             i++;
         } else {
             int32_t cp;
-            size_t k = tok_utf8_decode(u + i, len - i, &cp);
+            size_t k = dapt_utf8_decode(u + i, len - i, &cp);
             if (!k) return DAPT_ERROR(DAPT_ERR_INTERNAL, "invalid UTF-8 reached WordPiece");
             s = nonascii(&c, cp);
             i += k;

@@ -319,13 +319,6 @@ int64_t dapt_order_at(dapt_order *o, uint64_t g, int64_t *epoch)
     return (int64_t)o->perm[g % (uint64_t)o->n];
 }
 
-void dapt_share(int64_t n, int r, int R, int64_t *begin, int64_t *count)
-{
-    int64_t q = n / R, rem = n % R;
-    *count = q + (r < rem);
-    *begin = r * q + (r < rem ? r : rem);
-}
-
 dapt_status dapt_sequences_check_tokenizer(const char *path, const char *whose, const dapt_tokenizer *tok)
 {
     dapt_h5file cf;

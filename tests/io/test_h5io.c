@@ -276,6 +276,85 @@ static void test_two_step(void)
     dapt_h5_close(&f);
 }
 
+/* Multi-block 1-D writes: rank r writes every nranks-th block of 3 (some
+ * ranks none), independent and collective, uint32 beyond 16 bits; fixed-
+ * length strings round-trip.  The same bytes as one rank writing it all. */
+static void test_blocks_and_strings(void)
+{
+    setup();
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    enum { N = 20, B = 7 }; /* blocks [3k, 3k + 3), the last one short */
+    uint32_t all[N];
+    for (int i = 0; i < N; i++) all[i] = 70000u + (uint32_t)i * 3u;
+    char *names[3] = {"animal", "", "vehicle \xc3\xa9"};
+    const char *outs[2] = {path_in_dir("blocks1.h5"), path_in_dir("blocks2.h5")};
+    for (int k = 0; k < 2; k++) {
+        dapt_h5file f;
+        CU_ASSERT_EQUAL_FATAL(dapt_h5_create(MPI_COMM_WORLD, outs[k], 1, &cfg, &f), DAPT_OK);
+        int64_t starts[B], counts[B];
+        uint32_t mine[N];
+        size_t nb = 0, used = 0;
+        for (int b = 0; b < B; b++) {
+            int owner = k == 0 ? 0 : b % nranks;
+            if (owner != rank) continue;
+            starts[nb] = 3 * b;
+            counts[nb] = 3 * b + 3 <= N ? 3 : N - 3 * b;
+            memcpy(mine + used, all + starts[nb], (size_t)counts[nb] * sizeof *mine);
+            used += (size_t)counts[nb];
+            nb++;
+        }
+        CU_ASSERT_EQUAL(dapt_h5_write_blocks(&f, "ids", DAPT_H5_U32, N, nb, starts, counts, mine,
+                                             DAPT_H5_INDEPENDENT), DAPT_OK);
+        CU_ASSERT_EQUAL(dapt_h5_write_blocks(&f, "g/ids2", DAPT_H5_U32, N, nb, starts, counts, mine,
+                                             DAPT_H5_COLLECTIVE), DAPT_OK);
+        CU_ASSERT_EQUAL(dapt_h5_write_strings(&f, "names", names, 3), DAPT_OK);
+        CU_ASSERT_EQUAL_FATAL(dapt_h5_commit(&f), DAPT_OK);
+    }
+    dapt_h5file f;
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_open(MPI_COMM_WORLD, outs[1], &f), DAPT_OK);
+    dapt_h5_type t;
+    int nd = 0;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    CU_ASSERT_EQUAL(dapt_h5_info(&f, "ids", &nd, dims, &t), DAPT_OK);
+    CU_ASSERT(nd == 1 && dims[0] == N && t == DAPT_H5_U32);
+    for (int k = 0; k < 2; k++) {
+        void *got = NULL;
+        CU_ASSERT_EQUAL(dapt_h5_read_all(&f, k ? "g/ids2" : "ids", DAPT_H5_I64, &got, NULL, NULL), DAPT_OK);
+        int ok = got != NULL;
+        for (int i = 0; ok && i < N; i++) ok = ((int64_t *)got)[i] == (int64_t)all[i];
+        CU_ASSERT_TRUE(ok);
+        free(got);
+    }
+    char **str = NULL;
+    int64_t ns = 0;
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_read_strings(&f, "names", &str, &ns), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(ns, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(str[i], names[i]);
+        free(str[i]);
+    }
+    free(str);
+    CU_ASSERT_EQUAL(dapt_h5_read_strings(&f, "ids", &str, &ns), DAPT_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "ids is not an array of fixed-length strings"));
+    CU_ASSERT_EQUAL(dapt_h5_read_strings(&f, "absent", &str, &ns), DAPT_ERR_FORMAT);
+    dapt_h5_close(&f);
+    if (rank == 0) {
+        FILE *a = fopen(outs[0], "rb"), *b = fopen(outs[1], "rb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        int same = 1, ca, cb;
+        do {
+            ca = fgetc(a);
+            cb = fgetc(b);
+            same &= ca == cb;
+        } while (ca != EOF && cb != EOF);
+        CU_ASSERT_TRUE(same);
+        fclose(a);
+        fclose(b);
+    }
+}
+
 static void test_cleanup(void)
 {
     MPI_Barrier(MPI_COMM_WORLD);
@@ -291,4 +370,5 @@ DAPT_TEST_MAIN("h5io", {"write and read every type by slabs", test_roundtrip_typ
                {"open errors name the file", test_open_errors},
                {"byte-identical files whatever the split", test_deterministic},
                {"create, then write slabs in rounds", test_two_step},
+               {"multi-block writes and fixed-length strings", test_blocks_and_strings},
                {"remove scratch files", test_cleanup})

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dapt/utf8.h"
 #include "tok_fixture.h"
 
 #define FX "tests/fixtures/tokenizer/"
@@ -533,6 +534,45 @@ static void threads_for(const char *model)
 static void test_threads_bert(void) { threads_for("bert-base-uncased"); }
 static void test_threads_roberta(void) { threads_for("roberta-base"); }
 
+/* The UTF-8 helpers (dapt/utf8.h): the standard's maximal-subpart example
+ * (Unicode 15, table 3-8), the causes src_check_text reports, and a round
+ * trip of every scalar value through encode and decode. */
+static void test_utf8_helpers(void)
+{
+    const unsigned char t[] = "\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64";
+    const size_t n = sizeof t - 1;
+    char got[64] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        size_t w = dapt_utf8_decode(t + i, n - i, &cp);
+        if (w) got[k++] = (char)cp;
+        else got[k++] = '?', w = dapt_utf8_invalid(t + i, n - i, NULL);
+        i += w;
+    }
+    got[k] = '\0';
+    CU_ASSERT_STRING_EQUAL(got, "a???b?c??d");
+    const char *why = NULL;
+    dapt_utf8_invalid((const unsigned char *)"\xC0\xAF", 2, &why);
+    CU_ASSERT_STRING_EQUAL(why, "invalid UTF-8 (bad lead byte)");
+    CU_ASSERT_EQUAL(dapt_utf8_invalid((const unsigned char *)"\xE2\x82", 2, &why), 2);
+    CU_ASSERT_STRING_EQUAL(why, "invalid UTF-8 (sequence cut short)");
+    CU_ASSERT_EQUAL(dapt_utf8_invalid((const unsigned char *)"\xED\xA0\x80", 3, &why), 1);
+    CU_ASSERT_STRING_EQUAL(why, "invalid UTF-8");
+    CU_ASSERT_EQUAL(dapt_utf8_invalid((const unsigned char *)"\xF0\x9F\x98x", 4, &why), 3);
+    CU_ASSERT_STRING_EQUAL(why, "invalid UTF-8");
+    int ok = 1;
+    for (int32_t cp = 0; cp <= 0x10FFFF && ok; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        char b[4];
+        size_t w = dapt_utf8_encode(cp, b);
+        int32_t back = -1;
+        ok = w >= 1 && w <= 4 && dapt_utf8_decode((const unsigned char *)b, w, &back) == w && back == cp &&
+             dapt_utf8_validate(b, w) == w && (w == 1 || dapt_utf8_decode((const unsigned char *)b, w - 1, &back) == 0);
+    }
+    CU_ASSERT_TRUE(ok);
+}
+
 DAPT_TEST_MAIN("tokenizer",
                {"gpt2: gpt-tokenizer TestPlans (64 cases)", test_gpt2_testplans},
                {"bert-base-uncased: pairs with template and type ids", test_pairs_bert},
@@ -546,6 +586,7 @@ DAPT_TEST_MAIN("tokenizer",
                {"three file formats: same ids, identity, checksum", test_formats_identity_checksum},
                {"bad vocabulary files: one-line errors naming the file", test_bad_files},
                {"invalid UTF-8 input", test_invalid_utf8},
+               {"UTF-8 helpers over utf8proc", test_utf8_helpers},
                {"ASCII fast path equals PCRE2 on random text", test_fast_path_matches_pcre2},
                {"bert: OpenMP threads share one tokenizer", test_threads_bert},
                {"roberta: OpenMP threads share one tokenizer", test_threads_roberta})
