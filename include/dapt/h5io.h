@@ -118,6 +118,13 @@ dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type 
                                  const int64_t *starts, const int64_t *counts, const void *data,
                                  dapt_h5_xfer xfer);
 
+/* Reads this rank's nb ascending, disjoint blocks [starts[k], starts[k] +
+ * counts[k]) of the 1-D dataset name into consecutive elements of data, in
+ * one read (a union selection).  Not collective (independent I/O, fine on a
+ * file opened with MPI_COMM_SELF). */
+dapt_status dapt_h5_read_blocks(const dapt_h5file *f, const char *name, dapt_h5_type type, size_t nb,
+                                const int64_t *starts, const int64_t *counts, void *data);
+
 /* Creates a 1-D dataset of n fixed-length UTF-8 strings, NUL-padded to the
  * longest + 1 bytes (h5py reads bytes); every rank passes the same list and
  * rank 0 writes it.  Collective. */

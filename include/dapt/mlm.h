@@ -45,6 +45,11 @@ struct dapt_tokenizer;
 dapt_status dapt_mlm_spec_from_tokenizer(const struct dapt_tokenizer *tok, const char *what, double p,
                                          dapt_mlm_spec *spec, int32_t *begin, int32_t *end, int32_t *pad);
 
+/* dapt_mlm_spec_from_tokenizer for the tokenizer at path (a file or a
+ * directory, dapt_tokenizer_load). */
+dapt_status dapt_mlm_spec_load(const char *path, double p, dapt_mlm_spec *spec, int32_t *begin, int32_t *end,
+                               int32_t *pad);
+
 /* Masks one sequence in place.  ids[0..len) are replaced by the model input,
  * labels[0..len) receive the targets; positions with attention_mask == 0
  * (NULL = none padded) or a special id are never selected.  Returns the

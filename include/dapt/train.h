@@ -72,11 +72,6 @@ dapt_status dapt_heldout_mlm_loss(MPI_Comm comm, const dapt_model *m, dapt_works
                                   const dapt_mlm_spec *mlm, uint64_t seed, int64_t want, int64_t batch,
                                   double *loss, int64_t *masked);
 
-/* The tokenizer at path (file or directory): its MLM spec (mlm_probability
- * p) and the begin / end / pad ids for dapt_seq_spec.  Not collective. */
-dapt_status dapt_train_tokenizer_spec(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin,
-                                      int32_t *end, int32_t *pad);
-
 /* The flag the SIGTERM/SIGUSR1 handler sets (tests raise it directly). */
 void dapt_train_request_stop(void);
 

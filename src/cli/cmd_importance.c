@@ -93,7 +93,7 @@ static dapt_status parse_args(const dapt_cli *cli, imp_args *a)
 static dapt_status tokenizer_spec(const imp_args *a, const dapt_model_meta *meta, double p, dapt_mlm_spec *mlm,
                                   dapt_seq_spec *ss)
 {
-    if (a->tokenizer) return dapt_train_tokenizer_spec(a->tokenizer, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
+    if (a->tokenizer) return dapt_mlm_spec_load(a->tokenizer, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
     if (meta->ntokenizer == 0)
         return DAPT_ERROR(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", a->model);
     char dir[512];
@@ -106,7 +106,7 @@ static dapt_status tokenizer_spec(const imp_args *a, const dapt_model_meta *meta
         snprintf(path, sizeof path, "%s/%s", dir, meta->tokenizer[i].name);
         st = dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1);
     }
-    if (st == DAPT_OK) st = dapt_train_tokenizer_spec(dir, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
+    if (st == DAPT_OK) st = dapt_mlm_spec_load(dir, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
     dapt_fs_remove_tree(dir);
     return st;
 }

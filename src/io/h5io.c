@@ -579,6 +579,29 @@ dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type 
     return blocks_impl(f, name, file_type(type), mem_type(type), n, nb, starts, counts, data, xfer);
 }
 
+dapt_status dapt_h5_read_blocks(const dapt_h5file *f, const char *name, dapt_h5_type type, size_t nb,
+                                const int64_t *starts, const int64_t *counts, void *data)
+{
+    hid_t dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    size_t numel = 0;
+    dapt_status st = DAPT_OK;
+    dset = H5Dopen2(f->id, name, H5P_DEFAULT);
+    if (dset < 0) DAPT_THROW(DAPT_ERR_FORMAT, "%s: no dataset %s", f->path, name);
+    fspace = H5Dget_space(dset);
+    if (fspace < 0 || H5Sget_simple_extent_ndims(fspace) != 1)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s is not a 1-D dataset", f->path, name);
+    hsize_t n = 0;
+    if (H5Sget_simple_extent_dims(fspace, &n, NULL) < 0) DAPT_TRY(H5FAIL(f, name, "reading dataset shape"));
+    DAPT_TRY(select_blocks(f, name, fspace, (int64_t)n, nb, starts, counts, &mspace, &numel));
+    if (numel > 0 && H5Dread(dset, mem_type(type), mspace, fspace, H5P_DEFAULT, data) < 0)
+        DAPT_TRY(H5FAIL(f, name, "reading blocks"));
+cleanup:
+    CLOSE(H5Sclose, mspace);
+    CLOSE(H5Sclose, fspace);
+    CLOSE(H5Dclose, dset);
+    return st;
+}
+
 /* Fixed-length UTF-8 strings of width bytes, NUL-terminated (h5py: bytes). */
 static hid_t fixed_utf8(size_t width)
 {

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "dapt/tokenizer.h"
-#include "dapt/train.h"
 
 #include "dapt/model.h"
 #include "dapt/rng.h"
@@ -84,8 +83,8 @@ dapt_status dapt_mlm_spec_from_tokenizer(const dapt_tokenizer *tok, const char *
     return DAPT_OK;
 }
 
-dapt_status dapt_train_tokenizer_spec(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin,
-                                      int32_t *end, int32_t *pad)
+dapt_status dapt_mlm_spec_load(const char *path, double p, dapt_mlm_spec *mlm, int32_t *begin, int32_t *end,
+                               int32_t *pad)
 {
     dapt_tokenizer *tok = NULL;
     DAPT_CHECK(dapt_tokenizer_load(path, &tok));

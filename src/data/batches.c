@@ -22,13 +22,13 @@ typedef struct split_map {
 struct dapt_sequences {
     dapt_seq_spec spec;
     dapt_h5file file;
-    hid_t tokens; /* dataset */
     int64_t n_docs_file, n_tokens, vocab;
     int64_t *offsets; /* [n_docs_file + 1] */
     split_map split[2];
     int nb, ne;       /* begin/end tokens per wrapped document (0 or 1) */
     /* scratch for reads */
     struct piece { int64_t start, len, dest; } *pieces;
+    int64_t *run_start, *run_count; /* disjoint file runs of the pieces */
     size_t pieces_cap;
     int32_t *buf;
     size_t buf_cap;
@@ -66,7 +66,6 @@ dapt_status dapt_sequences_open(const char *path, const dapt_seq_spec *spec, dap
     dapt_sequences *s = NULL;
     DAPT_CHECK(dapt_calloc((void **)&s, 1, sizeof *s, "corpus reader"));
     s->spec = *spec;
-    s->tokens = H5I_INVALID_HID;
     s->nb = spec->begin_id >= 0;
     s->ne = spec->end_id >= 0;
     dapt_status st = DAPT_OK;
@@ -95,8 +94,6 @@ dapt_status dapt_sequences_open(const char *path, const dapt_seq_spec *spec, dap
                        (long long)d);
     if (dapt_h5_attr_exists(&s->file, "/", "vocab_size"))
         DAPT_TRY(dapt_h5_attr_get_int64(&s->file, "/", "vocab_size", &s->vocab));
-    s->tokens = H5Dopen2(s->file.id, DAPT_CORPUS_TOKENS, H5P_DEFAULT);
-    if (s->tokens < 0) DAPT_THROW(DAPT_ERR_HDF5, "%s: cannot open dataset %s", path, DAPT_CORPUS_TOKENS);
 
     DAPT_TRY(dapt_alloc((void **)&is_eval, (size_t)(s->n_docs_file ? s->n_docs_file : 1), "split flags"));
     const dapt_rng r = dapt_rng_make(spec->seed, DAPT_RNG_SPLIT, 0);
@@ -114,7 +111,6 @@ cleanup:
 void dapt_sequences_close(dapt_sequences *s)
 {
     if (!s) return;
-    if (s->tokens >= 0) H5Dclose(s->tokens);
     dapt_h5_close(&s->file);
     free(s->offsets);
     for (int i = 0; i < 2; i++) {
@@ -122,6 +118,8 @@ void dapt_sequences_close(dapt_sequences *s)
         free(s->split[i].wstart);
     }
     free(s->pieces);
+    free(s->run_start);
+    free(s->run_count);
     free(s->buf);
     free(s);
 }
@@ -155,6 +153,11 @@ static dapt_status add_piece(dapt_sequences *s, size_t *n, int64_t start, int64_
         void *p = realloc(s->pieces, cap * sizeof *s->pieces);
         if (!p) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for %zu read pieces", cap);
         s->pieces = p;
+        int64_t *a = realloc(s->run_start, cap * sizeof *a);
+        if (a) s->run_start = a;
+        int64_t *b = a ? realloc(s->run_count, cap * sizeof *b) : NULL;
+        if (b) s->run_count = b;
+        if (!a || !b) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for %zu read pieces", cap);
         s->pieces_cap = cap;
     }
     s->pieces[(*n)++] = (struct piece){start, len, dest};
@@ -232,13 +235,9 @@ dapt_status dapt_sequences_read(dapt_sequences *s, dapt_split split, const int64
     }
     if (np == 0) return DAPT_OK;
     /* Disjoint sorted file ranges (pieces may repeat when a batch holds a
-     * sequence twice, across an epoch border): one union selection, one read. */
+     * sequence twice, across an epoch border): one union read. */
     qsort(s->pieces, np, sizeof *s->pieces, cmp_piece);
-    hid_t fspace = H5Dget_space(s->tokens), mspace = H5I_INVALID_HID;
-    if (fspace < 0) return DAPT_ERROR(DAPT_ERR_HDF5, "%s: %s: cannot get the dataspace", s->file.path, DAPT_CORPUS_TOKENS);
-    dapt_status st = DAPT_OK;
-    if (H5Sselect_none(fspace) < 0)
-        DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot reset the selection", s->file.path, DAPT_CORPUS_TOKENS);
+    size_t nr = 0;
     int64_t total = 0, run_start = s->pieces[0].start, run_end = run_start;
     for (size_t i = 0; i <= np; i++) {
         if (i < np && s->pieces[i].start <= run_end) {
@@ -246,10 +245,8 @@ dapt_status dapt_sequences_read(dapt_sequences *s, dapt_split split, const int64
             if (e > run_end) run_end = e;
             continue;
         }
-        hsize_t start = (hsize_t)run_start, count = (hsize_t)(run_end - run_start);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, &start, NULL, &count, NULL) < 0)
-            DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: cannot select tokens %lld..%lld", s->file.path, DAPT_CORPUS_TOKENS,
-                       (long long)run_start, (long long)run_end);
+        s->run_start[nr] = run_start;
+        s->run_count[nr++] = run_end - run_start;
         total += run_end - run_start;
         if (i < np) run_start = s->pieces[i].start, run_end = run_start + s->pieces[i].len;
     }
@@ -257,14 +254,10 @@ dapt_status dapt_sequences_read(dapt_sequences *s, dapt_split split, const int64
         free(s->buf);
         s->buf = NULL;
         s->buf_cap = 0;
-        DAPT_TRY(dapt_alloc((void **)&s->buf, (size_t)total * sizeof *s->buf, "token read buffer"));
+        DAPT_CHECK(dapt_alloc((void **)&s->buf, (size_t)total * sizeof *s->buf, "token read buffer"));
         s->buf_cap = (size_t)total;
     }
-    hsize_t mcount = (hsize_t)total;
-    mspace = H5Screate_simple(1, &mcount, NULL);
-    if (mspace < 0 || H5Dread(s->tokens, H5T_NATIVE_INT32, mspace, fspace, H5P_DEFAULT, s->buf) < 0)
-        DAPT_THROW(DAPT_ERR_HDF5, "%s: %s: reading %lld tokens failed", s->file.path, DAPT_CORPUS_TOKENS,
-                   (long long)total);
+    DAPT_CHECK(dapt_h5_read_blocks(&s->file, DAPT_CORPUS_TOKENS, DAPT_H5_I32, nr, s->run_start, s->run_count, s->buf));
     /* Copy each piece from the union buffer (filled in file order). */
     int64_t base = 0; /* buffer index of the current run's start */
     run_start = s->pieces[0].start;
@@ -282,13 +275,9 @@ dapt_status dapt_sequences_read(dapt_sequences *s, dapt_split split, const int64
     if (s->vocab > 0)
         for (int64_t i = 0; i < n * L; i++)
             if (ids[i] < 0 || ids[i] >= s->vocab)
-                DAPT_THROW(DAPT_ERR_FORMAT, "%s: token id %d outside the declared vocabulary of %lld",
-                           s->file.path, (int)ids[i], (long long)s->vocab);
-cleanup:
-    /* A failed close leaks a handle but loses no data: warn, keep st. */
-    if ((mspace >= 0 && H5Sclose(mspace) < 0) || H5Sclose(fspace) < 0)
-        dapt_warn("%s: closing a dataspace failed", s->file.path);
-    return st;
+                return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: token id %d outside the declared vocabulary of %lld",
+                                  s->file.path, (int)ids[i], (long long)s->vocab);
+    return DAPT_OK;
 }
 
 dapt_status dapt_order_init(dapt_order *o, uint64_t seed, int64_t n)
