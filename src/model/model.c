@@ -15,59 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dapt/rng.h"
-#include "kernels.h"
-
-/* What one encoder layer keeps for backward. */
-typedef struct layer_acts {
-    float *q, *k, *v; /* [T,H] projections */
-    float *p;         /* [B,NH,S,S] softmax probabilities (before dropout / head mask) */
-    float *ctx;       /* [T,H] attention context (heads merged) */
-    float *xhat1, *rstd1, *h1; /* attention LayerNorm: normalised input, 1/std, output */
-    float *u;         /* [T,F] FFN pre-activation (before the intermediate mask) */
-    float *y;         /* [T,H] FFN output with bias (before the output mask) */
-    float *xhat2, *rstd2;      /* output LayerNorm */
-    uint8_t *keep_att, *keep_ao, *keep_ffn; /* dropout decisions (training) */
-} layer_acts;
-
-struct dapt_workspace {
-    dapt_model_config mc;
-    dapt_workspace_spec spec;
-    /* The model's share (all of it unless sharded): heads NHL = HL / D,
-     * FFN columns FL, vocabulary rows VL. */
-    dapt_model_ranges r;
-    int64_t NHL, HL, FL, VL;
-    float *arena;
-    size_t arena_floats;
-    int64_t T_max, M_max;
-    /* forward */
-    float *hs;              /* [(L+1), T, H] hidden states: embedding output, each layer's */
-    float *xhat0, *rstd0;   /* embedding LayerNorm */
-    uint8_t *keep0;         /* embedding dropout decisions (training) */
-    float *maskadd;         /* [B,S] additive attention mask */
-    layer_acts *la;         /* L entries; share one set unless training without recompute */
-    float *act;             /* [T,F] GELU output (recomputed in backward) */
-    float *tmp;             /* [T,H] */
-    float *pool_in, *pooled; /* [B,H] */
-    float *cls_x, *cls_z, *cls_x2, *cls_logits, *cls_lse; /* classification head */
-    float *mlm_in, *mlm_pre, *mlm_xhat, *mlm_rstd, *mlm_out, *mlm_logits, *mlm_lse;
-    float *mlm_red;         /* [2M] vocab-parallel reductions (sum of exponentials, target logit) */
-    /* backward */
-    float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *gelu_grad, *demb, *mlm_d1, *mlm_d2;
-    float *hm_grad_tmp;     /* [B,NH] per (sample, head) head-mask gradient */
-    int32_t *pos_ids;       /* [T] */
-    int64_t *mlm_pos;       /* [M] */
-    int32_t *mlm_lab;       /* [M] */
-    /* the last forward */
-    int have_forward, grads_taken;
-    dapt_batch b;
-    dapt_unit_masks um;
-    dapt_run_opts opts;
-    dapt_rng rng;
-    k_dropout hid_drop, att_drop;
-    int64_t mlm_rows, mlm_count, cls_count;
-    double mlm_loss, cls_loss, mlm_den, cls_den;
-};
+#include "model_internal.h"
 
 /* ---------------------------------------------------------------- model */
 
@@ -366,22 +314,6 @@ void dapt_workspace_free(dapt_workspace *ws)
 
 size_t dapt_workspace_bytes(const dapt_workspace *ws) { return ws->arena_floats * sizeof(float); }
 
-/* ------------------------------------------------------- TP reduce seam */
-
-static dapt_status tp_reduce(const dapt_model *m, float *buf, size_t n, dapt_reduce_op op)
-{
-    if (!m->tp || m->tp->size <= 1) return DAPT_OK;
-    return m->tp->allreduce(m->tp->ctx, buf, n, op);
-}
-
-/* Dropout sites: 0 embeddings, 1 + 3l + {0 attention probs, 1 attention
- * output, 2 FFN output}, then the classifier's two. */
-static uint64_t site_of(int64_t layer, int kind) { return 1 + 3 * (uint64_t)layer + (uint64_t)kind; }
-static uint64_t cls_site(const dapt_workspace *ws, int k) { return site_of(ws->mc.layers, k); }
-
-#define P_(m, name) dapt_model_param((m), (name))
-#define G_(m, name) dapt_model_grad((m), (name))
-
 static float *lp(const dapt_model *m, int64_t l, const char *what, int grad)
 {
     char name[64];
@@ -465,7 +397,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
         else
             memset(o, 0, (size_t)H * sizeof *o);
     }
-    DAPT_CHECK(tp_reduce(m, x, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, x, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float *p = pos + (size_t)ws->pos_ids[t] * H,
@@ -560,7 +492,7 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
                     row[c] *= inv;
                     dr[c] = row[c] * g;
                 }
-                k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, site_of(l, 0),
+                k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, model_site_of(l, 0),
                               (uint64_t)(((h0 + h) * S + r) * S), S, dr,
                               a->keep_att ? a->keep_att + ((i * NH + h) * S + r) * S : NULL);
             }
@@ -639,13 +571,13 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
     /* Row-parallel output projection: partial sum, reduce, then bias,
      * dropout, residual and LayerNorm on the full hidden vector. */
     k_linear_fwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
-    DAPT_CHECK(tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
     const float *bo = lp(m, l, "attn.out.bias", 0);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         float *r = ws->tmp + t * H;
         for (int64_t j = 0; j < H; j++) r[j] += bo[j];
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H, r,
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), model_site_of(l, 1), (uint64_t)(t % S * H), H, r,
                       a->keep_ao ? a->keep_ao + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += x[t * H + j];
     }
@@ -665,7 +597,7 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
             for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j]);
     }
     k_linear_fwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), NULL, a->y, 0);
-    DAPT_CHECK(tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
     const float *b2 = lp(m, l, "ffn.out.bias", 0);
     const float *go = ws->um.output ? ws->um.output + l * H : NULL;
 #pragma omp parallel for schedule(static)
@@ -675,7 +607,7 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
             y[j] += b2[j];
             r[j] = go ? y[j] * go[j] : y[j];
         }
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H, r,
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), model_site_of(l, 2), (uint64_t)(t % S * H), H, r,
                       a->keep_ffn ? a->keep_ffn + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += a->h1[t * H + j];
     }
@@ -740,7 +672,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
     /* FFN-in backward: partial d h1 into g3, reduced over the tensor group. */
     k_linear_bwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), ws->du, lp(m, l, "ffn.in.weight", 1),
                  lp(m, l, "ffn.in.bias", 1), g3, 0);
-    DAPT_CHECK(tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) g1[e] += g3[e];
     /* Attention LayerNorm: g2 = d r1 = d x (residual part). */
@@ -767,252 +699,10 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
                  lp(m, l, "attn.k.bias", 1), dx, 1);
     k_linear_bwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
                  lp(m, l, "attn.v.bias", 1), dx, 1);
-    DAPT_CHECK(tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) dx[e] += g2[e];
     return DAPT_OK;
-}
-
-/* ---------------------------------------------------------------- heads */
-
-static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int32_t *labels, float *lse,
-                            double *loss_sum, int64_t *count)
-{
-    double sum = 0.0;
-    int64_t cnt = 0;
-    /* Vocab-parallel seam: the row max, the sum of exponentials and the
-     * target logit are each one reduction over the vocabulary shards. */
-#pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
-    for (int64_t r = 0; r < n; r++) {
-        const float *row = logits + r * c;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
-        double s = 0.0;
-        for (int64_t j = 0; j < c; j++) s += (double)expf(row[j] - mx);
-        const double l = (double)mx + log(s);
-        lse[r] = (float)l;
-        if (labels[r] != DAPT_IGNORE_LABEL) {
-            sum += l - (double)row[labels[r]];
-            cnt++;
-        }
-    }
-    *loss_sum = sum;
-    *count = cnt;
-}
-
-/* Vocab-parallel cross-entropy over a shard's columns [c0, c0 + c) of each
- * row (columns from `real` on are padding, set to -inf): the row max, then
- * the sums of exponentials and the target logits, each reduced over the
- * tensor group, so the full logits are never gathered.  lse[r] as above;
- * loss_sum and count are the same on every rank. */
-static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, int64_t n, int64_t c, int64_t real,
-                                      int64_t c0, float *logits, const int32_t *labels, float *lse, double *loss_sum,
-                                      int64_t *count)
-{
-    float *red = ws->mlm_red; /* [n] sums of exponentials, [n] target logits */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        float *row = logits + r * c, mx = -INFINITY;
-        for (int64_t j = real; j < c; j++) row[j] = -INFINITY;
-        for (int64_t j = 0; j < real; j++) mx = row[j] > mx ? row[j] : mx;
-        lse[r] = mx;
-    }
-    DAPT_CHECK(tp_reduce(m, lse, (size_t)n, DAPT_REDUCE_MAX));
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        const float *row = logits + r * c;
-        const float mx = lse[r];
-        double sum = 0.0;
-        for (int64_t j = 0; j < real; j++) sum += (double)expf(row[j] - mx);
-        red[r] = (float)sum;
-        const int64_t lab = labels[r] == DAPT_IGNORE_LABEL ? -1 : labels[r] - c0;
-        red[n + r] = lab >= 0 && lab < real ? row[lab] : 0.0f;
-    }
-    DAPT_CHECK(tp_reduce(m, red, (size_t)(2 * n), DAPT_REDUCE_SUM));
-    double sum = 0.0;
-    int64_t cnt = 0;
-    for (int64_t r = 0; r < n; r++) {
-        const double l = (double)lse[r] + log((double)red[r]);
-        lse[r] = (float)l;
-        if (labels[r] != DAPT_IGNORE_LABEL) {
-            sum += l - (double)red[n + r];
-            cnt++;
-        }
-    }
-    *loss_sum = sum;
-    *count = cnt;
-    return DAPT_OK;
-}
-
-/* logits <- scale * (softmax - onehot) on labelled rows, 0 elsewhere; the
- * rows hold columns [c0, c0 + c) of the classes. */
-static void softmax_ce_backward(int64_t n, int64_t c, int64_t c0, float *logits, const int32_t *labels,
-                                const float *lse, float scale)
-{
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        float *row = logits + r * c;
-        if (labels[r] == DAPT_IGNORE_LABEL) {
-            memset(row, 0, (size_t)c * sizeof *row);
-            continue;
-        }
-        const float l = lse[r];
-        for (int64_t j = 0; j < c; j++) row[j] = scale * expf(row[j] - l);
-        if (labels[r] >= c0 && labels[r] - c0 < c) row[labels[r] - c0] -= scale;
-    }
-}
-
-static dapt_status mlm_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const dapt_batch *b = &ws->b;
-    const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = ws->VL;
-    const float *last = ws->hs + mc->layers * ws->T_max * H;
-    int64_t M = 0;
-    for (int64_t t = 0; t < T; t++) {
-        int32_t lab = b->mlm_labels ? b->mlm_labels[t] : DAPT_IGNORE_LABEL;
-        if (!ws->opts.mlm_all_positions && lab == DAPT_IGNORE_LABEL) continue;
-        if (M == ws->M_max)
-            return DAPT_ERROR(DAPT_ERR_ARG, "batch has more than %lld MLM positions; size the workspace "
-                              "with a larger max_mlm_rows", (long long)ws->M_max);
-        ws->mlm_pos[M] = t;
-        ws->mlm_lab[M] = lab;
-        M++;
-    }
-    ws->mlm_rows = M;
-    ws->mlm_count = 0;
-    ws->mlm_loss = 0.0;
-    if (M == 0) return DAPT_OK;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < M; r++)
-        memcpy(ws->mlm_in + r * H, last + ws->mlm_pos[r] * H, (size_t)H * sizeof(float));
-    k_linear_fwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), P_(m, "mlm.dense.bias"), ws->mlm_pre, 0);
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
-    k_layernorm_fwd(M, H, ws->mlm_out, P_(m, "mlm.ln.weight"), P_(m, "mlm.ln.bias"), mc->layer_norm_eps,
-                    ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
-    /* The tied decoder on this model's vocabulary rows. */
-    k_linear_fwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), P_(m, "mlm.bias"), ws->mlm_logits, 0);
-    double sum;
-    if (m->tp && m->tp->size > 1)
-        DAPT_CHECK(softmax_ce_rows_tp(m, ws, M, V, ws->r.vocab_real, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab,
-                                      ws->mlm_lse, &sum, &ws->mlm_count));
-    else {
-        /* Unsharded; a padded vocabulary's extra rows are never a token. */
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < M; r++)
-            for (int64_t j = ws->r.vocab_real; j < V; j++) ws->mlm_logits[r * V + j] = -INFINITY;
-        softmax_ce_rows(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, &sum, &ws->mlm_count);
-    }
-    ws->mlm_den = ws->opts.mlm_denominator > 0 ? ws->opts.mlm_denominator : (double)ws->mlm_count;
-    ws->mlm_loss = ws->mlm_count ? sum / ws->mlm_den : 0.0;
-    return DAPT_OK;
-}
-
-static dapt_status mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t M = ws->mlm_rows, H = mc->hidden, V = ws->VL;
-    if (M == 0 || ws->mlm_count == 0) return DAPT_OK;
-    softmax_ce_backward(M, V, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse,
-                        (float)(loss_scale / ws->mlm_den));
-    /* The decoder is tied: its gradient lands on embeddings.word (this
-     * model's rows); its input gradient is a partial sum over the
-     * vocabulary shards, reduced before the replicated transform. */
-    k_linear_bwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), ws->mlm_logits, G_(m, "embeddings.word"),
-                 G_(m, "mlm.bias"), ws->mlm_d1, 0);
-    DAPT_CHECK(tp_reduce(m, ws->mlm_d1, (size_t)(M * H), DAPT_REDUCE_SUM));
-    k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P_(m, "mlm.ln.weight"),
-                    G_(m, "mlm.ln.weight"), G_(m, "mlm.ln.bias"), ws->mlm_d1, 0);
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_d1[e] *= k_gelu_grad(ws->mlm_pre[e]);
-    k_linear_bwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), ws->mlm_d1, G_(m, "mlm.dense.weight"),
-                 G_(m, "mlm.dense.bias"), ws->mlm_d2, 0);
-    for (int64_t r = 0; r < M; r++) {
-        float *d = dlast + ws->mlm_pos[r] * H;
-        for (int64_t j = 0; j < H; j++) d[j] += ws->mlm_d2[r * H + j];
-    }
-    return DAPT_OK;
-}
-
-static void pooler_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden;
-    const float *last = ws->hs + mc->layers * ws->T_max * H;
-    for (int64_t i = 0; i < B; i++) memcpy(ws->pool_in + i * H, last + i * S * H, (size_t)H * sizeof(float));
-    if (!mc->has_pooler) return;
-    k_linear_fwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), P_(m, "pooler.bias"), ws->pooled, 0);
-    for (int64_t e = 0; e < B * H; e++) ws->pooled[e] = tanhf(ws->pooled[e]);
-}
-
-static dapt_status classifier_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, H = mc->hidden, C = mc->num_labels;
-    if (C <= 0) return DAPT_OK;
-    const uint64_t first = ws->b.first_sample;
-    if (mc->arch == DAPT_ARCH_ROBERTA) {
-        memcpy(ws->cls_x, ws->pool_in, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), P_(m, "cls.dense.bias"), ws->cls_z, 0);
-        for (int64_t e = 0; e < B * H; e++) ws->cls_z[e] = tanhf(ws->cls_z[e]);
-        memcpy(ws->cls_x2, ws->cls_z, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, ws->cls_x2 + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), P_(m, "cls.out.bias"), ws->cls_logits, 0);
-    } else {
-        if (!mc->has_pooler)
-            return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "BERT sequence classification needs the pooler");
-        memcpy(ws->cls_x, ws->pooled, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), P_(m, "cls.bias"), ws->cls_logits, 0);
-    }
-    ws->cls_loss = 0.0;
-    ws->cls_count = 0;
-    if (ws->b.class_labels) {
-        double sum;
-        softmax_ce_rows(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, &sum, &ws->cls_count);
-        ws->cls_den = ws->opts.cls_denominator > 0 ? ws->opts.cls_denominator : (double)ws->cls_count;
-        ws->cls_loss = ws->cls_count ? sum / ws->cls_den : 0.0;
-    }
-    return DAPT_OK;
-}
-
-/* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
-static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
-    if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
-    const uint64_t first = ws->b.first_sample;
-    softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
-    float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
-    float *d2 = ws->g2;
-    if (mc->arch == DAPT_ARCH_ROBERTA) {
-        k_linear_bwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), ws->cls_logits, G_(m, "cls.out.weight"),
-                     G_(m, "cls.out.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, d1 + i * H, NULL);
-        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->cls_z[e] * ws->cls_z[e];
-        k_linear_bwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), d1, G_(m, "cls.dense.weight"),
-                     G_(m, "cls.dense.bias"), d2, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d2 + i * H, NULL);
-    } else {
-        k_linear_bwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), ws->cls_logits, G_(m, "cls.weight"),
-                     G_(m, "cls.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d1 + i * H, NULL);
-        /* Pooler: tanh' = 1 - pooled^2. */
-        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->pooled[e] * ws->pooled[e];
-        k_linear_bwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), d1, G_(m, "pooler.weight"),
-                     G_(m, "pooler.bias"), d2, 0);
-    }
-    for (int64_t i = 0; i < B; i++)
-        for (int64_t j = 0; j < H; j++) dlast[i * S * H + j] += d2[i * H + j];
 }
 
 /* ------------------------------------------------------------ top level */
@@ -1022,9 +712,9 @@ static dapt_status forward_all(const dapt_model *m, dapt_workspace *ws)
     const dapt_model_config *mc = &m->config;
     DAPT_CHECK(embeddings_forward(m, ws));
     for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
-    pooler_forward(m, ws);
-    DAPT_CHECK(classifier_forward(m, ws));
-    if (mc->has_mlm_head && (ws->b.mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(mlm_forward(m, ws));
+    model_pooler_forward(m, ws);
+    DAPT_CHECK(model_classifier_forward(m, ws));
+    if (mc->has_mlm_head && (ws->b.mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(model_mlm_forward(m, ws));
     return DAPT_OK;
 }
 
@@ -1092,8 +782,8 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_s
         memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
     else
         memset(dout, 0, (size_t)(T * H) * sizeof *dout);
-    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(mlm_backward(m, ws, loss_scale, dout));
-    classifier_backward(m, ws, loss_scale, dout);
+    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(model_mlm_backward(m, ws, loss_scale, dout));
+    model_classifier_backward(m, ws, loss_scale, dout);
     ws->have_forward = 0; /* the logits now hold their gradient */
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
         /* Recompute mode: one activation set, refilled from the stored input. */
@@ -1116,7 +806,7 @@ static dapt_status gather_columns(const dapt_model *m, float *g, int64_t rows, i
         memset(row, 0, (size_t)c0 * sizeof *row);
         memset(row + c0 + k, 0, (size_t)(n - c0 - k) * sizeof *row);
     }
-    return tp_reduce(m, g, (size_t)(rows * n), DAPT_REDUCE_SUM);
+    return model_tp_reduce(m, g, (size_t)(rows * n), DAPT_REDUCE_SUM);
 }
 
 dapt_status dapt_model_gather_mask_grads(const dapt_model *m, const dapt_unit_mask_grads *g)
