@@ -84,9 +84,13 @@ typedef struct dapt_model {
     float *grads;  /* table.total floats; backward accumulates here */
     const dapt_tp_group *tp;   /* NULL: single process */
     dapt_model_ranges ranges;
+    /* Every tensor's block in params and in grads, resolved once by
+     * dapt_model_resolve (private to src/model; owned by the model). */
+    struct dapt_model_ptrs *ptrs;
 } dapt_model;
 
-/* Builds the table and allocates params and grads (both zeroed). */
+/* Builds the table and allocates params and grads (both zeroed); resolves
+ * the tensor pointers (dapt_model_resolve). */
 dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
 /* A tensor-parallel shard: `local` is the rank's parameter table
  * (dapt_shard_table_build in grid.h; copied) and r the units it holds; the
@@ -96,6 +100,17 @@ dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
 dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_param_table *local,
                                     const dapt_model_ranges *r, dapt_model *m);
 void dapt_model_free(dapt_model *m);
+
+/* Resolves, once, a pointer to every tensor's block in m->params and in
+ * m->grads, which forward and backward use instead of looking names up.
+ * dapt_model_create and dapt_model_create_shard call it: params and grads
+ * are allocated there once and must stay where they are (fill them with
+ * memcpy, never assign m->params or m->grads).  Code that does replace either
+ * buffer must call this again; forward and backward refuse (DAPT_ERR_ARG) a
+ * model whose buffers are not the ones last resolved.  Moving the struct
+ * (*dst = *src, as dapt_tp_shard_model does) keeps the pointers valid: they
+ * aim into the buffers, not into the struct.  Local, not collective. */
+dapt_status dapt_model_resolve(dapt_model *m);
 
 /* The units this model (shard) holds, by global index: what DAS uses to
  * index importance of the heads and FFN neurons it owns. */

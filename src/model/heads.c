@@ -96,6 +96,7 @@ static void softmax_ce_backward(int64_t n, int64_t c, int64_t c0, float *logits,
 
 dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
     const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = ws->VL;
@@ -118,13 +119,13 @@ dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws)
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++)
         memcpy(ws->mlm_in + r * H, last + ws->mlm_pos[r] * H, (size_t)H * sizeof(float));
-    k_linear_fwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), P_(m, "mlm.dense.bias"), ws->mlm_pre, 0);
+    k_linear_fwd(M, H, H, ws->mlm_in, P->mlm_dense_w, P->mlm_dense_b, ws->mlm_pre, 0);
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
-    k_layernorm_fwd(M, H, ws->mlm_out, P_(m, "mlm.ln.weight"), P_(m, "mlm.ln.bias"), mc->layer_norm_eps,
+    k_layernorm_fwd(M, H, ws->mlm_out, P->mlm_ln_w, P->mlm_ln_b, mc->layer_norm_eps,
                     ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
     /* The tied decoder on this model's vocabulary rows. */
-    k_linear_fwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), P_(m, "mlm.bias"), ws->mlm_logits, 0);
+    k_linear_fwd(M, H, V, ws->mlm_out, P->word, P->mlm_bias, ws->mlm_logits, 0);
     double sum;
     if (m->tp && m->tp->size > 1)
         DAPT_CHECK(softmax_ce_rows_tp(m, ws, M, V, ws->r.vocab_real, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab,
@@ -141,8 +142,10 @@ dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws)
     return DAPT_OK;
 }
 
-dapt_status model_mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
+dapt_status model_mlm_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
+                               const model_top_ptrs *G)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t M = ws->mlm_rows, H = mc->hidden, V = ws->VL;
     if (M == 0 || ws->mlm_count == 0) return DAPT_OK;
@@ -151,15 +154,12 @@ dapt_status model_mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_sc
     /* The decoder is tied: its gradient lands on embeddings.word (this
      * model's rows); its input gradient is a partial sum over the
      * vocabulary shards, reduced before the replicated transform. */
-    k_linear_bwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), ws->mlm_logits, G_(m, "embeddings.word"),
-                 G_(m, "mlm.bias"), ws->mlm_d1, 0);
+    k_linear_bwd(M, H, V, ws->mlm_out, P->word, ws->mlm_logits, G->word, G->mlm_bias, ws->mlm_d1, 0);
     DAPT_CHECK(model_tp_reduce(m, ws->mlm_d1, (size_t)(M * H), DAPT_REDUCE_SUM));
-    k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P_(m, "mlm.ln.weight"),
-                    G_(m, "mlm.ln.weight"), G_(m, "mlm.ln.bias"), ws->mlm_d1, 0);
+    k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P->mlm_ln_w, G->mlm_ln_w, G->mlm_ln_b, ws->mlm_d1, 0);
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < M * H; e++) ws->mlm_d1[e] *= k_gelu_grad(ws->mlm_pre[e]);
-    k_linear_bwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), ws->mlm_d1, G_(m, "mlm.dense.weight"),
-                 G_(m, "mlm.dense.bias"), ws->mlm_d2, 0);
+    k_linear_bwd(M, H, H, ws->mlm_in, P->mlm_dense_w, ws->mlm_d1, G->mlm_dense_w, G->mlm_dense_b, ws->mlm_d2, 0);
     for (int64_t r = 0; r < M; r++) {
         float *d = dlast + ws->mlm_pos[r] * H;
         for (int64_t j = 0; j < H; j++) d[j] += ws->mlm_d2[r * H + j];
@@ -169,17 +169,19 @@ dapt_status model_mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_sc
 
 void model_pooler_forward(const dapt_model *m, dapt_workspace *ws)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden;
     const float *last = ws->hs + mc->layers * ws->T_max * H;
     for (int64_t i = 0; i < B; i++) memcpy(ws->pool_in + i * H, last + i * S * H, (size_t)H * sizeof(float));
     if (!mc->has_pooler) return;
-    k_linear_fwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), P_(m, "pooler.bias"), ws->pooled, 0);
+    k_linear_fwd(B, H, H, ws->pool_in, P->pooler_w, P->pooler_b, ws->pooled, 0);
     for (int64_t e = 0; e < B * H; e++) ws->pooled[e] = tanhf(ws->pooled[e]);
 }
 
 dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t B = ws->b.batch, H = mc->hidden, C = mc->num_labels;
     if (C <= 0) return DAPT_OK;
@@ -188,19 +190,19 @@ dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws)
         memcpy(ws->cls_x, ws->pool_in, (size_t)(B * H) * sizeof(float));
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), P_(m, "cls.dense.bias"), ws->cls_z, 0);
+        k_linear_fwd(B, H, H, ws->cls_x, P->cls_dense_w, P->cls_dense_b, ws->cls_z, 0);
         for (int64_t e = 0; e < B * H; e++) ws->cls_z[e] = tanhf(ws->cls_z[e]);
         memcpy(ws->cls_x2, ws->cls_z, (size_t)(B * H) * sizeof(float));
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 1), 0, H, ws->cls_x2 + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), P_(m, "cls.out.bias"), ws->cls_logits, 0);
+        k_linear_fwd(B, H, C, ws->cls_x2, P->cls_out_w, P->cls_out_b, ws->cls_logits, 0);
     } else {
         if (!mc->has_pooler)
             return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "BERT sequence classification needs the pooler");
         memcpy(ws->cls_x, ws->pooled, (size_t)(B * H) * sizeof(float));
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), P_(m, "cls.bias"), ws->cls_logits, 0);
+        k_linear_fwd(B, H, C, ws->cls_x, P->cls_w, P->cls_b, ws->cls_logits, 0);
     }
     ws->cls_loss = 0.0;
     ws->cls_count = 0;
@@ -214,8 +216,10 @@ dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws)
 }
 
 /* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
-void model_classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
+void model_classifier_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
+                               const model_top_ptrs *G)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
     if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
@@ -224,24 +228,20 @@ void model_classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_sc
     float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
     float *d2 = ws->g2;
     if (mc->arch == DAPT_ARCH_ROBERTA) {
-        k_linear_bwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), ws->cls_logits, G_(m, "cls.out.weight"),
-                     G_(m, "cls.out.bias"), d1, 0);
+        k_linear_bwd(B, H, C, ws->cls_x2, P->cls_out_w, ws->cls_logits, G->cls_out_w, G->cls_out_b, d1, 0);
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 1), 0, H, d1 + i * H, NULL);
         for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->cls_z[e] * ws->cls_z[e];
-        k_linear_bwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), d1, G_(m, "cls.dense.weight"),
-                     G_(m, "cls.dense.bias"), d2, 0);
+        k_linear_bwd(B, H, H, ws->cls_x, P->cls_dense_w, d1, G->cls_dense_w, G->cls_dense_b, d2, 0);
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 0), 0, H, d2 + i * H, NULL);
     } else {
-        k_linear_bwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), ws->cls_logits, G_(m, "cls.weight"),
-                     G_(m, "cls.bias"), d1, 0);
+        k_linear_bwd(B, H, C, ws->cls_x, P->cls_w, ws->cls_logits, G->cls_w, G->cls_b, d1, 0);
         for (int64_t i = 0; i < B; i++)
             k_dropout_row(&ws->hid_drop, first + (uint64_t)i, model_cls_site(ws, 0), 0, H, d1 + i * H, NULL);
         /* Pooler: tanh' = 1 - pooled^2. */
         for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->pooled[e] * ws->pooled[e];
-        k_linear_bwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), d1, G_(m, "pooler.weight"),
-                     G_(m, "pooler.bias"), d2, 0);
+        k_linear_bwd(B, H, H, ws->pool_in, P->pooler_w, d1, G->pooler_w, G->pooler_b, d2, 0);
     }
     for (int64_t i = 0; i < B; i++)
         for (int64_t j = 0; j < H; j++) dlast[i * S * H + j] += d2[i * H + j];

@@ -12,6 +12,8 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,11 +21,94 @@
 
 /* ---------------------------------------------------------------- model */
 
+/* The block of a named tensor in base, NULL if absent (or !required: fine). */
+static dapt_status find(const dapt_model *m, float *base, const char *name, int required, float **out)
+{
+    const dapt_tensor *t = dapt_param_find(&m->table, name);
+    *out = t ? base + t->offset : NULL;
+    if (!t && required) return DAPT_ERROR(DAPT_ERR_INTERNAL, "model: the parameter table has no tensor %s", name);
+    return DAPT_OK;
+}
+
+static dapt_status resolve_into(const dapt_model *m, float *base, model_ptrs *p)
+{
+    const dapt_model_config *mc = &m->config;
+    model_top_ptrs *t = &p->top;
+    const int roberta = mc->arch == DAPT_ARCH_ROBERTA, cls = mc->num_labels > 0, mlm = mc->has_mlm_head != 0;
+    DAPT_CHECK(find(m, base, "embeddings.word", 1, &t->word));
+    DAPT_CHECK(find(m, base, "embeddings.position", 1, &t->position));
+    DAPT_CHECK(find(m, base, "embeddings.token_type", 1, &t->token_type));
+    DAPT_CHECK(find(m, base, "embeddings.ln.weight", 1, &t->eln_w));
+    DAPT_CHECK(find(m, base, "embeddings.ln.bias", 1, &t->eln_b));
+    DAPT_CHECK(find(m, base, "pooler.weight", mc->has_pooler, &t->pooler_w));
+    DAPT_CHECK(find(m, base, "pooler.bias", mc->has_pooler, &t->pooler_b));
+    DAPT_CHECK(find(m, base, "mlm.dense.weight", mlm, &t->mlm_dense_w));
+    DAPT_CHECK(find(m, base, "mlm.dense.bias", mlm, &t->mlm_dense_b));
+    DAPT_CHECK(find(m, base, "mlm.ln.weight", mlm, &t->mlm_ln_w));
+    DAPT_CHECK(find(m, base, "mlm.ln.bias", mlm, &t->mlm_ln_b));
+    DAPT_CHECK(find(m, base, "mlm.bias", mlm, &t->mlm_bias));
+    DAPT_CHECK(find(m, base, "cls.weight", cls && !roberta, &t->cls_w));
+    DAPT_CHECK(find(m, base, "cls.bias", cls && !roberta, &t->cls_b));
+    DAPT_CHECK(find(m, base, "cls.dense.weight", cls && roberta, &t->cls_dense_w));
+    DAPT_CHECK(find(m, base, "cls.dense.bias", cls && roberta, &t->cls_dense_b));
+    DAPT_CHECK(find(m, base, "cls.out.weight", cls && roberta, &t->cls_out_w));
+    DAPT_CHECK(find(m, base, "cls.out.bias", cls && roberta, &t->cls_out_b));
+    static const struct {
+        const char *what;
+        size_t off;
+    } fields[] = {
+        {"attn.q.weight", offsetof(model_layer_ptrs, q_w)},    {"attn.q.bias", offsetof(model_layer_ptrs, q_b)},
+        {"attn.k.weight", offsetof(model_layer_ptrs, k_w)},    {"attn.k.bias", offsetof(model_layer_ptrs, k_b)},
+        {"attn.v.weight", offsetof(model_layer_ptrs, v_w)},    {"attn.v.bias", offsetof(model_layer_ptrs, v_b)},
+        {"attn.out.weight", offsetof(model_layer_ptrs, ao_w)}, {"attn.out.bias", offsetof(model_layer_ptrs, ao_b)},
+        {"attn.ln.weight", offsetof(model_layer_ptrs, aln_w)}, {"attn.ln.bias", offsetof(model_layer_ptrs, aln_b)},
+        {"ffn.in.weight", offsetof(model_layer_ptrs, fi_w)},   {"ffn.in.bias", offsetof(model_layer_ptrs, fi_b)},
+        {"ffn.out.weight", offsetof(model_layer_ptrs, fo_w)},  {"ffn.out.bias", offsetof(model_layer_ptrs, fo_b)},
+        {"ffn.ln.weight", offsetof(model_layer_ptrs, fln_w)},  {"ffn.ln.bias", offsetof(model_layer_ptrs, fln_b)},
+    };
+    for (int64_t l = 0; l < mc->layers; l++)
+        for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "layer.%lld.%s", (long long)l, fields[k].what);
+            DAPT_CHECK(find(m, base, name, 1, (float **)((char *)&p->layer[l] + fields[k].off)));
+        }
+    return DAPT_OK;
+}
+
+dapt_status dapt_model_resolve(dapt_model *m)
+{
+    const size_t L = (size_t)m->config.layers;
+    if (!m->ptrs) {
+        struct dapt_model_ptrs *r = NULL;
+        DAPT_CHECK(dapt_calloc((void **)&r, 1, sizeof *r + 3 * L * sizeof(model_layer_ptrs), "model tensor pointers"));
+        model_layer_ptrs *layers = (model_layer_ptrs *)(r + 1);
+        r->p.layer = layers;
+        r->g.layer = layers + L;
+        r->none.layer = layers + 2 * L; /* all NULL (calloc) */
+        m->ptrs = r;
+    }
+    DAPT_CHECK(resolve_into(m, m->params, &m->ptrs->p));
+    DAPT_CHECK(resolve_into(m, m->grads, &m->ptrs->g));
+    m->ptrs->params = m->params;
+    m->ptrs->grads = m->grads;
+    return DAPT_OK;
+}
+
+/* The model's buffers are the ones its pointers were resolved against. */
+static dapt_status ptrs_ok(const dapt_model *m, const char *what)
+{
+    if (!m->ptrs || m->ptrs->params != m->params || m->ptrs->grads != m->grads)
+        return DAPT_ERROR(DAPT_ERR_ARG, "%s: the model's parameter or gradient buffer was replaced after "
+                          "dapt_model_resolve (call it again after swapping buffers)", what);
+    return DAPT_OK;
+}
+
 static dapt_status alloc_buffers(dapt_model *m)
 {
     dapt_status st = dapt_calloc((void **)&m->params, m->table.total, sizeof(float), "model parameters");
     if (st == DAPT_OK)
         st = dapt_calloc((void **)&m->grads, m->table.total, sizeof(float), "model gradients");
+    if (st == DAPT_OK) st = dapt_model_resolve(m);
     if (st != DAPT_OK) dapt_model_free(m);
     return st;
 }
@@ -98,6 +183,7 @@ void dapt_model_free(dapt_model *m)
 {
     free(m->params);
     free(m->grads);
+    free(m->ptrs);
     dapt_param_table_free(&m->table);
     memset(m, 0, sizeof *m);
 }
@@ -314,13 +400,6 @@ void dapt_workspace_free(dapt_workspace *ws)
 
 size_t dapt_workspace_bytes(const dapt_workspace *ws) { return ws->arena_floats * sizeof(float); }
 
-static float *lp(const dapt_model *m, int64_t l, const char *what, int grad)
-{
-    char name[64];
-    snprintf(name, sizeof name, "layer.%lld.%s", (long long)l, what);
-    return grad ? G_(m, name) : P_(m, name);
-}
-
 /* ---------------------------------------------------------- validation */
 
 static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, const dapt_batch *b)
@@ -361,6 +440,7 @@ static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, co
 
 static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
     const int64_t B = b->batch, S = b->seq_len, T = B * S, H = mc->hidden;
@@ -381,8 +461,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
             ws->maskadd[i * S + s] = attend ? 0.0f : -FLT_MAX;
         }
     }
-    const float *word = P_(m, "embeddings.word"), *pos = P_(m, "embeddings.position"),
-                *type = P_(m, "embeddings.token_type");
+    const float *word = P->word, *pos = P->position, *type = P->token_type;
     float *x = ws->hs;
     /* Vocab-parallel: a shard looks up the ids in its rows, zeros elsewhere,
      * and the group sums (exact: one term is nonzero).  Then (w + type) + pos,
@@ -405,8 +484,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
         float *o = x + t * H;
         for (int64_t j = 0; j < H; j++) o[j] = o[j] + ty[j] + p[j];
     }
-    k_layernorm_fwd(T, H, x, P_(m, "embeddings.ln.weight"), P_(m, "embeddings.ln.bias"),
-                    mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
+    k_layernorm_fwd(T, H, x, P->eln_w, P->eln_b, mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
@@ -417,8 +495,10 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
     return DAPT_OK;
 }
 
-static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
+/* G: where parameter gradients go (all NULL: none, only ws->demb). */
+static void embeddings_backward(const dapt_model *m, dapt_workspace *ws, float *dx, const model_top_ptrs *G)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
     const int64_t S = b->seq_len, T = b->batch * S, H = mc->hidden;
@@ -426,10 +506,8 @@ static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++)
         k_dropout_apply(&ws->hid_drop, ws->keep0 + t * H, H, dx + t * H);
-    k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P_(m, "embeddings.ln.weight"),
-                    G_(m, "embeddings.ln.weight"), G_(m, "embeddings.ln.bias"), dx, 0);
-    float *gw = G_(m, "embeddings.word"), *gp = G_(m, "embeddings.position"),
-          *gt = G_(m, "embeddings.token_type");
+    k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P->eln_w, G->eln_w, G->eln_b, dx, 0);
+    float *gw = G->word, *gp = G->position, *gt = G->token_type;
     const int32_t pad = (int32_t)mc->pad_token_id;
     const int roberta = mc->arch == DAPT_ARCH_ROBERTA;
     const int64_t v0 = ws->r.vocab_begin, vn = ws->r.vocab_real;
@@ -554,6 +632,7 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
 
 static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_t l)
 {
+    const model_layer_ptrs *w = &m->ptrs->p.layer[l];
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
     /* HL, F: this model's share of the attention width and FFN columns. */
@@ -563,16 +642,16 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
     const uint64_t first = ws->b.first_sample;
 
     /* Column-parallel Q, K, V (a shard holds its heads' rows). */
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), lp(m, l, "attn.q.bias", 0), a->q, 0);
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), lp(m, l, "attn.k.bias", 0), a->k, 0);
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), lp(m, l, "attn.v.bias", 0), a->v, 0);
+    k_linear_fwd(T, H, HL, x, w->q_w, w->q_b, a->q, 0);
+    k_linear_fwd(T, H, HL, x, w->k_w, w->k_b, a->k, 0);
+    k_linear_fwd(T, H, HL, x, w->v_w, w->v_b, a->v, 0);
     attention_forward(m, ws, l, a);
 
     /* Row-parallel output projection: partial sum, reduce, then bias,
      * dropout, residual and LayerNorm on the full hidden vector. */
-    k_linear_fwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
+    k_linear_fwd(T, HL, H, a->ctx, w->ao_w, NULL, ws->tmp, 0);
     DAPT_CHECK(model_tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
-    const float *bo = lp(m, l, "attn.out.bias", 0);
+    const float *bo = w->ao_b;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         float *r = ws->tmp + t * H;
@@ -581,11 +660,10 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
                       a->keep_ao ? a->keep_ao + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += x[t * H + j];
     }
-    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "attn.ln.weight", 0), lp(m, l, "attn.ln.bias", 0),
-                    mc->layer_norm_eps, a->xhat1, a->rstd1, a->h1);
+    k_layernorm_fwd(T, H, ws->tmp, w->aln_w, w->aln_b, mc->layer_norm_eps, a->xhat1, a->rstd1, a->h1);
 
     /* FFN: column-parallel in, intermediate mask, GELU, row-parallel out. */
-    k_linear_fwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), lp(m, l, "ffn.in.bias", 0), a->u, 0);
+    k_linear_fwd(T, H, F, a->h1, w->fi_w, w->fi_b, a->u, 0);
     const float *gi = ws->um.intermediate ? ws->um.intermediate + l * mc->intermediate + ws->r.ffn_begin : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -596,9 +674,9 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
         else
             for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j]);
     }
-    k_linear_fwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), NULL, a->y, 0);
+    k_linear_fwd(T, F, H, ws->act, w->fo_w, NULL, a->y, 0);
     DAPT_CHECK(model_tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
-    const float *b2 = lp(m, l, "ffn.out.bias", 0);
+    const float *b2 = w->fo_b;
     const float *go = ws->um.output ? ws->um.output + l * H : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -611,15 +689,16 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
                       a->keep_ffn ? a->keep_ffn + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += a->h1[t * H + j];
     }
-    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "ffn.ln.weight", 0), lp(m, l, "ffn.ln.bias", 0),
-                    mc->layer_norm_eps, a->xhat2, a->rstd2, out);
+    k_layernorm_fwd(T, H, ws->tmp, w->fln_w, w->fln_b, mc->layer_norm_eps, a->xhat2, a->rstd2, out);
     return DAPT_OK;
 }
 
 /* dout = d loss / d out (ws->dA) -> d loss / d x (ws->dB). */
-static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, const float *dout, float *dx,
-                                  const dapt_unit_mask_grads *mg)
+/* g: where this layer's parameter gradients go (all NULL: none). */
+static dapt_status layer_backward(const dapt_model *m, dapt_workspace *ws, int64_t l, const float *dout, float *dx,
+                                  const dapt_unit_mask_grads *mg, const model_layer_ptrs *g)
 {
+    const model_layer_ptrs *w = &m->ptrs->p.layer[l];
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
     const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = ws->FL, HL = ws->HL,
@@ -628,8 +707,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
     float *g1 = ws->g1, *g2 = ws->g2, *g3 = ws->g3;
 
     /* Output LayerNorm: g1 = d r2 = d h1 (residual part). */
-    k_layernorm_bwd(T, H, dout, a->xhat2, a->rstd2, lp(m, l, "ffn.ln.weight", 0),
-                    lp(m, l, "ffn.ln.weight", 1), lp(m, l, "ffn.ln.bias", 1), g1, 0);
+    k_layernorm_bwd(T, H, dout, a->xhat2, a->rstd2, w->fln_w, g->fln_w, g->fln_b, g1, 0);
     /* g2 = d (masked FFN output) through dropout; the output mask's gradient
      * is <g2, y>, then g2 becomes d y. */
     const float *go = ws->um.output ? ws->um.output + l * H : NULL;
@@ -653,8 +731,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         float *o = ws->act + t * F, *gp = ws->gelu_grad + t * F;
         for (int64_t j = 0; j < F; j++) k_gelu_both(gi ? u[j] * gi[j] : u[j], o + j, gp + j);
     }
-    k_linear_bwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), g2, lp(m, l, "ffn.out.weight", 1),
-                 lp(m, l, "ffn.out.bias", 1), ws->du, 0);
+    k_linear_bwd(T, F, H, ws->act, w->fo_w, g2, g->fo_w, g->fo_b, ws->du, 0);
     /* Through GELU: d z = d act * gelu'(z), z = u * g_int; d g_int = <dz, u>. */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -670,14 +747,12 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
             for (int64_t j = 0; j < F; j++) ws->du[t * F + j] *= gi[j];
     }
     /* FFN-in backward: partial d h1 into g3, reduced over the tensor group. */
-    k_linear_bwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), ws->du, lp(m, l, "ffn.in.weight", 1),
-                 lp(m, l, "ffn.in.bias", 1), g3, 0);
+    k_linear_bwd(T, H, F, a->h1, w->fi_w, ws->du, g->fi_w, g->fi_b, g3, 0);
     DAPT_CHECK(model_tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) g1[e] += g3[e];
     /* Attention LayerNorm: g2 = d r1 = d x (residual part). */
-    k_layernorm_bwd(T, H, g1, a->xhat1, a->rstd1, lp(m, l, "attn.ln.weight", 0),
-                    lp(m, l, "attn.ln.weight", 1), lp(m, l, "attn.ln.bias", 1), g2, 0);
+    k_layernorm_bwd(T, H, g1, a->xhat1, a->rstd1, w->aln_w, g->aln_w, g->aln_b, g2, 0);
     /* g3 = d (attention output) through dropout. */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -685,20 +760,16 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         k_dropout_apply(&ws->hid_drop, a->keep_ao + t * H, H, g3 + t * H);
     }
     /* Output projection backward: g1 = d ctx. */
-    k_linear_bwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
-                 lp(m, l, "attn.out.bias", 1), g1, 0);
+    k_linear_bwd(T, HL, H, a->ctx, w->ao_w, g3, g->ao_w, g->ao_b, g1, 0);
     attention_backward(m, ws, l, a, g1);
     if (mg && mg->head) {
         for (int64_t i = 0; i < ws->b.batch; i++)
             for (int64_t h = 0; h < NH; h++) mg->head[l * mc->heads + h0 + h] += ws->hm_grad_tmp[i * NH + h];
     }
     /* Q, K, V backward: partial d x, reduced, plus the residual. */
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), ws->dq, lp(m, l, "attn.q.weight", 1),
-                 lp(m, l, "attn.q.bias", 1), dx, 0);
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), ws->dk, lp(m, l, "attn.k.weight", 1),
-                 lp(m, l, "attn.k.bias", 1), dx, 1);
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
-                 lp(m, l, "attn.v.bias", 1), dx, 1);
+    k_linear_bwd(T, H, HL, x, w->q_w, ws->dq, g->q_w, g->q_b, dx, 0);
+    k_linear_bwd(T, H, HL, x, w->k_w, ws->dk, g->k_w, g->k_b, dx, 1);
+    k_linear_bwd(T, H, HL, x, w->v_w, ws->dv, g->v_w, g->v_b, dx, 1);
     DAPT_CHECK(model_tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) dx[e] += g2[e];
@@ -724,6 +795,7 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     static const dapt_unit_masks none = {NULL, NULL, NULL};
     static const dapt_run_opts defaults = {0};
     ws->have_forward = 0;
+    DAPT_CHECK(ptrs_ok(m, "forward"));
     const int group = m->tp ? m->tp->size : 1;
     if (group != m->ranges.tensor_size)
         return DAPT_ERROR(DAPT_ERR_ARG, "forward: the model is tensor rank %d of %d, but its tensor-parallel group has %d rank%s",
@@ -766,6 +838,7 @@ dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_s
     if (!ws->spec.training)
         return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
     if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
+    DAPT_CHECK(ptrs_ok(m, "backward"));
     k_blas_serial_begin();
     dapt_status st = backward_all(m, ws, loss_scale, d_last_hidden, mask_grads);
     k_blas_serial_end();
@@ -777,23 +850,24 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_s
 {
     const dapt_model_config *mc = &m->config;
     const int64_t T = ws->b.batch * ws->b.seq_len, H = mc->hidden;
+    const model_ptrs *G = &m->ptrs->g;
     float *dout = ws->dA, *dx = ws->dB;
     if (d_last_hidden)
         memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
     else
         memset(dout, 0, (size_t)(T * H) * sizeof *dout);
-    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(model_mlm_backward(m, ws, loss_scale, dout));
-    model_classifier_backward(m, ws, loss_scale, dout);
+    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(model_mlm_backward(m, ws, loss_scale, dout, &G->top));
+    model_classifier_backward(m, ws, loss_scale, dout, &G->top);
     ws->have_forward = 0; /* the logits now hold their gradient */
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
         /* Recompute mode: one activation set, refilled from the stored input. */
         if (ws->spec.recompute && l != mc->layers - 1) DAPT_CHECK(layer_forward(m, ws, l));
-        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, mask_grads));
+        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, mask_grads, &G->layer[l]));
         float *t = dout;
         dout = dx;
         dx = t;
     }
-    embeddings_backward(m, ws, dout);
+    embeddings_backward(m, ws, dout, &G->top);
     return DAPT_OK;
 }
 

@@ -79,15 +79,52 @@ static inline dapt_status model_tp_reduce(const dapt_model *m, float *buf, size_
 static inline uint64_t model_site_of(int64_t layer, int kind) { return 1 + 3 * (uint64_t)layer + (uint64_t)kind; }
 static inline uint64_t model_cls_site(const dapt_workspace *ws, int k) { return model_site_of(ws->mc.layers, k); }
 
-#define P_(m, name) dapt_model_param((m), (name))
-#define G_(m, name) dapt_model_grad((m), (name))
+/* Tensors resolved once (dapt_model_resolve, called by dapt_model_create and
+ * dapt_model_create_shard): forward and backward index these structs instead
+ * of looking names up in the parameter table.  The pointers aim into
+ * m->params or m->grads, which are allocated once by create and never
+ * replaced; forward and backward refuse a model whose buffers differ from
+ * the ones resolved (ptrs_ok in model.c). */
+
+/* One encoder layer's tensors in one flat buffer (layer.l.*). */
+typedef struct model_layer_ptrs {
+    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* attn.{q,k,v}.{weight,bias} */
+    float *ao_w, *ao_b, *aln_w, *aln_b;       /* attn.out.*, attn.ln.* */
+    float *fi_w, *fi_b, *fo_w, *fo_b;         /* ffn.in.*, ffn.out.* */
+    float *fln_w, *fln_b;                     /* ffn.ln.* */
+} model_layer_ptrs;
+
+/* Embeddings and heads; NULL for tensors the model does not have. */
+typedef struct model_top_ptrs {
+    float *word, *position, *token_type, *eln_w, *eln_b; /* embeddings.* */
+    float *pooler_w, *pooler_b;
+    float *mlm_dense_w, *mlm_dense_b, *mlm_ln_w, *mlm_ln_b, *mlm_bias;
+    float *cls_w, *cls_b;                                 /* BERT classifier */
+    float *cls_dense_w, *cls_dense_b, *cls_out_w, *cls_out_b; /* RoBERTa classifier */
+} model_top_ptrs;
+
+typedef struct model_ptrs {
+    model_top_ptrs top;
+    model_layer_ptrs *layer; /* [layers] */
+} model_ptrs;
+
+/* m->ptrs.  `none` is all NULL: the gradient set of a backward that
+ * computes input gradients only (dapt_backward_opts.param_grads = 0); the
+ * kernels skip a weight-gradient GEMM or sum whose destination is NULL. */
+struct dapt_model_ptrs {
+    const float *params, *grads; /* the buffers resolved against */
+    model_ptrs p, g, none;
+};
 
 /* heads.c.  Forward reads the last hidden state ws->hs[layers]; backward
- * adds its input gradient into dlast [B, S, H] (the rows it reads). */
+ * adds its input gradient into dlast [B, S, H] (the rows it reads) and its
+ * parameter gradients into G (all NULL: none). */
 dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws);
-dapt_status model_mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast);
+dapt_status model_mlm_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
+                               const model_top_ptrs *G);
 void model_pooler_forward(const dapt_model *m, dapt_workspace *ws);
 dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws);
-void model_classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast);
+void model_classifier_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
+                               const model_top_ptrs *G);
 
 #endif
