@@ -9,6 +9,8 @@
  *   dapt_workspace *ws;           dapt_workspace_create(&m, &spec, &ws);
  *   dapt_model_forward(&m, ws, &batch, &masks, &opts);
  *   dapt_model_zero_grads(&m);    dapt_model_backward(&m, ws, 1.0, NULL, &mask_grads);
+ *   (or dapt_model_backward_ex(&m, ws, &backward_opts) for gradients on the
+ *   logits and input-only backward)
  *
  * Unit masks (the DAS/DGA "virtual" gates, all ones when NULL):
  *   head [layers, heads]          multiplies the attention probabilities of a
@@ -194,12 +196,59 @@ typedef struct dapt_run_opts {
 dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
                                const dapt_unit_masks *masks, const dapt_run_opts *opts);
 
-/* Backward of the last forward (needs spec.training).  Accumulates into
- * m->grads the gradient of loss_scale * loss + <d_last_hidden, last hidden
- * state> (d_last_hidden [batch, seq_len, hidden] or NULL: lets proxy losses
- * computed outside the engine, e.g. KL or contrastive, flow back), and into
- * mask_grads (may be NULL) the same for the unit masks.  Overwrites the MLM
- * logits with their gradient. */
+/* What backward differentiates and what it computes.  The objective is
+ *   J = loss_scale * (the engine's own losses of the last forward: MLM and
+ *                     classification cross-entropy, where labels were given)
+ *     + <d_last_hidden, last hidden state>
+ *     + <d_class_logits, class logits> + <d_mlm_logits, MLM logits>
+ * so a loss computed outside the engine on any of those outputs (KL to a
+ * teacher, SMART's symmetric KL on the logits, contrastive terms) flows back
+ * by passing its gradient; the caller's gradients are not scaled by
+ * loss_scale.  The arrays are read during the call only; NULL = zero.
+ *   d_last_hidden  [batch, seq_len, hidden]
+ *   d_class_logits [batch, num_labels] (as dapt_ws_class_logits; needs a
+ *                  classification head; works with or without class labels)
+ *   d_mlm_logits   [rows, ranges.vocab_rows] exactly as dapt_ws_mlm_logits
+ *                  reports them: the rows are the labelled positions (every
+ *                  position with mlm_all_positions), the columns this model's
+ *                  vocabulary rows (a shard's columns only); entries of
+ *                  vocabulary padding columns are ignored.  Needs an MLM head;
+ *                  forward computes MLM logits only when the batch has
+ *                  mlm_labels or opts.mlm_all_positions is set (no rows: no
+ *                  effect).
+ * param_grads = 1 accumulates (+=) d J / d parameters into m->grads;
+ * param_grads = 0 computes input gradients only: the weight-gradient GEMMs
+ * and sums are skipped (not computed and discarded) and m->grads is left
+ * untouched bit for bit -- for adversarial inner steps (SMART), which want
+ * dapt_ws_embedding_grad = d J / d embedding output, i.e. d J / d
+ * opts.embedding_delta of the forward.  mask_grads (NULL members skipped)
+ * accumulates d J / d unit masks either way.
+ * Start from DAPT_BACKWARD_OPTS_INIT: a zeroed struct means loss_scale 0
+ * and no parameter gradients. */
+typedef struct dapt_backward_opts {
+    double loss_scale;              /* scale of the engine's own losses */
+    const float *d_last_hidden;     /* [batch, seq_len, hidden] or NULL */
+    const float *d_class_logits;    /* [batch, num_labels] or NULL */
+    const float *d_mlm_logits;      /* [mlm rows, vocab rows held] or NULL */
+    int param_grads;                /* 1: accumulate parameter gradients; 0: input gradients only */
+    const dapt_unit_mask_grads *mask_grads; /* or NULL */
+} dapt_backward_opts;
+
+#define DAPT_BACKWARD_OPTS_INIT {1.0, NULL, NULL, NULL, 1, NULL}
+
+/* Backward of the last forward (needs spec.training) with options o (NULL:
+ * DAPT_BACKWARD_OPTS_INIT).  Always leaves dapt_ws_embedding_grad set.
+ * Overwrites the MLM and class logits of the workspace with their
+ * gradients (read them before), so a forward must precede each backward.
+ * Collective over the tensor group of a shard: every rank of it calls it
+ * with the same options (the same NULL-ness of each gradient; d_mlm_logits
+ * holds each rank's own columns). */
+dapt_status dapt_model_backward_ex(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o);
+
+/* dapt_model_backward_ex with {loss_scale, d_last_hidden, NULL, NULL,
+ * param_grads 1, mask_grads}: accumulates into m->grads the gradient of
+ * loss_scale * loss + <d_last_hidden, last hidden state>, and into
+ * mask_grads (may be NULL) the same for the unit masks. */
 dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
                                 const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads);
 
@@ -227,7 +276,8 @@ const float *dapt_ws_class_logits(const dapt_workspace *ws); /* [batch, num_labe
 double dapt_ws_loss(const dapt_workspace *ws);
 double dapt_ws_mlm_loss(const dapt_workspace *ws, int64_t *labelled);
 double dapt_ws_cls_loss(const dapt_workspace *ws);
-/* d loss / d embedding output [batch, seq_len, hidden] after backward (SMART). */
+/* d J / d embedding output [batch, seq_len, hidden] after backward (J as in
+ * dapt_backward_opts), which is also d J / d opts.embedding_delta (SMART). */
 const float *dapt_ws_embedding_grad(const dapt_workspace *ws);
 
 /* Model FLOPs of one forward on b tokens-batch (2 per multiply-add, matmuls

@@ -142,15 +142,39 @@ dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws)
     return DAPT_OK;
 }
 
+/* Adds the caller's logit gradient d [n, c] to the gradient in logits (or,
+ * `add` 0, writes it over the logits); columns from `real` on (vocabulary
+ * padding: constant -inf logits) keep a zero gradient. */
+static void add_logit_grad(int64_t n, int64_t c, int64_t real, float *logits, const float *d, int add)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *row = logits + r * c;
+        const float *dr = d + r * c;
+        if (add) {
+            for (int64_t j = 0; j < real; j++) row[j] += dr[j];
+        } else {
+            for (int64_t j = 0; j < real; j++) row[j] = dr[j];
+            for (int64_t j = real; j < c; j++) row[j] = 0.0f;
+        }
+    }
+}
+
 dapt_status model_mlm_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
-                               const model_top_ptrs *G)
+                               const model_top_ptrs *G, const float *d_logits)
 {
     const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t M = ws->mlm_rows, H = mc->hidden, V = ws->VL;
-    if (M == 0 || ws->mlm_count == 0) return DAPT_OK;
-    softmax_ce_backward(M, V, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse,
-                        (float)(loss_scale / ws->mlm_den));
+    /* The cross-entropy contributes when labels scored something; every
+     * rank of a tensor group takes the same branch (same batch, same
+     * d_logits NULL-ness), as the reduction below is collective. */
+    const int ce = ws->b.mlm_labels && ws->mlm_count > 0;
+    if (M == 0 || (!ce && !d_logits)) return DAPT_OK;
+    if (ce)
+        softmax_ce_backward(M, V, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse,
+                            (float)(loss_scale / ws->mlm_den));
+    if (d_logits) add_logit_grad(M, V, ws->r.vocab_real, ws->mlm_logits, d_logits, ce);
     /* The decoder is tied: its gradient lands on embeddings.word (this
      * model's rows); its input gradient is a partial sum over the
      * vocabulary shards, reduced before the replicated transform. */
@@ -217,14 +241,18 @@ dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws)
 
 /* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
 void model_classifier_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
-                               const model_top_ptrs *G)
+                               const model_top_ptrs *G, const float *d_logits)
 {
     const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
-    if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
+    const int ce = ws->b.class_labels && ws->cls_count > 0;
+    if (C <= 0 || (!ce && !d_logits)) return;
     const uint64_t first = ws->b.first_sample;
-    softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
+    if (ce)
+        softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse,
+                            (float)(loss_scale / ws->cls_den));
+    if (d_logits) add_logit_grad(B, C, C, ws->cls_logits, d_logits, ce);
     float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
     float *d2 = ws->g2;
     if (mc->arch == DAPT_ARCH_ROBERTA) {

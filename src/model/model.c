@@ -503,6 +503,7 @@ static void embeddings_backward(const dapt_model *m, dapt_workspace *ws, float *
     const dapt_batch *b = &ws->b;
     const int64_t S = b->seq_len, T = b->batch * S, H = mc->hidden;
     memcpy(ws->demb, dx, (size_t)(T * H) * sizeof *dx);
+    if (!G->word) return; /* input gradients only */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++)
         k_dropout_apply(&ws->hid_drop, ws->keep0 + t * H, H, dx + t * H);
@@ -829,46 +830,60 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     return DAPT_OK;
 }
 
-static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
-                                const dapt_unit_mask_grads *mask_grads);
-
-dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
-                                const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
-{
-    if (!ws->spec.training)
-        return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
-    if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
-    DAPT_CHECK(ptrs_ok(m, "backward"));
-    k_blas_serial_begin();
-    dapt_status st = backward_all(m, ws, loss_scale, d_last_hidden, mask_grads);
-    k_blas_serial_end();
-    return st;
-}
-
-static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
-                                const dapt_unit_mask_grads *mask_grads)
+static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o)
 {
     const dapt_model_config *mc = &m->config;
     const int64_t T = ws->b.batch * ws->b.seq_len, H = mc->hidden;
-    const model_ptrs *G = &m->ptrs->g;
+    /* Without parameter gradients every weight-gradient destination is
+     * NULL, so the kernels skip those GEMMs and sums: m->grads is untouched. */
+    const model_ptrs *G = o->param_grads ? &m->ptrs->g : &m->ptrs->none;
     float *dout = ws->dA, *dx = ws->dB;
-    if (d_last_hidden)
-        memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
+    if (o->d_last_hidden)
+        memcpy(dout, o->d_last_hidden, (size_t)(T * H) * sizeof *dout);
     else
         memset(dout, 0, (size_t)(T * H) * sizeof *dout);
-    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(model_mlm_backward(m, ws, loss_scale, dout, &G->top));
-    model_classifier_backward(m, ws, loss_scale, dout, &G->top);
+    if (mc->has_mlm_head)
+        DAPT_CHECK(model_mlm_backward(m, ws, o->loss_scale, dout, &G->top, o->d_mlm_logits));
+    model_classifier_backward(m, ws, o->loss_scale, dout, &G->top, o->d_class_logits);
     ws->have_forward = 0; /* the logits now hold their gradient */
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
         /* Recompute mode: one activation set, refilled from the stored input. */
         if (ws->spec.recompute && l != mc->layers - 1) DAPT_CHECK(layer_forward(m, ws, l));
-        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, mask_grads, &G->layer[l]));
+        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, o->mask_grads, &G->layer[l]));
         float *t = dout;
         dout = dx;
         dx = t;
     }
     embeddings_backward(m, ws, dout, &G->top);
     return DAPT_OK;
+}
+
+dapt_status dapt_model_backward_ex(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o)
+{
+    static const dapt_backward_opts defaults = DAPT_BACKWARD_OPTS_INIT;
+    if (!o) o = &defaults;
+    if (!ws->spec.training)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
+    if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
+    DAPT_CHECK(ptrs_ok(m, "backward"));
+    if (o->d_class_logits && m->config.num_labels <= 0)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: a class-logit gradient given but the model has no classification head");
+    if (o->d_mlm_logits && !m->config.has_mlm_head)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: an MLM-logit gradient given but the model has no MLM head");
+    k_blas_serial_begin();
+    dapt_status st = backward_all(m, ws, o);
+    k_blas_serial_end();
+    return st;
+}
+
+dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
+                                const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
+{
+    dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
+    o.loss_scale = loss_scale;
+    o.d_last_hidden = d_last_hidden;
+    o.mask_grads = mask_grads;
+    return dapt_model_backward_ex(m, ws, &o);
 }
 
 /* Zeroes the entries of [rows, n] outside columns [c0, c0 + k), then sums

@@ -117,14 +117,16 @@ struct dapt_model_ptrs {
 };
 
 /* heads.c.  Forward reads the last hidden state ws->hs[layers]; backward
- * adds its input gradient into dlast [B, S, H] (the rows it reads) and its
- * parameter gradients into G (all NULL: none). */
+ * differentiates loss_scale * (the head's cross-entropy, when labels scored
+ * something) + <d_logits, logits> (d_logits NULL: nothing), overwriting the
+ * logits with their gradient, adds its input gradient into dlast [B, S, H]
+ * (the rows it reads) and its parameter gradients into G (all NULL: none). */
 dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws);
 dapt_status model_mlm_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
-                               const model_top_ptrs *G);
+                               const model_top_ptrs *G, const float *d_logits);
 void model_pooler_forward(const dapt_model *m, dapt_workspace *ws);
 dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws);
 void model_classifier_backward(const dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast,
-                               const model_top_ptrs *G);
+                               const model_top_ptrs *G, const float *d_logits);
 
 #endif
