@@ -1,4 +1,6 @@
-/* BERT / RoBERTa forward and backward on flat buffers (see dapt/model.h).
+/* BERT / RoBERTa forward and backward on flat buffers (see dapt/model.h):
+ * model creation and tensor-pointer resolution, the workspace, embeddings,
+ * encoder layers and the top level; the heads are in heads.c.
  *
  * Notation: B batch, S sequence length, T = B*S tokens, H hidden, F FFN
  * width (not I: cblas.h pulls in complex.h, whose I is a macro), NH heads,
