@@ -9,6 +9,8 @@
  *   dapt_workspace *ws;           dapt_workspace_create(&m, &spec, &ws);
  *   dapt_model_forward(&m, ws, &batch, &masks, &opts);
  *   dapt_model_zero_grads(&m);    dapt_model_backward(&m, ws, 1.0, NULL, &mask_grads);
+ *   (or dapt_model_backward_ex(&m, ws, &backward_opts) for gradients on the
+ *   logits and input-only backward)
  *
  * Unit masks (the DAS/DGA "virtual" gates, all ones when NULL):
  *   head [layers, heads]          multiplies the attention probabilities of a
@@ -84,9 +86,13 @@ typedef struct dapt_model {
     float *grads;  /* table.total floats; backward accumulates here */
     const dapt_tp_group *tp;   /* NULL: single process */
     dapt_model_ranges ranges;
+    /* Every tensor's block in params and in grads, resolved once by
+     * dapt_model_resolve (private to src/model; owned by the model). */
+    struct dapt_model_ptrs *ptrs;
 } dapt_model;
 
-/* Builds the table and allocates params and grads (both zeroed). */
+/* Builds the table and allocates params and grads (both zeroed); resolves
+ * the tensor pointers (dapt_model_resolve). */
 dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
 /* A tensor-parallel shard: `local` is the rank's parameter table
  * (dapt_shard_table_build in grid.h; copied) and r the units it holds; the
@@ -96,6 +102,17 @@ dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
 dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_param_table *local,
                                     const dapt_model_ranges *r, dapt_model *m);
 void dapt_model_free(dapt_model *m);
+
+/* Resolves, once, a pointer to every tensor's block in m->params and in
+ * m->grads, which forward and backward use instead of looking names up.
+ * dapt_model_create and dapt_model_create_shard call it: params and grads
+ * are allocated there once and must stay where they are (fill them with
+ * memcpy, never assign m->params or m->grads).  Code that does replace either
+ * buffer must call this again; forward and backward refuse (DAPT_ERR_ARG) a
+ * model whose buffers are not the ones last resolved.  Moving the struct
+ * (*dst = *src, as dapt_tp_shard_model does) keeps the pointers valid: they
+ * aim into the buffers, not into the struct.  Local, not collective. */
+dapt_status dapt_model_resolve(dapt_model *m);
 
 /* The units this model (shard) holds, by global index: what DAS uses to
  * index importance of the heads and FFN neurons it owns. */
@@ -179,12 +196,59 @@ typedef struct dapt_run_opts {
 dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
                                const dapt_unit_masks *masks, const dapt_run_opts *opts);
 
-/* Backward of the last forward (needs spec.training).  Accumulates into
- * m->grads the gradient of loss_scale * loss + <d_last_hidden, last hidden
- * state> (d_last_hidden [batch, seq_len, hidden] or NULL: lets proxy losses
- * computed outside the engine, e.g. KL or contrastive, flow back), and into
- * mask_grads (may be NULL) the same for the unit masks.  Overwrites the MLM
- * logits with their gradient. */
+/* What backward differentiates and what it computes.  The objective is
+ *   J = loss_scale * (the engine's own losses of the last forward: MLM and
+ *                     classification cross-entropy, where labels were given)
+ *     + <d_last_hidden, last hidden state>
+ *     + <d_class_logits, class logits> + <d_mlm_logits, MLM logits>
+ * so a loss computed outside the engine on any of those outputs (KL to a
+ * teacher, SMART's symmetric KL on the logits, contrastive terms) flows back
+ * by passing its gradient; the caller's gradients are not scaled by
+ * loss_scale.  The arrays are read during the call only; NULL = zero.
+ *   d_last_hidden  [batch, seq_len, hidden]
+ *   d_class_logits [batch, num_labels] (as dapt_ws_class_logits; needs a
+ *                  classification head; works with or without class labels)
+ *   d_mlm_logits   [rows, ranges.vocab_rows] exactly as dapt_ws_mlm_logits
+ *                  reports them: the rows are the labelled positions (every
+ *                  position with mlm_all_positions), the columns this model's
+ *                  vocabulary rows (a shard's columns only); entries of
+ *                  vocabulary padding columns are ignored.  Needs an MLM head;
+ *                  forward computes MLM logits only when the batch has
+ *                  mlm_labels or opts.mlm_all_positions is set (no rows: no
+ *                  effect).
+ * param_grads = 1 accumulates (+=) d J / d parameters into m->grads;
+ * param_grads = 0 computes input gradients only: the weight-gradient GEMMs
+ * and sums are skipped (not computed and discarded) and m->grads is left
+ * untouched bit for bit -- for adversarial inner steps (SMART), which want
+ * dapt_ws_embedding_grad = d J / d embedding output, i.e. d J / d
+ * opts.embedding_delta of the forward.  mask_grads (NULL members skipped)
+ * accumulates d J / d unit masks either way.
+ * Start from DAPT_BACKWARD_OPTS_INIT: a zeroed struct means loss_scale 0
+ * and no parameter gradients. */
+typedef struct dapt_backward_opts {
+    double loss_scale;              /* scale of the engine's own losses */
+    const float *d_last_hidden;     /* [batch, seq_len, hidden] or NULL */
+    const float *d_class_logits;    /* [batch, num_labels] or NULL */
+    const float *d_mlm_logits;      /* [mlm rows, vocab rows held] or NULL */
+    int param_grads;                /* 1: accumulate parameter gradients; 0: input gradients only */
+    const dapt_unit_mask_grads *mask_grads; /* or NULL */
+} dapt_backward_opts;
+
+#define DAPT_BACKWARD_OPTS_INIT {1.0, NULL, NULL, NULL, 1, NULL}
+
+/* Backward of the last forward (needs spec.training) with options o (NULL:
+ * DAPT_BACKWARD_OPTS_INIT).  Always leaves dapt_ws_embedding_grad set.
+ * Overwrites the MLM and class logits of the workspace with their
+ * gradients (read them before), so a forward must precede each backward.
+ * Collective over the tensor group of a shard: every rank of it calls it
+ * with the same options (the same NULL-ness of each gradient; d_mlm_logits
+ * holds each rank's own columns). */
+dapt_status dapt_model_backward_ex(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o);
+
+/* dapt_model_backward_ex with {loss_scale, d_last_hidden, NULL, NULL,
+ * param_grads 1, mask_grads}: accumulates into m->grads the gradient of
+ * loss_scale * loss + <d_last_hidden, last hidden state>, and into
+ * mask_grads (may be NULL) the same for the unit masks. */
 dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
                                 const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads);
 
@@ -212,7 +276,8 @@ const float *dapt_ws_class_logits(const dapt_workspace *ws); /* [batch, num_labe
 double dapt_ws_loss(const dapt_workspace *ws);
 double dapt_ws_mlm_loss(const dapt_workspace *ws, int64_t *labelled);
 double dapt_ws_cls_loss(const dapt_workspace *ws);
-/* d loss / d embedding output [batch, seq_len, hidden] after backward (SMART). */
+/* d J / d embedding output [batch, seq_len, hidden] after backward (J as in
+ * dapt_backward_opts), which is also d J / d opts.embedding_delta (SMART). */
 const float *dapt_ws_embedding_grad(const dapt_workspace *ws);
 
 /* Model FLOPs of one forward on b tokens-batch (2 per multiply-add, matmuls

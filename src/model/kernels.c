@@ -95,7 +95,7 @@ void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float
 void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *dy, float *dw, float *dbias, float *dx, int accumulate_dx)
 {
-    k_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (dw) k_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (dbias) k_colsum_acc(n, out, dy, dbias);
     if (dx)
         k_sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
@@ -134,16 +134,18 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
                      const float *gamma, float *dgamma, float *dbeta, float *dx, int accumulate)
 {
     /* Parameter gradients first: dx may overwrite dy. */
-    int nt = omp_get_max_threads();
+    if (dgamma && dbeta) {
+        int nt = omp_get_max_threads();
 #pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int64_t c0 = h * t / T, c1 = h * (t + 1) / T;
-        for (int64_t i = 0; i < n; i++) {
-            const float *d = dy + i * h, *xh = xhat + i * h;
-            for (int64_t j = c0; j < c1; j++) {
-                dgamma[j] += d[j] * xh[j];
-                dbeta[j] += d[j];
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t c0 = h * t / T, c1 = h * (t + 1) / T;
+            for (int64_t i = 0; i < n; i++) {
+                const float *d = dy + i * h, *xh = xhat + i * h;
+                for (int64_t j = c0; j < c1; j++) {
+                    dgamma[j] += d[j] * xh[j];
+                    dbeta[j] += d[j];
+                }
             }
         }
     }

@@ -21,7 +21,8 @@ void k_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float al
 /* y[n,out] = x[n,in] W[out,in]^T (+ bias[out] if bias), accumulate: y += ... */
 void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *bias, float *y, int accumulate);
-/* dW += dy^T x, dbias += colsum(dy) (if dbias), dx = / += dy W (if dx). */
+/* dW += dy^T x (if dw: NULL skips the GEMM), dbias += colsum(dy) (if dbias),
+ * dx = / += dy W (if dx). */
 void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                   const float *dy, float *dw, float *dbias, float *dx, int accumulate_dx);
 
@@ -34,8 +35,8 @@ void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float
  * x and y may alias. */
 void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, const float *beta,
                      double eps, float *xhat, float *rstd, float *y);
-/* dx = (or +=) LN backward of dy; dgamma/dbeta accumulate. dx may alias dy
- * only when accumulate is 0. */
+/* dx = (or +=) LN backward of dy; dgamma/dbeta accumulate (both NULL: not
+ * computed). dx may alias dy only when accumulate is 0. */
 void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, const float *rstd,
                      const float *gamma, float *dgamma, float *dbeta, float *dx, int accumulate);
 

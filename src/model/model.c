@@ -1,4 +1,6 @@
-/* BERT / RoBERTa forward and backward on flat buffers (see dapt/model.h).
+/* BERT / RoBERTa forward and backward on flat buffers (see dapt/model.h):
+ * model creation and tensor-pointer resolution, the workspace, embeddings,
+ * encoder layers and the top level; the heads are in heads.c.
  *
  * Notation: B batch, S sequence length, T = B*S tokens, H hidden, F FFN
  * width (not I: cblas.h pulls in complex.h, whose I is a macro), NH heads,
@@ -12,70 +14,103 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dapt/rng.h"
-#include "kernels.h"
-
-/* What one encoder layer keeps for backward. */
-typedef struct layer_acts {
-    float *q, *k, *v; /* [T,H] projections */
-    float *p;         /* [B,NH,S,S] softmax probabilities (before dropout / head mask) */
-    float *ctx;       /* [T,H] attention context (heads merged) */
-    float *xhat1, *rstd1, *h1; /* attention LayerNorm: normalised input, 1/std, output */
-    float *u;         /* [T,F] FFN pre-activation (before the intermediate mask) */
-    float *y;         /* [T,H] FFN output with bias (before the output mask) */
-    float *xhat2, *rstd2;      /* output LayerNorm */
-    uint8_t *keep_att, *keep_ao, *keep_ffn; /* dropout decisions (training) */
-} layer_acts;
-
-struct dapt_workspace {
-    dapt_model_config mc;
-    dapt_workspace_spec spec;
-    /* The model's share (all of it unless sharded): heads NHL = HL / D,
-     * FFN columns FL, vocabulary rows VL. */
-    dapt_model_ranges r;
-    int64_t NHL, HL, FL, VL;
-    float *arena;
-    size_t arena_floats;
-    int64_t T_max, M_max;
-    /* forward */
-    float *hs;              /* [(L+1), T, H] hidden states: embedding output, each layer's */
-    float *xhat0, *rstd0;   /* embedding LayerNorm */
-    uint8_t *keep0;         /* embedding dropout decisions (training) */
-    float *maskadd;         /* [B,S] additive attention mask */
-    layer_acts *la;         /* L entries; share one set unless training without recompute */
-    float *act;             /* [T,F] GELU output (recomputed in backward) */
-    float *tmp;             /* [T,H] */
-    float *pool_in, *pooled; /* [B,H] */
-    float *cls_x, *cls_z, *cls_x2, *cls_logits, *cls_lse; /* classification head */
-    float *mlm_in, *mlm_pre, *mlm_xhat, *mlm_rstd, *mlm_out, *mlm_logits, *mlm_lse;
-    float *mlm_red;         /* [2M] vocab-parallel reductions (sum of exponentials, target logit) */
-    /* backward */
-    float *dA, *dB, *g1, *g2, *g3, *dq, *dk, *dv, *du, *gelu_grad, *demb, *mlm_d1, *mlm_d2;
-    float *hm_grad_tmp;     /* [B,NH] per (sample, head) head-mask gradient */
-    int32_t *pos_ids;       /* [T] */
-    int64_t *mlm_pos;       /* [M] */
-    int32_t *mlm_lab;       /* [M] */
-    /* the last forward */
-    int have_forward, grads_taken;
-    dapt_batch b;
-    dapt_unit_masks um;
-    dapt_run_opts opts;
-    dapt_rng rng;
-    k_dropout hid_drop, att_drop;
-    int64_t mlm_rows, mlm_count, cls_count;
-    double mlm_loss, cls_loss, mlm_den, cls_den;
-};
+#include "model_internal.h"
 
 /* ---------------------------------------------------------------- model */
+
+/* The block of a named tensor in base, NULL if absent (or !required: fine). */
+static dapt_status find(const dapt_model *m, float *base, const char *name, int required, float **out)
+{
+    const dapt_tensor *t = dapt_param_find(&m->table, name);
+    *out = t ? base + t->offset : NULL;
+    if (!t && required) return DAPT_ERROR(DAPT_ERR_INTERNAL, "model: the parameter table has no tensor %s", name);
+    return DAPT_OK;
+}
+
+static dapt_status resolve_into(const dapt_model *m, float *base, model_ptrs *p)
+{
+    const dapt_model_config *mc = &m->config;
+    model_top_ptrs *t = &p->top;
+    const int roberta = mc->arch == DAPT_ARCH_ROBERTA, cls = mc->num_labels > 0, mlm = mc->has_mlm_head != 0;
+    DAPT_CHECK(find(m, base, "embeddings.word", 1, &t->word));
+    DAPT_CHECK(find(m, base, "embeddings.position", 1, &t->position));
+    DAPT_CHECK(find(m, base, "embeddings.token_type", 1, &t->token_type));
+    DAPT_CHECK(find(m, base, "embeddings.ln.weight", 1, &t->eln_w));
+    DAPT_CHECK(find(m, base, "embeddings.ln.bias", 1, &t->eln_b));
+    DAPT_CHECK(find(m, base, "pooler.weight", mc->has_pooler, &t->pooler_w));
+    DAPT_CHECK(find(m, base, "pooler.bias", mc->has_pooler, &t->pooler_b));
+    DAPT_CHECK(find(m, base, "mlm.dense.weight", mlm, &t->mlm_dense_w));
+    DAPT_CHECK(find(m, base, "mlm.dense.bias", mlm, &t->mlm_dense_b));
+    DAPT_CHECK(find(m, base, "mlm.ln.weight", mlm, &t->mlm_ln_w));
+    DAPT_CHECK(find(m, base, "mlm.ln.bias", mlm, &t->mlm_ln_b));
+    DAPT_CHECK(find(m, base, "mlm.bias", mlm, &t->mlm_bias));
+    DAPT_CHECK(find(m, base, "cls.weight", cls && !roberta, &t->cls_w));
+    DAPT_CHECK(find(m, base, "cls.bias", cls && !roberta, &t->cls_b));
+    DAPT_CHECK(find(m, base, "cls.dense.weight", cls && roberta, &t->cls_dense_w));
+    DAPT_CHECK(find(m, base, "cls.dense.bias", cls && roberta, &t->cls_dense_b));
+    DAPT_CHECK(find(m, base, "cls.out.weight", cls && roberta, &t->cls_out_w));
+    DAPT_CHECK(find(m, base, "cls.out.bias", cls && roberta, &t->cls_out_b));
+    static const struct {
+        const char *what;
+        size_t off;
+    } fields[] = {
+        {"attn.q.weight", offsetof(model_layer_ptrs, q_w)},    {"attn.q.bias", offsetof(model_layer_ptrs, q_b)},
+        {"attn.k.weight", offsetof(model_layer_ptrs, k_w)},    {"attn.k.bias", offsetof(model_layer_ptrs, k_b)},
+        {"attn.v.weight", offsetof(model_layer_ptrs, v_w)},    {"attn.v.bias", offsetof(model_layer_ptrs, v_b)},
+        {"attn.out.weight", offsetof(model_layer_ptrs, ao_w)}, {"attn.out.bias", offsetof(model_layer_ptrs, ao_b)},
+        {"attn.ln.weight", offsetof(model_layer_ptrs, aln_w)}, {"attn.ln.bias", offsetof(model_layer_ptrs, aln_b)},
+        {"ffn.in.weight", offsetof(model_layer_ptrs, fi_w)},   {"ffn.in.bias", offsetof(model_layer_ptrs, fi_b)},
+        {"ffn.out.weight", offsetof(model_layer_ptrs, fo_w)},  {"ffn.out.bias", offsetof(model_layer_ptrs, fo_b)},
+        {"ffn.ln.weight", offsetof(model_layer_ptrs, fln_w)},  {"ffn.ln.bias", offsetof(model_layer_ptrs, fln_b)},
+    };
+    for (int64_t l = 0; l < mc->layers; l++)
+        for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "layer.%lld.%s", (long long)l, fields[k].what);
+            DAPT_CHECK(find(m, base, name, 1, (float **)((char *)&p->layer[l] + fields[k].off)));
+        }
+    return DAPT_OK;
+}
+
+dapt_status dapt_model_resolve(dapt_model *m)
+{
+    const size_t L = (size_t)m->config.layers;
+    if (!m->ptrs) {
+        struct dapt_model_ptrs *r = NULL;
+        DAPT_CHECK(dapt_calloc((void **)&r, 1, sizeof *r + 3 * L * sizeof(model_layer_ptrs), "model tensor pointers"));
+        model_layer_ptrs *layers = (model_layer_ptrs *)(r + 1);
+        r->p.layer = layers;
+        r->g.layer = layers + L;
+        r->none.layer = layers + 2 * L; /* all NULL (calloc) */
+        m->ptrs = r;
+    }
+    DAPT_CHECK(resolve_into(m, m->params, &m->ptrs->p));
+    DAPT_CHECK(resolve_into(m, m->grads, &m->ptrs->g));
+    m->ptrs->params = m->params;
+    m->ptrs->grads = m->grads;
+    return DAPT_OK;
+}
+
+/* The model's buffers are the ones its pointers were resolved against. */
+static dapt_status ptrs_ok(const dapt_model *m, const char *what)
+{
+    if (!m->ptrs || m->ptrs->params != m->params || m->ptrs->grads != m->grads)
+        return DAPT_ERROR(DAPT_ERR_ARG, "%s: the model's parameter or gradient buffer was replaced after "
+                          "dapt_model_resolve (call it again after swapping buffers)", what);
+    return DAPT_OK;
+}
 
 static dapt_status alloc_buffers(dapt_model *m)
 {
     dapt_status st = dapt_calloc((void **)&m->params, m->table.total, sizeof(float), "model parameters");
     if (st == DAPT_OK)
         st = dapt_calloc((void **)&m->grads, m->table.total, sizeof(float), "model gradients");
+    if (st == DAPT_OK) st = dapt_model_resolve(m);
     if (st != DAPT_OK) dapt_model_free(m);
     return st;
 }
@@ -150,6 +185,7 @@ void dapt_model_free(dapt_model *m)
 {
     free(m->params);
     free(m->grads);
+    free(m->ptrs);
     dapt_param_table_free(&m->table);
     memset(m, 0, sizeof *m);
 }
@@ -366,29 +402,6 @@ void dapt_workspace_free(dapt_workspace *ws)
 
 size_t dapt_workspace_bytes(const dapt_workspace *ws) { return ws->arena_floats * sizeof(float); }
 
-/* ------------------------------------------------------- TP reduce seam */
-
-static dapt_status tp_reduce(const dapt_model *m, float *buf, size_t n, dapt_reduce_op op)
-{
-    if (!m->tp || m->tp->size <= 1) return DAPT_OK;
-    return m->tp->allreduce(m->tp->ctx, buf, n, op);
-}
-
-/* Dropout sites: 0 embeddings, 1 + 3l + {0 attention probs, 1 attention
- * output, 2 FFN output}, then the classifier's two. */
-static uint64_t site_of(int64_t layer, int kind) { return 1 + 3 * (uint64_t)layer + (uint64_t)kind; }
-static uint64_t cls_site(const dapt_workspace *ws, int k) { return site_of(ws->mc.layers, k); }
-
-#define P_(m, name) dapt_model_param((m), (name))
-#define G_(m, name) dapt_model_grad((m), (name))
-
-static float *lp(const dapt_model *m, int64_t l, const char *what, int grad)
-{
-    char name[64];
-    snprintf(name, sizeof name, "layer.%lld.%s", (long long)l, what);
-    return grad ? G_(m, name) : P_(m, name);
-}
-
 /* ---------------------------------------------------------- validation */
 
 static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, const dapt_batch *b)
@@ -429,6 +442,7 @@ static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, co
 
 static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
     const int64_t B = b->batch, S = b->seq_len, T = B * S, H = mc->hidden;
@@ -449,8 +463,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
             ws->maskadd[i * S + s] = attend ? 0.0f : -FLT_MAX;
         }
     }
-    const float *word = P_(m, "embeddings.word"), *pos = P_(m, "embeddings.position"),
-                *type = P_(m, "embeddings.token_type");
+    const float *word = P->word, *pos = P->position, *type = P->token_type;
     float *x = ws->hs;
     /* Vocab-parallel: a shard looks up the ids in its rows, zeros elsewhere,
      * and the group sums (exact: one term is nonzero).  Then (w + type) + pos,
@@ -465,7 +478,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
         else
             memset(o, 0, (size_t)H * sizeof *o);
     }
-    DAPT_CHECK(tp_reduce(m, x, (size_t)(T * H), DAPT_REDUCE_SUM));
+    DAPT_CHECK(model_tp_reduce(m, x, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float *p = pos + (size_t)ws->pos_ids[t] * H,
@@ -473,8 +486,7 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
         float *o = x + t * H;
         for (int64_t j = 0; j < H; j++) o[j] = o[j] + ty[j] + p[j];
     }
-    k_layernorm_fwd(T, H, x, P_(m, "embeddings.ln.weight"), P_(m, "embeddings.ln.bias"),
-                    mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
+    k_layernorm_fwd(T, H, x, P->eln_w, P->eln_b, mc->layer_norm_eps, ws->xhat0, ws->rstd0, x);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         k_dropout_row(&ws->hid_drop, b->first_sample + (uint64_t)(t / S), 0, (uint64_t)(t % S * H), H,
@@ -485,19 +497,20 @@ static dapt_status embeddings_forward(const dapt_model *m, dapt_workspace *ws)
     return DAPT_OK;
 }
 
-static void embeddings_backward(dapt_model *m, dapt_workspace *ws, float *dx)
+/* G: where parameter gradients go (all NULL: none, only ws->demb). */
+static void embeddings_backward(const dapt_model *m, dapt_workspace *ws, float *dx, const model_top_ptrs *G)
 {
+    const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const dapt_batch *b = &ws->b;
     const int64_t S = b->seq_len, T = b->batch * S, H = mc->hidden;
     memcpy(ws->demb, dx, (size_t)(T * H) * sizeof *dx);
+    if (!G->word) return; /* input gradients only */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++)
         k_dropout_apply(&ws->hid_drop, ws->keep0 + t * H, H, dx + t * H);
-    k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P_(m, "embeddings.ln.weight"),
-                    G_(m, "embeddings.ln.weight"), G_(m, "embeddings.ln.bias"), dx, 0);
-    float *gw = G_(m, "embeddings.word"), *gp = G_(m, "embeddings.position"),
-          *gt = G_(m, "embeddings.token_type");
+    k_layernorm_bwd(T, H, dx, ws->xhat0, ws->rstd0, P->eln_w, G->eln_w, G->eln_b, dx, 0);
+    float *gw = G->word, *gp = G->position, *gt = G->token_type;
     const int32_t pad = (int32_t)mc->pad_token_id;
     const int roberta = mc->arch == DAPT_ARCH_ROBERTA;
     const int64_t v0 = ws->r.vocab_begin, vn = ws->r.vocab_real;
@@ -560,7 +573,7 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
                     row[c] *= inv;
                     dr[c] = row[c] * g;
                 }
-                k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, site_of(l, 0),
+                k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, model_site_of(l, 0),
                               (uint64_t)(((h0 + h) * S + r) * S), S, dr,
                               a->keep_att ? a->keep_att + ((i * NH + h) * S + r) * S : NULL);
             }
@@ -622,6 +635,7 @@ static void attention_backward(const dapt_model *m, dapt_workspace *ws, int64_t 
 
 static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_t l)
 {
+    const model_layer_ptrs *w = &m->ptrs->p.layer[l];
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
     /* HL, F: this model's share of the attention width and FFN columns. */
@@ -631,29 +645,28 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
     const uint64_t first = ws->b.first_sample;
 
     /* Column-parallel Q, K, V (a shard holds its heads' rows). */
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), lp(m, l, "attn.q.bias", 0), a->q, 0);
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), lp(m, l, "attn.k.bias", 0), a->k, 0);
-    k_linear_fwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), lp(m, l, "attn.v.bias", 0), a->v, 0);
+    k_linear_fwd(T, H, HL, x, w->q_w, w->q_b, a->q, 0);
+    k_linear_fwd(T, H, HL, x, w->k_w, w->k_b, a->k, 0);
+    k_linear_fwd(T, H, HL, x, w->v_w, w->v_b, a->v, 0);
     attention_forward(m, ws, l, a);
 
     /* Row-parallel output projection: partial sum, reduce, then bias,
      * dropout, residual and LayerNorm on the full hidden vector. */
-    k_linear_fwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), NULL, ws->tmp, 0);
-    DAPT_CHECK(tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
-    const float *bo = lp(m, l, "attn.out.bias", 0);
+    k_linear_fwd(T, HL, H, a->ctx, w->ao_w, NULL, ws->tmp, 0);
+    DAPT_CHECK(model_tp_reduce(m, ws->tmp, (size_t)(T * H), DAPT_REDUCE_SUM));
+    const float *bo = w->ao_b;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         float *r = ws->tmp + t * H;
         for (int64_t j = 0; j < H; j++) r[j] += bo[j];
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 1), (uint64_t)(t % S * H), H, r,
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), model_site_of(l, 1), (uint64_t)(t % S * H), H, r,
                       a->keep_ao ? a->keep_ao + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += x[t * H + j];
     }
-    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "attn.ln.weight", 0), lp(m, l, "attn.ln.bias", 0),
-                    mc->layer_norm_eps, a->xhat1, a->rstd1, a->h1);
+    k_layernorm_fwd(T, H, ws->tmp, w->aln_w, w->aln_b, mc->layer_norm_eps, a->xhat1, a->rstd1, a->h1);
 
     /* FFN: column-parallel in, intermediate mask, GELU, row-parallel out. */
-    k_linear_fwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), lp(m, l, "ffn.in.bias", 0), a->u, 0);
+    k_linear_fwd(T, H, F, a->h1, w->fi_w, w->fi_b, a->u, 0);
     const float *gi = ws->um.intermediate ? ws->um.intermediate + l * mc->intermediate + ws->r.ffn_begin : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -664,9 +677,9 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
         else
             for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j]);
     }
-    k_linear_fwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), NULL, a->y, 0);
-    DAPT_CHECK(tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
-    const float *b2 = lp(m, l, "ffn.out.bias", 0);
+    k_linear_fwd(T, F, H, ws->act, w->fo_w, NULL, a->y, 0);
+    DAPT_CHECK(model_tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
+    const float *b2 = w->fo_b;
     const float *go = ws->um.output ? ws->um.output + l * H : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -675,19 +688,20 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
             y[j] += b2[j];
             r[j] = go ? y[j] * go[j] : y[j];
         }
-        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), site_of(l, 2), (uint64_t)(t % S * H), H, r,
+        k_dropout_row(&ws->hid_drop, first + (uint64_t)(t / S), model_site_of(l, 2), (uint64_t)(t % S * H), H, r,
                       a->keep_ffn ? a->keep_ffn + t * H : NULL);
         for (int64_t j = 0; j < H; j++) r[j] += a->h1[t * H + j];
     }
-    k_layernorm_fwd(T, H, ws->tmp, lp(m, l, "ffn.ln.weight", 0), lp(m, l, "ffn.ln.bias", 0),
-                    mc->layer_norm_eps, a->xhat2, a->rstd2, out);
+    k_layernorm_fwd(T, H, ws->tmp, w->fln_w, w->fln_b, mc->layer_norm_eps, a->xhat2, a->rstd2, out);
     return DAPT_OK;
 }
 
 /* dout = d loss / d out (ws->dA) -> d loss / d x (ws->dB). */
-static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, const float *dout, float *dx,
-                                  const dapt_unit_mask_grads *mg)
+/* g: where this layer's parameter gradients go (all NULL: none). */
+static dapt_status layer_backward(const dapt_model *m, dapt_workspace *ws, int64_t l, const float *dout, float *dx,
+                                  const dapt_unit_mask_grads *mg, const model_layer_ptrs *g)
 {
+    const model_layer_ptrs *w = &m->ptrs->p.layer[l];
     const dapt_model_config *mc = &m->config;
     const layer_acts *a = &ws->la[l];
     const int64_t S = ws->b.seq_len, T = ws->b.batch * S, H = mc->hidden, F = ws->FL, HL = ws->HL,
@@ -696,8 +710,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
     float *g1 = ws->g1, *g2 = ws->g2, *g3 = ws->g3;
 
     /* Output LayerNorm: g1 = d r2 = d h1 (residual part). */
-    k_layernorm_bwd(T, H, dout, a->xhat2, a->rstd2, lp(m, l, "ffn.ln.weight", 0),
-                    lp(m, l, "ffn.ln.weight", 1), lp(m, l, "ffn.ln.bias", 1), g1, 0);
+    k_layernorm_bwd(T, H, dout, a->xhat2, a->rstd2, w->fln_w, g->fln_w, g->fln_b, g1, 0);
     /* g2 = d (masked FFN output) through dropout; the output mask's gradient
      * is <g2, y>, then g2 becomes d y. */
     const float *go = ws->um.output ? ws->um.output + l * H : NULL;
@@ -721,8 +734,7 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         float *o = ws->act + t * F, *gp = ws->gelu_grad + t * F;
         for (int64_t j = 0; j < F; j++) k_gelu_both(gi ? u[j] * gi[j] : u[j], o + j, gp + j);
     }
-    k_linear_bwd(T, F, H, ws->act, lp(m, l, "ffn.out.weight", 0), g2, lp(m, l, "ffn.out.weight", 1),
-                 lp(m, l, "ffn.out.bias", 1), ws->du, 0);
+    k_linear_bwd(T, F, H, ws->act, w->fo_w, g2, g->fo_w, g->fo_b, ws->du, 0);
     /* Through GELU: d z = d act * gelu'(z), z = u * g_int; d g_int = <dz, u>. */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -738,14 +750,12 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
             for (int64_t j = 0; j < F; j++) ws->du[t * F + j] *= gi[j];
     }
     /* FFN-in backward: partial d h1 into g3, reduced over the tensor group. */
-    k_linear_bwd(T, H, F, a->h1, lp(m, l, "ffn.in.weight", 0), ws->du, lp(m, l, "ffn.in.weight", 1),
-                 lp(m, l, "ffn.in.bias", 1), g3, 0);
-    DAPT_CHECK(tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
+    k_linear_bwd(T, H, F, a->h1, w->fi_w, ws->du, g->fi_w, g->fi_b, g3, 0);
+    DAPT_CHECK(model_tp_reduce(m, g3, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) g1[e] += g3[e];
     /* Attention LayerNorm: g2 = d r1 = d x (residual part). */
-    k_layernorm_bwd(T, H, g1, a->xhat1, a->rstd1, lp(m, l, "attn.ln.weight", 0),
-                    lp(m, l, "attn.ln.weight", 1), lp(m, l, "attn.ln.bias", 1), g2, 0);
+    k_layernorm_bwd(T, H, g1, a->xhat1, a->rstd1, w->aln_w, g->aln_w, g->aln_b, g2, 0);
     /* g3 = d (attention output) through dropout. */
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -753,266 +763,20 @@ static dapt_status layer_backward(dapt_model *m, dapt_workspace *ws, int64_t l, 
         k_dropout_apply(&ws->hid_drop, a->keep_ao + t * H, H, g3 + t * H);
     }
     /* Output projection backward: g1 = d ctx. */
-    k_linear_bwd(T, HL, H, a->ctx, lp(m, l, "attn.out.weight", 0), g3, lp(m, l, "attn.out.weight", 1),
-                 lp(m, l, "attn.out.bias", 1), g1, 0);
+    k_linear_bwd(T, HL, H, a->ctx, w->ao_w, g3, g->ao_w, g->ao_b, g1, 0);
     attention_backward(m, ws, l, a, g1);
     if (mg && mg->head) {
         for (int64_t i = 0; i < ws->b.batch; i++)
             for (int64_t h = 0; h < NH; h++) mg->head[l * mc->heads + h0 + h] += ws->hm_grad_tmp[i * NH + h];
     }
     /* Q, K, V backward: partial d x, reduced, plus the residual. */
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.q.weight", 0), ws->dq, lp(m, l, "attn.q.weight", 1),
-                 lp(m, l, "attn.q.bias", 1), dx, 0);
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.k.weight", 0), ws->dk, lp(m, l, "attn.k.weight", 1),
-                 lp(m, l, "attn.k.bias", 1), dx, 1);
-    k_linear_bwd(T, H, HL, x, lp(m, l, "attn.v.weight", 0), ws->dv, lp(m, l, "attn.v.weight", 1),
-                 lp(m, l, "attn.v.bias", 1), dx, 1);
-    DAPT_CHECK(tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
+    k_linear_bwd(T, H, HL, x, w->q_w, ws->dq, g->q_w, g->q_b, dx, 0);
+    k_linear_bwd(T, H, HL, x, w->k_w, ws->dk, g->k_w, g->k_b, dx, 1);
+    k_linear_bwd(T, H, HL, x, w->v_w, ws->dv, g->v_w, g->v_b, dx, 1);
+    DAPT_CHECK(model_tp_reduce(m, dx, (size_t)(T * H), DAPT_REDUCE_SUM));
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < T * H; e++) dx[e] += g2[e];
     return DAPT_OK;
-}
-
-/* ---------------------------------------------------------------- heads */
-
-static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int32_t *labels, float *lse,
-                            double *loss_sum, int64_t *count)
-{
-    double sum = 0.0;
-    int64_t cnt = 0;
-    /* Vocab-parallel seam: the row max, the sum of exponentials and the
-     * target logit are each one reduction over the vocabulary shards. */
-#pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
-    for (int64_t r = 0; r < n; r++) {
-        const float *row = logits + r * c;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
-        double s = 0.0;
-        for (int64_t j = 0; j < c; j++) s += (double)expf(row[j] - mx);
-        const double l = (double)mx + log(s);
-        lse[r] = (float)l;
-        if (labels[r] != DAPT_IGNORE_LABEL) {
-            sum += l - (double)row[labels[r]];
-            cnt++;
-        }
-    }
-    *loss_sum = sum;
-    *count = cnt;
-}
-
-/* Vocab-parallel cross-entropy over a shard's columns [c0, c0 + c) of each
- * row (columns from `real` on are padding, set to -inf): the row max, then
- * the sums of exponentials and the target logits, each reduced over the
- * tensor group, so the full logits are never gathered.  lse[r] as above;
- * loss_sum and count are the same on every rank. */
-static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, int64_t n, int64_t c, int64_t real,
-                                      int64_t c0, float *logits, const int32_t *labels, float *lse, double *loss_sum,
-                                      int64_t *count)
-{
-    float *red = ws->mlm_red; /* [n] sums of exponentials, [n] target logits */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        float *row = logits + r * c, mx = -INFINITY;
-        for (int64_t j = real; j < c; j++) row[j] = -INFINITY;
-        for (int64_t j = 0; j < real; j++) mx = row[j] > mx ? row[j] : mx;
-        lse[r] = mx;
-    }
-    DAPT_CHECK(tp_reduce(m, lse, (size_t)n, DAPT_REDUCE_MAX));
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        const float *row = logits + r * c;
-        const float mx = lse[r];
-        double sum = 0.0;
-        for (int64_t j = 0; j < real; j++) sum += (double)expf(row[j] - mx);
-        red[r] = (float)sum;
-        const int64_t lab = labels[r] == DAPT_IGNORE_LABEL ? -1 : labels[r] - c0;
-        red[n + r] = lab >= 0 && lab < real ? row[lab] : 0.0f;
-    }
-    DAPT_CHECK(tp_reduce(m, red, (size_t)(2 * n), DAPT_REDUCE_SUM));
-    double sum = 0.0;
-    int64_t cnt = 0;
-    for (int64_t r = 0; r < n; r++) {
-        const double l = (double)lse[r] + log((double)red[r]);
-        lse[r] = (float)l;
-        if (labels[r] != DAPT_IGNORE_LABEL) {
-            sum += l - (double)red[n + r];
-            cnt++;
-        }
-    }
-    *loss_sum = sum;
-    *count = cnt;
-    return DAPT_OK;
-}
-
-/* logits <- scale * (softmax - onehot) on labelled rows, 0 elsewhere; the
- * rows hold columns [c0, c0 + c) of the classes. */
-static void softmax_ce_backward(int64_t n, int64_t c, int64_t c0, float *logits, const int32_t *labels,
-                                const float *lse, float scale)
-{
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        float *row = logits + r * c;
-        if (labels[r] == DAPT_IGNORE_LABEL) {
-            memset(row, 0, (size_t)c * sizeof *row);
-            continue;
-        }
-        const float l = lse[r];
-        for (int64_t j = 0; j < c; j++) row[j] = scale * expf(row[j] - l);
-        if (labels[r] >= c0 && labels[r] - c0 < c) row[labels[r] - c0] -= scale;
-    }
-}
-
-static dapt_status mlm_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const dapt_batch *b = &ws->b;
-    const int64_t T = b->batch * b->seq_len, H = mc->hidden, V = ws->VL;
-    const float *last = ws->hs + mc->layers * ws->T_max * H;
-    int64_t M = 0;
-    for (int64_t t = 0; t < T; t++) {
-        int32_t lab = b->mlm_labels ? b->mlm_labels[t] : DAPT_IGNORE_LABEL;
-        if (!ws->opts.mlm_all_positions && lab == DAPT_IGNORE_LABEL) continue;
-        if (M == ws->M_max)
-            return DAPT_ERROR(DAPT_ERR_ARG, "batch has more than %lld MLM positions; size the workspace "
-                              "with a larger max_mlm_rows", (long long)ws->M_max);
-        ws->mlm_pos[M] = t;
-        ws->mlm_lab[M] = lab;
-        M++;
-    }
-    ws->mlm_rows = M;
-    ws->mlm_count = 0;
-    ws->mlm_loss = 0.0;
-    if (M == 0) return DAPT_OK;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < M; r++)
-        memcpy(ws->mlm_in + r * H, last + ws->mlm_pos[r] * H, (size_t)H * sizeof(float));
-    k_linear_fwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), P_(m, "mlm.dense.bias"), ws->mlm_pre, 0);
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
-    k_layernorm_fwd(M, H, ws->mlm_out, P_(m, "mlm.ln.weight"), P_(m, "mlm.ln.bias"), mc->layer_norm_eps,
-                    ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
-    /* The tied decoder on this model's vocabulary rows. */
-    k_linear_fwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), P_(m, "mlm.bias"), ws->mlm_logits, 0);
-    double sum;
-    if (m->tp && m->tp->size > 1)
-        DAPT_CHECK(softmax_ce_rows_tp(m, ws, M, V, ws->r.vocab_real, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab,
-                                      ws->mlm_lse, &sum, &ws->mlm_count));
-    else {
-        /* Unsharded; a padded vocabulary's extra rows are never a token. */
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < M; r++)
-            for (int64_t j = ws->r.vocab_real; j < V; j++) ws->mlm_logits[r * V + j] = -INFINITY;
-        softmax_ce_rows(M, V, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse, &sum, &ws->mlm_count);
-    }
-    ws->mlm_den = ws->opts.mlm_denominator > 0 ? ws->opts.mlm_denominator : (double)ws->mlm_count;
-    ws->mlm_loss = ws->mlm_count ? sum / ws->mlm_den : 0.0;
-    return DAPT_OK;
-}
-
-static dapt_status mlm_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t M = ws->mlm_rows, H = mc->hidden, V = ws->VL;
-    if (M == 0 || ws->mlm_count == 0) return DAPT_OK;
-    softmax_ce_backward(M, V, ws->r.vocab_begin, ws->mlm_logits, ws->mlm_lab, ws->mlm_lse,
-                        (float)(loss_scale / ws->mlm_den));
-    /* The decoder is tied: its gradient lands on embeddings.word (this
-     * model's rows); its input gradient is a partial sum over the
-     * vocabulary shards, reduced before the replicated transform. */
-    k_linear_bwd(M, H, V, ws->mlm_out, P_(m, "embeddings.word"), ws->mlm_logits, G_(m, "embeddings.word"),
-                 G_(m, "mlm.bias"), ws->mlm_d1, 0);
-    DAPT_CHECK(tp_reduce(m, ws->mlm_d1, (size_t)(M * H), DAPT_REDUCE_SUM));
-    k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P_(m, "mlm.ln.weight"),
-                    G_(m, "mlm.ln.weight"), G_(m, "mlm.ln.bias"), ws->mlm_d1, 0);
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_d1[e] *= k_gelu_grad(ws->mlm_pre[e]);
-    k_linear_bwd(M, H, H, ws->mlm_in, P_(m, "mlm.dense.weight"), ws->mlm_d1, G_(m, "mlm.dense.weight"),
-                 G_(m, "mlm.dense.bias"), ws->mlm_d2, 0);
-    for (int64_t r = 0; r < M; r++) {
-        float *d = dlast + ws->mlm_pos[r] * H;
-        for (int64_t j = 0; j < H; j++) d[j] += ws->mlm_d2[r * H + j];
-    }
-    return DAPT_OK;
-}
-
-static void pooler_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden;
-    const float *last = ws->hs + mc->layers * ws->T_max * H;
-    for (int64_t i = 0; i < B; i++) memcpy(ws->pool_in + i * H, last + i * S * H, (size_t)H * sizeof(float));
-    if (!mc->has_pooler) return;
-    k_linear_fwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), P_(m, "pooler.bias"), ws->pooled, 0);
-    for (int64_t e = 0; e < B * H; e++) ws->pooled[e] = tanhf(ws->pooled[e]);
-}
-
-static dapt_status classifier_forward(const dapt_model *m, dapt_workspace *ws)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, H = mc->hidden, C = mc->num_labels;
-    if (C <= 0) return DAPT_OK;
-    const uint64_t first = ws->b.first_sample;
-    if (mc->arch == DAPT_ARCH_ROBERTA) {
-        memcpy(ws->cls_x, ws->pool_in, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), P_(m, "cls.dense.bias"), ws->cls_z, 0);
-        for (int64_t e = 0; e < B * H; e++) ws->cls_z[e] = tanhf(ws->cls_z[e]);
-        memcpy(ws->cls_x2, ws->cls_z, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, ws->cls_x2 + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), P_(m, "cls.out.bias"), ws->cls_logits, 0);
-    } else {
-        if (!mc->has_pooler)
-            return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "BERT sequence classification needs the pooler");
-        memcpy(ws->cls_x, ws->pooled, (size_t)(B * H) * sizeof(float));
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, ws->cls_x + i * H, NULL);
-        k_linear_fwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), P_(m, "cls.bias"), ws->cls_logits, 0);
-    }
-    ws->cls_loss = 0.0;
-    ws->cls_count = 0;
-    if (ws->b.class_labels) {
-        double sum;
-        softmax_ce_rows(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, &sum, &ws->cls_count);
-        ws->cls_den = ws->opts.cls_denominator > 0 ? ws->opts.cls_denominator : (double)ws->cls_count;
-        ws->cls_loss = ws->cls_count ? sum / ws->cls_den : 0.0;
-    }
-    return DAPT_OK;
-}
-
-/* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
-static void classifier_backward(dapt_model *m, dapt_workspace *ws, double loss_scale, float *dlast)
-{
-    const dapt_model_config *mc = &m->config;
-    const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
-    if (C <= 0 || !ws->b.class_labels || ws->cls_count == 0) return;
-    const uint64_t first = ws->b.first_sample;
-    softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse, (float)(loss_scale / ws->cls_den));
-    float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
-    float *d2 = ws->g2;
-    if (mc->arch == DAPT_ARCH_ROBERTA) {
-        k_linear_bwd(B, H, C, ws->cls_x2, P_(m, "cls.out.weight"), ws->cls_logits, G_(m, "cls.out.weight"),
-                     G_(m, "cls.out.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 1), 0, H, d1 + i * H, NULL);
-        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->cls_z[e] * ws->cls_z[e];
-        k_linear_bwd(B, H, H, ws->cls_x, P_(m, "cls.dense.weight"), d1, G_(m, "cls.dense.weight"),
-                     G_(m, "cls.dense.bias"), d2, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d2 + i * H, NULL);
-    } else {
-        k_linear_bwd(B, H, C, ws->cls_x, P_(m, "cls.weight"), ws->cls_logits, G_(m, "cls.weight"),
-                     G_(m, "cls.bias"), d1, 0);
-        for (int64_t i = 0; i < B; i++)
-            k_dropout_row(&ws->hid_drop, first + (uint64_t)i, cls_site(ws, 0), 0, H, d1 + i * H, NULL);
-        /* Pooler: tanh' = 1 - pooled^2. */
-        for (int64_t e = 0; e < B * H; e++) d1[e] *= 1.0f - ws->pooled[e] * ws->pooled[e];
-        k_linear_bwd(B, H, H, ws->pool_in, P_(m, "pooler.weight"), d1, G_(m, "pooler.weight"),
-                     G_(m, "pooler.bias"), d2, 0);
-    }
-    for (int64_t i = 0; i < B; i++)
-        for (int64_t j = 0; j < H; j++) dlast[i * S * H + j] += d2[i * H + j];
 }
 
 /* ------------------------------------------------------------ top level */
@@ -1022,9 +786,9 @@ static dapt_status forward_all(const dapt_model *m, dapt_workspace *ws)
     const dapt_model_config *mc = &m->config;
     DAPT_CHECK(embeddings_forward(m, ws));
     for (int64_t l = 0; l < mc->layers; l++) DAPT_CHECK(layer_forward(m, ws, l));
-    pooler_forward(m, ws);
-    DAPT_CHECK(classifier_forward(m, ws));
-    if (mc->has_mlm_head && (ws->b.mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(mlm_forward(m, ws));
+    model_pooler_forward(m, ws);
+    DAPT_CHECK(model_classifier_forward(m, ws));
+    if (mc->has_mlm_head && (ws->b.mlm_labels || ws->opts.mlm_all_positions)) DAPT_CHECK(model_mlm_forward(m, ws));
     return DAPT_OK;
 }
 
@@ -1034,6 +798,7 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     static const dapt_unit_masks none = {NULL, NULL, NULL};
     static const dapt_run_opts defaults = {0};
     ws->have_forward = 0;
+    DAPT_CHECK(ptrs_ok(m, "forward"));
     const int group = m->tp ? m->tp->size : 1;
     if (group != m->ranges.tensor_size)
         return DAPT_ERROR(DAPT_ERR_ARG, "forward: the model is tensor rank %d of %d, but its tensor-parallel group has %d rank%s",
@@ -1067,44 +832,60 @@ dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const da
     return DAPT_OK;
 }
 
-static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
-                                const dapt_unit_mask_grads *mask_grads);
-
-dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
-                                const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
-{
-    if (!ws->spec.training)
-        return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
-    if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
-    k_blas_serial_begin();
-    dapt_status st = backward_all(m, ws, loss_scale, d_last_hidden, mask_grads);
-    k_blas_serial_end();
-    return st;
-}
-
-static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, double loss_scale, const float *d_last_hidden,
-                                const dapt_unit_mask_grads *mask_grads)
+static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o)
 {
     const dapt_model_config *mc = &m->config;
     const int64_t T = ws->b.batch * ws->b.seq_len, H = mc->hidden;
+    /* Without parameter gradients every weight-gradient destination is
+     * NULL, so the kernels skip those GEMMs and sums: m->grads is untouched. */
+    const model_ptrs *G = o->param_grads ? &m->ptrs->g : &m->ptrs->none;
     float *dout = ws->dA, *dx = ws->dB;
-    if (d_last_hidden)
-        memcpy(dout, d_last_hidden, (size_t)(T * H) * sizeof *dout);
+    if (o->d_last_hidden)
+        memcpy(dout, o->d_last_hidden, (size_t)(T * H) * sizeof *dout);
     else
         memset(dout, 0, (size_t)(T * H) * sizeof *dout);
-    if (mc->has_mlm_head && ws->b.mlm_labels) DAPT_CHECK(mlm_backward(m, ws, loss_scale, dout));
-    classifier_backward(m, ws, loss_scale, dout);
+    if (mc->has_mlm_head)
+        DAPT_CHECK(model_mlm_backward(m, ws, o->loss_scale, dout, &G->top, o->d_mlm_logits));
+    model_classifier_backward(m, ws, o->loss_scale, dout, &G->top, o->d_class_logits);
     ws->have_forward = 0; /* the logits now hold their gradient */
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
         /* Recompute mode: one activation set, refilled from the stored input. */
         if (ws->spec.recompute && l != mc->layers - 1) DAPT_CHECK(layer_forward(m, ws, l));
-        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, mask_grads));
+        DAPT_CHECK(layer_backward(m, ws, l, dout, dx, o->mask_grads, &G->layer[l]));
         float *t = dout;
         dout = dx;
         dx = t;
     }
-    embeddings_backward(m, ws, dout);
+    embeddings_backward(m, ws, dout, &G->top);
     return DAPT_OK;
+}
+
+dapt_status dapt_model_backward_ex(dapt_model *m, dapt_workspace *ws, const dapt_backward_opts *o)
+{
+    static const dapt_backward_opts defaults = DAPT_BACKWARD_OPTS_INIT;
+    if (!o) o = &defaults;
+    if (!ws->spec.training)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: the workspace was sized for inference (training = 0)");
+    if (!ws->have_forward) return DAPT_ERROR(DAPT_ERR_ARG, "backward: no successful forward to differentiate");
+    DAPT_CHECK(ptrs_ok(m, "backward"));
+    if (o->d_class_logits && m->config.num_labels <= 0)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: a class-logit gradient given but the model has no classification head");
+    if (o->d_mlm_logits && !m->config.has_mlm_head)
+        return DAPT_ERROR(DAPT_ERR_ARG, "backward: an MLM-logit gradient given but the model has no MLM head");
+    k_blas_serial_begin();
+    dapt_status st = backward_all(m, ws, o);
+    k_blas_serial_end();
+    return st;
+}
+
+dapt_status dapt_model_backward(dapt_model *m, dapt_workspace *ws, double loss_scale,
+                                const float *d_last_hidden, const dapt_unit_mask_grads *mask_grads)
+{
+    dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
+    o.loss_scale = loss_scale;
+    o.d_last_hidden = d_last_hidden;
+    o.mask_grads = mask_grads;
+    return dapt_model_backward_ex(m, ws, &o);
 }
 
 /* Zeroes the entries of [rows, n] outside columns [c0, c0 + k), then sums
@@ -1116,7 +897,7 @@ static dapt_status gather_columns(const dapt_model *m, float *g, int64_t rows, i
         memset(row, 0, (size_t)c0 * sizeof *row);
         memset(row + c0 + k, 0, (size_t)(n - c0 - k) * sizeof *row);
     }
-    return tp_reduce(m, g, (size_t)(rows * n), DAPT_REDUCE_SUM);
+    return model_tp_reduce(m, g, (size_t)(rows * n), DAPT_REDUCE_SUM);
 }
 
 dapt_status dapt_model_gather_mask_grads(const dapt_model *m, const dapt_unit_mask_grads *g)

@@ -17,7 +17,14 @@
  * derivatives.  So we accept |fd - <g, v>| <= 2e-3 + 1e-2 |<g, v>|; a
  * wrong backward (missing term, wrong mask) is off by O(|<g, v>|), which
  * we make large by choosing weights of std 0.3 (most directional
- * derivatives are 0.01 .. 1; the observed relative error is ~1e-4). */
+ * derivatives are 0.01 .. 1; the observed relative error is ~1e-4).
+ *
+ * The backward options (dapt_model_backward_ex) are checked the same way
+ * with J = s * loss + <Gc, class logits> + <Gm, MLM logits> for random Gc,
+ * Gm supplied as d_class_logits / d_mlm_logits, with labels (s = 0.5) and
+ * without (MLM logits at every position); an input-gradient-only backward
+ * (param_grads = 0) must leave m->grads bit-identical and give the same
+ * embedding gradient, which is also differenced against embedding_delta. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +45,13 @@ typedef struct problem {
     int32_t ids[24], mask[24], tt[24], labels[24], cls[3];
     float *hm, *im, *om, *delta, *R;
     dapt_run_opts opts;
+    /* The objective: loss_scale * loss (+ <R, h^L> if use_R) + <Gc, class
+     * logits> + <Gm, MLM logits> (each if not NULL); no_labels drops both
+     * kinds of labels from the batch. */
+    double loss_scale;
+    int use_R, no_labels;
+    float *Gc, *Gm;
+    int64_t Gm_rows;
 } problem;
 
 
@@ -104,6 +118,8 @@ static void setup(problem *p, dapt_arch arch)
     p->opts.seed = 77;
     p->opts.step = 3;
     p->opts.embedding_delta = p->delta;
+    p->loss_scale = 1.0;
+    p->use_R = 1;
 }
 
 static void teardown(problem *p)
@@ -115,16 +131,30 @@ static void teardown(problem *p)
     free(p->om);
     free(p->delta);
     free(p->R);
+    free(p->Gc);
+    free(p->Gm);
 }
 
 static double objective(problem *p)
 {
-    dapt_batch b = {p->B, p->S, p->ids, p->mask, p->tt, p->labels, p->cls, 10};
+    dapt_batch b = {p->B, p->S, p->ids, p->mask, p->tt, p->no_labels ? NULL : p->labels,
+                    p->no_labels ? NULL : p->cls, 10};
     dapt_unit_masks um = {p->hm, p->im, p->om};
     CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, &um, &p->opts) == DAPT_OK);
-    double j = dapt_ws_loss(p->ws);
+    double j = p->loss_scale * dapt_ws_loss(p->ws);
     const float *h = dapt_ws_last_hidden(p->ws);
-    for (int64_t i = 0; i < p->B * p->S * p->m.config.hidden; i++) j += (double)p->R[i] * h[i];
+    if (p->use_R)
+        for (int64_t i = 0; i < p->B * p->S * p->m.config.hidden; i++) j += (double)p->R[i] * h[i];
+    if (p->Gc) {
+        const float *z = dapt_ws_class_logits(p->ws);
+        for (int64_t i = 0; i < p->B * p->m.config.num_labels; i++) j += (double)p->Gc[i] * z[i];
+    }
+    if (p->Gm) {
+        int64_t rows;
+        const float *z = dapt_ws_mlm_logits(p->ws, &rows, NULL);
+        CU_ASSERT_FATAL(rows == p->Gm_rows);
+        for (int64_t i = 0; i < rows * p->m.ranges.vocab_rows; i++) j += (double)p->Gm[i] * z[i];
+    }
     return j;
 }
 
@@ -385,6 +415,191 @@ static void test_mask_grads_and_scaling(void)
     teardown(&p);
 }
 
+/* Every parameter tensor of gradient gparams along a random direction (the
+ * exceptions of run(): RoBERTa's unused pooler and the key bias have exactly
+ * zero gradient, the padding rows are left out). */
+static void check_params(problem *p, const float *gparams, uint64_t salt)
+{
+    dapt_model *m = &p->m;
+    const dapt_model_config *mc = &m->config;
+    for (size_t i = 0; i < m->table.count; i++) {
+        const dapt_tensor *t = &m->table.tensors[i];
+        if ((mc->arch == DAPT_ARCH_ROBERTA && !strncmp(t->name, "pooler.", 7)) || strstr(t->name, "attn.k.bias")) {
+            for (size_t e = 0; e < t->numel; e++) CU_ASSERT(fabsf(gparams[t->offset + e]) < 1e-6f);
+            continue;
+        }
+        int64_t pad = mc->pad_token_id;
+        int skip = !strcmp(t->name, "embeddings.word") ||
+                   (mc->arch == DAPT_ARCH_ROBERTA && !strcmp(t->name, "embeddings.position"));
+        check_direction(p, t->name, m->params + t->offset, gparams + t->offset, t->numel, salt + i,
+                        (size_t)t->shape[1], &pad, skip);
+    }
+}
+
+/* J = s * loss + <Gc, class logits> + <Gm, MLM logits> through the backward
+ * options; with labels (s = 0.5, MLM logits of the labelled rows) or
+ * without (no loss; MLM logits at every position). */
+static void run_logits(dapt_arch arch, int labels)
+{
+    problem p;
+    setup(&p, arch);
+    dapt_model *m = &p.m;
+    const dapt_model_config *mc = &m->config;
+    const int64_t L = mc->layers, H = mc->hidden, T = p.B * p.S, C = mc->num_labels, V = m->ranges.vocab_rows;
+    p.use_R = 0;
+    p.no_labels = !labels;
+    p.loss_scale = labels ? 0.5 : 1.0;
+    p.opts.mlm_all_positions = !labels;
+    (void)objective(&p);
+    (void)dapt_ws_mlm_logits(p.ws, &p.Gm_rows, NULL);
+    CU_ASSERT_FATAL(p.Gm_rows == (labels ? 6 : T)); /* labelled: s % 3 == 1 within lengths 8, 6, 3 */
+    dapt_rng r = dapt_rng_make(9, DAPT_RNG_TEST, (uint64_t)(2 * arch + labels));
+    p.Gc = malloc((size_t)(p.B * C) * sizeof(float));
+    p.Gm = malloc((size_t)(p.Gm_rows * V) * sizeof(float));
+    for (int64_t i = 0; i < p.B * C; i++) p.Gc[i] = dapt_rng_normal(&r, 0, (uint64_t)i);
+    for (int64_t i = 0; i < p.Gm_rows * V; i++) p.Gm[i] = 0.2f * dapt_rng_normal(&r, 1, (uint64_t)i);
+
+    const size_t nm[3] = {(size_t)(L * mc->heads), (size_t)(L * mc->intermediate), (size_t)(L * H)};
+    float *g1[3], *g0[3];
+    for (int k = 0; k < 3; k++) {
+        g1[k] = calloc(nm[k], sizeof(float));
+        g0[k] = calloc(nm[k], sizeof(float));
+    }
+    dapt_unit_mask_grads mg1 = {g1[0], g1[1], g1[2]}, mg0 = {g0[0], g0[1], g0[2]};
+    dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
+    o.loss_scale = p.loss_scale;
+    o.d_class_logits = p.Gc;
+    o.d_mlm_logits = p.Gm;
+    o.mask_grads = &mg1;
+    (void)objective(&p);
+    dapt_model_zero_grads(m);
+    CU_ASSERT_FATAL(dapt_model_backward_ex(m, p.ws, &o) == DAPT_OK);
+    float *gparams = malloc(m->table.total * sizeof(float));
+    memcpy(gparams, m->grads, m->table.total * sizeof(float));
+    float *gdelta = malloc((size_t)(T * H) * sizeof(float));
+    memcpy(gdelta, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float));
+
+    check_params(&p, gparams, 2000);
+    check_direction(&p, "head mask", p.hm, g1[0], nm[0], 3000, 1, NULL, 0);
+    check_direction(&p, "intermediate mask", p.im, g1[1], nm[1], 3001, 1, NULL, 0);
+    check_direction(&p, "output mask", p.om, g1[2], nm[2], 3002, 1, NULL, 0);
+
+    /* Input gradients only: m->grads (here holding the gradient above plus
+     * an offset, so that "untouched" is visible) stays bit-identical; the
+     * embedding and unit-mask gradients are those of the full backward. */
+    for (size_t i = 0; i < m->table.total; i++) m->grads[i] = gparams[i] + 0.25f;
+    float *before = malloc(m->table.total * sizeof(float));
+    memcpy(before, m->grads, m->table.total * sizeof(float));
+    o.param_grads = 0;
+    o.mask_grads = &mg0;
+    (void)objective(&p);
+    CU_ASSERT_FATAL(dapt_model_backward_ex(m, p.ws, &o) == DAPT_OK);
+    CU_ASSERT(memcmp(before, m->grads, m->table.total * sizeof(float)) == 0);
+    CU_ASSERT(memcmp(gdelta, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float)) == 0);
+    for (int k = 0; k < 3; k++) CU_ASSERT(memcmp(g0[k], g1[k], nm[k] * sizeof(float)) == 0);
+    /* d J / d embedding_delta = the embedding-output gradient. */
+    memcpy(gdelta, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float));
+    check_direction(&p, "embedding delta (inputs only)", p.delta, gdelta, (size_t)(T * H), 3003, 1, NULL, 0);
+
+    for (int k = 0; k < 3; k++) {
+        free(g1[k]);
+        free(g0[k]);
+    }
+    free(before);
+    free(gparams);
+    free(gdelta);
+    teardown(&p);
+}
+
+static void test_bert_logit_grads(void) { run_logits(DAPT_ARCH_BERT, 1); }
+static void test_roberta_logit_grads(void) { run_logits(DAPT_ARCH_ROBERTA, 1); }
+static void test_bert_logit_grads_unlabelled(void) { run_logits(DAPT_ARCH_BERT, 0); }
+static void test_roberta_logit_grads_unlabelled(void) { run_logits(DAPT_ARCH_ROBERTA, 0); }
+
+/* The objective of run() (loss + <R, h^L>, labels, all masks): input
+ * gradients only give the embedding gradient of the full backward bit for
+ * bit and leave m->grads alone, also with recomputation. */
+static void test_inputs_only(void)
+{
+    for (int recompute = 0; recompute < 2; recompute++) {
+        problem p;
+        setup(&p, DAPT_ARCH_BERT);
+        dapt_model *m = &p.m;
+        const int64_t T = p.B * p.S, H = m->config.hidden;
+        if (recompute) {
+            dapt_workspace_free(p.ws);
+            dapt_workspace_spec spec = {p.B, p.S, 0, 1, 1};
+            CU_ASSERT_FATAL(dapt_workspace_create(m, &spec, &p.ws) == DAPT_OK);
+        }
+        dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
+        o.d_last_hidden = p.R;
+        (void)objective(&p);
+        dapt_model_zero_grads(m);
+        CU_ASSERT_FATAL(dapt_model_backward_ex(m, p.ws, &o) == DAPT_OK);
+        float *full = malloc((size_t)(T * H) * sizeof(float)), *grads = malloc(m->table.total * sizeof(float));
+        memcpy(full, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float));
+        memcpy(grads, m->grads, m->table.total * sizeof(float));
+        o.param_grads = 0;
+        (void)objective(&p);
+        CU_ASSERT_FATAL(dapt_model_backward_ex(m, p.ws, &o) == DAPT_OK);
+        CU_ASSERT(memcmp(grads, m->grads, m->table.total * sizeof(float)) == 0);
+        CU_ASSERT(memcmp(full, dapt_ws_embedding_grad(p.ws), (size_t)(T * H) * sizeof(float)) == 0);
+        /* The wrapper is the same backward. */
+        (void)objective(&p);
+        dapt_model_zero_grads(m);
+        CU_ASSERT_FATAL(dapt_model_backward(m, p.ws, 1.0, p.R, NULL) == DAPT_OK);
+        CU_ASSERT(memcmp(grads, m->grads, m->table.total * sizeof(float)) == 0);
+        free(full);
+        free(grads);
+        teardown(&p);
+    }
+}
+
+/* Options the model cannot honour, and a swapped parameter buffer. */
+static void test_backward_opts_refused(void)
+{
+    problem p;
+    setup(&p, DAPT_ARCH_BERT);
+    dapt_model *m = &p.m;
+    dapt_model_config mc = m->config;
+    mc.num_labels = 0;
+    mc.has_mlm_head = 0;
+    dapt_model bare;
+    CU_ASSERT_FATAL(dapt_model_create(&mc, &bare) == DAPT_OK);
+    dapt_model_init_random(&bare, 1);
+    dapt_workspace *ws = NULL;
+    dapt_workspace_spec spec = {p.B, p.S, 0, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&bare, &spec, &ws) == DAPT_OK);
+    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, NULL, NULL, 0};
+    dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
+    o.d_class_logits = p.R;
+    CU_ASSERT_FATAL(dapt_model_forward(&bare, ws, &b, NULL, NULL) == DAPT_OK);
+    CU_ASSERT(dapt_model_backward_ex(&bare, ws, &o) == DAPT_ERR_ARG);
+    o.d_class_logits = NULL;
+    o.d_mlm_logits = p.R;
+    CU_ASSERT(dapt_model_backward_ex(&bare, ws, &o) == DAPT_ERR_ARG);
+    CU_ASSERT(dapt_model_backward_ex(&bare, ws, NULL) == DAPT_OK);
+    dapt_workspace_free(ws);
+    dapt_model_free(&bare);
+
+    /* Replacing m->params without dapt_model_resolve is refused. */
+    float *old = m->params, *copy = malloc(m->table.total * sizeof(float));
+    memcpy(copy, old, m->table.total * sizeof(float));
+    m->params = copy;
+    dapt_batch full = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10};
+    CU_ASSERT(dapt_model_forward(m, p.ws, &full, NULL, &p.opts) == DAPT_ERR_ARG);
+    CU_ASSERT(strstr(dapt_error_message(), "dapt_model_resolve") != NULL);
+    CU_ASSERT_FATAL(dapt_model_resolve(m) == DAPT_OK);
+    CU_ASSERT(dapt_model_forward(m, p.ws, &full, NULL, &p.opts) == DAPT_OK);
+    const double loss = dapt_ws_loss(p.ws);
+    m->params = old;
+    free(copy);
+    CU_ASSERT_FATAL(dapt_model_resolve(m) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &full, NULL, &p.opts) == DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_ws_loss(p.ws), loss);
+    teardown(&p);
+}
+
 static void test_report(void)
 {
     printf("\n  %d directional derivatives, worst relative error %.3g\n", checked, worst_rel);
@@ -397,4 +612,10 @@ DAPT_TEST_MAIN("model gradients", {"BERT: finite differences, train mode", test_
                {"bad batches refused", test_rejects_bad_batches},
                {"random initialisation", test_init_random},
                {"mask gradients without masks; loss scaling", test_mask_grads_and_scaling},
+               {"BERT: gradients on the logits, finite differences", test_bert_logit_grads},
+               {"RoBERTa: gradients on the logits, finite differences", test_roberta_logit_grads},
+               {"BERT: logit gradients without labels", test_bert_logit_grads_unlabelled},
+               {"RoBERTa: logit gradients without labels", test_roberta_logit_grads_unlabelled},
+               {"input gradients only", test_inputs_only},
+               {"backward options refused; swapped buffers", test_backward_opts_refused},
                {"summary", test_report})
