@@ -94,6 +94,10 @@ typedef struct dapt_model {
 /* Builds the table and allocates params and grads (both zeroed); resolves
  * the tensor pointers (dapt_model_resolve). */
 dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m);
+/* The same with auxiliary tensors (a training objective's, params.h)
+ * appended to the table; the engine never reads them. */
+dapt_status dapt_model_create_aux(const dapt_model_config *mc, const dapt_tensor_spec *aux, size_t naux,
+                                  dapt_model *m);
 /* A tensor-parallel shard: `local` is the rank's parameter table
  * (dapt_shard_table_build in grid.h; copied) and r the units it holds; the
  * shapes of local are checked against r.  Params and grads zeroed; set m->tp
@@ -125,6 +129,10 @@ void dapt_model_shard_ranges(const dapt_model *m, dapt_model_ranges *out);
  * RoBERTa's position embeddings) zero, LayerNorm weight 1 and bias 0, other
  * biases 0. */
 void dapt_model_init_random(dapt_model *m, uint64_t seed);
+/* The same for the tensors with every flag of `flags` only (e.g.
+ * DAPT_TENSOR_AUX: an objective's new tensors on a loaded model), with the
+ * keys dapt_model_init_random would use. */
+void dapt_model_init_random_flags(dapt_model *m, uint64_t seed, unsigned flags);
 
 void dapt_model_zero_grads(dapt_model *m);
 

@@ -121,16 +121,6 @@ typedef struct dapt_micro_batch {
     dapt_workspace *ws;
 } dapt_micro_batch;
 
-/* An auxiliary tensor an objective owns (e.g. a detection head): added to
- * the model's one parameter table, so the optimizer, the gradient
- * all-reduce, checkpoints and model files handle it; replicated on every
- * tensor rank; never exported to Hugging Face. */
-typedef struct dapt_aux_tensor {
-    char name[64];                   /* must start with "aux." */
-    int64_t shape[2];                /* [rows, cols]; cols 0 = a vector */
-    float init_std;                  /* N(0, init_std); 0 = zeros */
-} dapt_aux_tensor;
-
 typedef struct dapt_objective_ops {
     const char *name;
     unsigned flags;
@@ -138,8 +128,18 @@ typedef struct dapt_objective_ops {
     const char *const *columns;      /* extra metrics.csv columns, NULL-terminated (or NULL) */
     const char *const *outputs;      /* files it writes in out_dir or a domain dir, NULL-terminated
                                       * (removed by --force with the run's own files) */
-    /* Aux tensors for a model of config mc (at most DAPT_OBJ_MAX_AUX).  Not collective. */
-    dapt_status (*aux_tensors)(const dapt_config *cfg, const dapt_model_config *mc, dapt_aux_tensor *out, size_t *n);
+    /* Auxiliary tensors it owns (e.g. a detection head) for a model of
+     * config mc: at most DAPT_OBJ_MAX_AUX specs into out, their number in *n.
+     * They join the model's one parameter table (DAPT_TENSOR_AUX, params.h),
+     * so the optimizer, the gradient all-reduce, tensor-parallel sharding
+     * (replicated), checkpoints and model files handle them; export leaves
+     * them out.  The objective finds them with dapt_model_param /
+     * dapt_model_grad and owns their forward and backward.  New tensors are
+     * initialised like the model's (dapt_model_init_random_flags); a model
+     * file that holds them (an earlier domain's) gives their values.  Not
+     * collective. */
+    dapt_status (*aux_tensors)(const dapt_config *cfg, const dapt_model_config *mc, dapt_tensor_spec *out,
+                               size_t *n);
 
     dapt_status (*create)(void **state, const dapt_config *cfg);
     void (*destroy)(void *state);

@@ -53,8 +53,19 @@ dapt_status dapt_model_config_from_run(const dapt_config *cfg, dapt_model_config
 enum dapt_tensor_flags {
     DAPT_TENSOR_NO_DECAY = 1u << 0, /* biases and LayerNorm: no weight decay */
     DAPT_TENSOR_LAYERNORM = 1u << 1,
-    DAPT_TENSOR_EMBEDDING = 1u << 2
+    DAPT_TENSOR_EMBEDDING = 1u << 2,
+    DAPT_TENSOR_AUX = 1u << 3 /* owned by a training objective ("aux.*"): replicated under
+                               * tensor parallelism, kept in checkpoints and model files,
+                               * never exported to Hugging Face */
 };
+
+/* An auxiliary tensor an objective asks for (objective.h): [rows, cols], a
+ * vector when cols is 0.  Random initialisation treats it like the model's
+ * own tensors (matrices N(0, initializer_range), vectors 0). */
+typedef struct dapt_tensor_spec {
+    char name[64]; /* must start with "aux." */
+    int64_t rows, cols;
+} dapt_tensor_spec;
 
 typedef struct dapt_tensor {
     char name[64];
@@ -75,6 +86,10 @@ typedef struct dapt_param_table {
  * layers, pooler, MLM head, classifier. */
 dapt_status dapt_param_table_build(const dapt_model_config *mc, dapt_param_table *table);
 void dapt_param_table_free(dapt_param_table *table);
+/* Appends auxiliary tensors (flag DAPT_TENSOR_AUX, vectors also NO_DECAY)
+ * after the model's own; refuses a name without the "aux." prefix, a
+ * duplicate or a non-positive size. */
+dapt_status dapt_param_table_add_aux(dapt_param_table *table, const dapt_tensor_spec *aux, size_t n);
 
 /* The tensor called name, or NULL. */
 const dapt_tensor *dapt_param_find(const dapt_param_table *table, const char *name);

@@ -194,9 +194,11 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
 /* Loads a model file as a classifier for n_labels classes: every tensor the
  * file has is kept except an existing classifier; the head (and a BERT
  * pooler the file lacks) is freshly initialised as dapt_model_init_random
- * does with seed; the MLM head is dropped.  *meta receives the file's
- * tokenizer files and names.  Collective over comm. */
+ * does with seed; the MLM head is dropped; auxiliary tensors aux[0..naux)
+ * (a fine-tuning objective's) are added, from the file when it holds them,
+ * else initialised the same way.  *meta receives the file's tokenizer files
+ * and names.  Collective over comm. */
 dapt_status dapt_task_load_classifier(MPI_Comm comm, const char *path, int64_t n_labels, uint64_t seed,
-                                      dapt_model *m, dapt_model_meta *meta);
+                                      const dapt_tensor_spec *aux, size_t naux, dapt_model *m, dapt_model_meta *meta);
 
 #endif

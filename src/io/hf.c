@@ -685,19 +685,22 @@ dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *
     DAPT_TRY(dapt_calloc((void **)&entries, table->count, sizeof *entries, "safetensors entries"));
     DAPT_TRY(dapt_calloc((void **)&names, table->count, sizeof *names, "tensor names"));
     const char *prefix = mc->has_mlm_head || mc->num_labels > 0 ? arch_prefix(mc->arch) : "";
+    size_t ne = 0;
     for (size_t i = 0; i < table->count; i++) {
         const dapt_tensor *t = &table->tensors[i];
-        DAPT_TRY(dapt_hf_tensor_name(mc->arch, prefix, t->name, names[i], sizeof names[i]));
-        entries[i].name = names[i];
-        entries[i].dtype = DAPT_ST_F32;
-        entries[i].ndim = t->ndim;
-        entries[i].shape[0] = t->shape[0];
-        entries[i].shape[1] = t->shape[1];
-        entries[i].data = params + t->offset;
+        if (t->flags & DAPT_TENSOR_AUX) continue; /* an objective's, not the model's */
+        DAPT_TRY(dapt_hf_tensor_name(mc->arch, prefix, t->name, names[ne], sizeof names[ne]));
+        entries[ne].name = names[ne];
+        entries[ne].dtype = DAPT_ST_F32;
+        entries[ne].ndim = t->ndim;
+        entries[ne].shape[0] = t->shape[0];
+        entries[ne].shape[1] = t->shape[1];
+        entries[ne].data = params + t->offset;
+        ne++;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     const char *const meta_pairs[] = {"format", "pt"};
-    DAPT_TRY(dapt_st_write(path, entries, table->count, meta_pairs, 1, 1));
+    DAPT_TRY(dapt_st_write(path, entries, ne, meta_pairs, 1, 1));
     for (size_t i = 0; meta && i < meta->ntokenizer; i++) {
         snprintf(path, sizeof path, "%s/%s", tmp, meta->tokenizer[i].name);
         DAPT_TRY(dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1));

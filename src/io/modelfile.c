@@ -237,6 +237,8 @@ typedef struct param_check {
 static dapt_status known_param(const char *name, void *user)
 {
     param_check *c = user;
+    /* An objective's auxiliary tensors: read when the table has them. */
+    if (!strncmp(name, "aux.", 4)) return DAPT_OK;
     if (!dapt_param_find(c->table, name))
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: params/%s is not a tensor of this model's configuration", c->f->path,
                           name);
@@ -265,6 +267,30 @@ dapt_status dapt_modelfile_get_params(const dapt_h5file *f, const dapt_param_tab
     return DAPT_OK;
 }
 
+/* The file's auxiliary tensors (params/aux.*), appended to the table. */
+typedef struct aux_scan {
+    const dapt_h5file *f;
+    dapt_param_table *table;
+} aux_scan;
+
+static dapt_status add_aux_param(const char *name, void *user)
+{
+    aux_scan *a = user;
+    if (strncmp(name, "aux.", 4)) return DAPT_OK;
+    char obj[128];
+    snprintf(obj, sizeof obj, "params/%s", name);
+    int nd = 0;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    DAPT_CHECK(dapt_h5_info(a->f, obj, &nd, dims, NULL));
+    if (nd != 1 && nd != 2) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s has %d dimensions", a->f->path, obj, nd);
+    dapt_tensor_spec spec;
+    memset(&spec, 0, sizeof spec);
+    snprintf(spec.name, sizeof spec.name, "%s", name);
+    spec.rows = dims[0];
+    spec.cols = nd == 2 ? dims[1] : 0;
+    return dapt_param_table_add_aux(a->table, &spec, 1);
+}
+
 dapt_status dapt_modelfile_load(MPI_Comm comm, const char *path, dapt_model_config *mc, dapt_param_table *table,
                                 float **params, dapt_model_meta *meta)
 {
@@ -275,6 +301,8 @@ dapt_status dapt_modelfile_load(MPI_Comm comm, const char *path, dapt_model_conf
     dapt_status st = DAPT_OK;
     DAPT_TRY(dapt_modelfile_get_config(&f, mc, meta));
     DAPT_TRY(dapt_param_table_build(mc, table));
+    aux_scan scan = {&f, table};
+    DAPT_TRY(dapt_h5_list(&f, "params", add_aux_param, &scan));
     DAPT_TRY(dapt_alloc((void **)params, table->total * sizeof **params, "model parameters"));
     DAPT_TRY(dapt_modelfile_get_params(&f, table, *params));
 cleanup:

@@ -117,9 +117,20 @@ static dapt_status alloc_buffers(dapt_model *m)
 
 dapt_status dapt_model_create(const dapt_model_config *mc, dapt_model *m)
 {
+    return dapt_model_create_aux(mc, NULL, 0, m);
+}
+
+dapt_status dapt_model_create_aux(const dapt_model_config *mc, const dapt_tensor_spec *aux, size_t naux,
+                                  dapt_model *m)
+{
     memset(m, 0, sizeof *m);
     m->config = *mc;
     DAPT_CHECK(dapt_param_table_build(mc, &m->table));
+    dapt_status st = dapt_param_table_add_aux(&m->table, aux, naux);
+    if (st != DAPT_OK) {
+        dapt_param_table_free(&m->table);
+        return st;
+    }
     m->ranges = (dapt_model_ranges){0, 1, 0, mc->heads, 0, mc->intermediate, 0, mc->vocab_size, mc->vocab_size};
     return alloc_buffers(m);
 }
@@ -156,8 +167,13 @@ dapt_status dapt_model_create_shard(const dapt_model_config *mc, const dapt_para
                         (long long)r->head_begin, (long long)r->head_count, (long long)r->ffn_begin,
                         (long long)r->ffn_count, (long long)r->vocab_begin, (long long)r->vocab_real,
                         (long long)mc->heads, (long long)mc->intermediate, (long long)mc->vocab_size);
-    if (st == DAPT_OK && local->count != global.count)
+    if (st == DAPT_OK && local->count < global.count)
         st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: %zu tensors, the model has %zu", local->count, global.count);
+    /* Beyond the model's own: auxiliary tensors, replicated (whole). */
+    for (size_t k = global.count; st == DAPT_OK && k < local->count; k++)
+        if (!(local->tensors[k].flags & DAPT_TENSOR_AUX) || local->tensors[k].offset + local->tensors[k].numel > local->total)
+            st = DAPT_ERROR(DAPT_ERR_ARG, "model shard: tensor %zu (%s) is not one of the model's", k,
+                            local->tensors[k].name);
     for (size_t k = 0; st == DAPT_OK && k < global.count; k++) {
         const dapt_tensor *g = &global.tensors[k], *l = &local->tensors[k];
         int64_t want[2] = {g->shape[0], g->shape[1]};
@@ -213,13 +229,16 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-void dapt_model_init_random(dapt_model *m, uint64_t seed)
+void dapt_model_init_random(dapt_model *m, uint64_t seed) { dapt_model_init_random_flags(m, seed, 0); }
+
+void dapt_model_init_random_flags(dapt_model *m, uint64_t seed, unsigned flags)
 {
     const dapt_model_config *mc = &m->config;
     const dapt_rng rng = dapt_rng_make(seed, DAPT_RNG_INIT, 0);
     const float std = (float)mc->initializer_range;
     for (size_t ti = 0; ti < m->table.count; ti++) {
         const dapt_tensor *t = &m->table.tensors[ti];
+        if ((t->flags & flags) != flags) continue;
         float *w = m->params + t->offset;
         if (t->flags & DAPT_TENSOR_LAYERNORM) {
             float v = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
@@ -231,6 +250,7 @@ void dapt_model_init_random(dapt_model *m, uint64_t seed)
             for (size_t e = 0; e < t->numel; e++) w[e] = std * dapt_rng_normal(&rng, ti, e);
         }
     }
+    if (flags != 0) return; /* the padding rows below belong to the model's own tensors */
     /* nn.Embedding(padding_idx=pad) starts with a zero padding row. */
     const size_t H = (size_t)mc->hidden;
     const int64_t pad = mc->pad_token_id - m->ranges.vocab_begin;

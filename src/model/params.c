@@ -151,6 +151,24 @@ dapt_status dapt_param_table_build(const dapt_model_config *mc, dapt_param_table
     return b.status;
 }
 
+dapt_status dapt_param_table_add_aux(dapt_param_table *table, const dapt_tensor_spec *aux, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const dapt_tensor_spec *a = &aux[i];
+        if (strncmp(a->name, "aux.", 4) || !a->name[4])
+            return DAPT_ERROR(DAPT_ERR_ARG, "auxiliary tensor '%s': names start with \"aux.\"", a->name);
+        if (a->rows <= 0 || a->cols < 0)
+            return DAPT_ERROR(DAPT_ERR_ARG, "auxiliary tensor %s: shape [%lld, %lld]", a->name, (long long)a->rows,
+                              (long long)a->cols);
+        if (dapt_param_find(table, a->name))
+            return DAPT_ERROR(DAPT_ERR_ARG, "auxiliary tensor %s: the name is taken", a->name);
+        table_builder b = {table, table->count, DAPT_OK};
+        add(&b, DAPT_TENSOR_AUX | (a->cols > 0 ? 0u : (unsigned)DAPT_TENSOR_NO_DECAY), a->rows, a->cols, "%s", a->name);
+        DAPT_CHECK(b.status);
+    }
+    return DAPT_OK;
+}
+
 void dapt_param_table_free(dapt_param_table *table)
 {
     free(table->tensors);

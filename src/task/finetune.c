@@ -17,8 +17,8 @@
 
 /* ---- the starting model ---------------------------------------------------- */
 
-dapt_status dapt_task_load_classifier(MPI_Comm comm, const char *path, int64_t n_labels, uint64_t seed, dapt_model *m,
-                                      dapt_model_meta *meta)
+dapt_status dapt_task_load_classifier(MPI_Comm comm, const char *path, int64_t n_labels, uint64_t seed,
+                                      const dapt_tensor_spec *aux, size_t naux, dapt_model *m, dapt_model_meta *meta)
 {
     dapt_model_config fmc, mc;
     dapt_param_table ftable;
@@ -30,13 +30,14 @@ dapt_status dapt_task_load_classifier(MPI_Comm comm, const char *path, int64_t n
     mc.has_mlm_head = 0;
     /* BERT classifies the pooled [CLS]; RoBERTa's head reads <s> itself. */
     mc.has_pooler = mc.arch == DAPT_ARCH_BERT;
-    dapt_status st = dapt_model_create(&mc, m);
+    dapt_status st = dapt_model_create_aux(&mc, aux, naux, m);
     if (st == DAPT_OK) {
         dapt_model_init_random(m, seed);
         int fresh_pooler = 0;
         for (size_t i = 0; i < m->table.count && st == DAPT_OK; i++) {
             const dapt_tensor *t = &m->table.tensors[i];
             if (!strncmp(t->name, "cls.", 4)) continue; /* always a fresh head */
+            if ((t->flags & DAPT_TENSOR_AUX) && !dapt_param_find(&ftable, t->name)) continue;
             const dapt_tensor *src = dapt_param_find(&ftable, t->name);
             if (!src && !strncmp(t->name, "pooler.", 7)) {
                 fresh_pooler = 1;
@@ -113,6 +114,16 @@ static dapt_status prepare_output(ft *r, int force)
     return DAPT_OK;
 }
 
+/* The architecture in a model file (for the objective's auxiliary tensors). */
+static dapt_status peek_config(MPI_Comm comm, const char *path, dapt_model_config *mc)
+{
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_open(comm, path, &f));
+    dapt_status st = dapt_modelfile_get_config(&f, mc, NULL);
+    dapt_h5_close(&f);
+    return st;
+}
+
 /* What the objective sees of the run: one "domain", the task. */
 static void fill_ctx(ft *r)
 {
@@ -149,8 +160,16 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     r->have_dev = cfg->finetune.dev_split[0] != '\0';
     if (r->have_dev) DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_split_read(&r->task, cfg->finetune.dev_split, &r->dev)));
 
-    DAPT_CHECK(dapt_task_load_classifier(r->comm, cfg->model.path, r->task.n_labels, (uint64_t)cfg->run.seed, &r->model,
-                                         &r->meta));
+    dapt_tensor_spec aux[DAPT_OBJ_MAX_AUX];
+    size_t naux = 0;
+    if (ops->aux_tensors) {
+        dapt_model_config fmc;
+        DAPT_CHECK(peek_config(r->comm, cfg->model.path, &fmc));
+        fmc.num_labels = r->task.n_labels;
+        DAPT_CHECK(ops->aux_tensors(cfg, &fmc, aux, &naux));
+    }
+    DAPT_CHECK(dapt_task_load_classifier(r->comm, cfg->model.path, r->task.n_labels, (uint64_t)cfg->run.seed, aux, naux,
+                                         &r->model, &r->meta));
     r->have_model = 1;
     const dapt_model_config *mc = &r->model.config;
     if (r->task.vocab_size > mc->vocab_size)

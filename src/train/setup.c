@@ -108,6 +108,18 @@ static dapt_status setup_tokenizer(train_run *r, int64_t *vocab)
     return st;
 }
 
+/* The objective's auxiliary tensors for a model of config mc. */
+static dapt_status aux_specs(train_run *r, const dapt_model_config *mc)
+{
+    r->naux = 0;
+    if (!r->obj->ops->aux_tensors) return DAPT_OK;
+    DAPT_CHECK(r->obj->ops->aux_tensors(r->cfg, mc, r->aux, &r->naux));
+    if (r->naux > DAPT_OBJ_MAX_AUX)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "objective %s asks for %zu auxiliary tensors (at most %d)",
+                          r->obj->ops->name, r->naux, DAPT_OBJ_MAX_AUX);
+    return DAPT_OK;
+}
+
 /* The starting model: model.path (a model file or a checkpoint), else
  * random initialisation from [model].  Collective over the world. */
 static dapt_status setup_model(train_run *r, dapt_model_config *mc, int32_t pad)
@@ -118,7 +130,8 @@ static dapt_status setup_model(train_run *r, dapt_model_config *mc, int32_t pad)
         if (pad >= 0) mc->pad_token_id = pad;
         snprintf(r->meta.hf_architecture, sizeof r->meta.hf_architecture, "%s",
                  mc->arch == DAPT_ARCH_ROBERTA ? "RobertaForMaskedLM" : "BertForMaskedLM");
-        DAPT_CHECK(dapt_model_create(mc, &r->model));
+        DAPT_CHECK(aux_specs(r, mc));
+        DAPT_CHECK(dapt_model_create_aux(mc, r->aux, r->naux, &r->model));
         r->have_model = 1;
         dapt_model_init_random(&r->model, (uint64_t)cfg->run.seed);
         return DAPT_OK;
@@ -136,12 +149,16 @@ static dapt_status setup_model(train_run *r, dapt_model_config *mc, int32_t pad)
         st = DAPT_ERROR(DAPT_ERR_CONFIG, "model.path %s has no MLM head, so MLM post-training cannot start from it",
                         cfg->model.path);
     mc->num_labels = 0; /* a classification head plays no part in MLM */
-    if (st == DAPT_OK) st = dapt_model_create(mc, &r->model);
+    if (st == DAPT_OK) st = aux_specs(r, mc);
+    if (st == DAPT_OK) st = dapt_model_create_aux(mc, r->aux, r->naux, &r->model);
     if (st == DAPT_OK) {
         r->have_model = 1;
+        /* The objective's tensors the file does not hold start as a fresh model's would. */
+        dapt_model_init_random_flags(&r->model, (uint64_t)cfg->run.seed, DAPT_TENSOR_AUX);
         for (size_t i = 0; i < r->model.table.count; i++) {
             const dapt_tensor *t = &r->model.table.tensors[i];
             const dapt_tensor *src = dapt_param_find(&table, t->name);
+            if (!src && (t->flags & DAPT_TENSOR_AUX)) continue;
             if (!src || src->numel != t->numel) {
                 st = DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: tensor %s missing after loading", cfg->model.path, t->name);
                 break;

@@ -38,6 +38,8 @@ typedef struct train_run {
     float *exp_avg, *exp_avg_sq;
     dapt_objective_ctx ctx;
     dapt_domain_info domain;
+    dapt_tensor_spec aux[DAPT_OBJ_MAX_AUX]; /* the objective's auxiliary tensors */
+    size_t naux;
     int64_t B, L, accum, local_begin, local_count, micro_max;
     int32_t *clean, *ids, *att, *labels;
     int64_t *seq_idx;

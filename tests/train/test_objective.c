@@ -23,6 +23,32 @@ static struct {
     int create, destroy, begin, end, resume, release, prepare, steps, after, save, load;
 } calls;
 
+/* An auxiliary tensor the objective owns, pulled towards 0 by a penalty
+ * 0.5 * sum w^2 (gradient w): it must be optimised, all-reduced,
+ * checkpointed and resumed like the model's own tensors. */
+#define PROBE_AUX "aux.probe.w"
+
+static dapt_status probe_aux(const dapt_config *cfg, const dapt_model_config *mc, dapt_tensor_spec *out, size_t *n)
+{
+    (void)cfg;
+    (void)mc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, PROBE_AUX);
+    out->rows = 2;
+    out->cols = 3;
+    *n = 1;
+    return DAPT_OK;
+}
+
+static double aux_sumsq(const dapt_model *m)
+{
+    const dapt_tensor *t = dapt_param_find(&m->table, PROBE_AUX);
+    const float *w = dapt_model_param(m, PROBE_AUX);
+    double s = 0;
+    for (size_t i = 0; t && w && i < t->numel; i++) s += (double)w[i] * w[i];
+    return s;
+}
+
 typedef struct probe_state {
     double selected; /* positions this rank's prepare corrupted in the step */
     int64_t updates; /* optimizer updates seen (checkpointed) */
@@ -99,6 +125,23 @@ static dapt_status probe_micro_step(void *state, dapt_objective_ctx *ctx, const 
     return dapt_objective_mlm_term(ctx, mb, NULL, loss);
 }
 
+/* The penalty once per step on every rank: each adds its 1/size share of
+ * the loss and of the gradient, so the all-reduced gradient is w. */
+static dapt_status probe_step_end(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                                  double *loss)
+{
+    (void)state;
+    (void)mbs;
+    (void)count;
+    const dapt_tensor *t = dapt_param_find(&ctx->model->table, PROBE_AUX);
+    if (!t || !(t->flags & DAPT_TENSOR_AUX)) return DAPT_ERROR(DAPT_ERR_INTERNAL, "probe: no auxiliary tensor");
+    const float *w = dapt_model_param(ctx->model, PROBE_AUX);
+    float *g = dapt_model_grad(ctx->model, PROBE_AUX);
+    for (size_t i = 0; i < t->numel; i++) g[i] += w[i] / (float)ctx->data_size;
+    *loss += 0.5 * aux_sumsq(ctx->model) / ctx->data_size;
+    return DAPT_OK;
+}
+
 static dapt_status probe_after_update(void *state, dapt_objective_ctx *ctx)
 {
     (void)ctx;
@@ -115,6 +158,7 @@ static dapt_status probe_metrics(void *state, const dapt_objective_ctx *ctx, dou
     local[0] = s->selected;
     local[1] = ctx->denominators[0] / ctx->data_size;
     local[2] = (double)s->updates / ctx->data_size;
+    local[3] = aux_sumsq(ctx->model) / ctx->data_size;
     return DAPT_OK;
 }
 
@@ -135,15 +179,17 @@ static dapt_status probe_load(void *state, dapt_objective_ctx *ctx, const dapt_h
     return DAPT_OK;
 }
 
-static const char *const probe_columns[] = {"probe_selected", "probe_denominator", "probe_updates", NULL};
+static const char *const probe_columns[] = {"probe_selected", "probe_denominator", "probe_updates", "probe_aux_sumsq",
+                                            NULL};
 static const char *const probe_outputs[] = {"probe.txt", NULL};
 
 static const dapt_objective_ops probe_ops = {
     .name = "probe",
-    .flags = DAPT_OBJ_TRAIN,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
     .n_denominators = 1,
     .columns = probe_columns,
     .outputs = probe_outputs,
+    .aux_tensors = probe_aux,
     .create = probe_create,
     .destroy = probe_destroy,
     .begin_domain = probe_begin,
@@ -151,11 +197,15 @@ static const dapt_objective_ops probe_ops = {
     .release = probe_release,
     .prepare = probe_prepare,
     .micro_step = probe_micro_step,
+    .step_end = probe_step_end,
     .after_update = probe_after_update,
     .metrics = probe_metrics,
     .save = probe_save,
     .load = probe_load,
 };
+
+/* The same objective without the tensor-parallel flag. */
+static dapt_objective_ops probe_dp_ops;
 
 /* ---- the run ------------------------------------------------------------------ */
 
@@ -180,6 +230,12 @@ static void make_work(void)
     snprintf(path, sizeof path, "%s/corpus.h5", work);
     CU_ASSERT_FATAL(fixture_write_corpus(MPI_COMM_WORLD, path, 300, 7) == DAPT_OK);
     if (dapt_objective_find("probe", DAPT_OBJ_TRAIN) == NULL) CU_ASSERT(dapt_objective_register(&probe_ops) == DAPT_OK);
+    if (dapt_objective_find("probe_dp", DAPT_OBJ_TRAIN) == NULL) {
+        probe_dp_ops = probe_ops;
+        probe_dp_ops.name = "probe_dp";
+        probe_dp_ops.flags = DAPT_OBJ_TRAIN;
+        CU_ASSERT(dapt_objective_register(&probe_dp_ops) == DAPT_OK);
+    }
 }
 
 static void config(dapt_config *cfg, const char *out, int64_t steps)
@@ -257,19 +313,31 @@ static void test_plugin_trains(void)
     int n = read_rows("a", rows, 16, header, sizeof header);
     CU_ASSERT_EQUAL_FATAL(n, 4);
     CU_ASSERT_STRING_EQUAL(header, "step,loss,lr,grad_norm,tokens_per_s,eval_loss,eval_ppl,probe_selected,"
-                                   "probe_denominator,probe_updates\n");
+                                   "probe_denominator,probe_updates,probe_aux_sumsq\n");
+    double first_sumsq = 0, last_sumsq = 0;
     for (int i = 0; i < n; i++) {
         long long step;
         double v[9] = {0};
-        /* step,loss,lr,grad,tok,,,(3 columns) */
-        CU_ASSERT_EQUAL(sscanf(rows[i], "%lld,%lf,%lf,%lf,%lf,,,%lf,%lf,%lf", &step, &v[0], &v[1], &v[2], &v[3], &v[4],
-                               &v[5], &v[6]),
-                        8);
+        /* step,loss,lr,grad,tok,,,(4 columns) */
+        CU_ASSERT_EQUAL(sscanf(rows[i], "%lld,%lf,%lf,%lf,%lf,,,%lf,%lf,%lf,%lf", &step, &v[0], &v[1], &v[2], &v[3],
+                               &v[4], &v[5], &v[6], &v[7]),
+                        9);
         CU_ASSERT_EQUAL(step, i + 1);
         CU_ASSERT(v[4] > 0);
         CU_ASSERT_DOUBLE_EQUAL(v[4], v[5], 1e-9); /* the loop's global denominator = sum of prepare's */
         CU_ASSERT_DOUBLE_EQUAL(v[6], i + 1, 1e-9);
+        if (i == 0) first_sumsq = v[7];
+        last_sumsq = v[7];
     }
+    /* The auxiliary tensor started random and AdamW moved it towards 0. */
+    CU_ASSERT(first_sumsq > 1e-6);
+    CU_ASSERT(last_sumsq < first_sumsq);
+    /* It is in the checkpoint with the model's tensors. */
+    dapt_h5file f;
+    snprintf(path, sizeof path, "%s/a/checkpoints/step-00000004.h5", work);
+    CU_ASSERT_FATAL(dapt_h5_open(MPI_COMM_SELF, path, &f) == DAPT_OK);
+    CU_ASSERT(dapt_h5_exists(&f, "params/" PROBE_AUX));
+    dapt_h5_close(&f);
     snprintf(path, sizeof path, "%s/a/probe.txt", work);
     CU_ASSERT(access(path, R_OK) == 0);
 }
@@ -337,16 +405,46 @@ static void test_plugin_tensor_refused(void)
     make_work();
     dapt_config cfg;
     config(&cfg, "c", 1);
+    snprintf(cfg.train.method, sizeof cfg.train.method, "probe_dp");
     cfg.parallel.tensor = 2;
     dapt_train_opts opts = {0, 0};
     dapt_train_result res;
     CU_ASSERT_EQUAL(dapt_train_run(&cfg, &opts, &res), DAPT_ERR_UNSUPPORTED);
-    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "not probe"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "not probe_dp"));
     dapt_error_clear();
+}
+
+/* On a 1 x 2 grid the auxiliary tensor is replicated on both tensor ranks
+ * and ends where the 1 x 1 run's did. */
+static void test_plugin_tensor_parallel(void)
+{
+    int size = 1, rank = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (size != 2) return;
+    make_work();
+    dapt_config cfg;
+    config(&cfg, "tp", 4);
+    cfg.parallel.tensor = 2;
+    dapt_train_opts opts = {0, 0};
+    dapt_train_result res;
+    dapt_status st = dapt_train_run(&cfg, &opts, &res);
+    if (st != DAPT_OK) fprintf(stderr, "%s\n", dapt_error_message());
+    CU_ASSERT_FATAL(st == DAPT_OK);
+    if (rank != 0) return;
+    char a[16][512], t[16][512], ha[512], ht[512];
+    CU_ASSERT_EQUAL_FATAL(read_rows("b", a, 16, ha, sizeof ha), 4); /* the 1 x 1 run of the same configuration */
+    CU_ASSERT_EQUAL_FATAL(read_rows("tp", t, 16, ht, sizeof ht), 4);
+    for (int i = 0; i < 4; i++) {
+        const char *ca = strrchr(a[i], ','), *ct = strrchr(t[i], ',');
+        const double x = atof(ca + 1), y = atof(ct + 1);
+        CU_ASSERT(fabs(x - y) <= 1e-5 * fabs(x));
+    }
 }
 
 DAPT_TEST_MAIN("objective", {"registry finds by name and flags", test_registry},
                {"a registered objective trains through dapt train", test_plugin_trains},
                {"a registered objective resumes bit for bit", test_plugin_resumes},
                {"--force replaces the objective's outputs", test_plugin_outputs_forced},
-               {"tensor parallelism needs the objective's flag", test_plugin_tensor_refused})
+               {"tensor parallelism needs the objective's flag", test_plugin_tensor_refused},
+               {"auxiliary tensors are replicated under tensor parallelism", test_plugin_tensor_parallel})
