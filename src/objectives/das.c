@@ -200,40 +200,16 @@ static dapt_status das_metrics(void *state, const dapt_objective_ctx *ctx, doubl
 static const char *const das_columns[] = {"mlm_loss", "contrast_loss", NULL};
 static const char *const das_outputs[] = {"importance.h5", "representations.h5", NULL};
 
-const dapt_objective_ops dapt_objective_das = {
-    .name = "das",
-    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
-    .n_denominators = 1,
-    .columns = das_columns,
-    .outputs = das_outputs,
-    .create = das_create,
-    .destroy = das_destroy,
-    .begin_domain = das_begin_domain,
-    .resume_domain = das_resume_domain,
-    .end_domain = das_end_domain,
-    .release = das_release,
-    .prepare = dapt_objective_mlm_prepare,
-    .micro_step = das_micro_step,
-    .step_end = das_step_end,
-    .transform_grads = das_transform,
-    .metrics = das_metrics,
-};
+/* DGA and DAS share every hook; they differ in the units they mask (create)
+ * and in where each domain starts (DGA: from the base model). */
+#define DAS_OPS(NAME, FLAGS, CREATE)                                                                              \
+    {                                                                                                             \
+        .name = NAME, .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | (FLAGS), .n_denominators = 1,           \
+        .columns = das_columns, .outputs = das_outputs, .create = CREATE, .destroy = das_destroy,                 \
+        .begin_domain = das_begin_domain, .resume_domain = das_resume_domain, .end_domain = das_end_domain,      \
+        .release = das_release, .prepare = dapt_objective_mlm_prepare, .micro_step = das_micro_step,             \
+        .step_end = das_step_end, .transform_grads = das_transform, .metrics = das_metrics,                      \
+    }
 
-const dapt_objective_ops dapt_objective_dga = {
-    .name = "dga",
-    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_FROM_BASE,
-    .n_denominators = 1,
-    .columns = das_columns,
-    .outputs = das_outputs,
-    .create = dga_create,
-    .destroy = das_destroy,
-    .begin_domain = das_begin_domain,
-    .resume_domain = das_resume_domain,
-    .end_domain = das_end_domain,
-    .release = das_release,
-    .prepare = dapt_objective_mlm_prepare,
-    .micro_step = das_micro_step,
-    .step_end = das_step_end,
-    .transform_grads = das_transform,
-    .metrics = das_metrics,
-};
+const dapt_objective_ops dapt_objective_das = DAS_OPS("das", 0, das_create);
+const dapt_objective_ops dapt_objective_dga = DAS_OPS("dga", DAPT_OBJ_FROM_BASE, dga_create);
