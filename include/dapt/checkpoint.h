@@ -121,6 +121,16 @@ dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const 
                                           dapt_ckpt_state *st, dapt_ckpt_load_fn load, void *load_ctx,
                                           char *path, size_t path_len);
 
+/* Another flat buffer laid out like the parameters (lay), e.g. an
+ * objective's teacher copy, into / out of an open checkpoint file as
+ * group/<tensor> at global shape, each dataset with its CRC-32 (verified on
+ * reading).  For an objective's save / load hooks (dapt_objective_save_params
+ * in objective.h).  Collective over comm, the file's communicator. */
+dapt_status dapt_checkpoint_put_buffer(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *group,
+                                       const float *buf);
+dapt_status dapt_checkpoint_get_buffer(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
+                                       const char *group, float *buf);
+
 /* Bytes of the largest buffer the checkpoint functions allocated in this
  * process so far (checksum pieces; never a tensor): lets tests check that
  * no global-size buffer is gathered.  Not collective. */

@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "dapt/batches.h"
+#include "dapt/checkpoint.h"
 #include "dapt/config.h"
 #include "dapt/h5io.h"
 #include "dapt/mlm.h"
@@ -101,6 +102,10 @@ typedef struct dapt_objective_ctx {
     int64_t seq_len;               /* train: data.seq_len */
     int64_t micro_max;             /* rows of the largest micro-batch */
     const dapt_domain_info *domain;
+    /* How the parameters sit in a checkpoint (valid in save / load): for
+     * buffers laid out like them (dapt_objective_save_params). */
+    const dapt_ckpt_layout *ckpt_layout;
+    MPI_Comm ckpt_comm;
 } dapt_objective_ctx;
 
 /* This rank's rows of a global batch, before the objective corrupts them.
@@ -221,5 +226,15 @@ dapt_run_opts dapt_objective_train_opts(const dapt_objective_ctx *ctx);
  * das share.  Collective over the tensor group. */
 dapt_status dapt_objective_mlm_term(dapt_objective_ctx *ctx, const dapt_micro_batch *mb, const dapt_unit_masks *masks,
                                     double *loss);
+
+/* A flat buffer laid out like ctx->model->params (e.g. a teacher copy)
+ * into / out of the checkpoint being written / read, as group/<tensor> at
+ * global shape with CRC-32s, under any layout (tensor parallelism
+ * included), so it resumes on another layout like the parameters do.  Only
+ * inside the save / load hooks.  Collective over ctx->ckpt_comm. */
+dapt_status dapt_objective_save_params(const dapt_objective_ctx *ctx, dapt_h5file *f, const char *group,
+                                       const float *buf);
+dapt_status dapt_objective_load_params(const dapt_objective_ctx *ctx, const dapt_h5file *f, const char *group,
+                                       float *buf);
 
 #endif

@@ -96,3 +96,17 @@ dapt_status dapt_objective_mlm_term(dapt_objective_ctx *ctx, const dapt_micro_ba
     *loss += dapt_ws_mlm_loss(mb->ws, NULL);
     return dapt_model_backward(ctx->model, mb->ws, 1.0, NULL, NULL);
 }
+
+dapt_status dapt_objective_save_params(const dapt_objective_ctx *ctx, dapt_h5file *f, const char *group,
+                                       const float *buf)
+{
+    if (!ctx->ckpt_layout) return DAPT_ERROR(DAPT_ERR_INTERNAL, "objective: parameters saved outside a checkpoint");
+    return dapt_checkpoint_put_buffer(f, ctx->ckpt_comm, ctx->ckpt_layout, group, buf);
+}
+
+dapt_status dapt_objective_load_params(const dapt_objective_ctx *ctx, const dapt_h5file *f, const char *group,
+                                       float *buf)
+{
+    if (!ctx->ckpt_layout) return DAPT_ERROR(DAPT_ERR_INTERNAL, "objective: parameters loaded outside a checkpoint");
+    return dapt_checkpoint_get_buffer(f, ctx->ckpt_comm, ctx->ckpt_layout, group, buf);
+}

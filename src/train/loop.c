@@ -20,17 +20,22 @@ void train_clear_stop(void) { stop_requested = 0; }
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
-static dapt_status obj_save(void *ctx, dapt_h5file *f)
+static dapt_ckpt_layout tp_ckpt_layout(const train_run *r);
+
+/* The objective sees how the parameters are laid out while it saves or
+ * loads, so buffers shaped like them go in at global shape too. */
+static dapt_status obj_state(train_run *r, dapt_h5file *wf, const dapt_h5file *rf)
 {
-    train_run *r = ctx;
-    return r->obj->ops->save(r->obj->state, &r->ctx, f);
+    const dapt_ckpt_layout lay = r->have_tpl ? tp_ckpt_layout(r) : dapt_ckpt_layout_whole(r->comm, &r->model.table);
+    r->ctx.ckpt_layout = &lay;
+    r->ctx.ckpt_comm = r->have_tpl ? r->grid.world : r->comm;
+    dapt_status st = wf ? r->obj->ops->save(r->obj->state, &r->ctx, wf) : r->obj->ops->load(r->obj->state, &r->ctx, rf);
+    r->ctx.ckpt_layout = NULL;
+    return st;
 }
 
-static dapt_status obj_load(void *ctx, const dapt_h5file *f)
-{
-    train_run *r = ctx;
-    return r->obj->ops->load(r->obj->state, &r->ctx, f);
-}
+static dapt_status obj_save(void *ctx, dapt_h5file *f) { return obj_state(ctx, f, NULL); }
+static dapt_status obj_load(void *ctx, const dapt_h5file *f) { return obj_state(ctx, NULL, f); }
 
 /* Tensor parallelism: every rank writes (and on resume reads) only its own
  * hyperslabs of the global-shape datasets, so the file is the same as a

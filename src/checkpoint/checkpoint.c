@@ -137,7 +137,7 @@ static void owned_rows(const dapt_ckpt_layout *lay, const dapt_shard *s, int64_t
 }
 
 /* CRC-32s of contiguous pieces of datasets: 4 words per piece (dataset
- * id = 3 * tensor + group, element offset in the global tensor, element
+ * id = nb * tensor + buffer, element offset in the global tensor, element
  * count, CRC). */
 typedef struct crc_pieces {
     uint64_t *v;
@@ -185,7 +185,8 @@ static int cmp_piece(const void *x, const void *y)
 /* Rank 0 gathers every rank's pieces, checks that they tile each dataset
  * exactly and combines them in global order (crc32_combine) into crc[id];
  * the result is broadcast.  Collective over comm. */
-static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_param_table *g, int64_t *crc)
+static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_param_table *g, const char *const *names,
+                                size_t nb, int64_t *crc)
 {
     int rank, size;
     DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(comm, &rank)));
@@ -221,8 +222,8 @@ static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_p
         qsort(all, n, 4 * sizeof *all, cmp_piece);
         size_t i = 0;
         for (size_t k = 0; st == DAPT_OK && k < g->count; k++)
-            for (uint64_t w = 0; st == DAPT_OK && w < 3; w++) {
-                const uint64_t id = 3 * k + w;
+            for (uint64_t w = 0; st == DAPT_OK && w < nb; w++) {
+                const uint64_t id = nb * k + w;
                 uLong c = crc32(0L, Z_NULL, 0);
                 uint64_t next = 0;
                 for (; i < n && all[4 * i] == id; i++) {
@@ -233,17 +234,142 @@ static dapt_status combine_crcs(MPI_Comm comm, const crc_pieces *p, const dapt_p
                 }
                 if (next != g->tensors[k].numel || (i < n && all[4 * i] == id))
                     st = DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: %s/%s: the ranks' pieces cover %llu of %zu elements "
-                                    "without gaps or overlaps", groups[w], g->tensors[k].name,
+                                    "without gaps or overlaps", names[w], g->tensors[k].name,
                                     (unsigned long long)next, g->tensors[k].numel);
                 crc[id] = (int64_t)c;
             }
     }
     DAPT_TRY(dapt_status_agree(comm, st));
-    DAPT_TRY(DAPT_MPI(MPI_Bcast(crc, (int)(3 * g->count), MPI_INT64_T, 0, comm)));
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(crc, (int)(nb * g->count), MPI_INT64_T, 0, comm)));
 cleanup:
     free(counts);
     free(all);
     return st;
+}
+
+/* Reads the held part of one dataset into the local tensor (padding rows
+ * zeroed).  Collective over the file's communicator. */
+static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_tensor *gt, const dapt_shard *s,
+                             float *local)
+{
+    int ndim;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    dapt_h5_type type;
+    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
+    if (ndim != gt->ndim || dims[0] != gt->shape[0] || (ndim == 2 && dims[1] != gt->shape[1]) || type != DAPT_H5_F32)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
+                          f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
+                          (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
+    const int64_t start[2] = {s->row0, s->col0}, count[2] = {s->rows, s->cols};
+    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, local));
+    if (s->local_rows > s->rows)
+        memset(local + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *local);
+    return DAPT_OK;
+}
+
+static dapt_status check_layout(const dapt_ckpt_layout *lay)
+{
+    if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: the local table (%zu tensors) does not match the global one (%zu)",
+                          lay->local->count, lay->global->count);
+    return DAPT_OK;
+}
+
+/* ---- parameter-shaped buffers ------------------------------------------ */
+
+/* Writes nb flat buffers laid out by lay as names[w]/<tensor> at global
+ * shape, each rank its own rows, with the layout-independent CRC-32 of each
+ * dataset as its "crc32" attribute.  Collective over comm. */
+static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *const *names,
+                               const float *const *bufs, size_t nb)
+{
+    const dapt_param_table *g = lay->global;
+    crc_pieces pieces = {0};
+    int64_t *crc = NULL;
+    dapt_status st = DAPT_OK;
+    for (size_t k = 0; k < g->count; k++) {
+        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
+        const dapt_shard s = held(lay, k);
+        int64_t b, c;
+        owned_rows(lay, &s, &b, &c);
+        const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
+        for (size_t w = 0; w < nb; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
+            const float *data = bufs[w] + lt->offset;
+            DAPT_TRY(dapt_h5_write(f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, data + b * s.cols));
+            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, data));
+        }
+    }
+    DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
+    DAPT_TRY(combine_crcs(comm, &pieces, g, names, nb, crc));
+    for (size_t k = 0; k < g->count; k++)
+        for (size_t w = 0; w < nb; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", names[w], g->tensors[k].name);
+            DAPT_TRY(dapt_h5_attr_set_int64(f, name, "crc32", crc[nb * k + w]));
+        }
+cleanup:
+    free(pieces.v);
+    free(crc);
+    return st;
+}
+
+/* Reads nb flat buffers laid out by lay from names[w]/<tensor> (this rank's
+ * hyperslabs), verifying every dataset's shape and CRC-32.  Collective over
+ * comm. */
+static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
+                               const char *const *names, float *const *bufs, size_t nb)
+{
+    const dapt_param_table *g = lay->global;
+    crc_pieces pieces = {0};
+    int64_t *crc = NULL;
+    dapt_status st = DAPT_OK;
+    for (size_t k = 0; k < g->count; k++) {
+        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
+        const dapt_shard s = held(lay, k);
+        int64_t b, c;
+        owned_rows(lay, &s, &b, &c);
+        for (size_t w = 0; w < nb; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
+            /* Reads are collective: agree after each so no rank waits in
+             * the next one for a rank that failed. */
+            DAPT_TRY(dapt_status_agree(comm, read_held(f, name, gt, &s, bufs[w] + lt->offset)));
+            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, bufs[w] + lt->offset));
+        }
+    }
+    DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
+    DAPT_TRY(combine_crcs(comm, &pieces, g, names, nb, crc));
+    for (size_t k = 0; k < g->count; k++)
+        for (size_t w = 0; w < nb; w++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s/%s", names[w], g->tensors[k].name);
+            int64_t want;
+            DAPT_TRY(dapt_h5_attr_get_int64(f, name, "crc32", &want));
+            const int64_t got = crc[nb * k + w];
+            if (got != want)
+                DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: checksum mismatch (CRC-32 stored %08llx, computed %08llx): the file is corrupted",
+                           f->path, name, (unsigned long long)want, (unsigned long long)got);
+        }
+cleanup:
+    free(pieces.v);
+    free(crc);
+    return st;
+}
+
+dapt_status dapt_checkpoint_put_buffer(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *group,
+                                       const float *buf)
+{
+    DAPT_CHECK(check_layout(lay));
+    return put_buffers(f, comm, lay, &group, &buf, 1);
+}
+
+dapt_status dapt_checkpoint_get_buffer(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
+                                       const char *group, float *buf)
+{
+    DAPT_CHECK(check_layout(lay));
+    return get_buffers(f, comm, lay, &group, &buf, 1);
 }
 
 /* ---- save --------------------------------------------------------------- */
@@ -275,13 +401,6 @@ static void prune(const char *dir, int64_t keep, int64_t current)
     free(steps);
 }
 
-static dapt_status check_layout(const dapt_ckpt_layout *lay)
-{
-    if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
-        return DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: the local table (%zu tensors) does not match the global one (%zu)",
-                          lay->local->count, lay->global->count);
-    return DAPT_OK;
-}
 
 dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const dapt_config *cfg,
                                         const dapt_model_config *mc, const dapt_ckpt_layout *lay,
@@ -299,10 +418,7 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
     dapt_checkpoint_path(dir, state->step, path, sizeof path);
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
-    crc_pieces pieces = {0};
-    int64_t *crc = NULL;
     const float *bufs[3] = {params, exp_avg, exp_avg_sq};
-    const dapt_param_table *g = lay->global;
     DAPT_TRY(dapt_modelfile_put_header(&f, mc, meta));
     DAPT_TRY(dapt_h5_attr_set_string(&f, "/", "checkpoint_format", CKPT_FORMAT));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "step", state->step));
@@ -310,31 +426,8 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "adam_step", state->adam_step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "bad_run", state->bad_run));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "seed", (int64_t)state->seed));
-    for (size_t k = 0; k < g->count; k++) {
-        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
-        const dapt_shard s = held(lay, k);
-        int64_t b, c;
-        owned_rows(lay, &s, &b, &c);
-        const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
-        for (int w = 0; w < 3; w++) {
-            char name[160];
-            snprintf(name, sizeof name, "%s/%s", groups[w], gt->name);
-            const float *data = bufs[w] + lt->offset;
-            DAPT_TRY(dapt_h5_write(&f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, data + b * s.cols));
-            DAPT_TRY(add_slab_pieces(&pieces, 3 * k + (uint64_t)w, gt, &s, b, c, data));
-        }
-    }
-    DAPT_TRY(ckpt_alloc((void **)&crc, 3 * g->count * sizeof *crc, "checkpoint checksums"));
-    DAPT_TRY(combine_crcs(comm, &pieces, g, crc));
-    for (size_t k = 0; k < g->count; k++)
-        for (int w = 0; w < 3; w++) {
-            char name[160];
-            snprintf(name, sizeof name, "%s/%s", groups[w], g->tensors[k].name);
-            DAPT_TRY(dapt_h5_attr_set_int64(&f, name, "crc32", crc[3 * k + (size_t)w]));
-        }
+    DAPT_TRY(put_buffers(&f, comm, lay, groups, bufs, 3));
     if (save) DAPT_TRY(save(save_ctx, &f));
-    free(pieces.v);
-    free(crc);
     DAPT_CHECK(dapt_h5_commit(&f));
     /* The pointer moves only once the file is complete under its name. */
     if (rank == 0) {
@@ -343,8 +436,6 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
     }
     return dapt_status_agree(comm, st);
 cleanup:
-    free(pieces.v);
-    free(crc);
     dapt_h5_abort(&f);
     return st;
 }
@@ -362,26 +453,6 @@ dapt_status dapt_checkpoint_save(MPI_Comm comm, const char *dir, const dapt_conf
 
 /* ---- load --------------------------------------------------------------- */
 
-/* Reads the held part of one dataset into the local tensor (padding rows
- * zeroed).  Collective over the file's communicator. */
-static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_tensor *gt, const dapt_shard *s,
-                             float *local)
-{
-    int ndim;
-    int64_t dims[DAPT_H5_MAX_DIMS];
-    dapt_h5_type type;
-    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
-    if (ndim != gt->ndim || dims[0] != gt->shape[0] || (ndim == 2 && dims[1] != gt->shape[1]) || type != DAPT_H5_F32)
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
-                          f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
-                          (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
-    const int64_t start[2] = {s->row0, s->col0}, count[2] = {s->rows, s->cols};
-    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, local));
-    if (s->local_rows > s->rows)
-        memset(local + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *local);
-    return DAPT_OK;
-}
-
 dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const dapt_ckpt_layout *lay,
                                         float *params, float *exp_avg, float *exp_avg_sq,
                                         dapt_ckpt_state *state, dapt_ckpt_load_fn load, void *load_ctx)
@@ -392,10 +463,7 @@ dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const d
     dapt_status st = DAPT_OK;
     char *format = NULL;
     int64_t seed = 0;
-    crc_pieces pieces = {0};
-    int64_t *crc = NULL;
-    float *bufs[3] = {params, exp_avg, exp_avg_sq};
-    const dapt_param_table *g = lay->global;
+    float *const bufs[3] = {params, exp_avg, exp_avg_sq};
     /* Attributes read the same on every rank: failures are common. */
     if (!dapt_h5_attr_exists(&f, "/", "checkpoint_format"))
         DAPT_THROW(DAPT_ERR_FORMAT, "%s: not a dapt checkpoint (no checkpoint_format attribute)", path);
@@ -408,38 +476,10 @@ dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const d
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "bad_run", &state->bad_run));
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "seed", &seed));
     state->seed = (uint64_t)seed;
-    for (size_t k = 0; k < g->count; k++) {
-        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
-        const dapt_shard s = held(lay, k);
-        int64_t b, c;
-        owned_rows(lay, &s, &b, &c);
-        for (int w = 0; w < 3; w++) {
-            char name[160];
-            snprintf(name, sizeof name, "%s/%s", groups[w], gt->name);
-            /* Reads are collective: agree after each so no rank waits in
-             * the next one for a rank that failed. */
-            DAPT_TRY(dapt_status_agree(comm, read_held(&f, name, gt, &s, bufs[w] + lt->offset)));
-            DAPT_TRY(add_slab_pieces(&pieces, 3 * k + (uint64_t)w, gt, &s, b, c, bufs[w] + lt->offset));
-        }
-    }
-    DAPT_TRY(ckpt_alloc((void **)&crc, 3 * g->count * sizeof *crc, "checkpoint checksums"));
-    DAPT_TRY(combine_crcs(comm, &pieces, g, crc));
-    for (size_t k = 0; k < g->count; k++)
-        for (int w = 0; w < 3; w++) {
-            char name[160];
-            snprintf(name, sizeof name, "%s/%s", groups[w], g->tensors[k].name);
-            int64_t want;
-            DAPT_TRY(dapt_h5_attr_get_int64(&f, name, "crc32", &want));
-            const int64_t got = crc[3 * k + (size_t)w];
-            if (got != want)
-                DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: checksum mismatch (CRC-32 stored %08llx, computed %08llx): the file is corrupted",
-                           path, name, (unsigned long long)want, (unsigned long long)got);
-        }
+    DAPT_TRY(get_buffers(&f, comm, lay, groups, bufs, 3));
     if (load) DAPT_TRY(load(load_ctx, &f));
 cleanup:
     free(format);
-    free(pieces.v);
-    free(crc);
     dapt_h5_close(&f);
     return dapt_status_agree(comm, st);
 }
