@@ -80,4 +80,24 @@ dapt_status dapt_modelfile_save(MPI_Comm comm, const char *path, int force, cons
                                 const dapt_model_config *mc, const dapt_param_table *table, const float *params,
                                 const dapt_model_meta *meta);
 
+/* ---- the tokenizer a model file carries (src/io/modelfile_tokenizer.c) ---- */
+
+struct dapt_tokenizer; /* include/dapt/tokenizer.h */
+
+/* Writes meta's tokenizer files into a fresh private temporary directory
+ * (under $TMPDIR, else /tmp), calls use(dir, ctx) and removes the directory
+ * again, whatever use returned.  Returns use's status (or the unpacking's or
+ * the removal's); DAPT_ERR_ARG "MODEL carries no tokenizer files" when meta
+ * has none.  For readers that want a path (a tokenizer directory); the others
+ * use dapt_model_tokenizer.  Not collective: each rank that calls it unpacks
+ * its own copy. */
+dapt_status dapt_model_tokenizer_dir(const dapt_model_meta *meta, const char *model_path,
+                                     dapt_status (*use)(const char *dir, void *ctx), void *ctx);
+
+/* The tokenizer a model file carries (meta of dapt_modelfile_get_config or
+ * dapt_modelfile_load), loaded from a private temporary directory that is
+ * removed before it returns; model_path only names the file in messages.
+ * *tok is for dapt_tokenizer_free, NULL on failure.  Not collective. */
+dapt_status dapt_model_tokenizer(const dapt_model_meta *meta, const char *model_path, struct dapt_tokenizer **tok);
+
 #endif
