@@ -26,7 +26,7 @@ static void usage(void)
            "  text: <the text>\n"
            "  mask at position P:            (MLM only; P counts from 0 with [CLS])\n"
            "      <rank>  <token or class>  <probability>\n"
-           "Runs on rank 0; eval mode.\n\n");
+           "A TEXT that starts with '-' goes after --.  Runs on rank 0; eval mode.\n\n");
     dapt_cli_print_common_help();
 }
 
