@@ -1,7 +1,7 @@
 /* dapt tokenize: UTF-8 lines on stdin -> one line of ids per input line.
  *
  * For users and scripts to see what the model sees.  Runs on rank 0 only
- * (other ranks return at once).  A line with invalid UTF-8 stops the
+ * (the other ranks wait for its verdict).  A line with invalid UTF-8 stops the
  * command with an error naming the line: silently replacing bytes would
  * show ids the model never sees for that input. */
 #include <stdio.h>
