@@ -1,10 +1,17 @@
-/* The `dapt` driver: command table and shared option handling.
+/* The `dapt` driver: command table and the one way a command reads its
+ * command line (docs/cli.md).
  *
- * main() initialises MPI, finds the command and calls it; a command returns
- * a process exit code.  Commands report failures through dapt_cli_fail(),
- * the only place besides main that may end the job (MPI_Abort). */
+ * main() initialises MPI, finds the command and calls its dapt_cmd_<name>.
+ * That function describes the command in a dapt_cli_command (its options,
+ * how many positional arguments it takes, its body) and returns
+ * dapt_cli_main(), which parses the line with getopt_long, answers --help,
+ * reads the configuration, runs the body and turns its status into the
+ * process exit code.  dapt_cli_fail() and dapt_cli_fail_all() are the only
+ * places besides main that may end the job. */
 #ifndef DAPT_CLI_H
 #define DAPT_CLI_H
+
+#include <stdint.h>
 
 #include "dapt/config.h"
 #include "dapt/status.h"
@@ -20,53 +27,100 @@ typedef struct dapt_command {
 /* NULL-terminated; defined in src/cli/commands.c. */
 extern const dapt_command dapt_commands[];
 
-/* Options every command accepts, parsed by dapt_cli_parse:
+/* What a command option holds and where its value goes.  Every valued
+ * option is accepted as --name VALUE and --name=VALUE (and -X VALUE, -XVALUE
+ * when it has a short name); long names must be written in full. */
+typedef enum dapt_cli_kind {
+    DAPT_OPT_FLAG,   /* no value: *(int *)dest = 1 */
+    DAPT_OPT_STRING, /* *(const char **)dest = the value (a pointer into argv) */
+    DAPT_OPT_INT,    /* *(int64_t *)dest = the value, a decimal integer in [min, max] */
+    DAPT_OPT_CHOICE, /* *(int *)dest = the position of the value in arg ("a|b|c") */
+    DAPT_OPT_CONFIG  /* the configuration key arg ("section.key") = the value,
+                      * applied after --config and every --set */
+} dapt_cli_kind;
+
+typedef struct dapt_cli_option {
+    const char *name;  /* long name without the dashes; NULL ends a table */
+    char short_name;   /* the letter of -X as well, or 0 */
+    dapt_cli_kind kind;
+    void *dest;        /* FLAG, STRING, INT, CHOICE (see above); NULL for CONFIG */
+    const char *arg;   /* CHOICE: the choices "a|b|c"; CONFIG: "section.key" */
+    int64_t min, max;  /* INT: the accepted range */
+} dapt_cli_option;
+
+/* A parsed command line.  Options every command accepts:
  *   --config FILE   INI file (applied before any --set)
  *   --set S.K=V     override, repeatable, applied in order
- *   --verbose       every rank logs; debug level
- *   --help          print the command's usage
- * Positional arguments and the command's own options are returned in
- * rest[0..nrest) in their original order (each option with its value in
- * the same element when written --opt=value, or in the next element). */
+ *   --verbose, -v   every rank logs; debug level
+ *   --help, -h      print the command's usage
+ * The command's own options went to their destinations; what is left are
+ * the positional arguments args[0..nargs), in their order (everything after
+ * a "--" is positional). */
 typedef struct dapt_cli {
     dapt_config cfg;
+    const char *command;     /* "prepare", for messages */
     const char *config_path;
     int verbose;
     int help;
-    int nrest;
-    char **rest;
+    int rank, size;          /* in MPI_COMM_WORLD */
+    int nargs;
+    char **args;
+    int want_usage;          /* set by a body: print the usage, exit DAPT_EXIT_USAGE */
 } dapt_cli;
 
-/* Collective over MPI_COMM_WORLD: every rank parses, then the ranks agree
- * that all succeeded and resolved the same configuration.  Returns
- * DAPT_ERR_ARG / DAPT_ERR_CONFIG with a message on bad options, on every
- * rank when any rank failed. */
-dapt_status dapt_cli_parse(int argc, char **argv, dapt_cli *cli);
+/* One command as dapt_cli_main runs it. */
+typedef struct dapt_cli_command {
+    const char *name;                /* as in `dapt NAME` */
+    void (*usage)(void);             /* the --help text; printed by rank 0 */
+    const dapt_cli_option *options;  /* the command's own; NULL or ended by a NULL name */
+    int min_args;                    /* fewer positional arguments: usage, DAPT_EXIT_USAGE */
+    int max_args;                    /* more: "unexpected argument"; < 0: any number */
+    int rank0;                       /* the body runs on rank 0 only, the others wait */
+    /* The body: parsed options are in their destinations, positional
+     * arguments in cli->args.  The status it returns is agreed among the
+     * ranks (a failure on any rank fails the job with that rank's message);
+     * a body that fails while other ranks may be inside a collective ends
+     * the job itself with dapt_cli_fail. */
+    dapt_status (*run)(dapt_cli *cli, void *ctx);
+    void *ctx;                       /* passed to run (the command's argument struct) */
+} dapt_cli_command;
 
-/* The start of every command: dapt_cli_parse (ending the job through
- * dapt_cli_fail_all on a bad option or configuration), then for --help the
- * usage on rank 0.  Returns 1 when --help was handled (cli is then freed and
- * the command returns DAPT_EXIT_OK), 0 to go on.  Collective over
- * MPI_COMM_WORLD (dapt_cli_parse is). */
-int dapt_cli_begin(int argc, char **argv, dapt_cli *cli, void (*usage)(void));
+/* MPI_Init_thread (MPI_THREAD_FUNNELED), then MPI_ERRORS_RETURN on
+ * MPI_COMM_WORLD and MPI_COMM_SELF, so that a failed MPI call returns its
+ * code to the DAPT_MPI wrappers (and ends as a dapt error line) instead of
+ * aborting inside the library.  Returns DAPT_ERR_MPI, having printed the
+ * error, when MPI could not start; ends the job when the handler cannot be
+ * set.  main() calls it first. */
+dapt_status dapt_cli_mpi_init(int *argc, char ***argv);
 
-/* Splits cli->rest into at most max positional arguments (pos[0..*npos))
- * and an optional --force; an unknown option or an extra argument is
- * "dapt COMMAND: unexpected argument 'X'".  Not collective. */
-dapt_status dapt_cli_positional(const dapt_cli *cli, const char *command, const char **pos, int max, int *npos,
-                                int *force);
+/* The whole of a command: dapt_cli_parse (a bad option or configuration
+ * ends the job with one line and DAPT_EXIT_USAGE or DAPT_EXIT_FAILURE),
+ * --help, the count of positional arguments, the body, the agreement on its
+ * status, dapt_cli_free.  Returns the exit code (DAPT_EXIT_OK, or
+ * DAPT_EXIT_USAGE after printing the usage); failures end the job through
+ * dapt_cli_fail_all.  Collective over MPI_COMM_WORLD. */
+int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd);
 
-/* Refuses leftover arguments for commands that take none:
- * "dapt NAME: unexpected argument 'X'".  Not collective. */
-dapt_status dapt_cli_expect_no_args(const dapt_cli *cli, const char *command);
+/* Parses argv[1..argc) (argv[0] is the command name) with getopt_long
+ * against the common options and opts, then reads --config, applies the
+ * --set overrides and the DAPT_OPT_CONFIG options.  An unknown option is
+ * "dapt COMMAND: unknown option '--x'", a valued option at the end of the
+ * line "dapt COMMAND: option '--x' needs a value" (DAPT_ERR_ARG).  --help
+ * wins over every error of the line: cli->help is set and nothing is read.
+ * Collective over MPI_COMM_WORLD: every rank parses, then the ranks agree
+ * that all succeeded and resolved the same configuration; on failure every
+ * rank returns the error. */
+dapt_status dapt_cli_parse(int argc, char **argv, const char *command, const dapt_cli_option *opts,
+                           dapt_cli *cli);
 
 /* Releases what dapt_cli_parse allocated. */
 void dapt_cli_free(dapt_cli *cli);
 
 /* Prints "dapt: error: rank R: <message>" and ends the job: with one rank by
- * finalising MPI and exiting with DAPT_EXIT_FAILURE (or DAPT_EXIT_PREEMPTED
- * for DAPT_ERR_INTERRUPTED); with several by MPI_Abort, since the other
- * ranks may be blocked in a collective.  Never returns. */
+ * finalising MPI and exiting with DAPT_EXIT_FAILURE (DAPT_EXIT_USAGE for
+ * DAPT_ERR_ARG, DAPT_EXIT_PREEMPTED for DAPT_ERR_INTERRUPTED); with several
+ * by MPI_Abort, since the other ranks may be blocked in a collective.  Never
+ * returns. */
 _Noreturn void dapt_cli_fail(dapt_status st);
 
 /* Like dapt_cli_fail, but for a failure every rank detected together

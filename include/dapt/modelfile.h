@@ -80,4 +80,5 @@ dapt_status dapt_modelfile_save(MPI_Comm comm, const char *path, int force, cons
                                 const dapt_model_config *mc, const dapt_param_table *table, const float *params,
                                 const dapt_model_meta *meta);
 
+
 #endif

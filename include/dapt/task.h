@@ -138,10 +138,6 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
                               const char *corpus, const dapt_tokenizer *tok, int64_t max_sequences,
                               int64_t batch_size, dapt_mlm_eval *out);
 
-/* The tokenizer a model file carries (its files unpacked into a private
- * temporary directory that is removed afterwards).  Not collective. */
-dapt_status dapt_model_tokenizer(const dapt_model_meta *meta, const char *model_path, dapt_tokenizer **tok);
-
 /* ---- evaluation reports ------------------------------------------------------ */
 
 /* What dapt eval writes about a classifier on one split. */

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dapt/modelfile.h"
 #include "dapt/status.h"
 
 typedef struct dapt_tokenizer dapt_tokenizer;
@@ -159,5 +160,27 @@ const char *dapt_tokenizer_identity(const dapt_tokenizer *tok);
  * in rank order.  Independent of the file format the tokenizer came from
  * and of key order in JSON.  Owned by tok. */
 const char *dapt_tokenizer_checksum(const dapt_tokenizer *tok);
+
+/* ---- the tokenizer a model file carries (src/text/model_tokenizer.c) ---- */
+
+/* Writes meta's tokenizer files into directory dir (which must exist), each
+ * under a temporary name then renamed.  Not collective. */
+dapt_status dapt_model_tokenizer_write(const dapt_model_meta *meta, const char *dir);
+
+/* Writes meta's tokenizer files into a fresh private temporary directory
+ * (under $TMPDIR, else /tmp), calls use(dir, ctx) and removes the directory
+ * again, whatever use returned.  Returns use's status (or the unpacking's or
+ * the removal's); DAPT_ERR_ARG "MODEL carries no tokenizer files" when meta
+ * has none.  For readers that want a path (a tokenizer directory); the others
+ * use dapt_model_tokenizer.  Not collective: each rank that calls it unpacks
+ * its own copy. */
+dapt_status dapt_model_tokenizer_dir(const dapt_model_meta *meta, const char *model_path,
+                                     dapt_status (*use)(const char *dir, void *ctx), void *ctx);
+
+/* The tokenizer a model file carries (meta of dapt_modelfile_get_config or
+ * dapt_modelfile_load), loaded from a private temporary directory that is
+ * removed before it returns; model_path only names the file in messages.
+ * *tok is for dapt_tokenizer_free, NULL on failure.  Not collective. */
+dapt_status dapt_model_tokenizer(const dapt_model_meta *meta, const char *model_path, dapt_tokenizer **tok);
 
 #endif

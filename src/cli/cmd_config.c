@@ -1,5 +1,4 @@
 /* dapt config show|check: the resolved run configuration. */
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,36 +15,31 @@ static void usage(void)
     dapt_cli_print_common_help();
 }
 
-int dapt_cmd_config(int argc, char **argv)
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    const char *action = cli.nrest > 0 ? cli.rest[0] : NULL;
-    int with_help = 0;
-    for (int i = 1; i < cli.nrest; i++) {
-        if (!strcmp(cli.rest[i], "--keys")) {
-            with_help = 1;
-        } else {
-            dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_ARG, "config: unexpected argument '%s'", cli.rest[i]));
-        }
+    const int with_help = *(const int *)ctx;
+    const char *action = cli->args[0];
+    if (strcmp(action, "show") && strcmp(action, "check")) {
+        cli->want_usage = 1;
+        return DAPT_ERR_ARG;
     }
-    if (!action || (strcmp(action, "show") && strcmp(action, "check"))) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_USAGE;
-    }
-    if (!strcmp(action, "show") && rank == 0) {
+    if (cli->rank != 0) return DAPT_OK;
+    if (!strcmp(action, "show")) {
         char *text = NULL;
-        st = dapt_config_to_ini(&cli.cfg, with_help, &text);
-        if (st != DAPT_OK) dapt_cli_fail(st);
+        DAPT_CHECK(dapt_config_to_ini(&cli->cfg, with_help, &text));
         fputs(text, stdout);
         free(text);
-    } else if (rank == 0) {
-        printf("%s: ok\n", cli.config_path ? cli.config_path : "(defaults)");
+    } else {
+        printf("%s: ok\n", cli->config_path ? cli->config_path : "(defaults)");
     }
-    dapt_cli_free(&cli);
-    return DAPT_EXIT_OK;
+    return DAPT_OK;
+}
+
+int dapt_cmd_config(int argc, char **argv)
+{
+    int with_help = 0;
+    const dapt_cli_option opts[] = {{.name = "keys", .kind = DAPT_OPT_FLAG, .dest = &with_help}, {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "config", .usage = usage, .options = opts, .min_args = 1, .max_args = 1,
+                                  .run = run, .ctx = &with_help};
+    return dapt_cli_main(argc, argv, &cmd);
 }

@@ -10,6 +10,7 @@
 #include "dapt/log.h"
 #include "dapt/modelfile.h"
 #include "dapt/task.h"
+#include "dapt/tokenizer.h"
 
 static void usage(void)
 {
@@ -41,59 +42,6 @@ typedef struct eval_args {
     int force;
     int64_t batch, max_length, max_sequences;
 } eval_args;
-
-static dapt_status parse_count(const char *opt, const char *v, int64_t lo, int64_t *out)
-{
-    char *end = NULL;
-    long long k = strtoll(v, &end, 10);
-    if (!end || *end || end == v || k < lo)
-        return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: %s '%s' is not a count >= %lld", opt, v, (long long)lo);
-    *out = k;
-    return DAPT_OK;
-}
-
-static dapt_status parse_args(const dapt_cli *cli, eval_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->split = "test";
-    a->batch = 64;
-    for (int i = 0; i < cli->nrest; i++) {
-        const char *arg = cli->rest[i];
-        if (!strcmp(arg, "--force")) {
-            a->force = 1;
-            continue;
-        }
-        static const char *const opts[] = {"--model", "--task", "--corpus", "--split", "--output", "--tokenizer",
-                                           "--batch-size", "--max-length", "--max-sequences"};
-        size_t k = 0, n = 0;
-        for (; k < sizeof opts / sizeof opts[0]; k++) {
-            n = strlen(opts[k]);
-            if (!strncmp(arg, opts[k], n) && (arg[n] == '\0' || arg[n] == '=')) break;
-        }
-        if (k == sizeof opts / sizeof opts[0])
-            return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: unexpected argument '%s' (see dapt eval --help)", arg);
-        const char *v = arg[n] == '=' ? arg + n + 1 : NULL;
-        if (!v) {
-            if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: %s needs a value", arg);
-            v = cli->rest[++i];
-        }
-        switch (k) {
-        case 0: a->model = v; break;
-        case 1: a->task = v; break;
-        case 2: a->corpus = v; break;
-        case 3: a->split = v; break;
-        case 4: a->output = v; break;
-        case 5: a->tokenizer = v; break;
-        case 6: DAPT_CHECK(parse_count(opts[k], v, 1, &a->batch)); break;
-        case 7: DAPT_CHECK(parse_count(opts[k], v, 2, &a->max_length)); break;
-        default: DAPT_CHECK(parse_count(opts[k], v, 0, &a->max_sequences)); break;
-        }
-    }
-    if (!a->model) return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: --model is required (see dapt eval --help)");
-    if (!a->task == !a->corpus)
-        return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: give exactly one of --task (classification) and --corpus (MLM loss)");
-    return DAPT_OK;
-}
 
 /* finetune.max_length of the run that wrote the model file (its dapt_config
  * attribute), so a fine-tuned model is evaluated on inputs cut as it was
@@ -132,8 +80,9 @@ static dapt_status load_model(const char *path, dapt_model *m, dapt_model_meta *
     return st;
 }
 
-static dapt_status eval_task(const dapt_config *cfg, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
+static dapt_status eval_task(const dapt_cli *cli, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
 {
+    const dapt_config *cfg = &cli->cfg;
     dapt_task_file t;
     dapt_task_split s;
     dapt_cls_metrics met;
@@ -164,9 +113,7 @@ static dapt_status eval_task(const dapt_config *cfg, const eval_args *a, const d
     DAPT_TRY(dapt_task_evaluate(MPI_COMM_WORLD, m, &s, a->batch, a->max_length, &met, &loss, pred, logits));
     dapt_info("eval: %lld examples in %.1f s", (long long)s.n, dapt_now() - t0);
     dapt_eval_report rep = {a->model, a->task, a->split, t.label_names, &met, loss, s.n, s.labels, pred, logits};
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (rank == 0) {
+    if (cli->rank == 0) {
         dapt_eval_report_print(stdout, &rep);
         fflush(stdout);
     }
@@ -180,8 +127,9 @@ cleanup:
     return st;
 }
 
-static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
+static dapt_status eval_corpus(const dapt_cli *cli, const eval_args *a, const dapt_model *m, const dapt_model_meta *meta)
 {
+    const dapt_config *cfg = &cli->cfg;
     if (!m->config.has_mlm_head)
         return DAPT_ERROR(DAPT_ERR_ARG, "%s has no MLM head, so it has no MLM loss (evaluate the model it was fine-tuned from)",
                           a->model);
@@ -195,9 +143,7 @@ static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const
     dapt_tokenizer_free(tok);
     DAPT_CHECK(st);
     dapt_info("eval: %lld held-out sequences in %.1f s", (long long)e.sequences, dapt_now() - t0);
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (rank == 0) {
+    if (cli->rank == 0) {
         printf("%s on %s: held-out MLM loss %.6f, perplexity %.4f (%lld of %lld held-out sequences of %lld tokens, %lld masked tokens; data.eval_fraction %g, run.seed %lld)\n",
                a->model, a->corpus, e.loss, e.perplexity, (long long)e.sequences, (long long)e.available,
                (long long)cfg->data.seq_len, (long long)e.masked, cfg->data.eval_fraction, (long long)cfg->run.seed);
@@ -207,34 +153,47 @@ static dapt_status eval_corpus(const dapt_config *cfg, const eval_args *a, const
     return DAPT_OK;
 }
 
-int dapt_cmd_eval(int argc, char **argv)
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    eval_args a;
-    st = parse_args(&cli, &a);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    eval_args *a = ctx;
+    if (!a->model) return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: --model is required (see dapt eval --help)");
+    if (!a->task == !a->corpus)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt eval: give exactly one of --task (classification) and --corpus (MLM loss)");
     dapt_model m;
     dapt_model_meta meta;
     memset(&m, 0, sizeof m);
     memset(&meta, 0, sizeof meta);
     int64_t trained = 0;
-    st = load_model(a.model, &m, &meta, &trained);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    if (a.max_length == 0 && trained > 0) {
-        a.max_length = trained;
-        if (a.task) dapt_info("eval: inputs cut to %lld ids, the finetune.max_length the model was trained with (--max-length to change)",
-                              (long long)trained);
+    DAPT_CHECK(load_model(a->model, &m, &meta, &trained));
+    if (a->max_length == 0 && trained > 0) {
+        a->max_length = trained;
+        if (a->task) dapt_info("eval: inputs cut to %lld ids, the finetune.max_length the model was trained with (--max-length to change)",
+                               (long long)trained);
     }
-    st = a.task ? eval_task(&cli.cfg, &a, &m, &meta) : eval_corpus(&cli.cfg, &a, &m, &meta);
+    dapt_status st = a->task ? eval_task(cli, a, &m, &meta) : eval_corpus(cli, a, &m, &meta);
     /* Every failure above is reached by all ranks together (inputs are
      * checked the same way everywhere, reads agree). */
     dapt_model_free(&m);
     dapt_model_meta_free(&meta);
-    dapt_cli_free(&cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    return DAPT_EXIT_OK;
+    return st;
+}
+
+int dapt_cmd_eval(int argc, char **argv)
+{
+    eval_args a = {.split = "test", .batch = 64};
+    const dapt_cli_option opts[] = {
+        {.name = "model", .kind = DAPT_OPT_STRING, .dest = &a.model},
+        {.name = "task", .kind = DAPT_OPT_STRING, .dest = &a.task},
+        {.name = "corpus", .kind = DAPT_OPT_STRING, .dest = &a.corpus},
+        {.name = "split", .kind = DAPT_OPT_STRING, .dest = &a.split},
+        {.name = "output", .kind = DAPT_OPT_STRING, .dest = &a.output},
+        {.name = "tokenizer", .kind = DAPT_OPT_STRING, .dest = &a.tokenizer},
+        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &a.force},
+        {.name = "batch-size", .kind = DAPT_OPT_INT, .dest = &a.batch, .min = 1, .max = INT64_MAX},
+        {.name = "max-length", .kind = DAPT_OPT_INT, .dest = &a.max_length, .min = 2, .max = INT64_MAX},
+        {.name = "max-sequences", .kind = DAPT_OPT_INT, .dest = &a.max_sequences, .min = 0, .max = INT64_MAX},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "eval", .usage = usage, .options = opts, .max_args = 0, .run = run,
+                                  .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

@@ -1,9 +1,7 @@
 /* dapt finetune: a classification head on a prepared task; see
  * include/dapt/task.h and docs/finetune.md. */
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
@@ -29,76 +27,38 @@ static void usage(void)
     dapt_cli_print_common_help();
 }
 
-/* --opt VALUE or --opt=VALUE among the command's own arguments. */
-static const char *value_of(const dapt_cli *cli, int *i, const char *opt, dapt_status *st)
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
-    const char *a = cli->rest[*i];
-    size_t n = strlen(opt);
-    if (a[n] == '=') return a + n + 1;
-    if (*i + 1 >= cli->nrest) {
-        *st = DAPT_ERROR(DAPT_ERR_ARG, "dapt finetune: %s needs a value", opt);
-        return NULL;
-    }
-    return cli->rest[++*i];
-}
-
-static int is_opt(const char *a, const char *opt)
-{
-    size_t n = strlen(opt);
-    return !strncmp(a, opt, n) && (a[n] == '\0' || a[n] == '=');
-}
-
-static dapt_status apply_args(dapt_cli *cli, dapt_finetune_opts *opts)
-{
-    static const struct {
-        const char *opt, *section, *key;
-    } map[] = {{"--model", "model", "path"},
-               {"--task", "finetune", "task"},
-               {"--output", "run", "output_dir"},
-               {"--seed", "run", "seed"},
-               {"--epochs", "finetune", "epochs"}};
-    dapt_status st = DAPT_OK;
-    for (int i = 0; i < cli->nrest; i++) {
-        const char *a = cli->rest[i];
-        if (!strcmp(a, "--force")) {
-            opts->force = 1;
-            continue;
-        }
-        size_t k = 0;
-        while (k < sizeof map / sizeof map[0] && !is_opt(a, map[k].opt)) k++;
-        if (k == sizeof map / sizeof map[0])
-            return DAPT_ERROR(DAPT_ERR_ARG, "dapt finetune: unexpected argument '%s' (see dapt finetune --help)", a);
-        const char *v = value_of(cli, &i, map[k].opt, &st);
-        if (!v) return st;
-        DAPT_CHECK(dapt_config_set_value(&cli->cfg, map[k].section, map[k].key, v, map[k].opt));
-    }
+    const dapt_finetune_opts *opts = ctx;
+    const dapt_config *cfg = &cli->cfg;
+    dapt_finetune_result res;
+    dapt_status st = dapt_finetune_run(cfg, opts, &res);
+    /* A failure only some ranks saw may leave the others in a collective. */
+    if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);
+    DAPT_CHECK(st);
+    if (isnan(res.best_metric))
+        dapt_info("finetune: done, %lld epochs (%lld steps), last train loss %.4f; model in %s/model.h5",
+                  (long long)res.epochs_done, (long long)res.steps_done, res.last_train_loss, cfg->run.output_dir);
+    else
+        dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.4f, accuracy %.4f, macro-F1 %.4f; model in %s/model.h5",
+                  (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",
+                  cfg->finetune.dev_split, (long long)res.best_epoch, cfg->finetune.metric, res.best_metric,
+                  res.best_accuracy, res.best_macro_f1, cfg->run.output_dir);
     return DAPT_OK;
 }
 
 int dapt_cmd_finetune(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     dapt_finetune_opts opts = {0};
-    st = apply_args(&cli, &opts);
-    if (st != DAPT_OK) dapt_cli_fail_all(st); /* every rank parsed the same line */
-    dapt_finetune_result res;
-    st = dapt_finetune_run(&cli.cfg, &opts, &res);
-    if (st != DAPT_OK) {
-        if (res.agreed) dapt_cli_fail_all(st);
-        dapt_cli_fail(st);
-    }
-    if (isnan(res.best_metric))
-        dapt_info("finetune: done, %lld epochs (%lld steps), last train loss %.4f; model in %s/model.h5",
-                  (long long)res.epochs_done, (long long)res.steps_done, res.last_train_loss, cli.cfg.run.output_dir);
-    else
-        dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.4f, accuracy %.4f, macro-F1 %.4f; model in %s/model.h5",
-                  (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",
-                  cli.cfg.finetune.dev_split, (long long)res.best_epoch, cli.cfg.finetune.metric, res.best_metric,
-                  res.best_accuracy, res.best_macro_f1, cli.cfg.run.output_dir);
-    dapt_cli_free(&cli);
-    return DAPT_EXIT_OK;
+    /* Each valued option is a configuration key, set after --config and --set. */
+    const dapt_cli_option options[] = {{.name = "model", .kind = DAPT_OPT_CONFIG, .arg = "model.path"},
+                                       {.name = "task", .kind = DAPT_OPT_CONFIG, .arg = "finetune.task"},
+                                       {.name = "output", .kind = DAPT_OPT_CONFIG, .arg = "run.output_dir"},
+                                       {.name = "seed", .kind = DAPT_OPT_CONFIG, .arg = "run.seed"},
+                                       {.name = "epochs", .kind = DAPT_OPT_CONFIG, .arg = "finetune.epochs"},
+                                       {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &opts.force},
+                                       {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "finetune", .usage = usage, .options = options, .max_args = 0, .run = run,
+                                  .ctx = &opts};
+    return dapt_cli_main(argc, argv, &cmd);
 }

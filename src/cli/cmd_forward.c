@@ -40,38 +40,6 @@ typedef struct fwd_args {
     int64_t chunk;
 } fwd_args;
 
-static dapt_status parse_args(const dapt_cli *cli, fwd_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->chunk = 16;
-    for (int i = 0; i < cli->nrest; i++) {
-        const char *arg = cli->rest[i];
-        const char **dst = !strcmp(arg, "--model") ? &a->model : !strcmp(arg, "--input") ? &a->input
-                         : !strcmp(arg, "--output") ? &a->output : NULL;
-        if (dst || !strcmp(arg, "--batch-size")) {
-            if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt forward: %s needs a value", arg);
-            const char *v = cli->rest[++i];
-            if (dst) {
-                *dst = v;
-            } else {
-                char *end = NULL;
-                long long n = strtoll(v, &end, 10);
-                if (!end || *end || n < 1 || n > 1000000)
-                    return DAPT_ERROR(DAPT_ERR_ARG, "dapt forward: --batch-size '%s' is not a count in 1..1000000", v);
-                a->chunk = n;
-            }
-        } else if (!strncmp(arg, "--model=", 8)) a->model = arg + 8;
-        else if (!strncmp(arg, "--input=", 8)) a->input = arg + 8;
-        else if (!strncmp(arg, "--output=", 9)) a->output = arg + 9;
-        else if (!strcmp(arg, "--train-mode")) a->train = 1;
-        else if (!strcmp(arg, "--force")) a->force = 1;
-        else return DAPT_ERROR(DAPT_ERR_ARG, "dapt forward: unexpected argument '%s' (see dapt forward --help)", arg);
-    }
-    if (!a->model || !a->input || !a->output)
-        return DAPT_ERROR(DAPT_ERR_ARG, "dapt forward: --model, --input and --output are required");
-    return DAPT_OK;
-}
-
 /* The batch as this rank holds it: rows [row0, row0 + rows) of B. */
 typedef struct fwd_input {
     int64_t B, S, row0, rows;
@@ -144,8 +112,8 @@ static dapt_status read_input(const char *path, const dapt_model_config *mc, fwd
         DAPT_THROW(DAPT_ERR_FORMAT, "%s: sequences of %lld tokens are longer than the model's %lld positions", path,
                    (long long)in->S, (long long)max_len);
     int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    DAPT_TRY(DAPT_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
+    DAPT_TRY(DAPT_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size)));
     int64_t base = in->B / size, extra = in->B % size;
     in->row0 = rank * base + (rank < extra ? rank : extra);
     in->rows = base + (rank < extra ? 1 : 0);
@@ -235,8 +203,12 @@ static dapt_status allreduce_f(float *buf, int64_t n)
     return DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
 }
 
-static dapt_status run(const dapt_cli *cli, const fwd_args *a)
+/* Every rank takes part; every failure is agreed before it returns. */
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
+    const fwd_args *a = ctx;
+    if (!a->model || !a->input || !a->output)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt forward: --model, --input and --output are required");
     dapt_model m;
     memset(&m, 0, sizeof m);
     fwd_input in;
@@ -345,17 +317,16 @@ cleanup:
 
 int dapt_cmd_forward(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    fwd_args a;
-    st = parse_args(&cli, &a);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    st = run(&cli, &a);
-    dapt_cli_free(&cli);
-    /* run() agrees on every failure before returning. */
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    return DAPT_EXIT_OK;
+    fwd_args a = {.chunk = 16};
+    const dapt_cli_option opts[] = {
+        {.name = "model", .kind = DAPT_OPT_STRING, .dest = &a.model},
+        {.name = "input", .kind = DAPT_OPT_STRING, .dest = &a.input},
+        {.name = "output", .kind = DAPT_OPT_STRING, .dest = &a.output},
+        {.name = "train-mode", .kind = DAPT_OPT_FLAG, .dest = &a.train},
+        {.name = "batch-size", .kind = DAPT_OPT_INT, .dest = &a.chunk, .min = 1, .max = 1000000},
+        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &a.force},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "forward", .usage = usage, .options = opts, .max_args = 0, .run = run,
+                                  .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

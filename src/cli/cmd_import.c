@@ -2,7 +2,6 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/fsio.h"
@@ -24,8 +23,12 @@ static void usage(void)
     dapt_cli_print_common_help();
 }
 
-static dapt_status run(const dapt_cli *cli, const char *dir, const char *out, int force)
+/* Runs on rank 0: one process reads and writes, the others wait for the
+ * verdict. */
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
+    const char *dir = cli->args[0], *out = cli->args[1];
+    const int force = *(const int *)ctx;
     dapt_model_config mc;
     dapt_param_table table;
     dapt_model_meta meta;
@@ -49,24 +52,9 @@ static dapt_status run(const dapt_cli *cli, const char *dir, const char *out, in
 
 int dapt_cmd_import(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, force = 0;
-    st = dapt_cli_positional(&cli, "import", pos, 2, &npos, &force);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    if (npos != 2) {
-        if (rank == 0) usage();
-        dapt_cli_free(&cli);
-        return DAPT_EXIT_USAGE;
-    }
-    /* One process reads and writes; the others only wait for the verdict. */
-    if (rank == 0) st = run(&cli, pos[0], pos[1], force);
-    st = dapt_status_agree(MPI_COMM_WORLD, st);
-    dapt_cli_free(&cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    return DAPT_EXIT_OK;
+    int force = 0;
+    const dapt_cli_option opts[] = {{.name = "force", .kind = DAPT_OPT_FLAG, .dest = &force}, {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "import", .usage = usage, .options = opts, .min_args = 2, .max_args = 2,
+                                  .rank0 = 1, .run = run, .ctx = &force};
+    return dapt_cli_main(argc, argv, &cmd);
 }

@@ -13,6 +13,7 @@
 #include "dapt/log.h"
 #include "dapt/corpus_pass.h"
 #include "dapt/train.h"
+#include "dapt/tokenizer.h"
 #include "dapt/modelfile.h"
 
 static void usage(void)
@@ -37,87 +38,50 @@ static void usage(void)
 typedef struct imp_args {
     const char *model, *corpus, *output, *name, *tokenizer;
     dapt_proxy_kind proxy;
-    int64_t samples, batch;
+    int proxy_choice; /* --proxy: 0 kl, 1 mlm */
+    int64_t samples, batch; /* samples 0: das.importance_samples */
     int force;
 } imp_args;
 
-static dapt_status parse_count(const char *opt, const char *v, int64_t *out)
+/* The MLM spec and sequence ids of the tokenizer in directory dir. */
+typedef struct spec_out {
+    double p;
+    dapt_mlm_spec *mlm;
+    dapt_seq_spec *ss;
+} spec_out;
+
+static dapt_status spec_of_dir(const char *dir, void *ctx)
 {
-    char *end = NULL;
-    long long k = strtoll(v, &end, 10);
-    if (!end || *end || k < 1) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: %s '%s' is not a positive count", opt, v);
-    *out = k;
-    return DAPT_OK;
+    spec_out *o = ctx;
+    return dapt_mlm_spec_load(dir, o->p, o->mlm, &o->ss->begin_id, &o->ss->end_id, &o->ss->pad_id);
 }
 
-static dapt_status parse_args(const dapt_cli *cli, imp_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->proxy = DAPT_PROXY_KL;
-    a->samples = cli->cfg.das.importance_samples;
-    a->batch = 32;
-    if (cli->cfg.tokenizer.path[0]) a->tokenizer = cli->cfg.tokenizer.path;
-    for (int i = 0; i < cli->nrest; i++) {
-        const char *arg = cli->rest[i];
-        if (!strcmp(arg, "--force")) {
-            a->force = 1;
-            continue;
-        }
-        static const char *const valued[] = {"--model", "--corpus", "--output", "--proxy", "--samples",
-                                             "--batch", "--name", "--tokenizer"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(arg, valued[k]);
-        if (!known) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: unexpected argument '%s' (see dapt importance --help)", arg);
-        if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: %s needs a value", arg);
-        const char *v = cli->rest[++i];
-        if (!strcmp(arg, "--model")) a->model = v;
-        else if (!strcmp(arg, "--corpus")) a->corpus = v;
-        else if (!strcmp(arg, "--output")) a->output = v;
-        else if (!strcmp(arg, "--name")) a->name = v;
-        else if (!strcmp(arg, "--tokenizer")) a->tokenizer = v;
-        else if (!strcmp(arg, "--samples")) DAPT_CHECK(parse_count(arg, v, &a->samples));
-        else if (!strcmp(arg, "--batch")) DAPT_CHECK(parse_count(arg, v, &a->batch));
-        else if (!strcmp(v, "kl")) a->proxy = DAPT_PROXY_KL;
-        else if (!strcmp(v, "mlm")) a->proxy = DAPT_PROXY_MLM;
-        else return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --proxy '%s' is not kl or mlm", v);
-    }
-    if (!a->model || !a->corpus || !a->output)
-        return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --model, --corpus and --output are required");
-    if (!a->name) a->name = a->proxy == DAPT_PROXY_KL ? "kl" : "mlm";
-    if (!a->name[0] || strchr(a->name, '/')) return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --name '%s' cannot name an HDF5 group", a->name);
-    return DAPT_OK;
-}
-
-/* The tokenizer's MLM spec and sequence ids: from --tokenizer, else the
- * model file's files written to a private temporary directory. */
+/* The tokenizer's MLM spec and sequence ids: from --tokenizer (or
+ * tokenizer.path), else the model file's. */
 static dapt_status tokenizer_spec(const imp_args *a, const dapt_model_meta *meta, double p, dapt_mlm_spec *mlm,
                                   dapt_seq_spec *ss)
 {
-    if (a->tokenizer) return dapt_mlm_spec_load(a->tokenizer, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
-    if (meta->ntokenizer == 0)
-        return DAPT_ERROR(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", a->model);
-    char dir[512];
-    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(dir, sizeof dir, "%s/dapt-importance-XXXXXX", tmp);
-    if (!mkdtemp(dir)) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot make a temporary directory", dir);
-    dapt_status st = DAPT_OK;
-    for (size_t i = 0; i < meta->ntokenizer && st == DAPT_OK; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s", dir, meta->tokenizer[i].name);
-        st = dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1);
-    }
-    if (st == DAPT_OK) st = dapt_mlm_spec_load(dir, p, mlm, &ss->begin_id, &ss->end_id, &ss->pad_id);
-    dapt_fs_remove_tree(dir);
-    return st;
+    spec_out o = {p, mlm, ss};
+    if (a->tokenizer) return spec_of_dir(a->tokenizer, &o);
+    if (meta->ntokenizer == 0) return DAPT_ERROR(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", a->model);
+    return dapt_model_tokenizer_dir(meta, a->model, spec_of_dir, &o);
 }
 
-static dapt_status run_importance(const dapt_cli *cli, const imp_args *a)
+/* Every rank takes part. */
+static dapt_status run_importance(dapt_cli *cli, void *ctx)
 {
+    imp_args *a = ctx;
     const dapt_config *cfg = &cli->cfg;
     MPI_Comm comm = MPI_COMM_WORLD;
-    int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    const int size = cli->size;
+    if (!a->model || !a->corpus || !a->output)
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --model, --corpus and --output are required");
+    a->proxy = a->proxy_choice == 1 ? DAPT_PROXY_MLM : DAPT_PROXY_KL;
+    if (a->samples == 0) a->samples = cfg->das.importance_samples;
+    if (!a->tokenizer && cfg->tokenizer.path[0]) a->tokenizer = cfg->tokenizer.path;
+    if (!a->name) a->name = a->proxy == DAPT_PROXY_KL ? "kl" : "mlm";
+    if (!a->name[0] || strchr(a->name, '/'))
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt importance: --name '%s' cannot name an HDF5 group", a->name);
     int exists = dapt_fs_exists(a->output);
     DAPT_CHECK(DAPT_MPI(MPI_Bcast(&exists, 1, MPI_INT, 0, comm)));
     if (exists && !a->force) return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists: pass --force to replace it", a->output);
@@ -179,16 +143,19 @@ cleanup:
 
 int dapt_cmd_importance(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    imp_args a;
-    st = parse_args(&cli, &a);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    st = run_importance(&cli, &a);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    dapt_cli_free(&cli);
-    return DAPT_EXIT_OK;
+    imp_args a = {.batch = 32};
+    const dapt_cli_option opts[] = {
+        {.name = "model", .kind = DAPT_OPT_STRING, .dest = &a.model},
+        {.name = "corpus", .kind = DAPT_OPT_STRING, .dest = &a.corpus},
+        {.name = "output", .kind = DAPT_OPT_STRING, .dest = &a.output},
+        {.name = "proxy", .kind = DAPT_OPT_CHOICE, .dest = &a.proxy_choice, .arg = "kl|mlm"},
+        {.name = "samples", .kind = DAPT_OPT_INT, .dest = &a.samples, .min = 1, .max = INT64_MAX},
+        {.name = "batch", .kind = DAPT_OPT_INT, .dest = &a.batch, .min = 1, .max = INT64_MAX},
+        {.name = "name", .kind = DAPT_OPT_STRING, .dest = &a.name},
+        {.name = "tokenizer", .kind = DAPT_OPT_STRING, .dest = &a.tokenizer},
+        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &a.force},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "importance", .usage = usage, .options = opts, .max_args = 0,
+                                  .run = run_importance, .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

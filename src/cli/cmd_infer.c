@@ -6,10 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dapt/cli.h"
-#include "dapt/fsio.h"
 #include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/model.h"
@@ -28,65 +26,14 @@ static void usage(void)
            "  text: <the text>\n"
            "  mask at position P:            (MLM only; P counts from 0 with [CLS])\n"
            "      <rank>  <token or class>  <probability>\n"
-           "Runs on rank 0; eval mode.\n\n");
+           "A TEXT that starts with '-' goes after --.  Runs on rank 0; eval mode.\n\n");
     dapt_cli_print_common_help();
 }
 
 typedef struct infer_args {
     const char *model, *tokenizer;
     int64_t top_k;
-    const char **texts;
-    int ntexts;
 } infer_args;
-
-static dapt_status parse_args(const dapt_cli *cli, infer_args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->top_k = 5;
-    DAPT_CHECK(dapt_alloc((void **)&a->texts, sizeof *a->texts * (size_t)(cli->nrest + 1), "texts"));
-    for (int i = 0; i < cli->nrest; i++) {
-        const char *arg = cli->rest[i];
-        if (!strcmp(arg, "--model") || !strcmp(arg, "--tokenizer") || !strcmp(arg, "--top-k")) {
-            if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt infer: %s needs a value", arg);
-            const char *v = cli->rest[++i];
-            if (!strcmp(arg, "--model")) a->model = v;
-            else if (!strcmp(arg, "--tokenizer")) a->tokenizer = v;
-            else {
-                char *end = NULL;
-                long long k = strtoll(v, &end, 10);
-                if (!end || *end || k < 1 || k > 1000)
-                    return DAPT_ERROR(DAPT_ERR_ARG, "dapt infer: --top-k '%s' is not a count in 1..1000", v);
-                a->top_k = k;
-            }
-        } else if (arg[0] == '-' && arg[1] == '-') {
-            return DAPT_ERROR(DAPT_ERR_ARG, "dapt infer: unexpected option '%s' (see dapt infer --help)", arg);
-        } else {
-            a->texts[a->ntexts++] = arg;
-        }
-    }
-    if (!a->model) return DAPT_ERROR(DAPT_ERR_ARG, "dapt infer: --model is required");
-    return DAPT_OK;
-}
-
-/* Loads the tokenizer the model file carries: its files go to a private
- * temporary directory that the tokenizer loader reads, then are removed. */
-static dapt_status tokenizer_from_meta(const dapt_model_meta *meta, const char *model, dapt_tokenizer **tok)
-{
-    if (meta->ntokenizer == 0)
-        return DAPT_ERROR(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", model);
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/dapt-infer-XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot make a temporary directory", dir);
-    dapt_status st = DAPT_OK;
-    for (size_t i = 0; i < meta->ntokenizer && st == DAPT_OK; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s", dir, meta->tokenizer[i].name);
-        st = dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1);
-    }
-    if (st == DAPT_OK) st = dapt_tokenizer_load(dir, tok);
-    dapt_fs_remove_tree(dir);
-    return st;
-}
 
 /* Ranks of the k largest of p[0..n) (k small: partial selection). */
 static void top_k(const float *p, int64_t n, int64_t k, int64_t *idx)
@@ -180,8 +127,11 @@ cleanup:
     return st;
 }
 
-static dapt_status run(const infer_args *a)
+/* Runs on rank 0: the texts are cli->args, else the lines of stdin. */
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
+    const infer_args *a = ctx;
+    if (!a->model) return DAPT_ERROR(DAPT_ERR_ARG, "dapt infer: --model is required");
     dapt_model m;
     memset(&m, 0, sizeof m);
     dapt_model_meta meta;
@@ -202,9 +152,10 @@ static dapt_status run(const infer_args *a)
         DAPT_THROW(DAPT_ERR_UNSUPPORTED, "%s has neither an MLM head nor a classifier (use dapt forward to look at "
                    "its hidden states)", a->model);
     if (a->tokenizer) DAPT_TRY(dapt_tokenizer_load(a->tokenizer, &tok));
-    else DAPT_TRY(tokenizer_from_meta(&meta, a->model, &tok));
-    for (int i = 0; i < a->ntexts; i++) DAPT_TRY(infer_one(&m, tok, &meta, a->texts[i], a->top_k, stdout));
-    if (a->ntexts == 0) {
+    else if (meta.ntokenizer == 0) DAPT_THROW(DAPT_ERR_ARG, "%s has no tokenizer files; pass --tokenizer", a->model);
+    else DAPT_TRY(dapt_model_tokenizer(&meta, a->model, &tok));
+    for (int i = 0; i < cli->nargs; i++) DAPT_TRY(infer_one(&m, tok, &meta, cli->args[i], a->top_k, stdout));
+    if (cli->nargs == 0) {
         ssize_t n;
         while ((n = getline(&line, &cap, stdin)) >= 0) {
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
@@ -223,17 +174,13 @@ cleanup:
 
 int dapt_cmd_infer(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    infer_args a;
-    st = parse_args(&cli, &a);
-    if (st == DAPT_OK && rank == 0) st = run(&a);
-    st = dapt_status_agree(MPI_COMM_WORLD, st);
-    free(a.texts);
-    dapt_cli_free(&cli);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    return DAPT_EXIT_OK;
+    infer_args a = {.top_k = 5};
+    const dapt_cli_option opts[] = {
+        {.name = "model", .kind = DAPT_OPT_STRING, .dest = &a.model},
+        {.name = "tokenizer", .kind = DAPT_OPT_STRING, .dest = &a.tokenizer},
+        {.name = "top-k", .kind = DAPT_OPT_INT, .dest = &a.top_k, .min = 1, .max = 1000},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "infer", .usage = usage, .options = opts, .max_args = -1, .rank0 = 1,
+                                  .run = run, .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

@@ -2,8 +2,6 @@
  * All ranks take part; see include/dapt/corpus.h and docs/formats.md. */
 #include <mpi.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/corpus.h"
@@ -31,96 +29,66 @@ static void usage(void)
     dapt_cli_print_common_help();
 }
 
-/* Matches "--name" or "--name=value"; takes the value from the next
- * argument in the first case. */
-static int take_value(const dapt_cli *cli, int *i, const char *name, const char **v, dapt_status *st)
-{
-    const char *a = cli->rest[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '=')) return 0;
-    if (a[n] == '=') {
-        *v = a + n + 1;
-    } else if (*i + 1 < cli->nrest) {
-        *v = cli->rest[++*i];
-    } else {
-        *st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: %s needs a value", name);
-        *v = NULL;
-    }
-    return 1;
-}
+typedef struct prep_args {
+    dapt_prepare_opts o;
+    int task, doc_sep, format; /* doc_sep, format: -1, or a choice of --doc-sep, --format */
+} prep_args;
 
-int dapt_cmd_prepare(int argc, char **argv)
+/* Every rank takes part. */
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    dapt_prepare_opts o = {0};
-    const char **inputs = calloc((size_t)cli.nrest + 1, sizeof *inputs);
-    if (!inputs) dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_NOMEM, "dapt prepare: out of memory"));
-    int task = 0;
-    for (int i = 0; i < cli.nrest && st == DAPT_OK; i++) {
-        const char *a = cli.rest[i], *v = NULL;
-        if (take_value(&cli, &i, "--tokenizer", &v, &st)) {
-            if (v) st = dapt_config_set_value(&cli.cfg, "tokenizer", "path", v, "--tokenizer");
-        } else if (take_value(&cli, &i, "--output", &v, &st) || take_value(&cli, &i, "-o", &v, &st)) {
-            o.output = v;
-        } else if (take_value(&cli, &i, "--doc-sep", &v, &st)) {
-            if (!v) break;
-            if (!strcmp(v, "line")) o.doc_sep = DAPT_DOC_LINE;
-            else if (!strcmp(v, "blank")) o.doc_sep = DAPT_DOC_BLANK;
-            else st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: --doc-sep must be line or blank, not '%s'", v);
-        } else if (take_value(&cli, &i, "--format", &v, &st)) {
-            if (!v) break;
-            if (!strcmp(v, "tsv")) o.format = DAPT_TASK_TSV;
-            else if (!strcmp(v, "jsonl")) o.format = DAPT_TASK_JSONL;
-            else st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: --format must be tsv or jsonl, not '%s'", v);
-        } else if (!strcmp(a, "--force")) {
-            o.force = 1;
-        } else if (!strcmp(a, "--task")) {
-            task = 1;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: unknown option '%s' (see dapt prepare --help)", a);
-        } else {
-            inputs[o.n_inputs++] = a;
-        }
-    }
-    if (st == DAPT_OK && !o.output) st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: -o OUT.h5 is required");
-    if (st == DAPT_OK && o.n_inputs == 0) st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no input files");
-    if (st == DAPT_OK && !cli.cfg.tokenizer.path[0])
-        st = DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no tokenizer (--tokenizer PATH or [tokenizer] path)");
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    prep_args *a = ctx;
+    dapt_prepare_opts *o = &a->o;
+    if (!o->output) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: -o OUT.h5 is required");
+    if (cli->nargs == 0) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no input files");
+    if (!cli->cfg.tokenizer.path[0])
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no tokenizer (--tokenizer PATH or [tokenizer] path)");
+    /* The choices are in the order of the enums (after DAPT_TASK_AUTO). */
+    o->doc_sep = a->doc_sep == 1 ? DAPT_DOC_BLANK : DAPT_DOC_LINE;
+    o->format = a->format < 0 ? DAPT_TASK_AUTO : (dapt_task_format)(DAPT_TASK_TSV + a->format);
 
     /* Every rank loads the same files, so every rank gets the same status. */
     dapt_tokenizer *tok = NULL;
-    st = dapt_tokenizer_load(cli.cfg.tokenizer.path, &tok);
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    o.tok = tok;
-    o.tokenizer_path = cli.cfg.tokenizer.path;
-    o.inputs = inputs;
-    o.cfg = &cli.cfg;
+    DAPT_CHECK(dapt_tokenizer_load(cli->cfg.tokenizer.path, &tok));
+    o->tok = tok;
+    o->tokenizer_path = cli->cfg.tokenizer.path;
+    o->inputs = (const char *const *)cli->args;
+    o->n_inputs = (size_t)cli->nargs;
+    o->cfg = &cli->cfg;
 
     dapt_prepare_stats s;
     double t0 = dapt_now();
-    st = task ? dapt_prepare_task(MPI_COMM_WORLD, &o, &s) : dapt_prepare_corpus(MPI_COMM_WORLD, &o, &s);
+    dapt_status st = a->task ? dapt_prepare_task(MPI_COMM_WORLD, o, &s) : dapt_prepare_corpus(MPI_COMM_WORLD, o, &s);
     double dt = dapt_now() - t0;
     dapt_tokenizer_free(tok);
-    if (st != DAPT_OK) dapt_cli_fail_all(st); /* the library agreed: same status on all ranks */
-    if (task)
+    DAPT_CHECK(st); /* the library agreed: same status on all ranks */
+    if (a->task)
         dapt_log(DAPT_LOG_INFO,
                  "prepare: %s: %lld examples, %d labels, %lld ids (%lld truncated), %.1f MB in %.2f s on %d ranks",
-                 o.output, (long long)s.n_docs, s.n_labels, (long long)s.n_tokens, (long long)s.n_truncated,
-                 (double)s.n_bytes / 1e6, dt, size);
+                 o->output, (long long)s.n_docs, s.n_labels, (long long)s.n_tokens, (long long)s.n_truncated,
+                 (double)s.n_bytes / 1e6, dt, cli->size);
     else
         dapt_log(DAPT_LOG_INFO,
                  "prepare: %s: %lld documents, %lld tokens, %.1f MB in %.2f s (%.1f MB/s) on %d ranks "
                  "(scan %.2f s, tokenize %.2f s, write %.2f s)%s",
-                 o.output, (long long)s.n_docs, (long long)s.n_tokens, (double)s.n_bytes / 1e6, dt,
-                 dt > 0 ? (double)s.n_bytes / 1e6 / dt : 0.0, size, s.t_scan, s.t_tokenize, s.t_write,
+                 o->output, (long long)s.n_docs, (long long)s.n_tokens, (double)s.n_bytes / 1e6, dt,
+                 dt > 0 ? (double)s.n_bytes / 1e6 / dt : 0.0, cli->size, s.t_scan, s.t_tokenize, s.t_write,
                  s.n_skipped ? " (some whitespace-only documents skipped)" : "");
-    free(inputs);
-    dapt_cli_free(&cli);
-    return DAPT_EXIT_OK;
+    return DAPT_OK;
+}
+
+int dapt_cmd_prepare(int argc, char **argv)
+{
+    prep_args a = {.doc_sep = -1, .format = -1};
+    const dapt_cli_option opts[] = {
+        {.name = "tokenizer", .kind = DAPT_OPT_CONFIG, .arg = "tokenizer.path"},
+        {.name = "output", .short_name = 'o', .kind = DAPT_OPT_STRING, .dest = &a.o.output},
+        {.name = "doc-sep", .kind = DAPT_OPT_CHOICE, .dest = &a.doc_sep, .arg = "line|blank"},
+        {.name = "format", .kind = DAPT_OPT_CHOICE, .dest = &a.format, .arg = "tsv|jsonl"},
+        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &a.o.force},
+        {.name = "task", .kind = DAPT_OPT_FLAG, .dest = &a.task},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "prepare", .usage = usage, .options = opts, .max_args = -1, .run = run,
+                                  .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

@@ -1,10 +1,9 @@
 /* dapt tokenize: UTF-8 lines on stdin -> one line of ids per input line.
  *
  * For users and scripts to see what the model sees.  Runs on rank 0 only
- * (other ranks return at once).  A line with invalid UTF-8 stops the
+ * (the other ranks wait for its verdict).  A line with invalid UTF-8 stops the
  * command with an error naming the line: silently replacing bytes would
  * show ids the model never sees for that input. */
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,51 +94,41 @@ cleanup:
     return st;
 }
 
+typedef struct tok_args {
+    const char *path;
+    int no_special, pair, pad, type_ids, truncation; /* truncation: -1, or a choice of --truncation */
+    int64_t max_length;
+} tok_args;
+
+/* Runs on rank 0. */
+static dapt_status run_tokenize(dapt_cli *cli, void *ctx)
+{
+    (void)cli;
+    const tok_args *a = ctx;
+    if (!a->path) return DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: --tokenizer PATH is required");
+    if (a->pad && !a->max_length) return DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: --pad needs --max-length");
+    dapt_encode_opts o = {0};
+    o.max_length = (size_t)a->max_length;
+    o.pad_to_max_length = a->pad;
+    /* DAPT_TRUNC_* in the order of the --truncation choices, after NONE. */
+    if (a->truncation >= 0) o.truncation = (dapt_truncation)(DAPT_TRUNC_LONGEST_FIRST + a->truncation);
+    else if (a->max_length) o.truncation = DAPT_TRUNC_LONGEST_FIRST;
+    return run(a->path, !a->no_special, a->pair, &o, a->type_ids);
+}
+
 int dapt_cmd_tokenize(int argc, char **argv)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    const char *path = NULL;
-    int special = 1, pair = 0, type_ids = 0;
-    dapt_encode_opts o = {0};
-    for (int i = 0; i < cli.nrest && st == DAPT_OK; i++) {
-        const char *a = cli.rest[i];
-        const char *v = NULL;
-        const char *opt = !strncmp(a, "--tokenizer", 11) ? "--tokenizer"
-                          : !strncmp(a, "--max-length", 12) ? "--max-length"
-                          : !strncmp(a, "--truncation", 12) ? "--truncation" : NULL;
-        if (opt && (a[strlen(opt)] == '=' || a[strlen(opt)] == '\0')) {
-            if (a[strlen(opt)] == '=') v = a + strlen(opt) + 1;
-            else if (i + 1 < cli.nrest) v = cli.rest[++i];
-            else { st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: %s needs a value", opt); break; }
-            if (opt[2] == 't' && opt[3] == 'o') path = v;
-            else if (opt[2] == 'm') {
-                char *end;
-                long long n = strtoll(v, &end, 10);
-                if (*end || n <= 0) st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: --max-length '%s' is not a positive integer", v);
-                o.max_length = (size_t)n;
-                if (!o.truncation) o.truncation = DAPT_TRUNC_LONGEST_FIRST;
-            } else {
-                if (!strcmp(v, "longest_first")) o.truncation = DAPT_TRUNC_LONGEST_FIRST;
-                else if (!strcmp(v, "only_first")) o.truncation = DAPT_TRUNC_ONLY_FIRST;
-                else if (!strcmp(v, "only_second")) o.truncation = DAPT_TRUNC_ONLY_SECOND;
-                else st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: unknown --truncation '%s'", v);
-            }
-        } else if (!strcmp(a, "--no-special")) special = 0;
-        else if (!strcmp(a, "--pair")) pair = 1;
-        else if (!strcmp(a, "--pad")) o.pad_to_max_length = 1;
-        else if (!strcmp(a, "--type-ids")) type_ids = 1;
-        else st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: unexpected argument '%s'", a);
-    }
-    if (st == DAPT_OK && !path) st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: --tokenizer PATH is required");
-    if (st == DAPT_OK && o.pad_to_max_length && !o.max_length)
-        st = DAPT_ERROR(DAPT_ERR_ARG, "dapt tokenize: --pad needs --max-length");
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
-    if (rank == 0) st = run(path, special, pair, &o, type_ids);
-    dapt_cli_free(&cli);
-    if (st != DAPT_OK) dapt_cli_fail(st);
-    return DAPT_EXIT_OK;
+    tok_args a = {.truncation = -1};
+    const dapt_cli_option opts[] = {
+        {.name = "tokenizer", .kind = DAPT_OPT_STRING, .dest = &a.path},
+        {.name = "no-special", .kind = DAPT_OPT_FLAG, .dest = &a.no_special},
+        {.name = "pair", .kind = DAPT_OPT_FLAG, .dest = &a.pair},
+        {.name = "max-length", .kind = DAPT_OPT_INT, .dest = &a.max_length, .min = 1, .max = INT64_MAX},
+        {.name = "truncation", .kind = DAPT_OPT_CHOICE, .dest = &a.truncation, .arg = "longest_first|only_first|only_second"},
+        {.name = "pad", .kind = DAPT_OPT_FLAG, .dest = &a.pad},
+        {.name = "type-ids", .kind = DAPT_OPT_FLAG, .dest = &a.type_ids},
+        {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "tokenize", .usage = usage, .options = opts, .max_args = 0, .rank0 = 1,
+                                  .run = run_tokenize, .ctx = &a};
+    return dapt_cli_main(argc, argv, &cmd);
 }

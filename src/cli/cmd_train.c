@@ -1,9 +1,7 @@
 /* dapt train: MLM post-training (and, later, DGA/DAS) with checkpoints and
  * preemption; see include/dapt/train.h and docs/training.md. */
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
@@ -23,25 +21,14 @@ static void usage(void)
     dapt_cli_print_common_help();
 }
 
-int dapt_cmd_train(int argc, char **argv)
+static dapt_status run(dapt_cli *cli, void *ctx)
 {
-    dapt_cli cli;
-    if (dapt_cli_begin(argc, argv, &cli, usage)) return DAPT_EXIT_OK;
-    dapt_status st = DAPT_OK;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    dapt_train_opts opts = {0, 0};
-    for (int i = 0; i < cli.nrest; i++) {
-        if (!strcmp(cli.rest[i], "--resume")) opts.resume = 1;
-        else if (!strcmp(cli.rest[i], "--force")) opts.force = 1;
-        else dapt_cli_fail_all(DAPT_ERROR(DAPT_ERR_ARG, "dapt train: unexpected argument '%s' (see dapt train --help)", cli.rest[i]));
-    }
+    const dapt_train_opts *opts = ctx;
     dapt_train_result res;
-    st = dapt_train_run(&cli.cfg, &opts, &res);
-    if (st != DAPT_OK) {
-        if (res.agreed) dapt_cli_fail_all(st);
-        dapt_cli_fail(st);
-    }
+    dapt_status st = dapt_train_run(&cli->cfg, opts, &res);
+    /* A failure only some ranks saw may leave the others in a collective. */
+    if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);
+    DAPT_CHECK(st);
     if (isnan(res.last_eval_loss))
         dapt_info("train: done, %lld steps, last loss %.4f, %lld skipped", (long long)res.steps_done, res.last_loss,
                   (long long)res.bad_steps);
@@ -49,6 +36,16 @@ int dapt_cmd_train(int argc, char **argv)
         dapt_info("train: done, %lld steps, last loss %.4f, held-out loss %.4f (perplexity %.2f), %lld skipped",
                   (long long)res.steps_done, res.last_loss, res.last_eval_loss, exp(res.last_eval_loss),
                   (long long)res.bad_steps);
-    dapt_cli_free(&cli);
-    return DAPT_EXIT_OK;
+    return DAPT_OK;
+}
+
+int dapt_cmd_train(int argc, char **argv)
+{
+    dapt_train_opts opts = {0, 0};
+    const dapt_cli_option options[] = {{.name = "resume", .kind = DAPT_OPT_FLAG, .dest = &opts.resume},
+                                       {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &opts.force},
+                                       {.name = NULL}};
+    const dapt_cli_command cmd = {.name = "train", .usage = usage, .options = options, .max_args = 0, .run = run,
+                                  .ctx = &opts};
+    return dapt_cli_main(argc, argv, &cmd);
 }

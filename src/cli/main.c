@@ -21,14 +21,11 @@ static void print_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    /* Threads (OpenMP, OpenBLAS) never call MPI themselves: FUNNELED. */
-    int provided = 0;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "dapt: error: MPI_Init_thread failed\n");
-        return DAPT_EXIT_FAILURE;
-    }
+    /* MPI, with MPI_ERRORS_RETURN on MPI_COMM_WORLD and MPI_COMM_SELF. */
+    if (dapt_cli_mpi_init(&argc, &argv) != DAPT_OK) return DAPT_EXIT_FAILURE;
     int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    dapt_status st = DAPT_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    if (st != DAPT_OK) dapt_cli_fail(st);
     int code = DAPT_EXIT_OK;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         if (rank == 0) print_usage(stdout);
@@ -44,6 +41,9 @@ int main(int argc, char **argv)
             code = DAPT_EXIT_USAGE;
         }
     }
-    MPI_Finalize();
+    if (MPI_Finalize() != MPI_SUCCESS) {
+        fprintf(stderr, "dapt: error: MPI_Finalize failed\n");
+        if (code == DAPT_EXIT_OK) code = DAPT_EXIT_FAILURE;
+    }
     return code;
 }

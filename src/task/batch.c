@@ -1,10 +1,6 @@
-/* Padded task batches, per-length workspaces, tokenizers from model files. */
-#include <stdio.h>
-#include <stdlib.h>
+/* Padded task batches and per-length workspaces. */
 #include <string.h>
 
-#include "dapt/fsio.h"
-#include "dapt/tokenizer.h"
 #include "task_internal.h"
 
 int64_t task_example_len(const dapt_task_split *s, int64_t i, int64_t max_len)
@@ -66,22 +62,4 @@ dapt_status task_ws_get(task_ws_cache *c, int64_t L, dapt_workspace **ws)
     c->bytes += dapt_workspace_bytes(c->ws[c->n]);
     *ws = c->ws[c->n++];
     return DAPT_OK;
-}
-
-dapt_status dapt_model_tokenizer(const dapt_model_meta *meta, const char *model_path, dapt_tokenizer **tok)
-{
-    if (meta->ntokenizer == 0) return DAPT_ERROR(DAPT_ERR_ARG, "%s carries no tokenizer files", model_path);
-    char dir[512];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/dapt-task-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot make a temporary directory", dir);
-    dapt_status st = DAPT_OK;
-    for (size_t i = 0; i < meta->ntokenizer && st == DAPT_OK; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s", dir, meta->tokenizer[i].name);
-        st = dapt_fs_write_atomic(path, meta->tokenizer[i].data, meta->tokenizer[i].size, 1);
-    }
-    if (st == DAPT_OK) st = dapt_tokenizer_load(dir, tok);
-    dapt_fs_remove_tree(dir);
-    return st;
 }

@@ -72,11 +72,7 @@ static dapt_status unpack_tokenizer(train_run *r, char *dir, size_t len)
     dapt_status st = DAPT_OK;
     if (train_leader(r)) {
         st = dapt_fs_mkdir_p(dir);
-        for (size_t i = 0; st == DAPT_OK && i < r->meta.ntokenizer; i++) {
-            char file[3 * DAPT_CONFIG_STR_MAX];
-            snprintf(file, sizeof file, "%s/%s", dir, r->meta.tokenizer[i].name);
-            st = dapt_fs_write_atomic(file, r->meta.tokenizer[i].data, r->meta.tokenizer[i].size, 1);
-        }
+        if (st == DAPT_OK) st = dapt_model_tokenizer_write(&r->meta, dir);
     }
     return train_agree(r, st);
 }
