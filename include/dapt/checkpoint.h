@@ -121,6 +121,14 @@ dapt_status dapt_checkpoint_resume_layout(MPI_Comm comm, const char *dir, const 
                                           dapt_ckpt_state *st, dapt_ckpt_load_fn load, void *load_ctx,
                                           char *path, size_t path_len);
 
+/* A model file (modelfile.h: header, /params at global shape, each dataset
+ * with its CRC-32) from parameters laid out by lay, e.g. a tensor-parallel
+ * shard, every rank writing its own hyperslabs; replaces path (temporary
+ * name, renamed when complete).  Collective over comm. */
+dapt_status dapt_checkpoint_save_model(MPI_Comm comm, const char *path, const dapt_config *cfg,
+                                       const dapt_model_config *mc, const dapt_ckpt_layout *lay, const float *params,
+                                       const dapt_model_meta *meta);
+
 /* Another flat buffer laid out like the parameters (lay), e.g. an
  * objective's teacher copy, into / out of an open checkpoint file as
  * group/<tensor> at global shape, each dataset with its CRC-32 (verified on

@@ -101,6 +101,7 @@ typedef struct dapt_objective_ctx {
     int64_t global_rows;           /* sequences in the global batch */
     int64_t seq_len;               /* train: data.seq_len */
     int64_t micro_max;             /* rows of the largest micro-batch */
+    int64_t total_steps;           /* optimizer steps of the whole run (finetune; train: train.steps) */
     const dapt_domain_info *domain;
     /* How the parameters sit in a checkpoint (valid in save / load): for
      * buffers laid out like them (dapt_objective_save_params). */

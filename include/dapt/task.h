@@ -170,7 +170,8 @@ dapt_status dapt_mlm_report_write(MPI_Comm comm, const char *base, int force, co
 /* ---- fine-tuning ----------------------------------------------------------- */
 
 typedef struct dapt_finetune_opts {
-    int force; /* replace outputs of a previous run in run.output_dir */
+    int force;  /* replace outputs of a previous run in run.output_dir */
+    int resume; /* continue from run.output_dir/checkpoints (fresh when there is none) */
 } dapt_finetune_opts;
 
 typedef struct dapt_finetune_result {
@@ -182,9 +183,15 @@ typedef struct dapt_finetune_result {
     int agreed;             /* on failure: 1 if every rank returned it together */
 } dapt_finetune_result;
 
-/* Fine-tunes model.path on finetune.task as configured ([finetune]),
- * writing run.output_dir/model.h5 (best dev epoch) and
- * run.output_dir/finetune_metrics.csv.  Collective over MPI_COMM_WORLD. */
+/* Fine-tunes model.path on finetune.task as configured ([finetune]) with the
+ * objective finetune.objective, on the process grid of parallel.tensor
+ * (data x tensor parallel; the losses do not depend on the layout), writing
+ * run.output_dir/model.h5 (best dev epoch), run.output_dir/finetune_metrics.csv
+ * and run.output_dir/checkpoints/ (after every epoch and every
+ * checkpoint.every steps: parameters, AdamW moments, the epochs'
+ * bookkeeping and the objective's state, resumable on any layout).  A stop
+ * signal (preempt.h) writes a checkpoint and returns DAPT_ERR_INTERRUPTED
+ * on every rank.  Collective over MPI_COMM_WORLD. */
 dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *opts, dapt_finetune_result *res);
 
 /* Loads a model file as a classifier for n_labels classes: every tensor the

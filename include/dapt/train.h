@@ -1,8 +1,9 @@
 /* dapt train: the data-parallel post-training loop.
  *
  * One optimizer step s:
- *   1. the ranks agree whether a preemption signal arrived (MPI_Allreduce
- *      MAX); if so they write a checkpoint and return DAPT_ERR_INTERRUPTED;
+ *   1. the ranks agree whether a stop signal arrived (preempt.h: SIGTERM,
+ *      SIGUSR1, SIGINT); if so they write a checkpoint and return
+ *      DAPT_ERR_INTERRUPTED;
  *   2. global batch = global samples [s*B, (s+1)*B) of the epoch
  *      permutations (batches.h); data rank d takes a contiguous block and
  *      reads only those sequences, split into train.grad_accum micro-batches;
@@ -71,8 +72,5 @@ dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, 
 dapt_status dapt_heldout_mlm_loss(MPI_Comm comm, const dapt_model *m, dapt_workspace *ws, dapt_sequences *seqs,
                                   const dapt_mlm_spec *mlm, uint64_t seed, int64_t want, int64_t batch,
                                   double *loss, int64_t *masked);
-
-/* The flag the SIGTERM/SIGUSR1 handler sets (tests raise it directly). */
-void dapt_train_request_stop(void);
 
 #endif

@@ -358,6 +358,23 @@ cleanup:
     return st;
 }
 
+dapt_status dapt_checkpoint_save_model(MPI_Comm comm, const char *path, const dapt_config *cfg,
+                                       const dapt_model_config *mc, const dapt_ckpt_layout *lay, const float *params,
+                                       const dapt_model_meta *meta)
+{
+    DAPT_CHECK(check_layout(lay));
+    dapt_h5file f;
+    DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
+    const char *group = "params";
+    dapt_status st = dapt_modelfile_put_header(&f, mc, meta);
+    if (st == DAPT_OK) st = put_buffers(&f, comm, lay, &group, &params, 1);
+    if (st != DAPT_OK) {
+        dapt_h5_abort(&f);
+        return st;
+    }
+    return dapt_h5_commit(&f);
+}
+
 dapt_status dapt_checkpoint_put_buffer(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *group,
                                        const float *buf)
 {

@@ -10,16 +10,21 @@
 static void usage(void)
 {
     printf("usage: dapt finetune [--model M.h5] [--task T.h5] [--output DIR] [--seed N]\n"
-           "                     [--epochs N] [--force] [--config run.ini] [--set S.K=V ...]\n\n"
+           "                     [--epochs N] [--force | --resume] [--config run.ini] [--set S.K=V ...]\n\n"
            "Fine-tunes a model file (dapt import, dapt train checkpoint) on a prepared task\n"
            "(dapt prepare --task) with a fresh classification head, AdamW and a linear\n"
            "schedule, evaluating the dev split after every epoch.  Writes\n"
            "  DIR/model.h5                the model of the best dev epoch (finetune.metric)\n"
            "  DIR/finetune_metrics.csv    one row per epoch: train loss, dev loss/accuracy/F1\n"
-           "Data parallel over all ranks; the result does not depend on their number.\n"
+           "  DIR/checkpoints/            after every epoch (and checkpoint.every steps)\n"
+           "Data parallel over all ranks, tensor parallel over parallel.tensor of them;\n"
+           "the result does not depend on the layout.  finetune.objective picks the\n"
+           "objective (cls: cross-entropy).  On SIGTERM, SIGUSR1 or Ctrl-C the ranks\n"
+           "checkpoint at the next step and exit with status 75; --resume continues.\n"
            "  --model M.h5    model.path          --task T.h5   finetune.task\n"
            "  --output DIR    run.output_dir      --seed N      run.seed (head init, order, dropout)\n"
            "  --epochs N      finetune.epochs     --force       replace a previous run in DIR\n"
+           "  --resume        continue the run in DIR from its newest checkpoint\n"
            "Other settings ([finetune] in `dapt config show --keys`): batch_size (16),\n"
            "lr (3e-5), weight_decay (0.01), warmup_ratio / warmup_steps, schedule, max_length,\n"
            "metric (macro_f1), patience (early stopping, 0 = off), train_split, dev_split.\n"
@@ -57,6 +62,7 @@ int dapt_cmd_finetune(int argc, char **argv)
                                        {.name = "seed", .kind = DAPT_OPT_CONFIG, .arg = "run.seed"},
                                        {.name = "epochs", .kind = DAPT_OPT_CONFIG, .arg = "finetune.epochs"},
                                        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &opts.force},
+                                       {.name = "resume", .kind = DAPT_OPT_FLAG, .dest = &opts.resume},
                                        {.name = NULL}};
     const dapt_cli_command cmd = {.name = "finetune", .usage = usage, .options = options, .max_args = 0, .run = run,
                                   .ctx = &opts};

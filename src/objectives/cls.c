@@ -17,6 +17,6 @@ static dapt_status cls_micro_step(void *state, dapt_objective_ctx *ctx, const da
 
 const dapt_objective_ops dapt_objective_cls = {
     .name = "cls",
-    .flags = DAPT_OBJ_FINETUNE,
+    .flags = DAPT_OBJ_FINETUNE | DAPT_OBJ_TENSOR_PARALLEL,
     .micro_step = cls_micro_step,
 };

@@ -6,7 +6,6 @@
  * objective's business (its begin/end/resume_domain hooks).  Without
  * continual.domains there is one domain, data.corpus, trained in OUT. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include "dapt/fsio.h"
 #include "dapt/log.h"
+#include "dapt/preempt.h"
 #include "train_internal.h"
 
 #define MAX_DOMAINS 32
@@ -221,12 +221,6 @@ cleanup:
     return st;
 }
 
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    dapt_train_request_stop();
-}
-
 dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -237,13 +231,8 @@ dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, 
         res->agreed = 1;
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "train.method = %s is not implemented", cfg->train.method);
     }
-    train_clear_stop();
-    struct sigaction sa, old_term, old_usr1;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGUSR1, &sa, &old_usr1);
+    dapt_preempt_saved saved;
+    dapt_preempt_arm(&saved);
 
     domain_list *c = NULL;
     dapt_objective obj = {ops, NULL};
@@ -254,7 +243,6 @@ dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, 
     else res->agreed = 1;
     dapt_objective_destroy(&obj);
     free(c);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGUSR1, &old_usr1, NULL);
+    dapt_preempt_disarm(&saved);
     return st;
 }

@@ -1,22 +1,14 @@
 /* The step loop of one dapt train run: resume, held-out evaluation,
  * metrics, checkpoints and preemption (see dapt/train.h). */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dapt/checkpoint.h"
 #include "dapt/log.h"
+#include "dapt/preempt.h"
 #include "train_internal.h"
-
-/* ---- preemption ---------------------------------------------------------- */
-
-static volatile sig_atomic_t stop_requested = 0;
-
-void dapt_train_request_stop(void) { stop_requested = 1; }
-int train_stop_requested(void) { return stop_requested; }
-void train_clear_stop(void) { stop_requested = 0; }
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
@@ -132,8 +124,8 @@ static dapt_status start(train_run *r, const dapt_train_opts *opts, dapt_train_r
 /* The ranks agree whether a stop signal arrived; if so, checkpoint. */
 static dapt_status check_preempted(train_run *r, dapt_train_result *res)
 {
-    int flag = stop_requested, any = 0;
-    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, r->grid.world)));
+    int any = 0;
+    DAPT_CHECK(dapt_preempt_agree(r->grid.world, &any));
     if (!any) return DAPT_OK;
     dapt_info("stop signal received: checkpointing at step %lld", (long long)r->step);
     if (r->last_ckpt_step != r->step) DAPT_CHECK(save_checkpoint(r));

@@ -257,6 +257,7 @@ static void fill_ctx(train_run *r)
     c->global_rows = r->B;
     c->seq_len = r->L;
     c->micro_max = r->micro_max;
+    c->total_steps = r->cfg->train.steps;
     c->domain = &r->domain;
 }
 

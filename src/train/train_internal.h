@@ -80,7 +80,5 @@ dapt_status train_evaluate(train_run *r, double *eval_loss);
 
 /* loop.c.  Collective over the world. */
 dapt_status train_loop(train_run *r, const dapt_train_opts *opts, dapt_train_result *res);
-int train_stop_requested(void);
-void train_clear_stop(void);
 
 #endif

@@ -5,7 +5,7 @@ check_PROGRAMS += tests/task/test_metrics
 tests_task_test_metrics_SOURCES = tests/task/test_metrics.c
 tests_task_test_metrics_CFLAGS = $(TEST_CFLAGS)
 tests_task_test_metrics_LDADD = $(TEST_LIBS)
-TASK_TESTS = tests/task/metrics_ranks.test tests/task/finetune_learns.test tests/task/finetune_ranks.test \
+TASK_TESTS = tests/task/finetune_resume.test tests/task/metrics_ranks.test tests/task/finetune_learns.test tests/task/finetune_ranks.test \
 	tests/task/finetune_errors.test tests/task/eval_mlm.test tests/task/finetune_reference.test \
 	tests/task/finetune_roberta.test
 TESTS += tests/task/test_metrics $(TASK_TESTS)

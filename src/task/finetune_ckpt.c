@@ -1,0 +1,180 @@
+/* What makes a fine-tune survive preemption: checkpoints of the parameters,
+ * AdamW moments, the epochs' bookkeeping and the objective's state (the
+ * checkpoint module's format, at global shape, so a run resumes on any
+ * layout), the best model, and the metrics file cut back to the resumed
+ * state. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/fsio.h"
+#include "dapt/log.h"
+#include "finetune_internal.h"
+
+MPI_Comm ft_world(const ft *r) { return r->have_grid ? r->grid.world : MPI_COMM_WORLD; }
+
+int ft_leader(const ft *r) { return r->rank == 0 && (!r->have_grid || r->grid.tensor_rank == 0); }
+
+dapt_ckpt_layout ft_layout(const ft *r)
+{
+    if (!r->have_tpl) return dapt_ckpt_layout_whole(ft_world(r), &r->model.table);
+    return (dapt_ckpt_layout){&r->tpl.global, &r->model.table, r->tpl.shards, r->grid.tensor_rank,
+                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
+}
+
+/* ---- the loop's own state in a checkpoint --------------------------------- */
+
+#define PROGRESS "finetune"
+
+static dapt_status save_state(void *ctx, dapt_h5file *f)
+{
+    ft *r = ctx;
+    const ft_progress *p = &r->prog;
+    DAPT_CHECK(dapt_h5_group(f, PROGRESS));
+    DAPT_CHECK(dapt_h5_attr_set_double(f, PROGRESS, "epoch_loss_sum", p->epoch_loss_sum));
+    DAPT_CHECK(dapt_h5_attr_set_double(f, PROGRESS, "best_metric", p->best_metric));
+    DAPT_CHECK(dapt_h5_attr_set_int64(f, PROGRESS, "best_epoch", p->best_epoch));
+    DAPT_CHECK(dapt_h5_attr_set_int64(f, PROGRESS, "since_best", p->since_best));
+    DAPT_CHECK(dapt_h5_attr_set_double(f, PROGRESS, "best_accuracy", p->best_accuracy));
+    DAPT_CHECK(dapt_h5_attr_set_double(f, PROGRESS, "best_macro_f1", p->best_macro_f1));
+    DAPT_CHECK(dapt_h5_attr_set_int64(f, PROGRESS, "finished", p->finished));
+    for (size_t i = 0; i < DAPT_OBJ_MAX_COLUMNS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "extra_sum_%zu", i);
+        DAPT_CHECK(dapt_h5_attr_set_double(f, PROGRESS, name, p->extra_sum[i]));
+    }
+    if (!r->obj.ops->save) return DAPT_OK;
+    const dapt_ckpt_layout lay = ft_layout(r);
+    r->ctx.ckpt_layout = &lay;
+    r->ctx.ckpt_comm = ft_world(r);
+    dapt_status st = r->obj.ops->save(r->obj.state, &r->ctx, f);
+    r->ctx.ckpt_layout = NULL;
+    return st;
+}
+
+static dapt_status load_state(void *ctx, const dapt_h5file *f)
+{
+    ft *r = ctx;
+    ft_progress *p = &r->prog;
+    if (!dapt_h5_exists(f, PROGRESS))
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s is a dapt train checkpoint, not a dapt finetune one (no /%s)", f->path,
+                          PROGRESS);
+    DAPT_CHECK(dapt_h5_attr_get_double(f, PROGRESS, "epoch_loss_sum", &p->epoch_loss_sum));
+    DAPT_CHECK(dapt_h5_attr_get_double(f, PROGRESS, "best_metric", &p->best_metric));
+    DAPT_CHECK(dapt_h5_attr_get_int64(f, PROGRESS, "best_epoch", &p->best_epoch));
+    DAPT_CHECK(dapt_h5_attr_get_int64(f, PROGRESS, "since_best", &p->since_best));
+    DAPT_CHECK(dapt_h5_attr_get_double(f, PROGRESS, "best_accuracy", &p->best_accuracy));
+    DAPT_CHECK(dapt_h5_attr_get_double(f, PROGRESS, "best_macro_f1", &p->best_macro_f1));
+    DAPT_CHECK(dapt_h5_attr_get_int64(f, PROGRESS, "finished", &p->finished));
+    for (size_t i = 0; i < DAPT_OBJ_MAX_COLUMNS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "extra_sum_%zu", i);
+        DAPT_CHECK(dapt_h5_attr_get_double(f, PROGRESS, name, &p->extra_sum[i]));
+    }
+    if (!r->obj.ops->load) return DAPT_OK;
+    const dapt_ckpt_layout lay = ft_layout(r);
+    r->ctx.ckpt_layout = &lay;
+    r->ctx.ckpt_comm = ft_world(r);
+    dapt_status st = r->obj.ops->load(r->obj.state, &r->ctx, f);
+    r->ctx.ckpt_layout = NULL;
+    return st;
+}
+
+dapt_status ft_save_checkpoint(ft *r)
+{
+    const dapt_ckpt_state cs = {r->step, r->step * r->B, r->adam.step, 0, (uint64_t)r->cfg->run.seed};
+    const dapt_ckpt_layout lay = ft_layout(r);
+    const double t0 = dapt_now();
+    DAPT_CHECK(dapt_checkpoint_save_layout(ft_world(r), r->ckpt_dir, r->cfg, &r->model.config, &lay, r->model.params,
+                                           r->m1, r->m2, &r->meta, &cs, r->cfg->checkpoint.keep, save_state, r));
+    r->last_ckpt_step = r->step;
+    dapt_debug("finetune checkpoint step %lld written in %.2f s", (long long)r->step, dapt_now() - t0);
+    return DAPT_OK;
+}
+
+dapt_status ft_resume(ft *r, int *resumed)
+{
+    *resumed = 0;
+    long long have = 0;
+    if (ft_leader(r)) {
+        int64_t *steps = NULL;
+        size_t n = 0;
+        dapt_status st = dapt_checkpoint_list(r->ckpt_dir, &steps, &n);
+        free(steps);
+        have = st == DAPT_OK ? (long long)n : -1;
+    }
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&have, 1, MPI_LONG_LONG, 0, ft_world(r))));
+    if (have < 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot list checkpoints", r->ckpt_dir);
+    if (have == 0) {
+        dapt_info("--resume: no checkpoint in %s, starting from step 0", r->ckpt_dir);
+        return DAPT_OK;
+    }
+    const dapt_ckpt_layout lay = ft_layout(r);
+    dapt_ckpt_state cs;
+    char path[2 * DAPT_CONFIG_STR_MAX];
+    DAPT_CHECK(dapt_checkpoint_resume_layout(ft_world(r), r->ckpt_dir, &lay, r->model.params, r->m1, r->m2, &cs,
+                                             load_state, r, path, sizeof path));
+    if (cs.seed != (uint64_t)r->cfg->run.seed)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "run.seed = %lld differs from the checkpoint's %llu (%s): the example order and dropout would change",
+                          (long long)r->cfg->run.seed, (unsigned long long)cs.seed, path);
+    if (cs.step > r->total_steps)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s is at step %lld, beyond this run's %lld steps (finetune.epochs or the task changed)",
+                          path, (long long)cs.step, (long long)r->total_steps);
+    r->step = r->last_ckpt_step = cs.step;
+    r->adam.step = cs.adam_step;
+    *resumed = 1;
+    dapt_info("resumed from %s: step %lld of %lld (epoch %lld)", path, (long long)cs.step, (long long)r->total_steps,
+              (long long)(cs.step / r->steps_per_epoch) + 1);
+    return DAPT_OK;
+}
+
+dapt_status ft_save_model(ft *r)
+{
+    if (!r->have_tpl)
+        return dapt_modelfile_save(ft_world(r), r->model_path, 1, r->cfg, &r->model.config, &r->model.table,
+                                   r->model.params, &r->meta);
+    const dapt_ckpt_layout lay = ft_layout(r);
+    return dapt_checkpoint_save_model(ft_world(r), r->model_path, r->cfg, &r->model.config, &lay, r->model.params,
+                                      &r->meta);
+}
+
+/* ---- the metrics file ------------------------------------------------------ */
+
+/* Keeps the header and the rows of epochs <= epochs (resume).  Leader. */
+static dapt_status cut_metrics(const ft *r, int64_t epochs)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    DAPT_CHECK(dapt_fs_read_file(r->metrics_path, (size_t)1 << 32, &data, &len));
+    size_t keep = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *line = (const char *)data + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        const size_t next = nl ? (size_t)(nl - (const char *)data) + 1 : len;
+        long long e;
+        if (pos > 0 && (sscanf(line, "%lld,", &e) != 1 || e > epochs)) break;
+        keep = next;
+        pos = next;
+    }
+    dapt_status st = dapt_fs_write_atomic(r->metrics_path, data, keep, 1);
+    free(data);
+    return st;
+}
+
+dapt_status ft_open_metrics(ft *r, int resumed)
+{
+    if (!ft_leader(r)) return DAPT_OK;
+    const int keep = resumed && dapt_fs_exists(r->metrics_path);
+    if (keep) DAPT_CHECK(cut_metrics(r, r->step / r->steps_per_epoch));
+    r->metrics = fopen(r->metrics_path, keep ? "a" : "w");
+    if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
+    if (!keep) {
+        fprintf(r->metrics, "epoch,step,train_loss,lr,dev_loss,dev_accuracy,dev_macro_f1,dev_micro_f1,dev_weighted_f1,best,seconds");
+        for (size_t i = 0; r->obj.ops->columns && r->obj.ops->columns[i]; i++)
+            fprintf(r->metrics, ",%s", r->obj.ops->columns[i]);
+        fputc('\n', r->metrics);
+    }
+    if (fflush(r->metrics) != 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot write: %s", r->metrics_path, strerror(errno));
+    return DAPT_OK;
+}
