@@ -207,6 +207,56 @@ static const dapt_objective_ops probe_ops = {
 /* The same objective without the tensor-parallel flag. */
 static dapt_objective_ops probe_dp_ops;
 
+/* Composition: an objective that delegates every hook to the registered
+ * `mlm` objective (as a sampler or a regulariser would) and adds nothing:
+ * its run must equal mlm's bit for bit. */
+typedef struct wrap_state {
+    dapt_objective inner;
+} wrap_state;
+
+static dapt_status wrap_create(void **state, const dapt_config *cfg)
+{
+    DAPT_CHECK(dapt_calloc(state, 1, sizeof(wrap_state), "wrap"));
+    wrap_state *w = *state;
+    const dapt_objective_ops *mlm = dapt_objective_find("mlm", DAPT_OBJ_TRAIN);
+    if (!mlm) return DAPT_ERROR(DAPT_ERR_INTERNAL, "no mlm objective");
+    return dapt_objective_create(mlm, cfg, &w->inner);
+}
+
+static void wrap_destroy(void *state)
+{
+    wrap_state *w = state;
+    dapt_objective_destroy(&w->inner);
+    free(w);
+}
+
+static dapt_status wrap_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk, double *local)
+{
+    return dapt_objective_prepare(&((wrap_state *)state)->inner, ctx, blk, local);
+}
+
+static dapt_status wrap_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)
+{
+    return dapt_objective_micro_step(&((wrap_state *)state)->inner, ctx, mb, loss);
+}
+
+static dapt_status wrap_step_end(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t n,
+                                 double *loss)
+{
+    return dapt_objective_step_end(&((wrap_state *)state)->inner, ctx, mbs, n, loss);
+}
+
+static const dapt_objective_ops wrap_ops = {
+    .name = "wrap_mlm",
+    .flags = DAPT_OBJ_TRAIN,
+    .n_denominators = 1,
+    .create = wrap_create,
+    .destroy = wrap_destroy,
+    .prepare = wrap_prepare,
+    .micro_step = wrap_micro_step,
+    .step_end = wrap_step_end,
+};
+
 /* ---- the run ------------------------------------------------------------------ */
 
 static char work[4096];
@@ -230,6 +280,7 @@ static void make_work(void)
     snprintf(path, sizeof path, "%s/corpus.h5", work);
     CU_ASSERT_FATAL(fixture_write_corpus(MPI_COMM_WORLD, path, 300, 7) == DAPT_OK);
     if (dapt_objective_find("probe", DAPT_OBJ_TRAIN) == NULL) CU_ASSERT(dapt_objective_register(&probe_ops) == DAPT_OK);
+    if (dapt_objective_find("wrap_mlm", DAPT_OBJ_TRAIN) == NULL) CU_ASSERT(dapt_objective_register(&wrap_ops) == DAPT_OK);
     if (dapt_objective_find("probe_dp", DAPT_OBJ_TRAIN) == NULL) {
         probe_dp_ops = probe_ops;
         probe_dp_ops.name = "probe_dp";
@@ -442,9 +493,49 @@ static void test_plugin_tensor_parallel(void)
     }
 }
 
+/* An objective delegating to mlm trains exactly as mlm does. */
+static void test_composition(void)
+{
+    make_work();
+    dapt_config cfg;
+    dapt_train_opts opts = {0, 0};
+    dapt_train_result res;
+    config(&cfg, "mlm", 3);
+    snprintf(cfg.train.method, sizeof cfg.train.method, "mlm");
+    CU_ASSERT_FATAL(dapt_train_run(&cfg, &opts, &res) == DAPT_OK);
+    config(&cfg, "wrap", 3);
+    snprintf(cfg.train.method, sizeof cfg.train.method, "wrap_mlm");
+    CU_ASSERT_FATAL(dapt_train_run(&cfg, &opts, &res) == DAPT_OK);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank != 0) return;
+    char a[8][512], b[8][512], ha[512], hb[512];
+    CU_ASSERT_EQUAL_FATAL(read_rows("mlm", a, 8, ha, sizeof ha), 3);
+    CU_ASSERT_EQUAL_FATAL(read_rows("wrap", b, 8, hb, sizeof hb), 3);
+    CU_ASSERT_STRING_EQUAL(ha, hb);
+    for (int i = 0; i < 3; i++) {
+        /* step,loss,lr,grad_norm agree to the printed digit */
+        char *ca = strchr(strchr(strchr(strchr(a[i], ',') + 1, ',') + 1, ',') + 1, ',');
+        CU_ASSERT_NSTRING_EQUAL(a[i], b[i], (size_t)(ca - a[i]));
+    }
+    char pa[4300], pb[4300];
+    snprintf(pa, sizeof pa, "%s/mlm/checkpoints/step-00000003.h5", work);
+    snprintf(pb, sizeof pb, "%s/wrap/checkpoints/step-00000003.h5", work);
+    dapt_h5file fa, fb;
+    CU_ASSERT_FATAL(dapt_h5_open(MPI_COMM_SELF, pa, &fa) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_h5_open(MPI_COMM_SELF, pb, &fb) == DAPT_OK);
+    int64_t ca = 0, cb = 0;
+    CU_ASSERT(dapt_h5_attr_get_int64(&fa, "params/layer.1.ffn.out.weight", "crc32", &ca) == DAPT_OK);
+    CU_ASSERT(dapt_h5_attr_get_int64(&fb, "params/layer.1.ffn.out.weight", "crc32", &cb) == DAPT_OK);
+    CU_ASSERT_EQUAL(ca, cb); /* the same parameters, bit for bit */
+    dapt_h5_close(&fa);
+    dapt_h5_close(&fb);
+}
+
 DAPT_TEST_MAIN("objective", {"registry finds by name and flags", test_registry},
                {"a registered objective trains through dapt train", test_plugin_trains},
                {"a registered objective resumes bit for bit", test_plugin_resumes},
                {"--force replaces the objective's outputs", test_plugin_outputs_forced},
                {"tensor parallelism needs the objective's flag", test_plugin_tensor_refused},
-               {"auxiliary tensors are replicated under tensor parallelism", test_plugin_tensor_parallel})
+               {"auxiliary tensors are replicated under tensor parallelism", test_plugin_tensor_parallel},
+               {"an objective can delegate to another", test_composition})
