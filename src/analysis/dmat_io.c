@@ -1,0 +1,200 @@
+/* Reading a 2-D HDF5 dataset straight into a block-cyclic matrix: each rank
+ * selects its own blocks and nothing else.
+ *
+ * The blocks a process owns along one dimension are the full blocks
+ * p, p + P, p + 2P, ... (a regular hyperslab: start p*b, stride P*b, block b)
+ * and possibly the last, partial block.  The 2-D selection is the product of
+ * the row and column patterns: at most four regular hyperslabs OR'd
+ * together.  HDF5 delivers the selected elements in the file's row-major
+ * order, which is the local matrix's row-major order; one local transpose
+ * gives ScaLAPACK's column-major array. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/analysis.h"
+
+/* The owned blocks of one dimension: `full` full blocks starting at start
+ * with stride, and a partial tail [tail_start, tail_start + tail_len). */
+typedef struct owned {
+    hsize_t start, stride, full, block;
+    hsize_t tail_start, tail_len;
+} owned;
+
+static owned owned_blocks(int64_t n, int b, int p, int np)
+{
+    owned o = {0, 0, 0, 0, 0, 0};
+    int64_t nfull = n / b;
+    o.block = (hsize_t)b;
+    o.start = (hsize_t)p * (hsize_t)b;
+    o.stride = (hsize_t)np * (hsize_t)b;
+    o.full = nfull > p ? (hsize_t)((nfull - 1 - p) / np + 1) : 0;
+    if (n % b && nfull % np == p) {
+        o.tail_start = (hsize_t)(nfull * b);
+        o.tail_len = (hsize_t)(n % b);
+    }
+    return o;
+}
+
+/* ORs one rectangle pattern (rows r, columns c, each either the full-block
+ * pattern or the tail) into space. */
+static dapt_status select_part(hid_t space, const owned *r, int r_tail, const owned *c, int c_tail, int *any)
+{
+    hsize_t start[2], stride[2], count[2], block[2];
+    const owned *o[2] = {r, c};
+    int tail[2] = {r_tail, c_tail};
+    for (int d = 0; d < 2; d++) {
+        if (tail[d]) {
+            if (!o[d]->tail_len) return DAPT_OK;
+            start[d] = o[d]->tail_start;
+            stride[d] = 1;
+            count[d] = 1;
+            block[d] = o[d]->tail_len;
+        } else {
+            if (!o[d]->full) return DAPT_OK;
+            start[d] = o[d]->start;
+            stride[d] = o[d]->stride;
+            count[d] = o[d]->full;
+            block[d] = o[d]->block;
+        }
+    }
+    DAPT_CHECK(DAPT_H5(H5Sselect_hyperslab(space, *any ? H5S_SELECT_OR : H5S_SELECT_SET, start, stride, count, block)));
+    *any = 1;
+    return DAPT_OK;
+}
+
+static dapt_status check_shape(const dapt_h5file *f, const char *name, int64_t dims[DAPT_H5_MAX_DIMS])
+{
+    if (!dapt_h5_exists(f, name)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset '%s'", f->path, name);
+    int ndim = 0;
+    dapt_h5_type type;
+    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
+    if (ndim != 2)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' has %d dimension%s; dapt analyze needs a 2-D [N, d] matrix",
+                          f->path, name, ndim, ndim == 1 ? "" : "s");
+    if (type != DAPT_H5_F32 && type != DAPT_H5_F64)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' is %s; dapt analyze reads float32 or float64", f->path,
+                          name, dapt_h5_type_name(type));
+    if (dims[0] < 1 || dims[1] < 1)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' is empty [%lld, %lld]", f->path, name,
+                          (long long)dims[0], (long long)dims[1]);
+    return DAPT_OK;
+}
+
+/* One collective read of this rank's blocks into rowmajor [locr, locc]. */
+static dapt_status read_blocks(const dapt_h5file *f, const char *name, const dapt_dmat *A, double *rowmajor)
+{
+    const dapt_pgrid *g = A->grid;
+    owned r = owned_blocks(A->m, A->mb, g->myrow, g->nprow), c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
+    hsize_t nlocal = (hsize_t)A->locr * (hsize_t)A->locc, mdim = nlocal ? nlocal : 1;
+    hid_t ds = H5I_INVALID_HID, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    dapt_status st = DAPT_OK;
+    int any = 0;
+    DAPT_TRY(DAPT_H5(ds = H5Dopen2(f->id, name, H5P_DEFAULT)));
+    DAPT_TRY(DAPT_H5(fs = H5Dget_space(ds)));
+    DAPT_TRY(DAPT_H5(ms = H5Screate_simple(1, &mdim, NULL)));
+    for (int part = 0; part < 4; part++) DAPT_TRY(select_part(fs, &r, part & 1, &c, part >> 1, &any));
+    if (!any) {
+        DAPT_TRY(DAPT_H5(H5Sselect_none(fs)));
+        DAPT_TRY(DAPT_H5(H5Sselect_none(ms)));
+    }
+    if (any && (hsize_t)H5Sget_select_npoints(fs) != nlocal)
+        DAPT_THROW(DAPT_ERR_INTERNAL, "%s: '%s': selected %lld elements for a %dx%d local block", f->path, name,
+                   (long long)H5Sget_select_npoints(fs), A->locr, A->locc);
+    DAPT_TRY(DAPT_H5(dxpl = H5Pcreate(H5P_DATASET_XFER)));
+    DAPT_TRY(DAPT_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE)));
+    DAPT_TRY(DAPT_H5(H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, rowmajor)));
+cleanup:
+    if (st != DAPT_OK && dapt_error_message()[0] && !strstr(dapt_error_message(), f->path))
+        st = DAPT_ERROR(st, "%s: reading the blocks of '%s': %s", f->path, name, dapt_error_message());
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (ds >= 0) H5Dclose(ds);
+    return st;
+}
+
+static dapt_status transpose_check(const dapt_h5file *f, const char *name, const double *rowmajor, dapt_dmat *A)
+{
+    for (int i = 0; i < A->locr; i++)
+        for (int j = 0; j < A->locc; j++) {
+            double v = rowmajor[(size_t)i * A->locc + j];
+            if (!isfinite(v))
+                return DAPT_ERROR(DAPT_ERR_NUMERIC, "%s: dataset '%s' has %s at [%lld, %lld]", f->path, name,
+                                  isnan(v) ? "NaN" : "an infinity", (long long)dapt_dmat_grow(A, i),
+                                  (long long)dapt_dmat_gcol(A, j));
+            A->a[(size_t)j * A->lld + i] = v;
+        }
+    return DAPT_OK;
+}
+
+dapt_status dapt_dmat_read_h5(const dapt_h5file *f, const char *name, const dapt_pgrid *g, int block, dapt_dmat *A)
+{
+    int64_t dims[DAPT_H5_MAX_DIMS] = {0};
+    memset(A, 0, sizeof *A);
+    /* Every rank sees the same file, so the shape checks agree by themselves;
+     * agreeing anyway keeps a rank-local HDF5 failure from hanging the rest. */
+    dapt_status st = dapt_status_agree(g->comm, check_shape(f, name, dims));
+    if (st != DAPT_OK) return st;
+    st = dapt_status_agree(g->comm, dapt_dmat_create(g, dims[0], dims[1], block, block, A));
+    if (st != DAPT_OK) return st;
+    double *tmp = NULL;
+    st = dapt_calloc((void **)&tmp, (size_t)(A->locr ? A->locr : 1) * (size_t)(A->locc ? A->locc : 1), sizeof(double),
+                     "block read buffer");
+    st = dapt_status_agree(g->comm, st);
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, read_blocks(f, name, A, tmp));
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, transpose_check(f, name, tmp, A));
+    free(tmp);
+    if (st != DAPT_OK) dapt_dmat_free(A);
+    return st;
+}
+
+/* Selects this rank's blocks of a 2-D dataspace (none if it owns nothing). */
+static dapt_status select_owned(hid_t fs, const dapt_dmat *A)
+{
+    const dapt_pgrid *g = A->grid;
+    owned r = owned_blocks(A->m, A->mb, g->myrow, g->nprow), c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
+    int any = 0;
+    for (int part = 0; part < 4; part++) DAPT_CHECK(select_part(fs, &r, part & 1, &c, part >> 1, &any));
+    if (!any) DAPT_CHECK(DAPT_H5(H5Sselect_none(fs)));
+    return DAPT_OK;
+}
+
+static dapt_status write_blocks(dapt_h5file *f, const char *name, const dapt_dmat *A, const double *rowmajor)
+{
+    hsize_t nlocal = (hsize_t)A->locr * (hsize_t)A->locc, mdim = nlocal ? nlocal : 1;
+    hid_t ds = H5I_INVALID_HID, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(DAPT_H5(ds = H5Dopen2(f->id, name, H5P_DEFAULT)));
+    DAPT_TRY(DAPT_H5(fs = H5Dget_space(ds)));
+    DAPT_TRY(DAPT_H5(ms = H5Screate_simple(1, &mdim, NULL)));
+    DAPT_TRY(select_owned(fs, A));
+    if (!nlocal) DAPT_TRY(DAPT_H5(H5Sselect_none(ms)));
+    DAPT_TRY(DAPT_H5(dxpl = H5Pcreate(H5P_DATASET_XFER)));
+    DAPT_TRY(DAPT_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE)));
+    DAPT_TRY(DAPT_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, rowmajor)));
+cleanup:
+    if (st != DAPT_OK) st = DAPT_ERROR(st, "%s: writing the blocks of '%s': %s", f->path, name, dapt_error_message());
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (ds >= 0) H5Dclose(ds);
+    return st;
+}
+
+dapt_status dapt_dmat_write_h5(dapt_h5file *f, const char *name, const dapt_dmat *A)
+{
+    const int64_t dims[2] = {A->m, A->n};
+    dapt_status st = dapt_h5_create_dataset(f, name, DAPT_H5_F64, 2, dims);
+    if (st != DAPT_OK) return st;
+    double *tmp = NULL;
+    st = dapt_alloc((void **)&tmp, sizeof(double) * (size_t)(A->locr ? A->locr : 1) * (size_t)(A->locc ? A->locc : 1),
+                    "block write buffer");
+    if (st == DAPT_OK)
+        for (int i = 0; i < A->locr; i++)
+            for (int j = 0; j < A->locc; j++) tmp[(size_t)i * A->locc + j] = A->a[(size_t)j * A->lld + i];
+    st = dapt_status_agree(A->grid->comm, st);
+    if (st == DAPT_OK) st = dapt_status_agree(A->grid->comm, write_blocks(f, name, A, tmp));
+    free(tmp);
+    return st;
+}
