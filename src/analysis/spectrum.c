@@ -1,5 +1,6 @@
 /* dapt analyze spectrum: singular values, explained variance, effective
  * rank, anisotropy and principal directions of an [N, d] matrix. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,11 @@ static dapt_status cov_spectrum(const dapt_dmat *X, int64_t count, int64_t k, do
     DAPT_TRY(dapt_alloc((void **)&iwork, sizeof(int) * (size_t)liwork, "PDSYEVD workspace"));
     pdsyevd_("V", "L", &d, C.a, &one, &one, C.desc, w, Z.a, &one, &one, Z.desc, work, &lwork, iwork, &liwork, &info);
     if (info != 0) DAPT_THROW(DAPT_ERR_NUMERIC, "PDSYEVD failed on the %dx%d covariance (info %d)", d, d, info);
-    for (int64_t i = 0; i < count; i++) variance[i] = w[d - 1 - i] > 0 ? w[d - 1 - i] : 0;
+    /* Eigenvalues below the covariance's rounding level are zero: the Gram
+     * form cannot resolve singular values under sqrt(eps) s_1, and left
+     * as noise they would bias the entropy effective rank. */
+    const double floor = (double)(N > d ? N : d) * DBL_EPSILON * (w[d - 1] > 0 ? w[d - 1] : 0);
+    for (int64_t i = 0; i < count; i++) variance[i] = w[d - 1 - i] > floor ? w[d - 1 - i] : 0;
     if (k > 0) {
         memset(dir, 0, sizeof(double) * (size_t)(k * d));
         for (int j = 0; j < Z.locc; j++) {
