@@ -111,7 +111,12 @@ static dapt_status parse_args(const dapt_cli *cli, int argc, char **argv, an_arg
         const char *arg = cli->rest[i];
         if (!strcmp(arg, "--force")) a->force = 1;
         else if (!strcmp(arg, "--no-center")) a->center = 0;
-        else if (arg[0] == '-' && arg[1]) {
+        else if (arg[0] == '-' && arg[1] && strchr(arg, '=')) {
+            char opt[64];
+            size_t n = (size_t)(strchr(arg, '=') - arg);
+            snprintf(opt, sizeof opt, "%.*s", (int)(n < sizeof opt ? n : sizeof opt - 1), arg);
+            DAPT_CHECK(parse_value(a, opt, arg + n + 1));
+        } else if (arg[0] == '-' && arg[1]) {
             if (i + 1 >= cli->nrest) return DAPT_ERROR(DAPT_ERR_ARG, "dapt analyze: %s needs a value", arg);
             DAPT_CHECK(parse_value(a, arg, cli->rest[++i]));
         } else if (!a->sub) a->sub = arg;
@@ -497,7 +502,9 @@ static void print_delta(const an_args *a, const dapt_pgrid *g, const dapt_delta_
         double mean = 0;
         for (int64_t i = 0; i < n; i++) mean += r->units.before[k][i] > 0 ? r->units.change[k][i] / r->units.before[k][i] : 0;
         printf("  %-21s mean relative change %.4g", kinds[k], n ? mean / (double)n : 0.0);
-        if (r->have_importance[k])
+        if (r->have_importance[k] && isnan(r->spearman_relative[k]))
+            printf("   Spearman undefined (importance constant over the units)");
+        else if (r->have_importance[k])
             printf("   Spearman(importance, relative change) %+.4f  (absolute change %+.4f)", r->spearman_relative[k],
                    r->spearman_absolute[k]);
         printf("\n");
