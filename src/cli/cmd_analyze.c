@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "dapt/analysis.h"
 #include "dapt/cli.h"
@@ -185,7 +186,7 @@ static dapt_status write_spectrum(dapt_h5file *f, const an_args *a, const dapt_s
 static void print_spectrum(const an_args *a, const dapt_pgrid *g, const dapt_spectrum *s, double secs)
 {
     if (!is_root()) return;
-    printf("spectrum of %s:%s  [%lld x %lld]  %s, %s  (grid %dx%d, %.2f s)\n", a->pos[0], a->pos[1], (long long)s->rows,
+    printf("spectrum of %s:%s  [%lld x %lld]  %s, %s  (grid %dx%d, %.3f s)\n", a->pos[0], a->pos[1], (long long)s->rows,
            (long long)s->dim, a->method ? "svd" : "covariance", a->center ? "centred" : "not centred", g->nprow, g->npcol,
            secs);
     printf("  singular values:");
@@ -396,7 +397,7 @@ static void print_cka(const an_args *a, const dapt_pgrid *g, int64_t samples, co
                       int64_t na, int64_t nb, int diagonal, double secs)
 {
     if (!is_root()) return;
-    printf("linear CKA of %s and %s on %lld %s  (grid %dx%d, %.2f s)\n", a->pos[0], a->pos[1], (long long)samples,
+    printf("linear CKA of %s and %s on %lld %s  (grid %dx%d, %.3f s)\n", a->pos[0], a->pos[1], (long long)samples,
            a->corpus ? "probe sequences" : "rows", g->nprow, g->npcol, secs);
     if (diagonal) {
         printf("  hidden state          CKA   debiased\n");
@@ -486,7 +487,7 @@ cleanup:
 static void print_delta(const an_args *a, const dapt_pgrid *g, const dapt_delta_result *r, double secs)
 {
     if (!is_root()) return;
-    printf("weight change %s -> %s: %zu matrices  (grid %dx%d, %.2f s)\n", a->pos[0], a->pos[1], r->ntensors, g->nprow,
+    printf("weight change %s -> %s: %zu matrices  (grid %dx%d, %.3f s)\n", a->pos[0], a->pos[1], r->ntensors, g->nprow,
            g->npcol, secs);
     printf("  %-28s %12s %12s %10s\n", "tensor", "|dW|_F", "|dW|/|W|", "st.rank");
     for (size_t i = 0; i < r->ntensors; i++) {
@@ -542,6 +543,19 @@ static dapt_status run_delta(const dapt_cli *cli, const an_args *a)
     return st;
 }
 
+/* Peak resident memory of every rank (getrusage), largest and smallest:
+ * what the distribution saves is visible without a profiler.  Collective
+ * over MPI_COMM_WORLD. */
+static void print_memory(void)
+{
+    struct rusage ru;
+    double mb = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0, hi = mb, lo = mb;
+    if (MPI_Allreduce(&mb, &hi, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Allreduce(&mb, &lo, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return;
+    if (is_root()) printf("  peak memory per rank: %.1f MB (largest), %.1f MB (smallest)\n", hi, lo);
+}
+
 int dapt_cmd_analyze(int argc, char **argv)
 {
     dapt_cli cli;
@@ -555,6 +569,7 @@ int dapt_cmd_analyze(int argc, char **argv)
     else st = run_delta(&cli, &a);
     st = dapt_status_agree(MPI_COMM_WORLD, st);
     if (st != DAPT_OK) dapt_cli_fail_all(st);
+    print_memory();
     dapt_cli_free(&cli);
     return DAPT_EXIT_OK;
 }
