@@ -6,13 +6,26 @@
  * and possibly the last, partial block.  The 2-D selection is the product of
  * the row and column patterns: at most four regular hyperslabs OR'd
  * together.  HDF5 delivers the selected elements in the file's row-major
- * order, which is the local matrix's row-major order; one local transpose
- * gives ScaLAPACK's column-major array. */
+ * order, which is the local matrix's row-major order; a local transpose
+ * gives ScaLAPACK's column-major array.  The read goes in chunks of whole
+ * local row blocks (32 MB at most, one collective call
+ * each, every rank making as many calls as the rank with the most), so the
+ * transient buffer stays small whatever the matrix. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dapt/analysis.h"
+
+/* Bytes of the row-major staging buffer of one collective read (32 MB;
+ * the environment variable DAPT_ANALYZE_READ_CHUNK overrides it, which the
+ * tests use to exercise many chunks on small matrices). */
+static size_t read_chunk_bytes(void)
+{
+    const char *e = getenv("DAPT_ANALYZE_READ_CHUNK");
+    long long v = e && *e ? atoll(e) : 0;
+    return v > 0 ? (size_t)v : (size_t)32 << 20;
+}
 
 /* The owned blocks of one dimension: `full` full blocks starting at start
  * with stride, and a partial tail [tail_start, tail_start + tail_len). */
@@ -34,6 +47,18 @@ static owned owned_blocks(int64_t n, int b, int p, int np)
         o.tail_len = (hsize_t)(n % b);
     }
     return o;
+}
+
+/* The part of o in local blocks [k0, k1) (local block k is the k-th owned
+ * block; the partial tail, when owned, is the last one). */
+static owned owned_range(owned o, hsize_t k0, hsize_t k1)
+{
+    owned r = o;
+    hsize_t full_end = k1 < o.full ? k1 : o.full;
+    r.full = full_end > k0 ? full_end - k0 : 0;
+    r.start = o.start + k0 * o.stride;
+    if (!(o.tail_len && k0 <= o.full && o.full < k1)) r.tail_len = 0;
+    return r;
 }
 
 /* ORs one rectangle pattern (rows r, columns c, each either the full-block
@@ -81,51 +106,88 @@ static dapt_status check_shape(const dapt_h5file *f, const char *name, int64_t d
     return DAPT_OK;
 }
 
-/* One collective read of this rank's blocks into rowmajor [locr, locc]. */
-static dapt_status read_blocks(const dapt_h5file *f, const char *name, const dapt_dmat *A, double *rowmajor)
+/* Selects rows r x columns c of fs (nothing when either is empty). */
+static dapt_status select_rows_cols(hid_t fs, const owned *r, const owned *c)
+{
+    int any = 0;
+    for (int part = 0; part < 4; part++) DAPT_CHECK(select_part(fs, r, part & 1, c, part >> 1, &any));
+    if (!any) DAPT_CHECK(DAPT_H5(H5Sselect_none(fs)));
+    return DAPT_OK;
+}
+
+/* One collective read of local row blocks [k0, k1) (possibly none) into
+ * rowmajor, then into A's local rows k0 * mb, ... (checking every value). */
+static dapt_status read_chunk(const dapt_h5file *f, const char *name, hid_t ds, hid_t dxpl, dapt_dmat *A, hsize_t k0,
+                              hsize_t k1, double *rowmajor)
 {
     const dapt_pgrid *g = A->grid;
-    owned r = owned_blocks(A->m, A->mb, g->myrow, g->nprow), c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
-    hsize_t nlocal = (hsize_t)A->locr * (hsize_t)A->locc, mdim = nlocal ? nlocal : 1;
-    hid_t ds = H5I_INVALID_HID, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    owned r = owned_range(owned_blocks(A->m, A->mb, g->myrow, g->nprow), k0, k1);
+    owned c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
+    const int row0 = (int)(k0 * (hsize_t)A->mb);
+    const int rows = k1 > k0 ? (int)((k1 * (hsize_t)A->mb < (hsize_t)A->locr ? k1 * (hsize_t)A->mb : (hsize_t)A->locr) - (hsize_t)row0) : 0;
+    hsize_t n = (hsize_t)rows * (hsize_t)A->locc, mdim = n ? n : 1;
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     dapt_status st = DAPT_OK;
-    int any = 0;
-    DAPT_TRY(DAPT_H5(ds = H5Dopen2(f->id, name, H5P_DEFAULT)));
     DAPT_TRY(DAPT_H5(fs = H5Dget_space(ds)));
     DAPT_TRY(DAPT_H5(ms = H5Screate_simple(1, &mdim, NULL)));
-    for (int part = 0; part < 4; part++) DAPT_TRY(select_part(fs, &r, part & 1, &c, part >> 1, &any));
-    if (!any) {
-        DAPT_TRY(DAPT_H5(H5Sselect_none(fs)));
-        DAPT_TRY(DAPT_H5(H5Sselect_none(ms)));
-    }
-    if (any && (hsize_t)H5Sget_select_npoints(fs) != nlocal)
-        DAPT_THROW(DAPT_ERR_INTERNAL, "%s: '%s': selected %lld elements for a %dx%d local block", f->path, name,
-                   (long long)H5Sget_select_npoints(fs), A->locr, A->locc);
-    DAPT_TRY(DAPT_H5(dxpl = H5Pcreate(H5P_DATASET_XFER)));
-    DAPT_TRY(DAPT_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE)));
+    if (n) DAPT_TRY(select_rows_cols(fs, &r, &c));
+    else DAPT_TRY(DAPT_H5(H5Sselect_none(fs)));
+    if (!n) DAPT_TRY(DAPT_H5(H5Sselect_none(ms)));
+    hssize_t picked = H5Sget_select_npoints(fs);
+    DAPT_TRY(DAPT_H5(picked));
+    if ((hsize_t)picked != n)
+        DAPT_THROW(DAPT_ERR_INTERNAL, "%s: '%s': selected %lld elements for %d x %d local rows", f->path, name,
+                   (long long)picked, rows, A->locc);
     DAPT_TRY(DAPT_H5(H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, dxpl, rowmajor)));
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < A->locc; j++) {
+            double v = rowmajor[(size_t)i * A->locc + j];
+            if (!isfinite(v) && st == DAPT_OK)
+                st = DAPT_ERROR(DAPT_ERR_NUMERIC, "%s: dataset '%s' has %s at [%lld, %lld]", f->path, name,
+                                isnan(v) ? "NaN" : "an infinity", (long long)dapt_dmat_grow(A, row0 + i),
+                                (long long)dapt_dmat_gcol(A, j));
+            A->a[(size_t)j * A->lld + row0 + i] = v;
+        }
 cleanup:
-    if (st != DAPT_OK && dapt_error_message()[0] && !strstr(dapt_error_message(), f->path))
-        st = DAPT_ERROR(st, "%s: reading the blocks of '%s': %s", f->path, name, dapt_error_message());
-    if (dxpl >= 0) H5Pclose(dxpl);
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
-    if (ds >= 0) H5Dclose(ds);
     return st;
 }
 
-static dapt_status transpose_check(const dapt_h5file *f, const char *name, const double *rowmajor, dapt_dmat *A)
+/* Every rank reads its blocks in the same number of collective calls. */
+static dapt_status read_blocks(const dapt_h5file *f, const char *name, dapt_dmat *A)
 {
-    for (int i = 0; i < A->locr; i++)
-        for (int j = 0; j < A->locc; j++) {
-            double v = rowmajor[(size_t)i * A->locc + j];
-            if (!isfinite(v))
-                return DAPT_ERROR(DAPT_ERR_NUMERIC, "%s: dataset '%s' has %s at [%lld, %lld]", f->path, name,
-                                  isnan(v) ? "NaN" : "an infinity", (long long)dapt_dmat_grow(A, i),
-                                  (long long)dapt_dmat_gcol(A, j));
-            A->a[(size_t)j * A->lld + i] = v;
-        }
-    return DAPT_OK;
+    const hsize_t local_blocks = (hsize_t)((A->locr + A->mb - 1) / A->mb);
+    const size_t row_block_bytes = (size_t)A->mb * (size_t)(A->locc ? A->locc : 1) * sizeof(double);
+    hsize_t per = read_chunk_bytes() / row_block_bytes;
+    if (per < 1) per = 1;
+    long long chunks = (long long)((local_blocks + per - 1) / per), most = 0;
+    double *buf = NULL;
+    hid_t ds = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    dapt_status st = DAPT_MPI(MPI_Allreduce(&chunks, &most, 1, MPI_LONG_LONG, MPI_MAX, A->grid->comm));
+    if (st != DAPT_OK) return st;
+    size_t cap = (size_t)(per < local_blocks ? per : (local_blocks ? local_blocks : 1)) * row_block_bytes;
+    st = dapt_status_agree(A->grid->comm, dapt_alloc((void **)&buf, cap, "block read buffer"));
+    if (st != DAPT_OK) return st;
+    DAPT_TRY(DAPT_H5(ds = H5Dopen2(f->id, name, H5P_DEFAULT)));
+    DAPT_TRY(DAPT_H5(dxpl = H5Pcreate(H5P_DATASET_XFER)));
+    DAPT_TRY(DAPT_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE)));
+    for (long long k = 0; k < most; k++) {
+        hsize_t k0 = (hsize_t)k * per, k1 = k0 + per;
+        if (k0 > local_blocks) k0 = local_blocks;
+        if (k1 > local_blocks) k1 = local_blocks;
+        /* A NaN found here is reported after the remaining collective reads. */
+        dapt_status one = read_chunk(f, name, ds, dxpl, A, k0, k1, buf);
+        if (one == DAPT_ERR_HDF5 || one == DAPT_ERR_INTERNAL) DAPT_TRY(one);
+        if (st == DAPT_OK) st = one;
+    }
+cleanup:
+    if (st == DAPT_ERR_HDF5 && !strstr(dapt_error_message(), f->path))
+        st = DAPT_ERROR(st, "%s: reading the blocks of '%s': %s", f->path, name, dapt_error_message());
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (ds >= 0) H5Dclose(ds);
+    free(buf);
+    return st;
 }
 
 dapt_status dapt_dmat_read_h5(const dapt_h5file *f, const char *name, const dapt_pgrid *g, int block, dapt_dmat *A)
@@ -135,16 +197,8 @@ dapt_status dapt_dmat_read_h5(const dapt_h5file *f, const char *name, const dapt
     /* Every rank sees the same file, so the shape checks agree by themselves;
      * agreeing anyway keeps a rank-local HDF5 failure from hanging the rest. */
     dapt_status st = dapt_status_agree(g->comm, check_shape(f, name, dims));
-    if (st != DAPT_OK) return st;
-    st = dapt_status_agree(g->comm, dapt_dmat_create(g, dims[0], dims[1], block, block, A));
-    if (st != DAPT_OK) return st;
-    double *tmp = NULL;
-    st = dapt_calloc((void **)&tmp, (size_t)(A->locr ? A->locr : 1) * (size_t)(A->locc ? A->locc : 1), sizeof(double),
-                     "block read buffer");
-    st = dapt_status_agree(g->comm, st);
-    if (st == DAPT_OK) st = dapt_status_agree(g->comm, read_blocks(f, name, A, tmp));
-    if (st == DAPT_OK) st = dapt_status_agree(g->comm, transpose_check(f, name, tmp, A));
-    free(tmp);
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, dapt_dmat_create(g, dims[0], dims[1], block, block, A));
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, read_blocks(f, name, A));
     if (st != DAPT_OK) dapt_dmat_free(A);
     return st;
 }
@@ -154,10 +208,7 @@ static dapt_status select_owned(hid_t fs, const dapt_dmat *A)
 {
     const dapt_pgrid *g = A->grid;
     owned r = owned_blocks(A->m, A->mb, g->myrow, g->nprow), c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
-    int any = 0;
-    for (int part = 0; part < 4; part++) DAPT_CHECK(select_part(fs, &r, part & 1, &c, part >> 1, &any));
-    if (!any) DAPT_CHECK(DAPT_H5(H5Sselect_none(fs)));
-    return DAPT_OK;
+    return select_rows_cols(fs, &r, &c);
 }
 
 static dapt_status write_blocks(dapt_h5file *f, const char *name, const dapt_dmat *A, const double *rowmajor)
