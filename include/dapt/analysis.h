@@ -73,14 +73,19 @@ void dapt_dmat_free(dapt_dmat *A);
 int64_t dapt_dmat_grow(const dapt_dmat *A, int i);
 int64_t dapt_dmat_gcol(const dapt_dmat *A, int j);
 
-/* Reads the 2-D dataset `name` of f (float32 or float64 on disk) into a new
- * distributed matrix with block x block blocks: each rank selects exactly
- * its blocks (a strided hyperslab, plus the partial last row and column
- * blocks) and reads them in one collective call straight into its local
- * array.  Refused with one line naming the file and dataset: a missing
- * dataset, another rank than 2, an integer type, an empty matrix, and any
- * NaN or infinity (reported by the rank that saw it, agreed over the grid).
- * Collective over the grid and f's communicator (the same ranks). */
+/* Reads dataset `name` of f (float32 or float64 on disk) into a new
+ * distributed matrix with block x block blocks.  A 2-D dataset is the
+ * matrix; a 3-D or 4-D one, optionally indexed on its first dimension as
+ * "name[i]" (dapt forward's hidden_states[l]), is read as [product of the
+ * remaining leading sizes, last size] (token rows).  Each rank selects
+ * exactly its blocks (strided hyperslabs plus the partial last row and
+ * column blocks) and reads them with collective calls, in chunks of local
+ * row blocks through a staging buffer of at most 32 MB.  Refused with one
+ * line naming the file and dataset: a missing dataset, a 1-D array (or 2-D
+ * with an index), an index out of range, an integer type, an empty matrix,
+ * and any NaN or infinity (reported by the rank that saw it with its
+ * position, agreed over the grid).  Collective over the grid and f's
+ * communicator (the same ranks). */
 dapt_status dapt_dmat_read_h5(const dapt_h5file *f, const char *name, const dapt_pgrid *g, int block,
                               dapt_dmat *A);
 

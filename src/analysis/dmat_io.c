@@ -88,21 +88,89 @@ static dapt_status select_part(hid_t space, const owned *r, int r_tail, const ow
     return DAPT_OK;
 }
 
-static dapt_status check_shape(const dapt_h5file *f, const char *name, int64_t dims[DAPT_H5_MAX_DIMS])
+/* How a dataset is seen as a matrix: a 2-D [N, d] dataset as it is; a 3-D
+ * or 4-D one, optionally indexed on its first dimension ("hidden_states[3]"
+ * of dapt forward), as [product of the other leading sizes, last size]:
+ * token rows of [B, S, H] hidden states. */
+typedef struct layout {
+    char name[256];   /* the dataset, without "[i]" */
+    int ndim;
+    hsize_t dims[DAPT_H5_MAX_DIMS];
+    long long index;  /* first-dimension index, or -1 */
+    int64_t rows, cols;
+} layout;
+
+static dapt_status parse_layout(const dapt_h5file *f, const char *spec, layout *lay)
 {
-    if (!dapt_h5_exists(f, name)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset '%s'", f->path, name);
-    int ndim = 0;
+    memset(lay, 0, sizeof *lay);
+    lay->index = -1;
+    snprintf(lay->name, sizeof lay->name, "%s", spec);
+    char *open = strrchr(lay->name, '[');
+    size_t len = strlen(lay->name);
+    if (open && len && lay->name[len - 1] == ']') {
+        char *end = NULL;
+        lay->index = strtoll(open + 1, &end, 10);
+        if (end != lay->name + len - 1 || lay->index < 0)
+            return DAPT_ERROR(DAPT_ERR_ARG, "%s: '%s' is not DATASET or DATASET[index]", f->path, spec);
+        *open = 0;
+    }
+    if (!dapt_h5_exists(f, lay->name)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: no dataset '%s'", f->path, lay->name);
+    int64_t dims[DAPT_H5_MAX_DIMS] = {0};
     dapt_h5_type type;
-    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
-    if (ndim != 2)
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' has %d dimension%s; dapt analyze needs a 2-D [N, d] matrix",
-                          f->path, name, ndim, ndim == 1 ? "" : "s");
+    DAPT_CHECK(dapt_h5_info(f, lay->name, &lay->ndim, dims, &type));
+    const int need = lay->index >= 0 ? 3 : 2;
+    if (lay->ndim < need)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' has %d dimension%s; dapt analyze needs a [N, d] matrix%s",
+                          f->path, lay->name, lay->ndim, lay->ndim == 1 ? "" : "s",
+                          lay->index >= 0 ? " after the index" : " (2-D, or 3-/4-D whose leading sizes make the rows)");
     if (type != DAPT_H5_F32 && type != DAPT_H5_F64)
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' is %s; dapt analyze reads float32 or float64", f->path,
-                          name, dapt_h5_type_name(type));
-    if (dims[0] < 1 || dims[1] < 1)
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' is empty [%lld, %lld]", f->path, name,
-                          (long long)dims[0], (long long)dims[1]);
+                          lay->name, dapt_h5_type_name(type));
+    if (lay->index >= 0 && lay->index >= dims[0])
+        return DAPT_ERROR(DAPT_ERR_ARG, "%s: index %lld is outside dataset '%s' (first dimension %lld)", f->path,
+                          lay->index, lay->name, (long long)dims[0]);
+    lay->rows = 1;
+    for (int k = 0; k < lay->ndim; k++) lay->dims[k] = (hsize_t)dims[k];
+    for (int k = lay->index >= 0 ? 1 : 0; k < lay->ndim - 1; k++) lay->rows *= dims[k];
+    lay->cols = dims[lay->ndim - 1];
+    if (lay->rows < 1 || lay->cols < 1)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dataset '%s' is empty", f->path, spec);
+    return DAPT_OK;
+}
+
+/* Selects, in an N-D dataspace seen as [rows, cols], the global rows
+ * [g0, g0 + len) x the owned columns c: one hyperslab (pair) per run of rows
+ * that stays inside one slice of the second-to-last dimension. */
+static dapt_status select_flat_rows(hid_t fs, const layout *lay, int64_t g0, int64_t len, const owned *c, int *any)
+{
+    const int nd = lay->ndim;
+    const int64_t S = (int64_t)lay->dims[nd - 2];
+    for (int64_t r = g0; r < g0 + len;) {
+        int64_t s = r % S, run = S - s < g0 + len - r ? S - s : g0 + len - r;
+        hsize_t start[DAPT_H5_MAX_DIMS], stride[DAPT_H5_MAX_DIMS], count[DAPT_H5_MAX_DIMS], block[DAPT_H5_MAX_DIMS];
+        int64_t outer = r / S;
+        for (int k = nd - 3; k >= 0; k--) {
+            if (k == 0 && lay->index >= 0) start[0] = (hsize_t)lay->index;
+            else {
+                start[k] = (hsize_t)(outer % (int64_t)lay->dims[k]);
+                outer /= (int64_t)lay->dims[k];
+            }
+            stride[k] = count[k] = block[k] = 1;
+        }
+        start[nd - 2] = (hsize_t)s;
+        stride[nd - 2] = count[nd - 2] = 1;
+        block[nd - 2] = (hsize_t)run;
+        for (int tail = 0; tail < 2; tail++) {
+            if (tail ? !c->tail_len : !c->full) continue;
+            start[nd - 1] = tail ? c->tail_start : c->start;
+            stride[nd - 1] = tail ? 1 : c->stride;
+            count[nd - 1] = tail ? 1 : c->full;
+            block[nd - 1] = tail ? c->tail_len : c->block;
+            DAPT_CHECK(DAPT_H5(H5Sselect_hyperslab(fs, *any ? H5S_SELECT_OR : H5S_SELECT_SET, start, stride, count, block)));
+            *any = 1;
+        }
+        r += run;
+    }
     return DAPT_OK;
 }
 
@@ -117,9 +185,10 @@ static dapt_status select_rows_cols(hid_t fs, const owned *r, const owned *c)
 
 /* One collective read of local row blocks [k0, k1) (possibly none) into
  * rowmajor, then into A's local rows k0 * mb, ... (checking every value). */
-static dapt_status read_chunk(const dapt_h5file *f, const char *name, hid_t ds, hid_t dxpl, dapt_dmat *A, hsize_t k0,
-                              hsize_t k1, double *rowmajor)
+static dapt_status read_chunk(const dapt_h5file *f, const layout *lay, hid_t ds, hid_t dxpl, dapt_dmat *A,
+                              hsize_t k0, hsize_t k1, double *rowmajor)
 {
+    const char *name = lay->name;
     const dapt_pgrid *g = A->grid;
     owned r = owned_range(owned_blocks(A->m, A->mb, g->myrow, g->nprow), k0, k1);
     owned c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
@@ -130,8 +199,17 @@ static dapt_status read_chunk(const dapt_h5file *f, const char *name, hid_t ds, 
     dapt_status st = DAPT_OK;
     DAPT_TRY(DAPT_H5(fs = H5Dget_space(ds)));
     DAPT_TRY(DAPT_H5(ms = H5Screate_simple(1, &mdim, NULL)));
-    if (n) DAPT_TRY(select_rows_cols(fs, &r, &c));
-    else DAPT_TRY(DAPT_H5(H5Sselect_none(fs)));
+    if (n && lay->ndim == 2) {
+        DAPT_TRY(select_rows_cols(fs, &r, &c));
+    } else if (n) {
+        int any = 0;
+        for (hsize_t k = k0; k < k1; k++) {
+            int64_t g0 = ((int64_t)k * g->nprow + g->myrow) * A->mb, len = A->m - g0 < A->mb ? A->m - g0 : A->mb;
+            DAPT_TRY(select_flat_rows(fs, lay, g0, len, &c, &any));
+        }
+    } else {
+        DAPT_TRY(DAPT_H5(H5Sselect_none(fs)));
+    }
     if (!n) DAPT_TRY(DAPT_H5(H5Sselect_none(ms)));
     hssize_t picked = H5Sget_select_npoints(fs);
     DAPT_TRY(DAPT_H5(picked));
@@ -155,8 +233,9 @@ cleanup:
 }
 
 /* Every rank reads its blocks in the same number of collective calls. */
-static dapt_status read_blocks(const dapt_h5file *f, const char *name, dapt_dmat *A)
+static dapt_status read_blocks(const dapt_h5file *f, const layout *lay, dapt_dmat *A)
 {
+    const char *name = lay->name;
     const hsize_t local_blocks = (hsize_t)((A->locr + A->mb - 1) / A->mb);
     const size_t row_block_bytes = (size_t)A->mb * (size_t)(A->locc ? A->locc : 1) * sizeof(double);
     hsize_t per = read_chunk_bytes() / row_block_bytes;
@@ -177,7 +256,7 @@ static dapt_status read_blocks(const dapt_h5file *f, const char *name, dapt_dmat
         if (k0 > local_blocks) k0 = local_blocks;
         if (k1 > local_blocks) k1 = local_blocks;
         /* A NaN found here is reported after the remaining collective reads. */
-        dapt_status one = read_chunk(f, name, ds, dxpl, A, k0, k1, buf);
+        dapt_status one = read_chunk(f, lay, ds, dxpl, A, k0, k1, buf);
         if (one == DAPT_ERR_HDF5 || one == DAPT_ERR_INTERNAL) DAPT_TRY(one);
         if (st == DAPT_OK) st = one;
     }
@@ -192,13 +271,13 @@ cleanup:
 
 dapt_status dapt_dmat_read_h5(const dapt_h5file *f, const char *name, const dapt_pgrid *g, int block, dapt_dmat *A)
 {
-    int64_t dims[DAPT_H5_MAX_DIMS] = {0};
+    layout lay;
     memset(A, 0, sizeof *A);
     /* Every rank sees the same file, so the shape checks agree by themselves;
      * agreeing anyway keeps a rank-local HDF5 failure from hanging the rest. */
-    dapt_status st = dapt_status_agree(g->comm, check_shape(f, name, dims));
-    if (st == DAPT_OK) st = dapt_status_agree(g->comm, dapt_dmat_create(g, dims[0], dims[1], block, block, A));
-    if (st == DAPT_OK) st = dapt_status_agree(g->comm, read_blocks(f, name, A));
+    dapt_status st = dapt_status_agree(g->comm, parse_layout(f, name, &lay));
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, dapt_dmat_create(g, lay.rows, lay.cols, block, block, A));
+    if (st == DAPT_OK) st = dapt_status_agree(g->comm, read_blocks(f, &lay, A));
     if (st != DAPT_OK) dapt_dmat_free(A);
     return st;
 }

@@ -178,6 +178,10 @@ def make(d):
         f["x_scaled"] = 3.5 * x
         f["z"] = z
         f["group/wide"] = rng.standard_normal((6, 23))  # N < d
+        # dapt forward's hidden_states [layers + 1, B, S, H] and a [B, S, H]
+        # array: token rows, 35 of them, runs of 7 across row blocks
+        f["hidden_states"] = rng.standard_normal((3, 5, 7, 6)).astype(np.float32) + np.arange(6, dtype=np.float32)
+        f["tokens"] = rng.standard_normal((5, 7, 6))
     with h5py.File(f"{d}/bad.h5", "w") as f:
         y = x.copy()
         y[30, 7] = np.nan
@@ -191,9 +195,19 @@ def make(d):
 
 # ---- checks -----------------------------------------------------------------
 
+def read_matrix(f, spec):
+    """DATASET or DATASET[i] as dapt analyze reads it: [rows, last size]."""
+    if spec.endswith("]") and "[" in spec:
+        name, index = spec[:-1].rsplit("[", 1)
+        a = f[name][int(index)]
+    else:
+        a = f[spec][()]
+    return a.reshape(-1, a.shape[-1])
+
+
 def check_spectrum(out, path, name):
     with h5py.File(path, "r") as f:
-        x = f[name][()]
+        x = read_matrix(f, name)
     with h5py.File(out, "r") as o:
         g = o["spectrum"]
         center = bool(g.attrs["centered"])
@@ -215,9 +229,9 @@ def check_spectrum(out, path, name):
 
 def check_cka(out, a, b, da, db):
     with h5py.File(a, "r") as f:
-        x = f[da][()]
+        x = read_matrix(f, da)
     with h5py.File(b, "r") as f:
-        y = f[db][()]
+        y = read_matrix(f, db)
     with h5py.File(out, "r") as o:
         lin, deb = o["cka/linear"][()].ravel()[0], o["cka/debiased"][()].ravel()[0]
     close(lin, cka_gram(x, y), 1e-10, f"CKA({da}, {db}) = {lin:.6f}")
