@@ -33,6 +33,8 @@ static dapt_status singular_values(const dapt_dmat *D, double *s)
     pdgesvd_("N", "N", &m, &n, W.a, &one, &one, W.desc, s, U.a, &one, &one, U.desc, VT.a, &one, &one, VT.desc, work,
              &lwork, &info);
     if (info != 0) DAPT_THROW(DAPT_ERR_NUMERIC, "PDGESVD failed on a %dx%d weight change (info %d)", m, n, info);
+    /* identical on every rank: the values become attributes any rank may write */
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(s, m < n ? m : n, MPI_DOUBLE, 0, g->comm)));
 cleanup:
     free(work);
     dapt_dmat_free(&W);
@@ -57,6 +59,11 @@ dapt_status dapt_delta_matrix(dapt_dmat *after, const dapt_dmat *before, dapt_de
     DAPT_TRY(dapt_dmat_sumsq(after, &dd));
     DAPT_TRY(dapt_dmat_sumsq(before, &bb));
     DAPT_TRY(singular_values(after, out->singular));
+    /* the same values on every rank (they become attributes) */
+    double both[2] = {dd, bb};
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(both, 2, MPI_DOUBLE, 0, after->grid->comm)));
+    dd = both[0];
+    bb = both[1];
     out->fro = sqrt(dd);
     out->fro_before = sqrt(bb);
     out->rel_fro = bb > 0 ? out->fro / out->fro_before : dd > 0 ? INFINITY : 0;

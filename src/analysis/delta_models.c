@@ -95,6 +95,13 @@ static dapt_status all_tensors(const dapt_pgrid *g, const dapt_h5file *fb, const
         vb = va = NULL;
     }
     dapt_unit_change_finish(&r->units);
+    /* Reductions may round differently on different ranks; the correlations
+     * and attributes must not: every rank takes rank 0's unit changes. */
+    for (int k = 0; k < DAPT_UNIT_KINDS; k++) {
+        int n = (int)(r->units.layers * r->units.units[k]);
+        DAPT_TRY(DAPT_MPI(MPI_Bcast(r->units.change[k], n, MPI_DOUBLE, 0, g->comm)));
+        DAPT_TRY(DAPT_MPI(MPI_Bcast(r->units.before[k], n, MPI_DOUBLE, 0, g->comm)));
+    }
 cleanup:
     free(vb);
     free(va);

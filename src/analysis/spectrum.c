@@ -99,11 +99,22 @@ static dapt_status cov_spectrum(const dapt_dmat *X, int64_t count, int64_t k, do
     int iq = 0, lwork = -1, liwork = -1, info = 0;
     pdsyevd_("V", "L", &d, C.a, &one, &one, C.desc, w, Z.a, &one, &one, Z.desc, &wq, &lwork, &iq, &liwork, &info);
     lwork = (int)wq + 1;
-    liwork = iq > 1 ? iq : 1;
+    /* The query underestimates what PDORMTR needs when a block is larger
+     * than the local part (then PDORMTR refuses LWORK and PDSYEVD returns
+     * info 0 with garbage): add PDORMTR's documented need,
+     * max(NB (NB - 1) / 2, (MpC0 + NqC0) NB) + NB^2, with MpC0, NqC0 bounded
+     * by the local sizes plus a block. */
+    const int nb = C.nb, ormtr = (C.locr + C.locc + 2 * nb) * nb;
+    lwork += (ormtr > nb * (nb - 1) / 2 ? ormtr : nb * (nb - 1) / 2) + nb * nb + 2 * d;
+    liwork = (iq > 1 ? iq : 1) + 8 * g->npcol + 2;
     DAPT_TRY(dapt_alloc((void **)&work, sizeof(double) * (size_t)lwork, "PDSYEVD workspace"));
     DAPT_TRY(dapt_alloc((void **)&iwork, sizeof(int) * (size_t)liwork, "PDSYEVD workspace"));
     pdsyevd_("V", "L", &d, C.a, &one, &one, C.desc, w, Z.a, &one, &one, Z.desc, work, &lwork, iwork, &liwork, &info);
     if (info != 0) DAPT_THROW(DAPT_ERR_NUMERIC, "PDSYEVD failed on the %dx%d covariance (info %d)", d, d, info);
+    /* Every rank must hold the same values (they become attributes, which
+     * any rank may write): when the matrix is one block, PDSYEVD leaves W
+     * right only on the process that owns it. */
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(w, d, MPI_DOUBLE, 0, g->comm)));
     /* Eigenvalues below the covariance's rounding level are zero: the Gram
      * form cannot resolve singular values under sqrt(eps) s_1, and left
      * as noise they would bias the entropy effective rank. */
@@ -151,7 +162,7 @@ static dapt_status svd_spectrum(dapt_dmat *X, int64_t count, int64_t k, double *
     pdgesvd_("N", jobvt, &m, &n, X->a, &one, &one, X->desc, s, U.a, &one, &one, U.desc, VT.a, &one, &one, VT.desc,
              work, &lwork, &info);
     if (info != 0) DAPT_THROW(DAPT_ERR_NUMERIC, "PDGESVD failed on a %dx%d matrix (info %d)", m, n, info);
-    (void)count;
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(s, (int)count, MPI_DOUBLE, 0, g->comm))); /* identical on every rank */
     if (k > 0) {
         memset(dir, 0, sizeof(double) * (size_t)(k * n));
         for (int j = 0; j < VT.locc; j++)
@@ -210,6 +221,15 @@ dapt_status dapt_spectrum_compute(dapt_dmat *X, const dapt_spectrum_opts *o, dap
     }
     if (s->top_k) fix_signs(s->directions, s->top_k, s->dim);
     summarise(s);
+    /* Reductions may round differently on different ranks; the numbers
+     * become attributes, which any rank may write: take rank 0's. */
+    double scalars[5] = {s->total_variance, s->erank_entropy, s->participation, s->stable_rank, s->anisotropy};
+    DAPT_TRY(DAPT_MPI(MPI_Bcast(scalars, 5, MPI_DOUBLE, 0, X->grid->comm)));
+    s->total_variance = scalars[0];
+    s->erank_entropy = scalars[1];
+    s->participation = scalars[2];
+    s->stable_rank = scalars[3];
+    s->anisotropy = scalars[4];
     return DAPT_OK;
 cleanup:
     dapt_spectrum_free(s);
