@@ -193,7 +193,9 @@ static dapt_status read_chunk(const dapt_h5file *f, const layout *lay, hid_t ds,
     owned r = owned_range(owned_blocks(A->m, A->mb, g->myrow, g->nprow), k0, k1);
     owned c = owned_blocks(A->n, A->nb, g->mycol, g->npcol);
     const int row0 = (int)(k0 * (hsize_t)A->mb);
-    const int rows = k1 > k0 ? (int)((k1 * (hsize_t)A->mb < (hsize_t)A->locr ? k1 * (hsize_t)A->mb : (hsize_t)A->locr) - (hsize_t)row0) : 0;
+    int row_end = (int)(k1 * (hsize_t)A->mb);
+    if (row_end > A->locr) row_end = A->locr;
+    const int rows = k1 > k0 ? row_end - row0 : 0;
     hsize_t n = (hsize_t)rows * (hsize_t)A->locc, mdim = n ? n : 1;
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     dapt_status st = DAPT_OK;
