@@ -8,10 +8,23 @@
       Heat-maps (layer x unit) of every importance source in the file
       (/importance/<kind>/<source>/{raw,normalized}, docs/formats.md) and of
       every soft mask (/softmask/<name>/<kind>), one panel each.
+  tools/plot.py spectrum SPECTRUM.h5 [SPECTRUM.h5 ...] -o spectra.png [--labels A,B,...]
+      From `dapt analyze spectrum` outputs: singular values (log scale) and
+      cumulative explained variance against the component, one line per file,
+      effective rank and anisotropy in the legend.
+  tools/plot.py cka CKA.h5 [CKA.h5 ...] -o cka.png [--labels A,B,...]
+      From `dapt analyze cka` outputs: one file with every layer pair
+      (--pairs all) is drawn as a layer x layer heat-map; files with the
+      per-layer diagonal become one row each (model x layer heat-map), e.g.
+      the general model against each post-trained model.
+  tools/plot.py delta DELTA.h5 -o scatter.png
+      From `dapt analyze delta` with --importance: unit importance against
+      relative change, one panel per unit kind, Spearman's rho in the title;
+      without importance, the relative change of every unit per layer.
   tools/plot.py --selftest
-      Writes a small metrics.csv and importance.h5 to a temporary directory,
-      draws both plots, checks the PNGs (signature, size) and that bad input
-      is refused; exit 0 on success.
+      Writes a small metrics.csv, importance.h5 and analysis files to a
+      temporary directory, draws every plot, checks the PNGs (signature,
+      size) and that bad input is refused; exit 0 on success.
 """
 import argparse
 import csv
@@ -156,6 +169,141 @@ def plot_importance(path, out, kind="head", values="normalized"):
     save(fig, out)
 
 
+def open_analysis(path, kind):
+    """An h5py file written by `dapt analyze KIND`, or PlotError."""
+    import h5py
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise PlotError(f"{path}: cannot open as HDF5 ({e})")
+    if f.attrs.get("format") != "dapt-analysis" or f.attrs.get("analysis") != kind:
+        f.close()
+        raise PlotError(f"{path}: not a `dapt analyze {kind}` output (root attributes format/analysis)")
+    return f
+
+
+def run_labels(paths, labels):
+    if labels and len(labels) != len(paths):
+        raise PlotError(f"{len(labels)} labels for {len(paths)} files")
+    return labels or [os.path.splitext(os.path.basename(p))[0] for p in paths]
+
+
+def plot_spectrum(paths, out, labels=None):
+    names = run_labels(paths, labels)
+    fig, (ax_s, ax_c) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for i, (p, name) in enumerate(zip(paths, names)):
+        with open_analysis(p, "spectrum") as f:
+            g = f["spectrum"]
+            s, r = g["singular_values"][()], g["explained_variance_ratio"][()]
+            tag = f"{name} (erank {g.attrs['effective_rank']:.1f}, aniso {g.attrs['anisotropy']:.2f})"
+        k = range(1, len(s) + 1)
+        ax_s.semilogy(k, [max(v, 1e-300) for v in s], color=f"C{i % 10}", lw=1.5, label=tag)
+        cum, acc = [], 0.0
+        for v in r:
+            acc += v
+            cum.append(acc)
+        ax_c.plot(k, cum, color=f"C{i % 10}", lw=1.5, label=name)
+    ax_s.set_xlabel("component")
+    ax_s.set_ylabel("singular value")
+    ax_s.grid(alpha=0.3)
+    ax_s.legend(fontsize=7)
+    ax_c.set_xlabel("components")
+    ax_c.set_ylabel("cumulative explained variance")
+    ax_c.set_ylim(0, 1.02)
+    ax_c.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, out)
+
+
+def read_cka(paths, labels):
+    """('pairs', matrix, title) for one all-pairs file, else ('rows', [rows], names)."""
+    names = run_labels(paths, labels)
+    rows = []
+    for p in paths:
+        with open_analysis(p, "cka") as f:
+            v = f["cka/linear"][()]
+            if v.ndim == 2 and len(paths) == 1:
+                return "pairs", v, names[0]
+            if v.ndim != 1:
+                raise PlotError(f"{p}: every-pair CKA can only be drawn alone (one file)")
+            rows.append(v)
+    if len({len(r) for r in rows}) != 1:
+        raise PlotError("the CKA files have different numbers of layers")
+    return "rows", rows, names
+
+
+def plot_cka(paths, out, labels=None):
+    import numpy as np
+    mode, data, names = read_cka(paths, labels)
+    a = np.array(data) if mode == "rows" else data
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * a.shape[1] + 2.5), max(2.5, 0.45 * a.shape[0] + 1.5)))
+    im = ax.imshow(a, aspect="auto", cmap="magma", vmin=min(0.0, float(a.min())), vmax=1.0, origin="upper")
+    layer_names = ["emb"] + [str(i) for i in range(a.shape[1] - 1)]
+    ax.set_xticks(range(a.shape[1]))
+    ax.set_xticklabels(layer_names if a.shape[1] <= 40 else [])
+    if mode == "rows":
+        ax.set_yticks(range(a.shape[0]))
+        ax.set_yticklabels(names, fontsize=8)
+        ax.set_xlabel("layer (hidden state)")
+        ax.set_title("linear CKA to the reference model, per layer", fontsize=10)
+    else:
+        ax.set_yticks(range(a.shape[0]))
+        ax.set_yticklabels(["emb"] + [str(i) for i in range(a.shape[0] - 1)])
+        ax.set_xlabel("layer of B")
+        ax.set_ylabel("layer of A")
+        ax.set_title(f"linear CKA, every layer pair ({names})", fontsize=10)
+    if a.size <= 200:
+        for (r, c), v in np.ndenumerate(a):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    save(fig, out)
+
+
+def read_delta(path):
+    """[(kind, importance or None, relative change [layers, units], rho)]."""
+    panels = []
+    with open_analysis(path, "delta") as f:
+        if "units" not in f:
+            raise PlotError(f"{path}: no /units group")
+        for kind in ("head", "intermediate", "output"):
+            g = f.get(f"units/{kind}")
+            if g is None:
+                continue
+            imp = g["importance"][()] if "importance" in g else None
+            panels.append((kind, imp, g["relative_change"][()], g.attrs.get("spearman_relative")))
+    if not panels:
+        raise PlotError(f"{path}: no unit changes")
+    return panels
+
+
+def plot_delta(path, out):
+    panels = read_delta(path)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, (kind, imp, rel, rho) in zip(axes.flat, panels):
+        layers = rel.shape[0]
+        for l in range(layers):
+            colour = plt.cm.viridis(l / max(1, layers - 1))
+            if imp is not None:
+                ax.scatter(imp[l], rel[l], s=6, color=colour, alpha=0.7, label=f"layer {l}" if layers <= 12 else None)
+            else:
+                ax.scatter([l] * rel.shape[1], rel[l], s=6, color=colour, alpha=0.7)
+        if imp is not None:
+            ax.set_xlabel("importance (soft mask)")
+            ok = rho is not None and math.isfinite(rho)
+            ax.set_title(f"{kind}: Spearman rho = {rho:+.3f}" if ok else f"{kind}: Spearman rho undefined (constant)",
+                         fontsize=10)
+        else:
+            ax.set_xlabel("layer")
+            ax.set_title(f"{kind}: relative change per unit", fontsize=10)
+        ax.set_ylabel("||dW_unit|| / ||W_unit||")
+        ax.grid(alpha=0.3)
+        if imp is not None and layers <= 12:
+            ax.legend(fontsize=6, markerscale=2)
+    fig.tight_layout()
+    save(fig, out)
+
+
 def save(fig, out):
     """Writes under a temporary name and renames when complete."""
     tmp = f"{out}.tmp.{os.getpid()}.png"
@@ -229,12 +377,65 @@ def selftest():
                 check(False, what)
             except PlotError as e:
                 check(True, f"{what}: {e}")
+        selftest_analysis(d, check)
         check(not [p for p in os.listdir(d) if ".tmp." in p], "no temporary files left")
     if failures:
         print(f"plot.py selftest: {len(failures)} failure(s)", file=sys.stderr)
         return 1
     print("plot.py selftest: all checks passed")
     return 0
+
+
+def selftest_analysis(d, check):
+    """Small files shaped like `dapt analyze` outputs, drawn and refused."""
+    import h5py
+    import numpy as np
+    rng = np.random.default_rng(1)
+
+    def analysis_file(name, kind):
+        f = h5py.File(os.path.join(d, name), "w")
+        f.attrs["format"], f.attrs["analysis"] = "dapt-analysis", kind
+        return f
+
+    for i in range(2):
+        with analysis_file(f"spec{i}.h5", "spectrum") as f:
+            s = np.sort(rng.random(16))[::-1] * (i + 1)
+            f["spectrum/singular_values"] = s
+            f["spectrum/explained_variance_ratio"] = s * s / (s * s).sum()
+            f["spectrum"].attrs["effective_rank"], f["spectrum"].attrs["anisotropy"] = 9.5, 0.31
+    for i in range(3):
+        with analysis_file(f"cka{i}.h5", "cka") as f:
+            f["cka/linear"] = 1 - np.linspace(0, 0.3 * (i + 1), 13)
+    with analysis_file("ckaall.h5", "cka") as f:
+        f["cka/linear"] = rng.random((13, 13))
+    with analysis_file("delta.h5", "delta") as f:
+        for kind, units in (("head", 12), ("intermediate", 64), ("output", 16)):
+            imp = rng.random((4, units))
+            f[f"units/{kind}/importance"] = imp
+            f[f"units/{kind}/relative_change"] = 0.02 * (1 - imp) + 0.002 * rng.random((4, units))
+            f[f"units/{kind}"].attrs["spearman_relative"] = -0.9
+    with analysis_file("delta_noimp.h5", "delta") as f:
+        f["units/head/relative_change"] = rng.random((4, 12))
+    for what, fn, name, wmin in (
+            ("spectra", lambda o: plot_spectrum([os.path.join(d, "spec0.h5"), os.path.join(d, "spec1.h5")], o), "spectra.png", 1000),
+            ("CKA model x layer", lambda o: plot_cka([os.path.join(d, f"cka{i}.h5") for i in range(3)], o, ["das", "dga", "mlm"]), "cka.png", 500),
+            ("CKA layer x layer", lambda o: plot_cka([os.path.join(d, "ckaall.h5")], o), "ckaall.png", 500),
+            ("importance vs change", lambda o: plot_delta(os.path.join(d, "delta.h5"), o), "scatter.png", 1200),
+            ("change per layer", lambda o: plot_delta(os.path.join(d, "delta_noimp.h5"), o), "delta.png", 400)):
+        out = os.path.join(d, name)
+        fn(out)
+        w, h = png_size(out)
+        check(os.path.getsize(out) > 10000 and w >= wmin, f"{what}: {name} written ({w}x{h})")
+    for what, fn in (("a spectrum file refused as CKA", lambda: read_cka([os.path.join(d, "spec0.h5")], None)),
+                     ("every-pair CKA with another file refused",
+                      lambda: read_cka([os.path.join(d, "ckaall.h5"), os.path.join(d, "cka0.h5")], None)),
+                     ("wrong label count refused", lambda: read_cka([os.path.join(d, "cka0.h5")], ["a", "b"])),
+                     ("a metrics file refused as delta", lambda: read_delta(os.path.join(d, "metrics.csv")))):
+        try:
+            fn()
+            check(False, what)
+        except PlotError as e:
+            check(True, f"{what}: {e}")
 
 
 def main(argv):
@@ -251,10 +452,25 @@ def main(argv):
     i.add_argument("-o", "--output", required=True)
     i.add_argument("--kind", default="head", choices=["head", "intermediate", "output"])
     i.add_argument("--values", default="normalized", choices=["normalized", "raw"])
+    for name, what in (("spectrum", "`dapt analyze spectrum` outputs"), ("cka", "`dapt analyze cka` outputs")):
+        q = sub.add_parser(name, help=f"plots of {what}")
+        q.add_argument("files", nargs="+")
+        q.add_argument("-o", "--output", required=True)
+        q.add_argument("--labels", help="comma-separated names (default: the file names)")
+    q = sub.add_parser("delta", help="unit importance against weight change (`dapt analyze delta`)")
+    q.add_argument("h5")
+    q.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv[1:])
     try:
+        labels = a.labels.split(",") if getattr(a, "labels", None) else None
         if a.cmd == "curves":
-            plot_curves(a.metrics, a.output, a.labels.split(",") if a.labels else None)
+            plot_curves(a.metrics, a.output, labels)
+        elif a.cmd == "spectrum":
+            plot_spectrum(a.files, a.output, labels)
+        elif a.cmd == "cka":
+            plot_cka(a.files, a.output, labels)
+        elif a.cmd == "delta":
+            plot_delta(a.h5, a.output)
         else:
             plot_importance(a.h5, a.output, a.kind, a.values)
     except PlotError as e:

@@ -128,6 +128,7 @@ _Noreturn void dapt_cli_fail(dapt_status st);
 _Noreturn void dapt_cli_fail_all(dapt_status st);
 
 /* Command entry points, one per src/cli/cmd_<name>.c (keep sorted). */
+int dapt_cmd_analyze(int argc, char **argv);
 int dapt_cmd_config(int argc, char **argv);
 int dapt_cmd_eval(int argc, char **argv);
 int dapt_cmd_export(int argc, char **argv);

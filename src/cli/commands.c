@@ -12,6 +12,7 @@ const dapt_command dapt_commands[] = {
     {"finetune", "fine-tune a classification head on a prepared task (best dev epoch kept)", dapt_cmd_finetune},
     {"eval", "evaluate a classifier on a task split, or held-out MLM loss on a corpus", dapt_cmd_eval},
     {"importance", "unit importance (heads, FFN neurons) of a model over a corpus, as DGA/DAS compute it", dapt_cmd_importance},
+    {"analyze", "spectra, CKA and weight changes of HDF5 outputs, distributed on ScaLAPACK", dapt_cmd_analyze},
     {"import", "convert a Hugging Face model directory to a dapt model file", dapt_cmd_import},
     {"export", "write a dapt model file as a Hugging Face model directory", dapt_cmd_export},
     {"forward", "run a model on a batch from an HDF5 file and write every intermediate", dapt_cmd_forward},
