@@ -103,6 +103,11 @@ typedef struct dapt_objective_ctx {
     int64_t micro_max;             /* rows of the largest micro-batch */
     int64_t total_steps;           /* optimizer steps of the whole run (finetune; train: train.steps) */
     const dapt_domain_info *domain;
+    /* Per-element multipliers of the optimizer's step and of its weight
+     * decay (laid out like model->params; NULL = 1), set by the objective
+     * (e.g. in begin_domain) and read by the loop at every update
+     * (dapt_adamw_update_scaled): DAS's update-space soft-mask. */
+    const float *update_scale, *decay_scale;
     /* How the parameters sit in a checkpoint (valid in save / load): for
      * buffers laid out like them (dapt_objective_save_params). */
     const dapt_ckpt_layout *ckpt_layout;

@@ -94,6 +94,18 @@ double dapt_grad_sumsq(const dapt_param_table *table, size_t begin, size_t end,
  * checks the norm and skips the step). */
 float dapt_grad_clip_factor(double global_sumsq, double max_norm, double *norm);
 
+/* dapt_adamw_update with per-element multipliers (flat buffers laid out
+ * like params, or NULL = 1): step_scale multiplies the Adam step and
+ * decay_scale the decoupled weight decay of each element,
+ *   p <- p (1 - lr wd decay_scale) - step_scale lr m^ / (sqrt(v^) + eps),
+ * so an element with both 0 does not move at all (DAS's update-space
+ * soft-mask, docs/algorithms.md).  The moments are updated as usual.  With
+ * both NULL it is dapt_adamw_update; with all ones the same bits.  Not
+ * collective. */
+dapt_status dapt_adamw_update_scaled(const dapt_adamw *opt, double lr, const dapt_param_table *table, size_t begin,
+                                     size_t end, float *params, const float *grads, float *m, float *v,
+                                     const float *step_scale, const float *decay_scale);
+
 /* Sums grads[0..total) over comm in place, in buckets of bucket_mb MiB all
  * in flight at once (MPI_Iallreduce).  Collective over comm. */
 dapt_status dapt_grad_allreduce(float *grads, size_t total, double bucket_mb, MPI_Comm comm);

@@ -39,6 +39,8 @@ static dapt_status create_common(void **state, const dapt_config *cfg, int all_u
     s->all_units = all_units;
     s->style = strcmp(cfg->das.softmask, "reference") ? DAPT_SOFTMASK_PAPER : DAPT_SOFTMASK_REFERENCE;
     s->forward_mask = (int)cfg->das.forward_mask;
+    s->update_space = !strcmp(cfg->das.softmask_space, "update");
+    s->mask_decay = (int)cfg->das.mask_decay;
     s->lambda = cfg->das.contrast_lambda;
     s->tau = cfg->das.contrast_tau;
     return DAPT_OK;
@@ -61,6 +63,8 @@ static void das_release(void *state)
     s->ws_fwd = NULL;
     free(s->dh);
     s->dh = NULL;
+    free(s->scale);
+    s->scale = NULL;
 }
 
 static void das_destroy(void *state)
@@ -70,11 +74,27 @@ static void das_destroy(void *state)
     free(state);
 }
 
+/* (1 - importance) of every parameter element this rank holds: the
+ * soft-mask applied to a buffer of ones. */
+static dapt_status make_scale(das_state *s, const dapt_model *m)
+{
+    DAPT_CHECK(dapt_alloc((void **)&s->scale, m->table.total * sizeof(float), "soft-mask scale"));
+    for (size_t i = 0; i < m->table.total; i++) s->scale[i] = 1.0f;
+    dapt_model_ranges rg;
+    dapt_model_shard_ranges(m, &rg);
+    return dapt_softmask_apply_shard(&m->config, &rg, &m->table, s->scale, s->importance[DAPT_UNIT_HEAD],
+                                     s->all_units ? s->importance[DAPT_UNIT_INTERMEDIATE] : NULL,
+                                     s->all_units ? s->importance[DAPT_UNIT_OUTPUT] : NULL, s->style);
+}
+
 /* The domain's soft-mask, then the step buffers. */
 static dapt_status das_begin_domain(void *state, dapt_objective_ctx *ctx)
 {
     das_state *s = state;
     DAPT_CHECK(das_domain_begin(s, ctx));
+    DAPT_CHECK(make_scale(s, ctx->model));
+    ctx->update_scale = s->update_space ? s->scale : NULL;
+    ctx->decay_scale = s->update_space || s->mask_decay ? s->scale : NULL;
     const dapt_config *cfg = ctx->cfg;
     const int64_t L = ctx->seq_len, H = ctx->model->config.hidden;
     const int64_t accum = cfg->train.grad_accum;
@@ -176,9 +196,11 @@ static dapt_status das_step_end(void *state, dapt_objective_ctx *ctx, const dapt
     return DAPT_OK;
 }
 
+/* Gradient space only (update space scales AdamW's step instead). */
 static dapt_status das_transform(void *state, dapt_objective_ctx *ctx)
 {
     das_state *s = state;
+    if (s->update_space) return DAPT_OK;
     dapt_model_ranges rg;
     dapt_model_shard_ranges(ctx->model, &rg);
     return dapt_softmask_apply_shard(&ctx->model->config, &rg, &ctx->model->table, ctx->model->grads,

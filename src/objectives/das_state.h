@@ -21,6 +21,9 @@ typedef struct das_state {
     int all_units;           /* das: heads + FFN units, continual; dga: heads, each domain from the base */
     dapt_softmask_style style;
     int forward_mask;
+    int update_space;        /* das.softmask_space = update */
+    int mask_decay;          /* das.mask_decay (gradient space) */
+    float *scale;            /* (1 - importance) per parameter element, this domain */
     double lambda, tau;
     /* across domains */
     char names[DAS_MAX_DOMAINS][128]; /* the domains seen so far, in order */

@@ -143,6 +143,59 @@ dapt_status dapt_adamw_update(const dapt_adamw *opt, double lr, const dapt_param
     return DAPT_OK;
 }
 
+/* The update of element i with its step scaled by s and its decay by ds:
+ * p <- p (1 - lr wd ds) - s lr m^/(sqrt(v^) + eps).  With s = ds = 1 the
+ * same bits as adamw_one (the decay factor is formed in double, as there). */
+static void adamw_scaled_kernel(const adamw_coef *c, double lrwd, float *restrict p, const float *restrict g,
+                                float *restrict m, float *restrict v, const float *restrict s,
+                                const float *restrict ds, size_t a, size_t e)
+{
+    for (size_t i = a; i < e; i++) {
+        const float si = s ? s[i] : 1.0f;
+        const float d = (float)(1.0 - lrwd * (double)(ds ? ds[i] : 1.0f));
+        const float gi = g[i];
+        const float pi = p[i] * d;
+        const float mi = m[i] * c->b1 + c->one_b1 * gi;
+        const float vi = v[i] * c->b2 + c->one_b2 * gi * gi;
+        const float denom = sqrtf(vi) / c->bc2s + c->eps;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + (c->neg_step * si) * (mi / denom);
+    }
+}
+
+dapt_status dapt_adamw_update_scaled(const dapt_adamw *opt, double lr, const dapt_param_table *table, size_t begin,
+                                     size_t end, float *params, const float *grads, float *m, float *v,
+                                     const float *step_scale, const float *decay_scale)
+{
+    if (!step_scale && !decay_scale) return dapt_adamw_update(opt, lr, table, begin, end, params, grads, m, v);
+    if (opt->step < 1)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "AdamW update before dapt_adamw_advance (step %lld)", (long long)opt->step);
+    if (end > table->total || begin > end)
+        return DAPT_ERROR(DAPT_ERR_ARG, "AdamW range [%zu, %zu) outside the %zu-float buffer", begin, end, table->total);
+    if (!(lr >= 0) || !isfinite(lr))
+        return DAPT_ERROR(DAPT_ERR_ARG, "AdamW learning rate %g is not a finite non-negative number", lr);
+    const double t = (double)opt->step;
+    const double bc1 = 1.0 - pow(opt->beta1, t);
+    const adamw_coef c = {(float)opt->beta1, (float)(1.0 - opt->beta1), (float)opt->beta2, (float)(1.0 - opt->beta2),
+                          (float)(-(lr / bc1)), (float)sqrt(1.0 - pow(opt->beta2, t)), (float)opt->eps};
+#pragma omp parallel
+    for (size_t k = 0; k < table->count; k++) {
+        const dapt_tensor *tt = &table->tensors[k];
+        size_t lo, hi;
+        if (!clip_range(tt, begin, end, &lo, &hi)) continue;
+        const double lrwd = (tt->flags & DAPT_TENSOR_NO_DECAY) ? 0.0 : lr * opt->weight_decay;
+        const size_t nblocks = (hi - lo + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
+#pragma omp for schedule(static) nowait
+        for (size_t b = 0; b < nblocks; b++) {
+            size_t a = lo + b * ADAMW_BLOCK;
+            size_t e = a + ADAMW_BLOCK < hi ? a + ADAMW_BLOCK : hi;
+            adamw_scaled_kernel(&c, lrwd, params, grads, m, v, step_scale, decay_scale, a, e);
+        }
+    }
+    return DAPT_OK;
+}
+
 /* ---- schedules ---- */
 
 dapt_status dapt_lr_schedule_from_config(const dapt_config *cfg, dapt_lr_schedule *s)

@@ -95,8 +95,8 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr)
                           (long long)r->step + 1, (long long)e + 1, gl, norm);
     *lr = r->ctx.lr;
     dapt_adamw_advance(&r->adam);
-    DAPT_CHECK(dapt_adamw_update(&r->adam, *lr, &r->model.table, 0, r->model.table.total, r->model.params,
-                                 r->model.grads, r->m1, r->m2));
+    DAPT_CHECK(dapt_adamw_update_scaled(&r->adam, *lr, &r->model.table, 0, r->model.table.total, r->model.params,
+                                        r->model.grads, r->m1, r->m2, r->ctx.update_scale, r->ctx.decay_scale));
     DAPT_CHECK(dapt_objective_after_update(&r->obj, &r->ctx));
     const size_t nc = dapt_objective_columns(&r->obj);
     if (nc > 0) {

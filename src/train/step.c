@@ -91,8 +91,9 @@ static dapt_status update(train_run *r, int first_bad, double gloss, train_step_
     if (!out->bad) {
         if (factor != 1.0f) dapt_grad_scale(&r->model.table, 0, r->model.table.total, r->model.grads, factor);
         dapt_adamw_advance(&r->adam);
-        DAPT_CHECK(dapt_adamw_update(&r->adam, r->ctx.lr, &r->model.table, 0, r->model.table.total, r->model.params,
-                                     r->model.grads, r->exp_avg, r->exp_avg_sq));
+        DAPT_CHECK(dapt_adamw_update_scaled(&r->adam, r->ctx.lr, &r->model.table, 0, r->model.table.total,
+                                            r->model.params, r->model.grads, r->exp_avg, r->exp_avg_sq,
+                                            r->ctx.update_scale, r->ctx.decay_scale));
         DAPT_CHECK(dapt_objective_after_update(r->obj, &r->ctx));
     }
     out->loss = out->bad && !isfinite(gloss) ? NAN : gloss;

@@ -143,6 +143,36 @@ def softmask(init, masked, zero, imp):
     print(f"softmask ok: {n_frozen} units of importance 1 unchanged, {n_free} of importance 0 as unmasked")
 
 
+def space(init, half, zero, mode):
+    """Importance 0.5 everywhere, one AdamW step: in update space every
+    masked parameter moves half as far as without the mask; in gradient space
+    Adam's normalisation undoes the scale (the step is nearly the unmasked
+    one).  Unmasked tensors move the same in both."""
+    with h5py.File(init, "r") as fi, h5py.File(half, "r") as fh, h5py.File(zero, "r") as fz:
+        p0, ph, pz = fi["params"], fh["params"], fz["params"]
+        ratios = []
+        for l in range(LAYERS):
+            for name in (f"layer.{l}.attn.q.weight", f"layer.{l}.attn.out.weight", f"layer.{l}.ffn.in.weight",
+                         f"layer.{l}.ffn.out.bias"):
+                a0 = p0[name][()].astype(np.float64)
+                dh, dz = ph[name][()] - a0, pz[name][()] - a0
+                keep = np.abs(dz) > 1e-6
+                ratios.append(dh[keep] / dz[keep])
+        r = np.concatenate(ratios)
+        if mode == "update":
+            worst = float(np.max(np.abs(r - 0.5)))
+            if worst > 1e-3:
+                fail(f"update space: masked steps are not half the unmasked ones (worst ratio error {worst:.3g})")
+        else:
+            med = float(np.median(r))
+            if not 0.9 < med < 1.1:
+                fail(f"gradient space: median step ratio {med:.3g}, expected about 1 (Adam normalises the scale)")
+        for name in ("embeddings.word", "mlm.dense.weight"):
+            if not np.array_equal(ph[name][()], pz[name][()]):
+                fail(f"{name} (never masked) differs between the masked and unmasked runs")
+        print(f"space {mode} ok: step ratio median {float(np.median(r)):.4f}, range [{float(r.min()):.4f}, {float(r.max()):.4f}] over {r.size} parameters")
+
+
 def metrics_loss(path):
     return [float(r["loss"]) for r in rows(path)]
 
@@ -157,6 +187,8 @@ if __name__ == "__main__":
         same(args[0], args[1], args[2:], single=True)
     elif cmd == "softmask":
         softmask(*args)
+    elif cmd == "space":
+        space(*args)
     elif cmd == "differ":
         a, b = metrics_loss(args[0]), metrics_loss(args[1])
         if len(a) != len(b) or not a:
