@@ -12,8 +12,11 @@
 
 #include <CUnit/Basic.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "dapt/params.h"
 
 typedef struct dapt_test_case {
     const char *name;
@@ -36,6 +39,36 @@ static inline const char *dapt_test_tmpdir(void)
     const char *t = getenv("TMPDIR");
     return t && *t ? t : "/tmp";
 }
+
+/* --- Shared helpers (bodies in tests/harness.c, linked through TEST_LIBS) --- */
+
+/* This process's rank and the number of ranks in MPI_COMM_WORLD. */
+int dapt_test_world_rank(void);
+int dapt_test_world_size(void);
+
+/* A scratch file name private to this process:
+ * "$TMPDIR/dapt_test_<tag>_<pid>_<name>".  The result lives in one of 8
+ * rotating buffers (valid until 8 further calls). */
+const char *dapt_test_tmpfile(const char *tag, const char *name);
+
+/* A directory shared by every rank of MPI_COMM_WORLD,
+ * "$TMPDIR/dapt-test-<tag>-<pid of rank 0>", created by rank 0.  Collective
+ * on the first call (every rank must make it); later calls return the same
+ * directory.  dapt_test_shared_path(name) is "<that directory>/<name>" (8
+ * rotating buffers). */
+const char *dapt_test_shared_dir(const char *tag);
+const char *dapt_test_shared_path(const char *name);
+
+/* rm -rf PATH; returns system()'s status (0 on success). */
+int dapt_test_remove_tree(const char *path);
+
+/* A model configuration with the given sizes and Hugging Face's defaults for
+ * the architecture: BERT type_vocab_size 2, pad id 0, LayerNorm eps 1e-12;
+ * RoBERTa 1, 1, 1e-5.  Pooler and MLM head present; no dropout, no
+ * classifier, initializer_range 0 (the library's default).  Tests set what
+ * they need beyond that. */
+dapt_model_config dapt_test_model_config(dapt_arch arch, int64_t vocab_size, int64_t hidden, int64_t layers,
+                                         int64_t heads, int64_t intermediate, int64_t max_position);
 
 static inline int dapt_test_run(const char *suite_name, const dapt_test_case *cases, size_t n)
 {

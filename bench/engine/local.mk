@@ -8,3 +8,17 @@ EXTRA_DIST += bench/engine/run.sh bench/engine/bench_torch.py
 # bench/parallel and bench/prepare are scripts (run.sh builds its PMPI timer
 # with mpicc); listed here so that they ship.
 EXTRA_DIST += bench/parallel/run.sh bench/parallel/mpi_timer.c bench/parallel/scaling_model.py bench/prepare/run.sh
+# bench/tokenize/run.sh drives bench_tokenize (built by src/text/local.mk) and
+# the JS reference; bench/results/ holds the runs docs/performance.md cites.
+EXTRA_DIST += bench/tokenize/run.sh bench/tokenize/js_bench.mjs
+BENCH_RESULTS = \
+	bench/results/engine-20261123T133745.txt bench/results/engine-20261123T141306.txt \
+	bench/results/engine-20261123T143133.txt bench/results/parallel-20261123T131259.txt \
+	bench/results/parallel-20261123T131449.txt bench/results/parallel-20261123T133112.txt \
+	bench/results/parallel-20261123T140437.txt bench/results/parallel-20261123T140732.txt \
+	bench/results/parallel-20261123T142751.txt bench/results/parallel-20261123T143538.txt \
+	bench/results/prepare-20261123T122417.txt bench/results/prepare-20261123T131737.txt \
+	bench/results/prepare-20261123T133556.txt bench/results/prepare-20261123T141103.txt \
+	bench/results/prepare-20261123T141202.txt bench/results/prepare-20261123T143615.txt \
+	bench/results/prepare-20261123T143645.txt
+EXTRA_DIST += $(BENCH_RESULTS)

@@ -11,24 +11,9 @@
 #include "dapt/das.h"
 #include "dapt/params.h"
 
-static int world_rank(void) { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
-static int world_size(void) { int s; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
-
 static dapt_model_config tiny_config(void)
 {
-    dapt_model_config mc = {0};
-    mc.arch = DAPT_ARCH_BERT;
-    mc.vocab_size = 11;
-    mc.hidden = 8;
-    mc.layers = 2;
-    mc.heads = 2;
-    mc.intermediate = 6;
-    mc.max_position = 16;
-    mc.type_vocab_size = 2;
-    mc.layer_norm_eps = 1e-12;
-    mc.has_mlm_head = 1;
-    mc.has_pooler = 1;
-    return mc;
+    return dapt_test_model_config(DAPT_ARCH_BERT, 11, 8, 2, 2, 6, 16);
 }
 
 /* (x - mean)/std with n-1, then |tanh|: [1,2,3] -> |tanh(-1)|, 0, tanh(1). */
@@ -81,7 +66,7 @@ static void test_importance_layout_invariant(void)
     dapt_model_config mc = tiny_config();
     const float g1[4] = {1, -2, 0.5f, 4}, g2[4] = {-3, 1, 0.5f, -1}; /* [layers=2, heads=2] */
     const double tokens1 = 10, tokens2 = 30;
-    int r = world_rank(), p = world_size();
+    int r = dapt_test_world_rank(), p = dapt_test_world_size();
     double share = (double)(r + 1) / (p * (p + 1) / 2.0); /* uneven, sums to 1 */
     for (int mode = 0; mode < 2; mode++) {
         dapt_importance imp;
@@ -229,7 +214,7 @@ static void test_contrastive_vs_torch(void)
     H5Fclose(f);
 
     /* This rank's block of the global batch (uneven when 4 ranks share 6). */
-    int r = world_rank(), p = world_size();
+    int r = dapt_test_world_rank(), p = dapt_test_world_size();
     int64_t first = (int64_t)N * r / p, last = (int64_t)N * (r + 1) / p, n = last - first;
     float mine[3][N * D], grads[3][N * D];
     for (int k = 0; k < 3; k++)

@@ -28,21 +28,11 @@ typedef struct problem {
 static void setup(problem *p)
 {
     memset(p, 0, sizeof *p);
-    dapt_model_config mc = {0};
-    mc.arch = DAPT_ARCH_BERT;
-    mc.vocab_size = 23;
-    mc.hidden = 12;
-    mc.layers = 2;
-    mc.heads = 3;
-    mc.intermediate = 16;
-    mc.max_position = 16;
-    mc.type_vocab_size = 2;
+    dapt_model_config mc = dapt_test_model_config(DAPT_ARCH_BERT, 23, 12, 2, 3, 16, 16);
     mc.layer_norm_eps = 1e-5;
     mc.hidden_dropout = 0.1;
     mc.attention_dropout = 0.1;
     mc.initializer_range = 0.3;
-    mc.has_mlm_head = 1;
-    mc.has_pooler = 1;
     CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
     dapt_model_init_random(&p->m, 7);
     dapt_rng r = dapt_rng_make(3, DAPT_RNG_TEST, 0);

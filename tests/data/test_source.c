@@ -13,7 +13,7 @@ static char tmp_path[4096];
 
 static const char *write_tmp(const char *name, const char *data, size_t len, int gz)
 {
-    snprintf(tmp_path, sizeof tmp_path, "%s/dapt_test_source_%d_%s", dapt_test_tmpdir(), (int)getpid(), name);
+    snprintf(tmp_path, sizeof tmp_path, "%s", dapt_test_tmpfile("source", name));
     if (gz) {
         gzFile g = gzopen(tmp_path, "wb");
         CU_ASSERT_PTR_NOT_NULL_FATAL(g);

@@ -14,3 +14,58 @@ tests_io_test_hf_CFLAGS = $(TEST_CFLAGS)
 tests_io_test_hf_LDADD = $(TEST_LIBS)
 TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors tests/io/test_hf tests/io/forward.test tests/io/cli.test
 EXTRA_DIST += tests/io/h5io_ranks.test tests/io/forward.test tests/io/cli.test
+
+# Fixtures read by test_hf, test_safetensors, forward.test and cli.test, and the
+# script that made them: listed so that they ship (make distcheck).
+IO_HF_FIXTURES = \
+	tests/fixtures/hf/bert_base/config.json tests/fixtures/hf/bert_base/forward_expected.h5 \
+	tests/fixtures/hf/bert_base/forward_input.h5 tests/fixtures/hf/bert_base/model.safetensors \
+	tests/fixtures/hf/bert_base/special_tokens_map.json \
+	tests/fixtures/hf/bert_base/tokenizer_config.json tests/fixtures/hf/bert_base/vocab.txt \
+	tests/fixtures/hf/bert_cls/config.json tests/fixtures/hf/bert_cls/forward_expected.h5 \
+	tests/fixtures/hf/bert_cls/forward_input.h5 tests/fixtures/hf/bert_cls/infer_expected.txt \
+	tests/fixtures/hf/bert_cls/model.safetensors tests/fixtures/hf/bert_cls/special_tokens_map.json \
+	tests/fixtures/hf/bert_cls/tokenizer_config.json tests/fixtures/hf/bert_cls/vocab.txt \
+	tests/fixtures/hf/bert_mlm/config.json tests/fixtures/hf/bert_mlm/forward_expected.h5 \
+	tests/fixtures/hf/bert_mlm/forward_input.h5 tests/fixtures/hf/bert_mlm/infer_expected.txt \
+	tests/fixtures/hf/bert_mlm/model.safetensors tests/fixtures/hf/bert_mlm/special_tokens_map.json \
+	tests/fixtures/hf/bert_mlm/tokenizer_config.json tests/fixtures/hf/bert_mlm/vocab.txt \
+	tests/fixtures/hf/bert_mlm_bf16/config.json tests/fixtures/hf/bert_mlm_bf16/model.safetensors \
+	tests/fixtures/hf/bert_mlm_bf16/special_tokens_map.json \
+	tests/fixtures/hf/bert_mlm_bf16/tokenizer_config.json tests/fixtures/hf/bert_mlm_bf16/vocab.txt \
+	tests/fixtures/hf/bert_mlm_buffers/config.json \
+	tests/fixtures/hf/bert_mlm_buffers/model.safetensors \
+	tests/fixtures/hf/bert_mlm_buffers/special_tokens_map.json \
+	tests/fixtures/hf/bert_mlm_buffers/tokenizer_config.json \
+	tests/fixtures/hf/bert_mlm_buffers/vocab.txt \
+	tests/fixtures/hf/bert_mlm_decoder/config.json \
+	tests/fixtures/hf/bert_mlm_decoder/model.safetensors \
+	tests/fixtures/hf/bert_mlm_decoder/special_tokens_map.json \
+	tests/fixtures/hf/bert_mlm_decoder/tokenizer_config.json \
+	tests/fixtures/hf/bert_mlm_decoder/vocab.txt \
+	tests/fixtures/hf/bert_mlm_f16/config.json tests/fixtures/hf/bert_mlm_f16/forward_expected.h5 \
+	tests/fixtures/hf/bert_mlm_f16/forward_input.h5 tests/fixtures/hf/bert_mlm_f16/model.safetensors \
+	tests/fixtures/hf/bert_mlm_f16/special_tokens_map.json \
+	tests/fixtures/hf/bert_mlm_f16/tokenizer_config.json tests/fixtures/hf/bert_mlm_f16/vocab.txt \
+	tests/fixtures/hf/roberta_base/config.json tests/fixtures/hf/roberta_base/forward_expected.h5 \
+	tests/fixtures/hf/roberta_base/forward_input.h5 tests/fixtures/hf/roberta_base/merges.txt \
+	tests/fixtures/hf/roberta_base/model.safetensors \
+	tests/fixtures/hf/roberta_base/special_tokens_map.json \
+	tests/fixtures/hf/roberta_base/tokenizer_config.json tests/fixtures/hf/roberta_base/vocab.json \
+	tests/fixtures/hf/roberta_cls/config.json tests/fixtures/hf/roberta_cls/forward_expected.h5 \
+	tests/fixtures/hf/roberta_cls/forward_input.h5 tests/fixtures/hf/roberta_cls/merges.txt \
+	tests/fixtures/hf/roberta_cls/model.safetensors \
+	tests/fixtures/hf/roberta_cls/special_tokens_map.json \
+	tests/fixtures/hf/roberta_cls/tokenizer_config.json tests/fixtures/hf/roberta_cls/vocab.json \
+	tests/fixtures/hf/roberta_mlm/config.json tests/fixtures/hf/roberta_mlm/forward_expected.h5 \
+	tests/fixtures/hf/roberta_mlm/forward_input.h5 tests/fixtures/hf/roberta_mlm/merges.txt \
+	tests/fixtures/hf/roberta_mlm/model.safetensors \
+	tests/fixtures/hf/roberta_mlm/special_tokens_map.json \
+	tests/fixtures/hf/roberta_mlm/tokenizer_config.json tests/fixtures/hf/roberta_mlm/vocab.json \
+	tests/fixtures/hf/roberta_mlm_decoder/config.json \
+	tests/fixtures/hf/roberta_mlm_decoder/merges.txt \
+	tests/fixtures/hf/roberta_mlm_decoder/model.safetensors \
+	tests/fixtures/hf/roberta_mlm_decoder/special_tokens_map.json \
+	tests/fixtures/hf/roberta_mlm_decoder/tokenizer_config.json \
+	tests/fixtures/hf/roberta_mlm_decoder/vocab.json
+EXTRA_DIST += $(IO_HF_FIXTURES) tools/fixtures/make_hf_fixtures.py

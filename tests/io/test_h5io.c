@@ -12,27 +12,15 @@
 #include "harness.h"
 
 static int rank, nranks;
-static char dir[512];
 
 static void setup(void)
 {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-    long id = (long)getpid();
-    MPI_Bcast(&id, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-    snprintf(dir, sizeof dir, "%s/dapt_test_h5io_%ld", dapt_test_tmpdir(), id);
-    if (rank == 0) mkdir(dir, 0700);
-    MPI_Barrier(MPI_COMM_WORLD);
+    rank = dapt_test_world_rank();
+    nranks = dapt_test_world_size();
+    dapt_test_shared_dir("h5io");
 }
 
-static const char *path_in_dir(const char *name)
-{
-    static char buf[4][700];
-    static int next;
-    char *b = buf[next++ % 4];
-    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
-    return b;
-}
+static const char *path_in_dir(const char *name) { return dapt_test_shared_path(name); }
 
 static int exists(const char *p)
 {
@@ -359,9 +347,7 @@ static void test_cleanup(void)
 {
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) {
-        char cmd[700];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CU_ASSERT_EQUAL(system(cmd), 0);
+        CU_ASSERT_EQUAL(dapt_test_remove_tree(dapt_test_shared_dir("h5io")), 0);
     }
 }
 

@@ -30,14 +30,7 @@ static const char *fixture(const char *name)
     return b;
 }
 
-static const char *scratch(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, sizeof buf[0], "%s/dapt_test_hf_%ld_%s", dapt_test_tmpdir(), (long)getpid(), name);
-    return b;
-}
+static const char *scratch(const char *name) { return dapt_test_tmpfile("hf", name); }
 
 static int same_file(const char *a, const char *b)
 {

@@ -11,14 +11,7 @@
 #include "dapt/safetensors.h"
 #include "harness.h"
 
-static const char *scratch(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *b = buf[next++ % 4];
-    snprintf(b, sizeof buf[0], "%s/dapt_test_st_%ld_%s", dapt_test_tmpdir(), (long)getpid(), name);
-    return b;
-}
+static const char *scratch(const char *name) { return dapt_test_tmpfile("st", name); }
 
 static void test_half_conversions(void)
 {

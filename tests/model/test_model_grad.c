@@ -58,22 +58,11 @@ typedef struct problem {
 static void setup(problem *p, dapt_arch arch)
 {
     memset(p, 0, sizeof *p);
-    dapt_model_config mc = {0};
-    mc.arch = arch;
-    mc.vocab_size = 29;
-    mc.hidden = 12;
-    mc.layers = 2;
-    mc.heads = 3;
-    mc.intermediate = 20;
-    mc.max_position = 16;
-    mc.type_vocab_size = arch == DAPT_ARCH_BERT ? 2 : 1;
-    mc.pad_token_id = arch == DAPT_ARCH_BERT ? 0 : 1;
+    dapt_model_config mc = dapt_test_model_config(arch, 29, 12, 2, 3, 20, 16);
     mc.layer_norm_eps = 1e-5;
     mc.hidden_dropout = 0.1;
     mc.attention_dropout = 0.1;
     mc.initializer_range = 0.3;
-    mc.has_pooler = 1;
-    mc.has_mlm_head = 1;
     mc.num_labels = 3;
     CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
     dapt_model_init_random(&p->m, 42);

@@ -10,3 +10,5 @@ check_PROGRAMS += tests/optim/bench_optim
 tests_optim_bench_optim_SOURCES = tests/optim/bench_optim.c
 tests_optim_bench_optim_CFLAGS = $(TEST_CFLAGS)
 tests_optim_bench_optim_LDADD = $(TEST_LIBS)
+# The PyTorch side of bench_optim (run by hand): ships with the tarball.
+EXTRA_DIST += tests/optim/bench_optim_torch.py

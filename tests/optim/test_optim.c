@@ -37,21 +37,7 @@
 
 static dapt_model_config tiny_config(void)
 {
-    dapt_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.arch = DAPT_ARCH_BERT;
-    mc.vocab_size = 10;
-    mc.hidden = 4;
-    mc.layers = 1;
-    mc.heads = 2;
-    mc.intermediate = 8;
-    mc.max_position = 6;
-    mc.type_vocab_size = 2;
-    mc.pad_token_id = 0;
-    mc.layer_norm_eps = 1e-12;
-    mc.has_pooler = 1;
-    mc.has_mlm_head = 1;
-    return mc;
+    return dapt_test_model_config(DAPT_ARCH_BERT, 10, 4, 1, 2, 8, 6);
 }
 
 typedef struct fixture {

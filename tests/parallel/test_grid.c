@@ -10,42 +10,16 @@
 #include "dapt/log.h"
 #include "harness.h"
 
-static int world_rank(void)
-{
-    int r;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-}
-
-static int world_size(void)
-{
-    int s;
-    MPI_Comm_size(MPI_COMM_WORLD, &s);
-    return s;
-}
-
 static dapt_model_config bert_base(void)
 {
-    dapt_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.arch = DAPT_ARCH_BERT;
-    mc.vocab_size = 30522;
-    mc.hidden = 768;
-    mc.layers = 12;
-    mc.heads = 12;
-    mc.intermediate = 3072;
-    mc.max_position = 512;
-    mc.type_vocab_size = 2;
-    mc.layer_norm_eps = 1e-12;
-    mc.has_pooler = mc.has_mlm_head = 1;
-    return mc;
+    return dapt_test_model_config(DAPT_ARCH_BERT, 30522, 768, 12, 12, 3072, 512);
 }
 
 /* Every T that divides the world: sizes, ranks, and who is in which
  * communicator (checked through sums of world ranks). */
 static void test_layout_every_divisor(void)
 {
-    const int W = world_size(), r = world_rank();
+    const int W = dapt_test_world_size(), r = dapt_test_world_rank();
     for (int T = 1; T <= W; T++) {
         if (W % T) continue;
         dapt_grid g;
@@ -91,7 +65,7 @@ static void expect_config_error(int64_t T, const char *fragment)
 
 static void test_bad_tensor_size(void)
 {
-    const int W = world_size();
+    const int W = dapt_test_world_size();
     expect_config_error(0, "at least 1");
     expect_config_error(-2, "at least 1");
     char frag[64];
@@ -102,9 +76,9 @@ static void test_bad_tensor_size(void)
 
 static void test_ranks_disagree(void)
 {
-    if (world_size() < 2) return;
+    if (dapt_test_world_size() < 2) return;
     dapt_grid g;
-    int64_t T = world_rank() == 0 ? 1 : 2;
+    int64_t T = dapt_test_world_rank() == 0 ? 1 : 2;
     dapt_error_clear();
     CU_ASSERT_EQUAL(dapt_grid_create(MPI_COMM_WORLD, T, &g), DAPT_ERR_MPI);
     CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "disagree"));
@@ -218,7 +192,7 @@ static void test_samples(void)
 
     /* Over the real data communicator: the blocks of all data ranks,
      * gathered, tile the batch (each tensor rank of a group has the same). */
-    const int W = world_size();
+    const int W = dapt_test_world_size();
     dapt_grid g;
     int T = W % 2 == 0 ? 2 : 1;
     CU_ASSERT_EQUAL_FATAL(dapt_grid_create(MPI_COMM_WORLD, T, &g), DAPT_OK);
@@ -239,7 +213,7 @@ static void test_samples(void)
 /* dapt_grid_setup: validation from the configuration and the layout log. */
 static void test_setup_and_log(void)
 {
-    const int W = world_size(), r = world_rank();
+    const int W = dapt_test_world_size(), r = dapt_test_world_rank();
     dapt_log_setup(r, 0, DAPT_LOG_INFO);
     dapt_config cfg;
     dapt_config_defaults(&cfg);
@@ -301,19 +275,8 @@ static void test_setup_and_log(void)
 
 static dapt_model_config small_model(dapt_arch arch)
 {
-    dapt_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.arch = arch;
-    mc.vocab_size = 100;
-    mc.hidden = 24;
-    mc.layers = 2;
-    mc.heads = 6;
-    mc.intermediate = 48;
-    mc.max_position = 16;
-    mc.type_vocab_size = arch == DAPT_ARCH_ROBERTA ? 1 : 2;
-    mc.pad_token_id = arch == DAPT_ARCH_ROBERTA ? 1 : 0;
+    dapt_model_config mc = dapt_test_model_config(arch, 100, 24, 2, 6, 48, 16);
     mc.layer_norm_eps = 1e-5;
-    mc.has_pooler = mc.has_mlm_head = 1;
     mc.num_labels = 3;
     return mc;
 }

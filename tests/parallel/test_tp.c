@@ -37,34 +37,14 @@
 
 static double worst_seen = 0.0;
 
-static int world_size(void)
-{
-    int s;
-    MPI_Comm_size(MPI_COMM_WORLD, &s);
-    return s;
-}
-
 static dapt_model_config tiny(dapt_arch arch)
 {
-    dapt_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.arch = arch;
     /* V = 150 pads to 256 for T = 2 and 4: with T = 4 the last shard holds
      * padding rows only, with T = 2 the second shard is mostly padding. */
-    mc.vocab_size = 150;
-    mc.hidden = 24;
-    mc.layers = 2;
-    mc.heads = 4;
-    mc.intermediate = 40;
-    mc.max_position = 40;
-    mc.type_vocab_size = arch == DAPT_ARCH_ROBERTA ? 1 : 2;
-    mc.pad_token_id = arch == DAPT_ARCH_ROBERTA ? 1 : 0;
-    mc.layer_norm_eps = arch == DAPT_ARCH_ROBERTA ? 1e-5 : 1e-12;
+    dapt_model_config mc = dapt_test_model_config(arch, 150, 24, 2, 4, 40, 40);
     mc.hidden_dropout = 0.1;
     mc.attention_dropout = 0.1;
     mc.initializer_range = 0.2; /* larger than HF's 0.02: non-trivial activations */
-    mc.has_pooler = 1;
-    mc.has_mlm_head = 1;
     mc.num_labels = 3;
     return mc;
 }
@@ -297,7 +277,7 @@ static void compare_layout(dapt_arch arch, int T, int recompute)
 
 static void every_tensor_size(dapt_arch arch, int recompute)
 {
-    const int W = world_size();
+    const int W = dapt_test_world_size();
     for (int T = 1; T <= W; T++)
         if (W % T == 0 && 4 % T == 0) compare_layout(arch, T, recompute);
 }

@@ -11,3 +11,5 @@ TASK_TESTS = tests/task/finetune_resume.test tests/task/metrics_ranks.test tests
 TESTS += tests/task/test_metrics $(TASK_TESTS)
 EXTRA_DIST += $(TASK_TESTS) tests/task/task_env.sh tests/fixtures/task/init.h5 tests/fixtures/task/task.h5 \
 	tests/fixtures/task/expected.h5 tools/fixtures/make_finetune_fixture.py
+# The script that made the fine-tuning inputs: ships with the tarball.
+EXTRA_DIST += tools/fixtures/make_finetune_inputs.sh

@@ -225,9 +225,7 @@ static void test_task_file(void)
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CU_ASSERT_EQUAL(system(cmd), 0);
+        CU_ASSERT_EQUAL(dapt_test_remove_tree(dir), 0);
     }
 }
 

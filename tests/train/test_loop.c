@@ -17,20 +17,7 @@
 #include "harness.h"
 
 /* A directory shared by all ranks (rank 0's pid). */
-static const char *scratch(void)
-{
-    static char dir[4096] = "";
-    if (!dir[0]) {
-        long pid = (long)getpid();
-        MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-        snprintf(dir, sizeof dir, "%s/dapt-test-loop-%ld", dapt_test_tmpdir(), pid);
-        int rank;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        if (rank == 0) mkdir(dir, 0777);
-        MPI_Barrier(MPI_COMM_WORLD);
-    }
-    return dir;
-}
+static const char *scratch(void) { return dapt_test_shared_dir("loop"); }
 
 static dapt_mlm_spec test_spec(double p)
 {
