@@ -158,16 +158,13 @@ static dapt_status smart_create(void **state, const dapt_config *cfg)
 {
     const int mtdnn = !strcmp(cfg->smart.style, "mtdnn");
     if (cfg->smart.mu < 0.0 && cfg->smart.mu != -1.0)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "smart.mu = %g: must be >= 0 (or -1 for the style's default)", cfg->smart.mu);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "smart.mu = %g: must be >= 0 (or -1: the style's default)", cfg->smart.mu);
     if (!mtdnn && !(cfg->smart.epsilon > 0.0) && cfg->smart.lambda_s > 0.0)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "smart.epsilon = %g: style paper projects the perturbation onto "
                           "[-epsilon, epsilon], so it must be > 0", cfg->smart.epsilon);
     if (!(cfg->smart.step_size > 0.0) && cfg->smart.lambda_s > 0.0)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "smart.step_size = %g: the ascent step must be > 0 (set smart.lambda_s = 0 "
                           "to turn the adversarial term off)", cfg->smart.step_size);
-    if (cfg->smart.beta_early >= 1.0 || cfg->smart.beta_late >= 1.0)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "smart.%s = 1: the teacher would never move (use < 1)",
-                          cfg->smart.beta_early >= 1.0 ? "beta_early" : "beta_late");
     DAPT_CHECK(dapt_calloc(state, 1, sizeof(smart_state), "SMART state"));
     smart_state *s = *state;
     s->style = mtdnn ? SMART_STYLE_MTDNN : SMART_STYLE_PAPER;
