@@ -7,13 +7,18 @@
  *  - the ascent's per-token inf-norm normalisation and projection;
  *  - one micro_step: the perturbation stays in the box, the Bregman term is
  *    0 while the teacher equals the model, and after_update moves the teacher
- *    by (1 - beta) of the difference. */
+ *    by (1 - beta) of the difference;
+ *  - the teacher and its update count survive a checkpoint: a resumed
+ *    objective computes the same Bregman term bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../src/objectives/smart.h"
+#include "dapt/checkpoint.h"
 #include "dapt/config.h"
+#include "dapt/h5io.h"
 #include "dapt/model.h"
 #include "dapt/objective.h"
 #include "dapt/rng.h"
@@ -224,6 +229,22 @@ static void test_ascent(void)
     for (int i = 3; i < 6; i++) CU_ASSERT_EQUAL(nu2[i], 0.0f);
 }
 
+/* ctx of the tiny model on one process. */
+static dapt_objective_ctx tiny_ctx(const dapt_config *cfg, dapt_model *m)
+{
+    dapt_objective_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = cfg;
+    ctx.data_comm = MPI_COMM_SELF;
+    ctx.data_size = 1;
+    ctx.model = m;
+    ctx.seed = 4;
+    ctx.global_rows = 3;
+    ctx.micro_max = 3;
+    ctx.total_steps = 10;
+    return ctx;
+}
+
 /* The objective on the tiny model with a fresh teacher. */
 static void test_micro_step(void)
 {
@@ -239,16 +260,7 @@ static void test_micro_step(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
     dapt_objective obj;
     CU_ASSERT_FATAL(dapt_objective_create(ops, &cfg, &obj) == DAPT_OK);
-    dapt_objective_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.cfg = &cfg;
-    ctx.data_comm = MPI_COMM_SELF;
-    ctx.data_size = 1;
-    ctx.model = &t.m;
-    ctx.seed = 4;
-    ctx.global_rows = 3;
-    ctx.micro_max = 3;
-    ctx.total_steps = 10;
+    dapt_objective_ctx ctx = tiny_ctx(&cfg, &t.m);
     CU_ASSERT_FATAL(dapt_objective_begin_domain(&obj, &ctx) == DAPT_OK);
     dapt_workspace *ws = NULL;
     dapt_workspace_spec spec = {3, 8, 0, 1, 0};
@@ -282,9 +294,74 @@ static void test_micro_step(void)
     dapt_model_free(&t.m);
 }
 
+/* Save after one update, load into a fresh objective (whose teacher starts
+ * as the current model), and compare the next step's terms. */
+static void test_checkpoint_round_trip(void)
+{
+    tiny t;
+    tiny_make(&t);
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    CU_ASSERT_FATAL(dapt_config_set(&cfg, "smart.beta_early=0.5") == DAPT_OK);
+    const dapt_objective_ops *ops = dapt_objective_find("smart", DAPT_OBJ_FINETUNE);
+    dapt_objective a, b;
+    CU_ASSERT_FATAL(dapt_objective_create(ops, &cfg, &a) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_objective_create(ops, &cfg, &b) == DAPT_OK);
+    dapt_objective_ctx ctx = tiny_ctx(&cfg, &t.m);
+    CU_ASSERT_FATAL(dapt_objective_begin_domain(&a, &ctx) == DAPT_OK);
+    dapt_workspace *ws = NULL;
+    dapt_workspace_spec spec = {3, 8, 0, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&t.m, &spec, &ws) == DAPT_OK);
+    dapt_micro_batch mb = {t.b, t.ids, ws};
+    double loss = 0.0;
+    for (size_t i = 0; i < t.m.table.total; i++) t.m.params[i] *= 1.01f;
+    CU_ASSERT_EQUAL(dapt_objective_after_update(&a, &ctx), DAPT_OK);
+    for (size_t i = 0; i < t.m.table.total; i++) t.m.params[i] *= 1.01f;
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/dapt-smart-ckpt-%d.h5", dapt_test_tmpdir(), (int)getpid());
+    const dapt_ckpt_layout lay = dapt_ckpt_layout_whole(MPI_COMM_SELF, &t.m.table);
+    ctx.ckpt_layout = &lay;
+    ctx.ckpt_comm = MPI_COMM_SELF;
+    dapt_h5file f;
+    CU_ASSERT_FATAL(dapt_h5_create(MPI_COMM_SELF, path, 1, &cfg, &f) == DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(a.ops->save(a.state, &ctx, &f), DAPT_OK);
+    CU_ASSERT_FATAL(dapt_h5_commit(&f) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_objective_begin_domain(&b, &ctx) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_h5_open(MPI_COMM_SELF, path, &f) == DAPT_OK);
+    CU_ASSERT_EQUAL(b.ops->load(b.state, &ctx, &f), DAPT_OK);
+    dapt_h5_close(&f);
+    remove(path);
+
+    smart_record ra, rb;
+    CU_ASSERT_FATAL(dapt_objective_micro_step(&a, &ctx, &mb, &loss) == DAPT_OK);
+    smart_last(a.state, &ra);
+    const double breg = ra.bregman;
+    CU_ASSERT(breg > 0.0);
+    CU_ASSERT_FATAL(dapt_objective_micro_step(&b, &ctx, &mb, &loss) == DAPT_OK);
+    smart_last(b.state, &rb);
+    CU_ASSERT_EQUAL(rb.bregman, breg);
+    /* The update count came back too: the next teacher update is the same. */
+    CU_ASSERT_EQUAL(dapt_objective_after_update(&a, &ctx), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_objective_after_update(&b, &ctx), DAPT_OK);
+    CU_ASSERT_FATAL(dapt_objective_micro_step(&a, &ctx, &mb, &loss) == DAPT_OK);
+    smart_last(a.state, &ra);
+    const double breg2 = ra.bregman;
+    CU_ASSERT_FATAL(dapt_objective_micro_step(&b, &ctx, &mb, &loss) == DAPT_OK);
+    smart_last(b.state, &rb);
+    CU_ASSERT_EQUAL(rb.bregman, breg2);
+    dapt_objective_release(&a);
+    dapt_objective_release(&b);
+    dapt_objective_destroy(&a);
+    dapt_objective_destroy(&b);
+    dapt_workspace_free(ws);
+    dapt_model_free(&t.m);
+}
+
 DAPT_TEST_MAIN("smart", {"symmetric KL: full gradients by finite differences", test_sym_kl_gradients},
                {"symmetric KL: mt-dnn's detached gradients", test_detached_gradients},
                {"d l_s / d embedding output by finite differences", test_embedding_gradient},
                {"noise keyed by global sample, zero at padding", test_noise_keying},
                {"ascent: per-token inf-norm, projection, mt-dnn step", test_ascent},
-               {"micro_step: box, zero Bregman term at theta~ = theta, teacher update", test_micro_step})
+               {"micro_step: box, zero Bregman term at theta~ = theta, teacher update", test_micro_step},
+               {"teacher and update count survive a checkpoint", test_checkpoint_round_trip})
