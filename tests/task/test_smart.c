@@ -5,8 +5,9 @@
  *  - d l_s / d embedding output through the engine (what the ascent uses);
  *  - the noise is keyed by global sample, not by row, and 0 at padding;
  *  - the ascent's per-token inf-norm normalisation and projection;
- *  - one micro_step: the perturbation stays in the box, the Bregman term is
- *    0 while the teacher equals the model, and after_update moves the teacher
+ *  - one micro_step (dropout on): the perturbation stays in the box, the
+ *    Bregman term is 0 while the teacher equals the model (the teacher's
+ *    forward draws the same dropout masks), and after_update moves the teacher
  *    by (1 - beta) of the difference;
  *  - the teacher and its update count survive a checkpoint: a resumed
  *    objective computes the same Bregman term bit for bit. */
@@ -100,7 +101,7 @@ static void test_detached_gradients(void)
     }
 }
 
-/* A tiny BERT classifier (dropout off) and a padded batch of 3. */
+/* A tiny BERT classifier (dropout 0.1) and a padded batch of 3. */
 typedef struct tiny {
     dapt_model m;
     dapt_batch b;
@@ -120,6 +121,8 @@ static void tiny_make(tiny *t)
     mc.type_vocab_size = 2;
     mc.layer_norm_eps = 1e-5;
     mc.initializer_range = 0.3;
+    mc.hidden_dropout = 0.1; /* on in micro_step: every pass must draw the same masks */
+    mc.attention_dropout = 0.1;
     mc.has_pooler = 1;
     mc.num_labels = 3;
     CU_ASSERT_FATAL(dapt_model_create(&mc, &t->m) == DAPT_OK);
