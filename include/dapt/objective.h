@@ -99,9 +99,11 @@ typedef struct dapt_objective_ctx {
     double denominators[DAPT_OBJ_MAX_DENOMINATORS]; /* global sums of prepare's local parts */
     double token_denominator;      /* non-padding tokens in the global batch */
     int64_t global_rows;           /* sequences in the global batch */
+    int64_t total_steps;           /* optimizer updates the run will take (for schedules
+                                    * inside an objective, e.g. SMART's teacher momentum);
+                                    * 0 = not known; dapt train: train.steps) */
     int64_t seq_len;               /* train: data.seq_len */
     int64_t micro_max;             /* rows of the largest micro-batch */
-    int64_t total_steps;           /* optimizer steps of the whole run (finetune; train: train.steps) */
     const dapt_domain_info *domain;
     /* Per-element multipliers of the optimizer's step and of its weight
      * decay (laid out like model->params; NULL = 1), set by the objective

@@ -4,4 +4,5 @@
 libdapt_a_SOURCES += src/objectives/objective.c src/objectives/registry.c src/objectives/objectives.h \
 	src/objectives/mlm.c src/objectives/kd.c src/objectives/ewc.c src/objectives/das.c \
 	src/objectives/das_domains.c src/objectives/das_state.h src/objectives/cls.c \
+	src/objectives/smart.c src/objectives/smart.h \
 	src/objectives/corpus_pass.c
