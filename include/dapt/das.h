@@ -67,10 +67,20 @@ dapt_status dapt_importance_add_batch(dapt_importance *imp, double local_tokens,
  * when no token was accumulated. */
 dapt_status dapt_importance_raw(const dapt_importance *imp, dapt_unit_kind kind, float *out);
 
-/* Per-layer normalisation: z = (x - mean) / std over the layer's units (std
- * with n - 1, as torch.std), then |tanh(z)|, in [0, 1].  A layer whose units
- * are all equal (std 0) gets importance 0.  in and out may alias. */
-void dapt_importance_normalize(const float *in, int64_t layers, int64_t units, float *out);
+/* How raw importance becomes [0, 1] per layer (das.normalization):
+ *   TANH_Z  z = (x - mean) / std over the layer's units (std with n - 1, as
+ *           torch.std), then |tanh(z)| (the papers); a layer whose units are
+ *           all equal gets 0.  Its ceiling depends on n: |z| <= (n - 1)/sqrt(n),
+ *           so with 4 units no unit exceeds tanh(1.5) = 0.905.
+ *   RANK    (rank of x among the layer's units, ascending, ties averaged) /
+ *           (n - 1): the most important unit gets 1, the least 0, whatever n
+ *           (a single unit gets 1). */
+typedef enum { DAPT_NORM_TANH_Z = 0, DAPT_NORM_RANK = 1 } dapt_norm_kind;
+const char *dapt_norm_kind_name(dapt_norm_kind k);
+
+/* Per-layer normalisation of [layers * units] (above).  in and out may
+ * alias.  Not collective. */
+void dapt_importance_normalize(const float *in, int64_t layers, int64_t units, dapt_norm_kind kind, float *out);
 
 /* acc[i] = max(acc[i], src[i]): importances from several sources. */
 void dapt_importance_combine_max(float *acc, const float *src, size_t n);
@@ -183,13 +193,14 @@ typedef struct dapt_importance_source {
     double tokens;
     int64_t batches;
     int64_t layers, units[DAPT_UNIT_KINDS];
+    dapt_norm_kind norm_kind; /* how norm was made from raw (attribute "normalization") */
     float *raw[DAPT_UNIT_KINDS];
     float *norm[DAPT_UNIT_KINDS];
 } dapt_importance_source;
 
 /* Raw and normalised arrays from accumulators.  Not collective. */
 dapt_status dapt_importance_source_make(const dapt_importance *imp, const char *name, dapt_proxy_kind proxy,
-                                        dapt_importance_source *src);
+                                        dapt_norm_kind norm, dapt_importance_source *src);
 void dapt_importance_source_free(dapt_importance_source *src);
 
 /* Element-wise max of the normalised arrays of srcs[0..n) into out[k]

@@ -124,7 +124,8 @@ static dapt_status run_importance(dapt_cli *cli, void *ctx)
     double t0 = dapt_now();
     DAPT_TRY(dapt_status_agree(comm, dapt_importance_from_corpus(&m, seqs, &mlm, &o, &imp, comm)));
     double dt = dapt_now() - t0;
-    DAPT_TRY(dapt_importance_source_make(&imp, a->name, a->proxy, &src));
+    DAPT_TRY(dapt_importance_source_make(&imp, a->name, a->proxy,
+                                         strcmp(cfg->das.normalization, "rank") ? DAPT_NORM_TANH_Z : DAPT_NORM_RANK, &src));
     DAPT_TRY(dapt_importance_write(comm, a->output, cfg, &src, 1, NULL, 0));
     dapt_info("importance: %s proxy, %lld sequences in %lld batches of %lld on %d rank%s, %.0f tokens in %.2f s (%.0f tokens/s, %.1f sequences/s); wrote %s",
               a->proxy == DAPT_PROXY_KL ? "KL" : "MLM", (long long)a->samples, (long long)imp.batches, (long long)a->batch,

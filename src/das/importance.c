@@ -94,18 +94,48 @@ dapt_status dapt_importance_raw(const dapt_importance *imp, dapt_unit_kind kind,
     return DAPT_OK;
 }
 
-void dapt_importance_normalize(const float *in, int64_t layers, int64_t units, float *out)
+const char *dapt_norm_kind_name(dapt_norm_kind k) { return k == DAPT_NORM_RANK ? "rank" : "tanh_z"; }
+
+static void normalize_tanh_z(const float *x, int64_t units, float *y)
+{
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < units; i++) mean += x[i];
+    mean /= (double)units;
+    for (int64_t i = 0; i < units; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    double sd = units > 1 ? sqrt(var / (double)(units - 1)) : 0.0;
+    for (int64_t i = 0; i < units; i++) y[i] = sd > 0 ? (float)fabs(tanh(((double)x[i] - mean) / sd)) : 0.0f;
+}
+
+/* Ranks by insertion into a sorted index list: layers hold at most a few
+ * thousand units, and this runs once per importance source. */
+static void normalize_rank(const float *x, int64_t units, float *y)
+{
+    if (units == 1) {
+        y[0] = 1.0f;
+        return;
+    }
+    double *r = malloc((size_t)units * sizeof *r);
+    if (!r) { /* out of memory: every unit equally important */
+        for (int64_t i = 0; i < units; i++) y[i] = 0.5f;
+        return;
+    }
+    for (int64_t i = 0; i < units; i++) {
+        int64_t below = 0, equal = 0;
+        for (int64_t j = 0; j < units; j++) {
+            below += x[j] < x[i];
+            equal += x[j] == x[i];
+        }
+        r[i] = (double)below + 0.5 * (double)(equal - 1); /* ties averaged */
+    }
+    for (int64_t i = 0; i < units; i++) y[i] = (float)(r[i] / (double)(units - 1));
+    free(r);
+}
+
+void dapt_importance_normalize(const float *in, int64_t layers, int64_t units, dapt_norm_kind kind, float *out)
 {
     for (int64_t l = 0; l < layers; l++) {
-        const float *x = in + l * units;
-        float *y = out + l * units;
-        double mean = 0, var = 0;
-        for (int64_t i = 0; i < units; i++) mean += x[i];
-        mean /= (double)units;
-        for (int64_t i = 0; i < units; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
-        double sd = units > 1 ? sqrt(var / (double)(units - 1)) : 0.0;
-        for (int64_t i = 0; i < units; i++)
-            y[i] = sd > 0 ? (float)fabs(tanh(((double)x[i] - mean) / sd)) : 0.0f;
+        if (kind == DAPT_NORM_RANK) normalize_rank(in + l * units, units, out + l * units);
+        else normalize_tanh_z(in + l * units, units, out + l * units);
     }
 }
 

@@ -28,9 +28,10 @@ static dapt_status source_alloc(dapt_importance_source *src)
 }
 
 dapt_status dapt_importance_source_make(const dapt_importance *imp, const char *name, dapt_proxy_kind proxy,
-                                        dapt_importance_source *src)
+                                        dapt_norm_kind norm, dapt_importance_source *src)
 {
     memset(src, 0, sizeof *src);
+    src->norm_kind = norm;
     snprintf(src->name, sizeof src->name, "%s", name);
     src->proxy = proxy;
     src->mode = imp->mode;
@@ -42,7 +43,7 @@ dapt_status dapt_importance_source_make(const dapt_importance *imp, const char *
     DAPT_TRY(source_alloc(src));
     for (int k = 0; k < DAPT_UNIT_KINDS; k++) {
         DAPT_TRY(dapt_importance_raw(imp, (dapt_unit_kind)k, src->raw[k]));
-        dapt_importance_normalize(src->raw[k], src->layers, src->units[k], src->norm[k]);
+        dapt_importance_normalize(src->raw[k], src->layers, src->units[k], norm, src->norm[k]);
     }
     return DAPT_OK;
 cleanup:
@@ -89,6 +90,7 @@ dapt_status dapt_importance_write(MPI_Comm comm, const char *path, const dapt_co
             DAPT_TRY(dapt_h5_attr_set_int64(&f, obj, "batches", s->batches));
             DAPT_TRY(dapt_h5_attr_set_string(&f, obj, "proxy", proxy_name(s->proxy)));
             DAPT_TRY(dapt_h5_attr_set_string(&f, obj, "accumulation", mode_name(s->mode)));
+            DAPT_TRY(dapt_h5_attr_set_string(&f, obj, "normalization", dapt_norm_kind_name(s->norm_kind)));
         }
     }
     for (size_t i = 0; i < nmask; i++) {
@@ -129,6 +131,16 @@ dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const c
     src->units[DAPT_UNIT_HEAD] = mc->heads;
     src->units[DAPT_UNIT_INTERMEDIATE] = mc->intermediate;
     src->units[DAPT_UNIT_OUTPUT] = mc->hidden;
+    /* Files written before the option existed were normalised with tanh_z. */
+    src->norm_kind = DAPT_NORM_TANH_Z;
+    snprintf(obj, sizeof obj, "/importance/head/%s", name);
+    if (dapt_h5_attr_exists(&f, obj, "normalization")) {
+        DAPT_TRY(dapt_h5_attr_get_string(&f, obj, "normalization", &text));
+        if (!strcmp(text, "rank")) src->norm_kind = DAPT_NORM_RANK;
+        else if (strcmp(text, "tanh_z")) DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: normalization '%s' is not tanh_z or rank", path, obj, text);
+        free(text);
+        text = NULL;
+    }
     DAPT_TRY(source_alloc(src));
     for (int k = 0; k < DAPT_UNIT_KINDS; k++) {
         snprintf(obj, sizeof obj, "/importance/%s/%s/raw", dapt_unit_kind_name((dapt_unit_kind)k), name);
@@ -154,7 +166,7 @@ dapt_status dapt_importance_read_source(MPI_Comm comm, const char *path, const c
                 if (!(src->norm[k][i] >= 0.0f && src->norm[k][i] <= 1.0f))
                     DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s holds %g, outside [0, 1]", path, obj, (double)src->norm[k][i]);
         } else {
-            dapt_importance_normalize(src->raw[k], src->layers, src->units[k], src->norm[k]);
+            dapt_importance_normalize(src->raw[k], src->layers, src->units[k], src->norm_kind, src->norm[k]);
         }
     }
     snprintf(obj, sizeof obj, "/importance/head/%s", name);

@@ -99,7 +99,8 @@ static dapt_status ensure_source(das_state *s, dapt_objective_ctx *ctx, const ch
     double t0 = dapt_now();
     DAPT_TRY(dapt_importance_from_corpus(ctx->model, gen ? gen : ctx->seqs, ctx->mlm, &o, &imp, ctx->data_comm));
     double dt = dapt_now() - t0;
-    DAPT_TRY(dapt_importance_source_make(&imp, name, o.proxy, src));
+    DAPT_TRY(dapt_importance_source_make(&imp, name, o.proxy,
+                                         strcmp(cfg->das.normalization, "rank") ? DAPT_NORM_TANH_Z : DAPT_NORM_RANK, src));
     s->nsrc++;
     dapt_info("importance %s: %s proxy on %s, %lld batches, %.0f tokens in %.1f s (%.0f tokens/s)", name,
               o.proxy == DAPT_PROXY_KL ? "KL" : "MLM", use_general ? cfg->data.general_corpus : ctx->cfg->data.corpus,

@@ -21,7 +21,7 @@ static void test_normalize_by_hand(void)
 {
     const float in[6] = {1, 2, 3, 5, 5, 5};
     float out[6];
-    dapt_importance_normalize(in, 2, 3, out);
+    dapt_importance_normalize(in, 2, 3, DAPT_NORM_TANH_Z, out);
     CU_ASSERT_DOUBLE_EQUAL(out[0], tanh(1.0), 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(out[1], 0.0, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(out[2], tanh(1.0), 1e-6);
@@ -54,7 +54,7 @@ static void test_normalize_vs_torch(void)
     H5Fclose(f);
     float in[15], out[15];
     for (int i = 0; i < 15; i++) in[i] = (float)raw[i];
-    dapt_importance_normalize(in, 3, 5, out);
+    dapt_importance_normalize(in, 3, 5, DAPT_NORM_TANH_Z, out);
     for (int i = 0; i < 15; i++) CU_ASSERT_DOUBLE_EQUAL(out[i], want[i], 1e-6);
 }
 
@@ -306,8 +306,32 @@ static void test_token_kl_vs_torch(void)
     CU_ASSERT_EQUAL(dapt_token_kl_loss(student, teacher, mask, B, S, H, 0.0, &loss, NULL), DAPT_ERR_ARG);
 }
 
+/* Rank normalisation: the most important unit gets 1 whatever the number
+ * of units (tanh_z caps 2 units at |tanh(1/sqrt 2)| = 0.6089), ties share
+ * their average rank, the least important gets 0. */
+static void test_normalize_rank(void)
+{
+    const float in[9] = {0.3f, 0.1f, 0.1f, 0.9f, /* layer 0: 4 units */ 7.0f, 2.0f, /* 2 units */ 4.0f, 4.0f, 4.0f};
+    float out[4];
+    dapt_importance_normalize(in, 1, 4, DAPT_NORM_RANK, out);
+    CU_ASSERT_DOUBLE_EQUAL(out[0], 2.0 / 3.0, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(out[1], 0.5 / 3.0, 1e-7); /* tied for ranks 0 and 1 */
+    CU_ASSERT_DOUBLE_EQUAL(out[2], 0.5 / 3.0, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(out[3], 1.0, 1e-7);
+    float two[2], two_z[2];
+    dapt_importance_normalize(in + 4, 1, 2, DAPT_NORM_RANK, two);
+    dapt_importance_normalize(in + 4, 1, 2, DAPT_NORM_TANH_Z, two_z);
+    CU_ASSERT_EQUAL(two[0], 1.0f);
+    CU_ASSERT_EQUAL(two[1], 0.0f);
+    CU_ASSERT_DOUBLE_EQUAL(two_z[0], tanh(1.0 / sqrt(2.0)), 1e-6);
+    float same[3];
+    dapt_importance_normalize(in + 6, 1, 3, DAPT_NORM_RANK, same);
+    for (int i = 0; i < 3; i++) CU_ASSERT_DOUBLE_EQUAL(same[i], 0.5, 1e-7);
+}
+
 DAPT_TEST_MAIN("das",
                {"normalisation by hand", test_normalize_by_hand},
+               {"rank normalisation", test_normalize_rank},
                {"normalisation vs torch", test_normalize_vs_torch},
                {"importance accumulation, any layout", test_importance_layout_invariant},
                {"soft-masked gradients", test_softmask},
