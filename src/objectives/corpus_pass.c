@@ -7,6 +7,7 @@
 #include "dapt/batches.h"
 #include "dapt/das.h"
 #include "dapt/corpus_pass.h"
+#include "dapt/optim.h"
 #include "dapt/rng.h"
 
 dapt_status dapt_corpus_batches_init(dapt_corpus_batches *cb, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
@@ -165,10 +166,7 @@ dapt_status dapt_fisher_from_corpus(dapt_model *m, dapt_corpus_batches *cb, uint
             DAPT_TRY(dapt_model_forward(m, ws, &b, NULL, &ro));
             DAPT_TRY(dapt_model_backward(m, ws, 1.0, NULL, NULL));
         }
-        for (size_t off = 0; off < total; off += (size_t)1 << 30) {
-            size_t cnt = total - off < ((size_t)1 << 30) ? total - off : ((size_t)1 << 30);
-            DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grads + off, (int)cnt, MPI_FLOAT, MPI_SUM, comm)));
-        }
+        DAPT_TRY(dapt_grad_allreduce(m->grads, total, 25.0, comm));
         for (size_t k = 0; k < total; k++) fisher[k] += m->grads[k] * m->grads[k] / (float)nb;
     }
 cleanup:

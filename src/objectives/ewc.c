@@ -77,18 +77,30 @@ static dapt_status ewc_resume_domain(void *state, dapt_objective_ctx *ctx)
     return st;
 }
 
+/* The domain's Fisher diagonal, combined with the earlier domains'. */
 static dapt_status ewc_end_domain(void *state, dapt_objective_ctx *ctx)
 {
     ewc_state *s = state;
     const size_t total = ctx->model->table.total;
+    const int reference = !strcmp(s->base->ewc.fisher, "reference");
     if (!s->fisher) DAPT_CHECK(dapt_calloc((void **)&s->fisher, total, sizeof(float), "Fisher diagonal"));
     if (!s->anchor) DAPT_CHECK(dapt_alloc((void **)&s->anchor, total * sizeof(float), "EWC anchor"));
+    float *fresh = NULL;
+    DAPT_CHECK(dapt_calloc((void **)&fresh, total, sizeof(float), "Fisher diagonal of the domain"));
     dapt_corpus_batches cb;
-    DAPT_CHECK(dapt_corpus_batches_init(&cb, ctx->seqs, ctx->mlm, DAPT_SPLIT_TRAIN, ctx->seed, ctx->seq_len,
-                                        ctx->global_rows, s->base->ewc.samples, ctx->data_rank, ctx->data_size));
-    dapt_status st = dapt_fisher_from_corpus(ctx->model, &cb, ctx->seed, (int)s->base->model.recompute, s->fisher,
-                                             ctx->data_comm);
-    dapt_corpus_batches_free(&cb);
+    dapt_status st = dapt_corpus_batches_init(&cb, ctx->seqs, ctx->mlm, DAPT_SPLIT_TRAIN, ctx->seed, ctx->seq_len,
+                                              ctx->global_rows, s->base->ewc.samples, ctx->data_rank, ctx->data_size);
+    if (st == DAPT_OK) {
+        const double nb = (double)dapt_corpus_batches_count(&cb);
+        st = dapt_fisher_from_corpus(ctx->model, &cb, ctx->seed, (int)s->base->model.recompute, fresh, ctx->data_comm);
+        dapt_corpus_batches_free(&cb);
+        /* mean: F += mean_b g_b^2.  reference: F_t = sum_b B g_b^2, and
+         * F = (F_t + t F) / (t + 1) over the domains t = 0, 1, ... */
+        const double t = (double)ctx->domain->index, scale = reference ? nb * (double)ctx->global_rows : 1.0;
+        for (size_t i = 0; st == DAPT_OK && i < total; i++)
+            s->fisher[i] = reference ? (float)((scale * fresh[i] + t * s->fisher[i]) / (t + 1.0)) : s->fisher[i] + fresh[i];
+    }
+    free(fresh);
     DAPT_CHECK(st);
     memcpy(s->anchor, ctx->model->params, total * sizeof(float));
     return save_fisher(s, ctx);

@@ -7,6 +7,8 @@
 #
 # OLD_KEYS / NEW_KEYS: "das" when the continual, kd and ewc settings live in
 # [das] (before issue 11), "split" when they have sections of their own.
+# NEW_SET (environment): extra --set options for the new binary only, e.g.
+# the flags that select an old behaviour after a default changed.
 set -eu
 old=$1 oldk=$2 new=$3 newk=$4 mk=$5
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,7 +62,9 @@ run() { # run BIN KEYSET OUT NRANKS CASE
         accum) set -- "$@" --set train.grad_accum=2 ;;
         tp) set -- "$@" --set parallel.tensor=2 ;;
     esac
-    mpirun --oversubscribe -n "$n" "$bin" train --config "$work/run.ini" --set train.method="$m" "$@" >"$out.log" 2>&1 ||
+    extra=; [ "$bin" = "$new" ] && extra=${NEW_SET:-}
+    # shellcheck disable=SC2086
+    mpirun --oversubscribe -n "$n" "$bin" train --config "$work/run.ini" --set train.method="$m" "$@" $extra >"$out.log" 2>&1 ||
         { echo "FAIL: $bin $case on $n ranks (see below)"; tail -5 "$out.log"; exit 1; }
 }
 # The columns both versions write (objectives may append their own).
