@@ -267,7 +267,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
             const size_t off = (size_t)(r * S);
             dapt_batch b = {n, S, in.ids + off, in.am ? in.am + off : NULL, in.tt ? in.tt + off : NULL,
                             have_labels && in.mlm_labels ? in.labels + off : NULL,
-                            have_labels && !in.mlm_labels ? in.labels + r : NULL, (uint64_t)(in.row0 + r)};
+                            have_labels && !in.mlm_labels ? in.labels + r : NULL, (uint64_t)(in.row0 + r), NULL};
             dapt_run_opts opts = {0};
             opts.train = a->train;
             opts.seed = (uint64_t)cli->cfg.run.seed;

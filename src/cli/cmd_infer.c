@@ -78,7 +78,7 @@ static dapt_status infer_one(const dapt_model *m, const dapt_tokenizer *tok, con
                        enc.ids.data[t], text, (long long)mc->vocab_size);
     dapt_workspace_spec spec = {1, S, 0, 0, 0};
     DAPT_TRY(dapt_workspace_create(m, &spec, &ws));
-    dapt_batch b = {1, S, enc.ids.data, enc.attention_mask.data, enc.type_ids.data, NULL, NULL, 0};
+    dapt_batch b = {1, S, enc.ids.data, enc.attention_mask.data, enc.type_ids.data, NULL, NULL, 0, NULL};
     dapt_run_opts opts = {0};
     opts.mlm_all_positions = 1;
     DAPT_TRY(dapt_model_forward(m, ws, &b, NULL, &opts));

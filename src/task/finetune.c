@@ -78,6 +78,7 @@ typedef struct ft {
     task_ws_cache cache;
     int64_t B, micro, max_len, steps_per_epoch, total_steps, step;
     int32_t *ids, *att, *types, *labels;
+    float *values; /* regression targets of a batch */
     int64_t *idx;
     char out[DAPT_CONFIG_STR_MAX], model_path[DAPT_CONFIG_STR_MAX + 32], metrics_path[DAPT_CONFIG_STR_MAX + 32];
     FILE *metrics;
@@ -109,7 +110,7 @@ static dapt_status prepare_output(ft *r, int force)
                           r->out);
     r->metrics = fopen(r->metrics_path, "w");
     if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
-    fprintf(r->metrics, "epoch,step,train_loss,lr,dev_loss,dev_accuracy,dev_macro_f1,dev_micro_f1,dev_weighted_f1,best,seconds\n");
+    task_metrics_csv_header(r->metrics, r->task.regression);
     fflush(r->metrics);
     return DAPT_OK;
 }
@@ -159,6 +160,7 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_split_read(&r->task, cfg->finetune.train_split, &r->train)));
     r->have_dev = cfg->finetune.dev_split[0] != '\0';
     if (r->have_dev) DAPT_CHECK(dapt_status_agree(r->comm, dapt_task_split_read(&r->task, cfg->finetune.dev_split, &r->dev)));
+    DAPT_CHECK(dapt_task_check_finetune(&r->task, cfg->finetune.metric));
 
     dapt_tensor_spec aux[DAPT_OBJ_MAX_AUX];
     size_t naux = 0;
@@ -217,6 +219,7 @@ static dapt_status setup(ft *r, const dapt_finetune_opts *opts)
     DAPT_CHECK(dapt_alloc((void **)&r->att, cells * sizeof(int32_t), "batch attention"));
     if (r->train.type_ids) DAPT_CHECK(dapt_alloc((void **)&r->types, cells * sizeof(int32_t), "batch type ids"));
     DAPT_CHECK(dapt_alloc((void **)&r->labels, (size_t)r->B * sizeof(int32_t), "batch labels"));
+    DAPT_CHECK(dapt_alloc((void **)&r->values, (size_t)r->B * sizeof(float), "batch targets"));
     DAPT_CHECK(dapt_alloc((void **)&r->idx, (size_t)r->B * sizeof(int64_t), "batch rows"));
     task_ws_cache_init(&r->cache, &r->model, r->micro, 1);
     DAPT_CHECK(dapt_status_agree(r->comm, r->rank == 0 ? prepare_output(r, opts->force) : DAPT_OK));
@@ -242,6 +245,7 @@ static void teardown(ft *r)
     free(r->att);
     free(r->types);
     free(r->labels);
+    free(r->values);
     free(r->idx);
 }
 
@@ -272,11 +276,12 @@ static dapt_status train_step(ft *r, int64_t e, int64_t k, double *loss, double 
     for (int64_t off = 0; off < lc && st == DAPT_OK; off += r->micro) {
         const int64_t mb = lc - off < r->micro ? lc - off : r->micro;
         task_fill_batch(&r->train, r->idx + lb + off, mb, L, (int32_t)r->model.config.pad_token_id, r->ids, r->att,
-                        r->types, r->labels);
+                        r->types, r->labels, r->values);
         dapt_micro_batch m;
         memset(&m, 0, sizeof m);
         DAPT_CHECK(task_ws_get(&r->cache, L, &m.ws));
-        m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off)};
+        m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off), NULL};
+        task_batch_labels(&m.batch, &r->train, r->labels, r->values);
         m.clean_ids = r->ids;
         st = dapt_objective_micro_step(&r->obj, &r->ctx, &m, &local);
     }
@@ -355,7 +360,7 @@ static dapt_status run_epochs(ft *r, dapt_finetune_result *res)
                 dapt_cls_metrics_free(&m);
                 return st;
             }
-            best = value > res->best_metric;
+            best = dapt_metric_improves(&m, cfg->finetune.metric, value, res->best_metric, res->best_epoch >= 0);
         } else {
             best = e + 1 == cfg->finetune.epochs; /* no dev split: keep the last */
         }
@@ -375,14 +380,14 @@ static dapt_status run_epochs(ft *r, dapt_finetune_result *res)
         }
         if (r->metrics) {
             fprintf(r->metrics, "%lld,%lld,%.9g,%.9g", (long long)e + 1, (long long)r->step, train_loss, lr);
-            if (r->have_dev)
-                fprintf(r->metrics, ",%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m.accuracy, m.macro_f1, m.micro_f1, m.weighted_f1);
-            else
-                fprintf(r->metrics, ",,,,,");
+            task_metrics_csv_dev(r->metrics, r->task.regression, r->have_dev ? &m : NULL, dev_loss);
             fprintf(r->metrics, ",%d,%.1f\n", best, dapt_now() - t0);
             fflush(r->metrics);
         }
-        if (r->have_dev)
+        if (r->have_dev && m.regression)
+            dapt_info("epoch %lld: train loss %.4f, %s MSE %.4f Pearson %.4f Spearman %.4f%s", (long long)e + 1, train_loss,
+                      cfg->finetune.dev_split, m.reg.mse, m.reg.pearson, m.reg.spearman, best ? " (best so far: saved)" : "");
+        else if (r->have_dev)
             dapt_info("epoch %lld: train loss %.4f, %s loss %.4f accuracy %.4f macro-F1 %.4f%s", (long long)e + 1, train_loss,
                       cfg->finetune.dev_split, dev_loss, m.accuracy, m.macro_f1, best ? " (best so far: saved)" : "");
         else

@@ -188,7 +188,7 @@ static void run_fixture(const char *rel, int recompute)
     dapt_workspace_spec spec = {B, S, 0, 1, recompute};
     dapt_workspace *ws = NULL;
     CU_ASSERT_FATAL(dapt_workspace_create(m, &spec, &ws) == DAPT_OK);
-    dapt_batch b = {B, S, fx.ids, fx.mask, fx.tt, fx.labels, fx.cls, 0};
+    dapt_batch b = {B, S, fx.ids, fx.mask, fx.tt, fx.labels, fx.cls, 0, NULL};
     dapt_unit_masks um = {fx.hm, fx.im, fx.om};
     dapt_run_opts opts = {0};
     opts.mlm_all_positions = 1;
