@@ -183,16 +183,18 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
 
 /* ---- evaluation reports ------------------------------------------------------ */
 
-/* What dapt eval writes about a classifier on one split. */
+/* What dapt eval writes about a classifier or a regression head (m->regression)
+ * on one split. */
 typedef struct dapt_eval_report {
     const char *model, *task, *split; /* provenance, recorded as given */
     char *const *label_names;         /* [n_labels] */
     const dapt_cls_metrics *m;
-    double loss;                      /* mean cross-entropy */
+    double loss;                      /* mean cross-entropy (regression: MSE) */
     int64_t n;                        /* examples */
-    const int32_t *labels;            /* [n] true labels, or NULL */
-    const int32_t *predictions;       /* [n], or NULL */
-    const float *logits;              /* [n, n_labels], or NULL */
+    const int32_t *labels;            /* [n] true labels, or NULL (classification) */
+    const int32_t *predictions;       /* [n], or NULL (classification) */
+    const float *logits;              /* [n, n_labels], or NULL (regression: the predictions) */
+    const float *values;              /* [n] true targets, or NULL (regression) */
 } dapt_eval_report;
 
 /* base + ".h5" and base + ".json" (a trailing .h5 or .json on base is
