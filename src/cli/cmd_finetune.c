@@ -22,7 +22,8 @@ static void usage(void)
            "  --epochs N      finetune.epochs     --force       replace a previous run in DIR\n"
            "Other settings ([finetune] in `dapt config show --keys`): batch_size (16),\n"
            "lr (3e-5), weight_decay (0.01), warmup_ratio / warmup_steps, schedule, max_length,\n"
-           "metric (macro_f1), patience (early stopping, 0 = off), train_split, dev_split.\n"
+           "metric (auto: macro_f1, or mse for a regression task), patience (early stopping,\n"
+           "0 = off), train_split, dev_split.\n"
            "Then: dapt eval --model DIR/model.h5 --task T.h5 --split test --output DIR/test\n\n");
     dapt_cli_print_common_help();
 }
