@@ -221,7 +221,8 @@ typedef struct dapt_finetune_opts {
 typedef struct dapt_finetune_result {
     int64_t epochs_done, steps_done, best_epoch;
     double best_metric;     /* finetune.metric of the best epoch on the dev split */
-    double best_accuracy, best_macro_f1;
+    double best_accuracy, best_macro_f1; /* classification tasks */
+    int regression;         /* the task is a regression task (best_metric is then a regression metric) */
     double last_train_loss;
     int stopped_early;
     int agreed;             /* on failure: 1 if every rank returned it together */
@@ -232,7 +233,8 @@ typedef struct dapt_finetune_result {
  * run.output_dir/finetune_metrics.csv.  Collective over MPI_COMM_WORLD. */
 dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *opts, dapt_finetune_result *res);
 
-/* Loads a model file as a classifier for n_labels classes: every tensor the
+/* Loads a model file as a classifier for n_labels classes (n_labels = 1: a
+ * regression head, dapt/model.h): every tensor the
  * file has is kept except an existing classifier; the head (and a BERT
  * pooler the file lacks) is freshly initialised as dapt_model_init_random
  * does with seed; the MLM head is dropped; auxiliary tensors aux[0..naux)

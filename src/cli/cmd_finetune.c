@@ -2,6 +2,7 @@
  * include/dapt/task.h and docs/finetune.md. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
@@ -40,6 +41,11 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     if (isnan(res.best_metric))
         dapt_info("finetune: done, %lld epochs (%lld steps), last train loss %.4f; model in %s/model.h5",
                   (long long)res.epochs_done, (long long)res.steps_done, res.last_train_loss, cfg->run.output_dir);
+    else if (res.regression)
+        dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.6g; model in %s/model.h5",
+                  (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",
+                  cfg->finetune.dev_split, (long long)res.best_epoch,
+                  strcmp(cfg->finetune.metric, "auto") ? cfg->finetune.metric : "mse", res.best_metric, cfg->run.output_dir);
     else
         dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.4f, accuracy %.4f, macro-F1 %.4f; model in %s/model.h5",
                   (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",

@@ -325,6 +325,7 @@ static dapt_status run_epochs(ft *r, dapt_finetune_result *res)
               r->model.table.total);
     res->best_metric = -INFINITY;
     res->best_epoch = -1;
+    res->regression = r->task.regression;
     int64_t since_best = 0;
     const double t0 = dapt_now();
     dapt_progress prog;
