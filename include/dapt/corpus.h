@@ -43,6 +43,7 @@ typedef struct dapt_prepare_opts {
     const dapt_config *cfg;     /* stored as "dapt_config"; task max_length */
     dapt_doc_sep doc_sep;       /* corpus mode only */
     dapt_task_format format;    /* task mode only */
+    int regression;             /* task mode: labels are float targets */
 } dapt_prepare_opts;
 
 typedef struct dapt_prepare_stats {
@@ -72,7 +73,12 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *opts,
  * are `text<TAB>label` or `text_a<TAB>text_b<TAB>label`; JSONL objects have
  * "text" (or "text_a"), optional "text_b" (or "text_pair"), and "label"
  * (string or integer).  Examples are encoded with the model's template and
- * truncated (longest first) to cfg->tokenizer.max_length.  Collective. */
+ * truncated (longest first) to cfg->tokenizer.max_length.  With
+ * opts->regression every label must be one finite number (a JSON number or
+ * a string holding one; anything else is refused naming file and line):
+ * labels are stored as float32, n_labels is 1 (label name "LABEL_0"), there
+ * are no label_counts, and the root attribute task_type = "regression"
+ * says so.  Collective. */
 dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *opts,
                               dapt_prepare_stats *stats);
 

@@ -143,8 +143,13 @@ float *dapt_model_grad(const dapt_model *m, const char *name);
 /* One micro-batch.  Arrays are row-major [batch, seq_len]; attention_mask
  * (1 = attend, 0 = padding) NULL = all ones, token_type_ids NULL = zeros.
  * mlm_labels [batch, seq_len] with DAPT_IGNORE_LABEL for unscored positions,
- * class_labels [batch]; either may be NULL.  first_sample is the global index
- * of row 0 (dropout keying). */
+ * class_labels [batch]; either may be NULL.  regression_labels [batch]
+ * (float targets, NaN = unscored) are used instead of class_labels when
+ * num_labels == 1: the head is then a regression head and its loss the mean
+ * squared error between the one logit and the label (Hugging Face's
+ * problem_type "regression"); given to a model with num_labels != 1 they are
+ * refused, and so are class_labels alone for num_labels == 1.  first_sample
+ * is the global index of row 0 (dropout keying). */
 typedef struct dapt_batch {
     int64_t batch, seq_len;
     const int32_t *input_ids;
@@ -153,6 +158,9 @@ typedef struct dapt_batch {
     const int32_t *mlm_labels;
     const int32_t *class_labels;
     uint64_t first_sample;
+    const float *regression_labels; /* [batch], num_labels == 1 only; or NULL
+                                     * (last, so positional initialisers of
+                                     * the fields above keep working) */
 } dapt_batch;
 
 typedef struct dapt_unit_masks {
@@ -200,13 +208,16 @@ typedef struct dapt_run_opts {
 /* Forward pass.  The batch, masks and delta must stay valid until backward
  * (they are not copied).  Collective over the tensor group of a shard (every
  * rank of it passes the same batch, masks and options); backward too.  Loss = MLM loss (if mlm_labels and an MLM head) +
- * classification loss (if class_labels and num_labels > 0). */
+ * classification loss (if class_labels and num_labels > 1: cross-entropy;
+ * if regression_labels and num_labels == 1: sum of (logit - label)^2 over
+ * the scored samples / opts.cls_denominator, 0 = their count). */
 dapt_status dapt_model_forward(const dapt_model *m, dapt_workspace *ws, const dapt_batch *b,
                                const dapt_unit_masks *masks, const dapt_run_opts *opts);
 
 /* What backward differentiates and what it computes.  The objective is
  *   J = loss_scale * (the engine's own losses of the last forward: MLM and
- *                     classification cross-entropy, where labels were given)
+ *                     classification cross-entropy or regression MSE, where
+ *                     labels were given)
  *     + <d_last_hidden, last hidden state>
  *     + <d_class_logits, class logits> + <d_mlm_logits, MLM logits>
  * so a loss computed outside the engine on any of those outputs (KL to a

@@ -1,4 +1,4 @@
-/* End tasks: prepared task files, classification metrics, fine-tuning
+/* End tasks: prepared task files, classification and regression metrics, fine-tuning
  * (`dapt finetune`) and evaluation (`dapt eval`).
  *
  * A prepared task (dapt prepare --task, docs/formats.md "Prepared task") is
@@ -34,9 +34,31 @@
 #include "dapt/status.h"
 #include "dapt/tokenizer.h"
 
+typedef struct dapt_task_file dapt_task_file;
+
 /* ---- classification metrics --------------------------------------------- */
 
+/* Regression metrics (a task prepared with --regression, a one-output
+ * head): over n examples of truth y and prediction p,
+ *   mse = mean (p - y)^2, rmse = sqrt(mse), mae = mean |p - y|,
+ *   pearson = Pearson's r of (p, y), spearman = Pearson's r of their ranks
+ *   (ties get the mean of their ranks, as scipy.stats.spearmanr);
+ * a correlation is NaN when either side is constant (as scipy's). */
+typedef struct dapt_reg_metrics {
+    int64_t n;
+    double mse, rmse, mae, pearson, spearman;
+} dapt_reg_metrics;
+
+/* Computes them from the whole arrays (the same numbers on every rank that
+ * passes the same arrays).  DAPT_ERR_ARG for n < 1. */
+dapt_status dapt_reg_metrics_compute(const float *truth, const float *prediction, int64_t n, dapt_reg_metrics *r);
+
+/* The dev metrics of a run.  Classification: the counts and scores below.
+ * Regression (regression = 1): reg only; the classification members stay
+ * zero (n_labels 1, no confusion matrix). */
 typedef struct dapt_cls_metrics {
+    int regression;
+    dapt_reg_metrics reg;
     int64_t n_labels;
     int64_t total;       /* examples counted */
     int64_t *confusion;  /* [n_labels, n_labels]: row = true label, column = prediction */
@@ -62,9 +84,23 @@ dapt_status dapt_cls_metrics_allreduce(dapt_cls_metrics *m, MPI_Comm comm);
  * averages from the confusion matrix. */
 void dapt_cls_metrics_finish(dapt_cls_metrics *m);
 
-/* The metric called name ("accuracy", "macro_f1", "micro_f1",
- * "weighted_f1"); DAPT_ERR_CONFIG naming it when unknown. */
+/* The metric called name: classification "accuracy", "macro_f1",
+ * "micro_f1", "weighted_f1"; regression "mse", "rmse", "mae", "pearson",
+ * "spearman"; "auto" is macro_f1 for classification and mse for regression
+ * (finetune.metric's default).  DAPT_ERR_CONFIG naming it when unknown or
+ * of the other kind of task. */
 dapt_status dapt_cls_metrics_get(const dapt_cls_metrics *m, const char *name, double *value);
+
+/* Is value (of metric name, as dapt_cls_metrics_get resolves it for m)
+ * better than best?  Lower is better for mse, rmse and mae, higher for the
+ * others; anything beats no best yet (have_best 0) except NaN, which never
+ * improves. */
+int dapt_metric_improves(const dapt_cls_metrics *m, const char *name, double value, double best, int have_best);
+
+/* Refuses (DAPT_ERR_CONFIG, one line naming the task) a classification
+ * metric for a regression task and a regression metric for a classification
+ * task; unknown names too. */
+dapt_status dapt_task_metric_check(const dapt_task_file *t, const char *name);
 
 /* ---- prepared task files ------------------------------------------------- */
 
@@ -74,18 +110,20 @@ typedef struct dapt_task_split {
     int32_t *ids;       /* every example's ids, concatenated */
     int64_t *offsets;   /* [n + 1] */
     int32_t *type_ids;  /* like ids, or NULL (single texts) */
-    int32_t *labels;    /* [n] */
+    int32_t *labels;    /* [n] class ids; NULL for a regression task */
+    float *values;      /* [n] regression targets; NULL for a classification task */
     int64_t max_len;    /* longest example */
 } dapt_task_split;
 
-typedef struct dapt_task_file {
+struct dapt_task_file {
     char path[4096];
-    int64_t n_labels, vocab_size, max_length;
+    int64_t n_labels, vocab_size, max_length; /* n_labels 1 for regression */
     int pairs;
+    int regression;          /* root attribute task_type = "regression" */
     char **label_names;      /* [n_labels] */
     char *tokenizer_checksum; /* NULL when the file has none */
     char *splits;            /* split names, one per line */
-} dapt_task_file;
+};
 
 /* Reads the attributes and label names of a prepared task.  Refuses a file
  * that is not a dapt task.  Not collective (serial HDF5 on this process). */
@@ -95,13 +133,18 @@ void dapt_task_file_free(dapt_task_file *t);
 /* Reads one split whole, checking it: the split exists (else the error
  * lists the splits the file has), offsets increase from 0 to the id count,
  * ids lie in 0..vocab_size-1 and labels in 0..n_labels-1 (else the error
- * names the example).  Not collective. */
+ * names the example); a regression task's float labels go to s->values and
+ * must be finite.  Not collective. */
 dapt_status dapt_task_split_read(const dapt_task_file *t, const char *split, dapt_task_split *s);
 void dapt_task_split_free(dapt_task_split *s);
 
 /* ---- evaluation ---------------------------------------------------------- */
 
-/* Evaluates a classifier (eval mode) on examples [0, s->n) of a split.
+/* Evaluates a classifier or a regression head (eval mode) on examples
+ * [0, s->n) of a split: a regression split (s->values) needs a model with
+ * num_labels 1 and a classification split one with more; regression fills
+ * m->reg (m->regression = 1), *loss is then the MSE and logits the
+ * predictions.
  * Each rank of comm runs a contiguous share, in batches of batch_size
  * examples padded to the longest in the batch; examples longer than
  * max_len keep their first max_len - 1 ids and their last one (the closing
@@ -140,16 +183,18 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
 
 /* ---- evaluation reports ------------------------------------------------------ */
 
-/* What dapt eval writes about a classifier on one split. */
+/* What dapt eval writes about a classifier or a regression head (m->regression)
+ * on one split. */
 typedef struct dapt_eval_report {
     const char *model, *task, *split; /* provenance, recorded as given */
     char *const *label_names;         /* [n_labels] */
     const dapt_cls_metrics *m;
-    double loss;                      /* mean cross-entropy */
+    double loss;                      /* mean cross-entropy (regression: MSE) */
     int64_t n;                        /* examples */
-    const int32_t *labels;            /* [n] true labels, or NULL */
-    const int32_t *predictions;       /* [n], or NULL */
-    const float *logits;              /* [n, n_labels], or NULL */
+    const int32_t *labels;            /* [n] true labels, or NULL (classification) */
+    const int32_t *predictions;       /* [n], or NULL (classification) */
+    const float *logits;              /* [n, n_labels], or NULL (regression: the predictions) */
+    const float *values;              /* [n] true targets, or NULL (regression) */
 } dapt_eval_report;
 
 /* base + ".h5" and base + ".json" (a trailing .h5 or .json on base is
@@ -177,7 +222,8 @@ typedef struct dapt_finetune_opts {
 typedef struct dapt_finetune_result {
     int64_t epochs_done, steps_done, best_epoch;
     double best_metric;     /* finetune.metric of the best epoch on the dev split */
-    double best_accuracy, best_macro_f1;
+    double best_accuracy, best_macro_f1; /* classification tasks */
+    int regression;         /* the task is a regression task (best_metric is then a regression metric) */
     double last_train_loss;
     int stopped_early;
     int agreed;             /* on failure: 1 if every rank returned it together */
@@ -194,7 +240,8 @@ typedef struct dapt_finetune_result {
  * on every rank.  Collective over MPI_COMM_WORLD. */
 dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *opts, dapt_finetune_result *res);
 
-/* Loads a model file as a classifier for n_labels classes: every tensor the
+/* Loads a model file as a classifier for n_labels classes (n_labels = 1: a
+ * regression head, dapt/model.h): every tensor the
  * file has is kept except an existing classifier; the head (and a BERT
  * pooler the file lacks) is freshly initialised as dapt_model_init_random
  * does with seed; the MLM head is dropped; auxiliary tensors aux[0..naux)

@@ -95,13 +95,18 @@ static dapt_status eval_task(const dapt_cli *cli, const eval_args *a, const dapt
     dapt_status st = DAPT_OK;
     const int64_t C = m->config.num_labels;
     if (C <= 0) st = DAPT_ERROR(DAPT_ERR_ARG, "%s has no classification head (fine-tune it with dapt finetune first)", a->model);
+    else if (t.regression && C != 1)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "%s is a regression task but %s has %lld classes (it needs a one-output regression head)",
+                        a->task, a->model, (long long)C);
+    else if (!t.regression && C == 1)
+        st = DAPT_ERROR(DAPT_ERR_ARG, "%s has a regression head (one output) but %s is a classification task", a->model, a->task);
     else if (C != t.n_labels)
         st = DAPT_ERROR(DAPT_ERR_ARG, "%s has %lld classes but %s has %lld labels", a->model, (long long)C, a->task,
                         (long long)t.n_labels);
     else if (t.vocab_size > m->config.vocab_size)
         st = DAPT_ERROR(DAPT_ERR_ARG, "%s was prepared with a vocabulary of %lld ids, but %s has %lld", a->task,
                         (long long)t.vocab_size, a->model, (long long)m->config.vocab_size);
-    for (int64_t k = 0; st == DAPT_OK && meta->labels && k < C; k++)
+    for (int64_t k = 0; st == DAPT_OK && !t.regression && meta->labels && k < C; k++)
         if (meta->labels[k] && strcmp(meta->labels[k], t.label_names[k]))
             st = DAPT_ERROR(DAPT_ERR_ARG, "class %lld of %s is '%s' but label %lld of %s is '%s'", (long long)k, a->model,
                             meta->labels[k], (long long)k, a->task, t.label_names[k]);
@@ -110,9 +115,11 @@ static dapt_status eval_task(const dapt_cli *cli, const eval_args *a, const dapt
     DAPT_TRY(dapt_alloc((void **)&pred, (size_t)s.n * sizeof *pred, "predictions"));
     DAPT_TRY(dapt_alloc((void **)&logits, (size_t)s.n * (size_t)C * sizeof *logits, "logits"));
     const double t0 = dapt_now();
-    DAPT_TRY(dapt_task_evaluate(MPI_COMM_WORLD, m, &s, a->batch, a->max_length, &met, &loss, pred, logits));
+    DAPT_TRY(dapt_task_evaluate(MPI_COMM_WORLD, m, &s, a->batch, a->max_length, &met, &loss, t.regression ? NULL : pred,
+                                logits));
     dapt_info("eval: %lld examples in %.1f s", (long long)s.n, dapt_now() - t0);
-    dapt_eval_report rep = {a->model, a->task, a->split, t.label_names, &met, loss, s.n, s.labels, pred, logits};
+    dapt_eval_report rep = {a->model, a->task, a->split, t.label_names, &met,  loss,
+                            s.n,      s.labels, t.regression ? NULL : pred, logits, s.values};
     if (cli->rank == 0) {
         dapt_eval_report_print(stdout, &rep);
         fflush(stdout);

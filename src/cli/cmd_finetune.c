@@ -2,6 +2,7 @@
  * include/dapt/task.h and docs/finetune.md. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
@@ -27,7 +28,8 @@ static void usage(void)
            "  --resume        continue the run in DIR from its newest checkpoint\n"
            "Other settings ([finetune] in `dapt config show --keys`): batch_size (16),\n"
            "lr (3e-5), weight_decay (0.01), warmup_ratio / warmup_steps, schedule, max_length,\n"
-           "metric (macro_f1), patience (early stopping, 0 = off), train_split, dev_split.\n"
+           "metric (auto: macro_f1, or mse for a regression task), patience (early stopping,\n"
+           "0 = off), train_split, dev_split.\n"
            "Then: dapt eval --model DIR/model.h5 --task T.h5 --split test --output DIR/test\n\n");
     dapt_cli_print_common_help();
 }
@@ -44,6 +46,11 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     if (isnan(res.best_metric))
         dapt_info("finetune: done, %lld epochs (%lld steps), last train loss %.4f; model in %s/model.h5",
                   (long long)res.epochs_done, (long long)res.steps_done, res.last_train_loss, cfg->run.output_dir);
+    else if (res.regression)
+        dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.6g; model in %s/model.h5",
+                  (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",
+                  cfg->finetune.dev_split, (long long)res.best_epoch,
+                  strcmp(cfg->finetune.metric, "auto") ? cfg->finetune.metric : "mse", res.best_metric, cfg->run.output_dir);
     else
         dapt_info("finetune: done, %lld epochs (%lld steps)%s; best %s epoch %lld: %s %.4f, accuracy %.4f, macro-F1 %.4f; model in %s/model.h5",
                   (long long)res.epochs_done, (long long)res.steps_done, res.stopped_early ? ", stopped early" : "",

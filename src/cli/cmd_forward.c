@@ -4,6 +4,7 @@
  * the ranks; each rank writes its rows of every output (hyperslabs of one
  * file), so the result does not depend on the number of ranks beyond
  * float summation order in the reduced mask gradients. */
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ static void usage(void)
            "IN.h5 holds input_ids [B, S] and optionally attention_mask [B, S] (1 = attend;\n"
            "default all ones), token_type_ids [B, S], head_mask [layers, heads],\n"
            "intermediate_mask [layers, intermediate], output_mask [layers, hidden] and\n"
-           "labels: [B, S] MLM labels (-100 = not scored) or [B] class labels.\n"
+           "labels: [B, S] MLM labels (-100 = not scored) or [B] class labels (float\n"
+           "targets, NaN = not scored, for a one-output regression head: MSE loss).\n"
            "OUT.h5 receives hidden_states [layers + 1, B, S, hidden] (embedding output,\n"
            "then every layer), last_hidden_state [B, S, hidden], pooler_output [B, hidden]\n"
            "(models with a pooler), mlm_logits [B, S, vocab] or logits [B, labels], and\n"
@@ -44,6 +46,7 @@ typedef struct fwd_args {
 typedef struct fwd_input {
     int64_t B, S, row0, rows;
     int32_t *ids, *am, *tt, *labels;
+    float *values;  /* [B] regression targets (a one-output head), instead of labels */
     int mlm_labels; /* labels are [B, S] */
     float *head, *inter, *out;
 } fwd_input;
@@ -54,6 +57,7 @@ static void free_input(fwd_input *in)
     free(in->am);
     free(in->tt);
     free(in->labels);
+    free(in->values);
     free(in->head);
     free(in->inter);
     free(in->out);
@@ -76,6 +80,19 @@ static dapt_status read_rows(const dapt_h5file *f, const char *name, const fwd_i
     DAPT_CHECK(dapt_alloc((void **)out, n * sizeof **out, name));
     const int64_t start[2] = {in->row0, 0}, count[2] = {in->rows, in->S};
     return dapt_h5_read(f, name, DAPT_H5_I32, ndim, start, count, *out);
+}
+
+/* This rank's rows of [B] float regression targets. */
+static dapt_status read_values(const dapt_h5file *f, const fwd_input *in, float **out)
+{
+    int nd = 0;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    DAPT_CHECK(dapt_h5_info(f, "labels", &nd, dims, NULL));
+    if (nd != 1 || dims[0] != in->B)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: labels must have shape [%lld], like input_ids", f->path, (long long)in->B);
+    DAPT_CHECK(dapt_alloc((void **)out, (size_t)(in->rows ? in->rows : 1) * sizeof **out, "regression labels"));
+    const int64_t start[1] = {in->row0}, count[1] = {in->rows};
+    return dapt_h5_read(f, "labels", DAPT_H5_F32, 1, start, count, *out);
 }
 
 static dapt_status read_mask(const dapt_h5file *f, const char *name, int64_t rows, int64_t cols, float **out)
@@ -127,7 +144,8 @@ static dapt_status read_input(const char *path, const dapt_model_config *mc, fwd
             DAPT_THROW(DAPT_ERR_FORMAT, "%s: labels are [batch, seq_len] (MLM) but the model has no MLM head", path);
         if (!in->mlm_labels && mc->num_labels <= 0)
             DAPT_THROW(DAPT_ERR_FORMAT, "%s: labels are [batch] (classes) but the model has no classifier", path);
-        DAPT_TRY(read_rows(&f, "labels", in, in->mlm_labels ? 2 : 1, &in->labels));
+        if (!in->mlm_labels && mc->num_labels == 1) DAPT_TRY(read_values(&f, in, &in->values));
+        else DAPT_TRY(read_rows(&f, "labels", in, in->mlm_labels ? 2 : 1, &in->labels));
     }
     DAPT_TRY(read_mask(&f, "head_mask", mc->layers, mc->heads, &in->head));
     DAPT_TRY(read_mask(&f, "intermediate_mask", mc->layers, mc->intermediate, &in->inter));
@@ -232,13 +250,14 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     DAPT_TRY(dapt_status_agree(MPI_COMM_WORLD, st));
     DAPT_TRY(read_input(a->input, &mc, &in));
 
-    const int have_labels = in.labels != NULL;
+    const int have_labels = in.labels != NULL || in.values != NULL;
     const int64_t L = mc.layers, S = in.S;
     /* Loss denominators over the whole batch, so that the ranks' partial
      * losses and gradients add up to those of the undivided batch. */
     double counts[2] = {0, 0};
-    for (int64_t i = 0; have_labels && i < in.rows * (in.mlm_labels ? S : 1); i++)
+    for (int64_t i = 0; in.labels && i < in.rows * (in.mlm_labels ? S : 1); i++)
         counts[in.mlm_labels ? 0 : 1] += in.labels[i] != DAPT_IGNORE_LABEL;
+    for (int64_t i = 0; in.values && i < in.rows; i++) counts[1] += !isnan(in.values[i]);
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD)));
 
     const int64_t chunk = in.rows < a->chunk ? (in.rows > 0 ? in.rows : 1) : a->chunk;
@@ -267,7 +286,8 @@ static dapt_status run(dapt_cli *cli, void *ctx)
             const size_t off = (size_t)(r * S);
             dapt_batch b = {n, S, in.ids + off, in.am ? in.am + off : NULL, in.tt ? in.tt + off : NULL,
                             have_labels && in.mlm_labels ? in.labels + off : NULL,
-                            have_labels && !in.mlm_labels ? in.labels + r : NULL, (uint64_t)(in.row0 + r)};
+                            in.labels && !in.mlm_labels ? in.labels + r : NULL, (uint64_t)(in.row0 + r),
+                            in.values ? in.values + r : NULL};
             dapt_run_opts opts = {0};
             opts.train = a->train;
             opts.seed = (uint64_t)cli->cfg.run.seed;

@@ -78,7 +78,7 @@ static dapt_status infer_one(const dapt_model *m, const dapt_tokenizer *tok, con
                        enc.ids.data[t], text, (long long)mc->vocab_size);
     dapt_workspace_spec spec = {1, S, 0, 0, 0};
     DAPT_TRY(dapt_workspace_create(m, &spec, &ws));
-    dapt_batch b = {1, S, enc.ids.data, enc.attention_mask.data, enc.type_ids.data, NULL, NULL, 0};
+    dapt_batch b = {1, S, enc.ids.data, enc.attention_mask.data, enc.type_ids.data, NULL, NULL, 0, NULL};
     dapt_run_opts opts = {0};
     opts.mlm_all_positions = 1;
     DAPT_TRY(dapt_model_forward(m, ws, &b, NULL, &opts));
@@ -106,6 +106,9 @@ static dapt_status infer_one(const dapt_model *m, const dapt_tokenizer *tok, con
             const char *mname = mask >= 0 ? dapt_tokenizer_id_to_token(tok, mask) : NULL;
             DAPT_THROW(DAPT_ERR_ARG, "'%s' has no mask token %s to fill in", text, mname ? mname : "(none)");
         }
+    } else if (mc->num_labels == 1) {
+        /* A regression head: its one output is the prediction. */
+        fprintf(out, "    prediction  %.6f\n", (double)dapt_ws_class_logits(ws)[0]);
     } else if (mc->num_labels > 0) {
         const int64_t C = mc->num_labels;
         DAPT_TRY(dapt_alloc((void **)&p, (size_t)C * sizeof *p, "probabilities"));

@@ -11,7 +11,7 @@
 static void usage(void)
 {
     printf("usage: dapt prepare [--tokenizer PATH] [--force] [--doc-sep line|blank] -o OUT.h5 INPUT...\n"
-           "       dapt prepare --task [--tokenizer PATH] [--force] [--format tsv|jsonl] -o OUT.h5 SPLIT...\n\n"
+           "       dapt prepare --task [--regression] [--tokenizer PATH] [--force] [--format tsv|jsonl] -o OUT.h5 SPLIT...\n\n"
            "Corpus mode: UTF-8 text files (plain or .gz) -> token ids and document offsets.\n"
            "  --doc-sep line   one document per line (default)\n"
            "  --doc-sep blank  documents are runs of lines separated by an empty line\n"
@@ -20,6 +20,8 @@ static void usage(void)
            "tokenizer.max_length, and label ids from the sorted union of label names.\n"
            "  TSV lines: text<TAB>label or text_a<TAB>text_b<TAB>label\n"
            "  JSONL: {\"text\": ..., [\"text_b\": ...,] \"label\": ...}  (.jsonl/.json by default)\n"
+           "  --regression      labels are numbers (float32 targets of a one-output\n"
+           "                    regression head); a non-numeric label is an error\n"
            "  --tokenizer PATH  tokenizer.json, vocab.txt or a model directory\n"
            "                    (default: [tokenizer] path of the configuration)\n"
            "  -o, --output OUT  the HDF5 file to write (written as OUT.tmp.*, renamed when complete)\n"
@@ -41,6 +43,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     dapt_prepare_opts *o = &a->o;
     if (!o->output) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: -o OUT.h5 is required");
     if (cli->nargs == 0) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no input files");
+    if (o->regression && !a->task) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: --regression needs --task");
     if (!cli->cfg.tokenizer.path[0])
         return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no tokenizer (--tokenizer PATH or [tokenizer] path)");
     /* The choices are in the order of the enums (after DAPT_TASK_AUTO). */
@@ -87,6 +90,7 @@ int dapt_cmd_prepare(int argc, char **argv)
         {.name = "format", .kind = DAPT_OPT_CHOICE, .dest = &a.format, .arg = "tsv|jsonl"},
         {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &a.o.force},
         {.name = "task", .kind = DAPT_OPT_FLAG, .dest = &a.task},
+        {.name = "regression", .kind = DAPT_OPT_FLAG, .dest = &a.o.regression},
         {.name = NULL}};
     const dapt_cli_command cmd = {.name = "prepare", .usage = usage, .options = opts, .max_args = -1, .run = run,
                                   .ctx = &a};

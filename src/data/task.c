@@ -1,6 +1,7 @@
 /* dapt_prepare_task: labelled examples (TSV or JSONL) -> HDF5, one group per
  * split.  Layout: docs/formats.md, "Prepared task". */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct split {
     size_t types_cap;
     int64_t *ends; /* end offset of each local example in ids */
     int32_t *labels;
+    float *values; /* regression targets (--regression) */
     size_t n, cap;
 } split;
 
@@ -128,8 +130,8 @@ static const char *json_text(json_t *obj, const char *k1, const char *k2, size_t
     return json_string_value(v);
 }
 
-static dapt_status parse_jsonl(const char *line, size_t len, fields *fl, json_t **json, const char **why,
-                               char *errbuf, size_t errcap)
+static dapt_status parse_jsonl(const char *line, size_t len, int regression, fields *fl, json_t **json,
+                               const char **why, char *errbuf, size_t errcap)
 {
     json_error_t err;
     *json = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
@@ -156,6 +158,13 @@ static dapt_status parse_jsonl(const char *line, size_t len, fields *fl, json_t 
         snprintf(fl->numbuf, sizeof fl->numbuf, "%lld", (long long)json_integer_value(lab));
         fl->label = fl->numbuf;
         fl->llen = strlen(fl->numbuf);
+    } else if (lab && regression && json_is_real(lab)) {
+        snprintf(fl->numbuf, sizeof fl->numbuf, "%.17g", json_real_value(lab));
+        fl->label = fl->numbuf;
+        fl->llen = strlen(fl->numbuf);
+    } else if (regression) {
+        *why = "missing \"label\" (a number, or a string holding one)";
+        return DAPT_ERR_FORMAT;
     } else {
         *why = "missing \"label\" (string or integer)";
         return DAPT_ERR_FORMAT;
@@ -163,7 +172,7 @@ static dapt_status parse_jsonl(const char *line, size_t len, fields *fl, json_t 
     return DAPT_OK;
 }
 
-static dapt_status split_push(split *sp, const dapt_encoding *enc, int has_b, int32_t label)
+static dapt_status split_push(split *sp, const dapt_encoding *enc, int has_b, int32_t label, float value)
 {
     if (sp->n == sp->cap) {
         size_t nc = sp->cap ? sp->cap * 2 : 256;
@@ -171,7 +180,9 @@ static dapt_status split_push(split *sp, const dapt_encoding *enc, int has_b, in
         if (ne) sp->ends = ne;
         int32_t *nl = realloc(sp->labels, nc * sizeof *nl);
         if (nl) sp->labels = nl;
-        if (!ne || !nl) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for %zu examples", nc);
+        float *nv = realloc(sp->values, nc * sizeof *nv);
+        if (nv) sp->values = nv;
+        if (!ne || !nl || !nv) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for %zu examples", nc);
         sp->cap = nc;
     }
     size_t k = enc->ids.len;
@@ -190,8 +201,26 @@ static dapt_status split_push(split *sp, const dapt_encoding *enc, int has_b, in
     sp->ids.len += k;
     sp->ends[sp->n] = (int64_t)sp->ids.len;
     sp->labels[sp->n] = label;
+    sp->values[sp->n] = value;
     sp->n++;
     return DAPT_OK;
+}
+
+/* A regression label: the whole field is one finite number (strtod's
+ * syntax, surrounding spaces allowed). */
+static int parse_value(const char *s, size_t len, float *out)
+{
+    char buf[64];
+    if (len >= sizeof buf) return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end = NULL;
+    const double v = strtod(buf, &end);
+    if (end == buf) return 0;
+    while (*end == ' ' || *end == '\r') end++;
+    if (*end || !isfinite(v) || !isfinite((float)v)) return 0;
+    *out = (float)v;
+    return 1;
 }
 
 /* Tokenizes this rank's examples of input i into sp. */
@@ -220,13 +249,20 @@ static dapt_status read_split(const dapt_prepare_opts *o, size_t i, const src_in
     char errbuf[256];
     while (src_next_doc(&part, DAPT_DOC_LINE, &pos, &line, &len)) {
         fields fl = {0};
-        dapt_status pst = jsonl ? parse_jsonl(line, len, &fl, &json, &why, errbuf, sizeof errbuf)
+        dapt_status pst = jsonl ? parse_jsonl(line, len, o->regression, &fl, &json, &why, errbuf, sizeof errbuf)
                                 : parse_tsv(line, len, &fl, &why);
         if (pst == DAPT_OK && fl.llen == 0) {
             pst = DAPT_ERR_FORMAT;
             why = "empty label";
         }
-        int li = pst == DAPT_OK ? label_index(ls, fl.label, fl.llen) : 0;
+        float value = 0.0f;
+        if (pst == DAPT_OK && o->regression && !parse_value(fl.label, fl.llen, &value)) {
+            pst = DAPT_ERR_FORMAT;
+            snprintf(errbuf, sizeof errbuf, "label '%.*s' is not a finite number (--regression needs numeric labels)",
+                     fl.llen > 64 ? 64 : (int)fl.llen, fl.label);
+            why = errbuf;
+        }
+        int li = pst == DAPT_OK && !o->regression ? label_index(ls, fl.label, fl.llen) : 0;
         if (pst == DAPT_OK && li == -1) {
             pst = DAPT_ERR_FORMAT;
             why = "more than 4096 distinct labels (is the label the last column?)";
@@ -248,7 +284,7 @@ static dapt_status read_split(const dapt_prepare_opts *o, size_t i, const src_in
             snprintf(m, sizeof m, "%s", dapt_error_message());
             DAPT_THROW(st, "%s:%lld: cannot encode: %s", path, (long long)src_line_of(path, at), m);
         }
-        DAPT_TRY(split_push(sp, &enc, fl.b != NULL, (int32_t)li));
+        DAPT_TRY(split_push(sp, &enc, fl.b != NULL, (int32_t)li, value));
         json_decref(json);
         json = NULL;
     }
@@ -314,6 +350,8 @@ static dapt_status task_attrs(dapt_h5file *f, const dapt_prepare_opts *o, const 
     DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "n_labels", n_labels));
     DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "max_length", o->cfg->tokenizer.max_length));
     DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "pairs", pairs));
+    /* Classification files keep the first layout (no task_type). */
+    if (o->regression) DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "task_type", "regression"));
     return dapt_h5_attr_set_int64(f, "/", "n_bytes", n_bytes);
 }
 
@@ -365,6 +403,8 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         if (s < e) st = read_split(o, i, &info[i], s, e, ts, &mine, &sp[i], &any_pair, &truncated);
     }
     DAPT_TRY(dapt_status_agree(comm, st));
+    /* A regression task has one output, named as Hugging Face names it. */
+    if (o->regression && label_index(&mine, "LABEL_0", 7) == -2) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory for labels");
     DAPT_TRY(union_labels(comm, &mine, &all));
     int pairs = 0;
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(&any_pair, &pairs, 1, MPI_INT, MPI_MAX, comm)));
@@ -434,6 +474,11 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
         if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         snprintf(name, sizeof name, "%s/labels", x->name);
         int64_t ld = tot[1], ls0 = before[1], lc = (int64_t)x->n;
+        if (o->regression) {
+            st = dapt_h5_write(&f, name, DAPT_H5_F32, 1, &ld, &ls0, &lc, x->values);
+            if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
+            continue; /* no class counts */
+        }
         st = dapt_h5_write(&f, name, DAPT_H5_I32, 1, &ld, &ls0, &lc, x->labels);
         if ((st = dapt_status_agree(comm, st)) != DAPT_OK) break;
         memset(counts, 0, (all.n ? all.n : 1) * sizeof *counts);
@@ -457,6 +502,7 @@ cleanup:
         free(sp[i].types);
         free(sp[i].ends);
         free(sp[i].labels);
+        free(sp[i].values);
     }
     free(sp);
     free(buf);

@@ -178,6 +178,23 @@ static dapt_status read_labels(import_ctx *c, dapt_model_config *mc, dapt_model_
     return DAPT_OK;
 }
 
+/* As Hugging Face's sequence classification decides its loss: one label
+ * (problem_type "regression" or unset) is a regression head, MSE on one
+ * output -- the only head dapt has with one output.  "regression" with more
+ * labels (multi-output regression) is not one dapt has; single-label
+ * classification of one class is meaningless (softmax of one logit is 1). */
+static dapt_status check_problem_type(import_ctx *c, const char *problem, int64_t n)
+{
+    if (problem && !strcmp(problem, "regression") && n != 1)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%s: problem_type 'regression' with %lld labels: dapt's regression head has "
+                          "one output", c->config_path, (long long)n);
+    if (problem && !strcmp(problem, "single_label_classification") && n == 1)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: problem_type 'single_label_classification' with one label is meaningless "
+                          "(the softmax of one logit is always 1); a one-label head is a regression head "
+                          "(problem_type 'regression')", c->config_path);
+    return DAPT_OK;
+}
+
 static dapt_status parse_config(import_ctx *c, dapt_model_config *mc, dapt_model_meta *meta)
 {
     const char *p = c->config_path;
@@ -225,9 +242,10 @@ static dapt_status parse_config(import_ctx *c, dapt_model_config *mc, dapt_model
         json_is_true(json_object_get(c->cfg, "add_cross_attention")))
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%s: decoder / cross-attention models are not supported", p);
     const char *problem = cfg_str(c, "problem_type");
-    if (c->kind == KIND_CLS && problem && strcmp(problem, "single_label_classification") != 0)
+    if (c->kind == KIND_CLS && problem && strcmp(problem, "single_label_classification") != 0 &&
+        strcmp(problem, "regression") != 0)
         return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%s: problem_type '%s' is not supported (single-label classification "
-                          "only)", p, problem);
+                          "or regression only)", p, problem);
 
     /* Defaults are Hugging Face's BertConfig / RobertaConfig defaults. */
     int roberta = mc->arch == DAPT_ARCH_ROBERTA;
@@ -245,7 +263,10 @@ static dapt_status parse_config(import_ctx *c, dapt_model_config *mc, dapt_model
     DAPT_CHECK(cfg_real(c, "initializer_range", 0.02, &mc->initializer_range));
     mc->has_mlm_head = c->kind == KIND_MLM;
     mc->num_labels = 0;
-    if (c->kind == KIND_CLS) DAPT_CHECK(read_labels(c, mc, meta));
+    if (c->kind == KIND_CLS) {
+        DAPT_CHECK(read_labels(c, mc, meta));
+        DAPT_CHECK(check_problem_type(c, problem, mc->num_labels));
+    }
     if (!(mc->hidden_dropout >= 0 && mc->hidden_dropout < 1) || !(mc->attention_dropout >= 0 && mc->attention_dropout < 1))
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: dropout probabilities must be in [0, 1)", p);
 
@@ -656,6 +677,13 @@ static dapt_status build_config_json(const dapt_model_config *mc, const dapt_mod
         }
         bad |= json_object_set_new(cfg, "id2label", id2label);
         bad |= json_object_set_new(cfg, "label2id", label2id);
+    }
+    /* One output is a regression head: say so, so that from_pretrained
+     * rebuilds it with MSELoss (classifier exports stay as Hugging Face
+     * writes them). */
+    if (mc->num_labels == 1) {
+        bad |= json_object_set_new(cfg, "num_labels", json_integer(1));
+        bad |= json_object_set_new(cfg, "problem_type", json_string("regression"));
     }
     if (bad) {
         json_decref(cfg);

@@ -1,6 +1,7 @@
 /* The heads of the engine (see dapt/model.h): the MLM head with its tied
  * decoder and (vocabulary-parallel) softmax cross-entropy, the pooler, and
- * the BERT / RoBERTa sequence-classification heads. */
+ * the BERT / RoBERTa sequence-classification heads (softmax cross-entropy,
+ * or mean squared error for a one-output regression head). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,13 +231,36 @@ dapt_status model_classifier_forward(const dapt_model *m, dapt_workspace *ws)
     }
     ws->cls_loss = 0.0;
     ws->cls_count = 0;
-    if (ws->b.class_labels) {
+    if (C == 1 && ws->b.regression_labels) {
+        /* Regression (Hugging Face's num_labels == 1): mean squared error
+         * between the one logit and the float label; NaN labels are
+         * unscored, as DAPT_IGNORE_LABEL is for classes. */
+        double sum = 0.0;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < B; i++) {
+            const float y = ws->b.regression_labels[i];
+            if (isnan(y)) continue;
+            const double e = (double)ws->cls_logits[i] - (double)y;
+            sum += e * e;
+            cnt++;
+        }
+        ws->cls_count = cnt;
+        ws->cls_den = ws->opts.cls_denominator > 0 ? ws->opts.cls_denominator : (double)cnt;
+        ws->cls_loss = cnt ? sum / ws->cls_den : 0.0;
+    } else if (ws->b.class_labels) {
         double sum;
         softmax_ce_rows(B, C, ws->cls_logits, ws->b.class_labels, ws->cls_lse, &sum, &ws->cls_count);
         ws->cls_den = ws->opts.cls_denominator > 0 ? ws->opts.cls_denominator : (double)ws->cls_count;
         ws->cls_loss = ws->cls_count ? sum / ws->cls_den : 0.0;
     }
     return DAPT_OK;
+}
+
+/* logits [n, 1] <- scale * 2 (logit - label), 0 on unscored (NaN) rows. */
+static void mse_backward(int64_t n, float *logits, const float *labels, double scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        logits[i] = isnan(labels[i]) ? 0.0f : (float)(scale * 2.0 * ((double)logits[i] - (double)labels[i]));
 }
 
 /* Classifier and pooler backward: adds into dlast (row 0 of each sample). */
@@ -246,13 +270,15 @@ void model_classifier_backward(const dapt_model *m, dapt_workspace *ws, double l
     const model_top_ptrs *P = &m->ptrs->p.top;
     const dapt_model_config *mc = &m->config;
     const int64_t B = ws->b.batch, S = ws->b.seq_len, H = mc->hidden, C = mc->num_labels;
-    const int ce = ws->b.class_labels && ws->cls_count > 0;
-    if (C <= 0 || (!ce && !d_logits)) return;
+    const int mse = C == 1 && ws->b.regression_labels && ws->cls_count > 0;
+    const int ce = !mse && ws->b.class_labels && ws->cls_count > 0;
+    if (C <= 0 || (!ce && !mse && !d_logits)) return;
     const uint64_t first = ws->b.first_sample;
     if (ce)
         softmax_ce_backward(B, C, 0, ws->cls_logits, ws->b.class_labels, ws->cls_lse,
                             (float)(loss_scale / ws->cls_den));
-    if (d_logits) add_logit_grad(B, C, C, ws->cls_logits, d_logits, ce);
+    if (mse) mse_backward(B, ws->cls_logits, ws->b.regression_labels, loss_scale / ws->cls_den);
+    if (d_logits) add_logit_grad(B, C, C, ws->cls_logits, d_logits, ce || mse);
     float *d1 = ws->mlm_d1 && ws->M_max >= B ? ws->mlm_d1 : ws->g1; /* [B,H] scratch */
     float *d2 = ws->g2;
     if (mc->arch == DAPT_ARCH_ROBERTA) {

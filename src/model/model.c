@@ -446,7 +446,12 @@ static dapt_status check_batch(const dapt_model *m, const dapt_workspace *ws, co
             return DAPT_ERROR(DAPT_ERR_ARG, "labels[%lld][%lld] = %d is neither -100 nor a token id",
                               (long long)(t / b->seq_len), (long long)(t % b->seq_len), b->mlm_labels[t]);
     }
-    if (b->class_labels) {
+    if (b->regression_labels && mc->num_labels != 1)
+        return DAPT_ERROR(DAPT_ERR_ARG, "regression labels given but the model has %lld labels (a regression head has 1)",
+                          (long long)mc->num_labels);
+    if (b->class_labels && !b->regression_labels && mc->num_labels == 1)
+        return DAPT_ERROR(DAPT_ERR_ARG, "class labels given to a regression head (num_labels = 1): pass regression_labels");
+    if (b->class_labels && !b->regression_labels) {
         if (mc->num_labels <= 0)
             return DAPT_ERROR(DAPT_ERR_ARG, "class labels given but the model has no classification head");
         for (int64_t i = 0; i < b->batch; i++)

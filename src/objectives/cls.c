@@ -1,8 +1,9 @@
-/* Sequence classification (dapt finetune's default objective): the
- * cross-entropy of the classification head (Hugging Face's
- * BertForSequenceClassification / RobertaForSequenceClassification),
- * summed over the global batch and divided by its size, so the loss and its
- * gradient do not depend on the layout. */
+/* Sequence classification (dapt finetune's default objective): the loss of
+ * the classification head as Hugging Face's BertForSequenceClassification /
+ * RobertaForSequenceClassification compute it -- cross-entropy, or the
+ * squared error of a one-output regression head (the batch carries
+ * regression_labels) -- summed over the global batch and divided by its
+ * size, so the loss and its gradient do not depend on the layout. */
 #include "objectives.h"
 
 static dapt_status cls_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)

@@ -16,7 +16,7 @@ int64_t task_padded_len(int64_t len, int64_t max_len)
 }
 
 void task_fill_batch(const dapt_task_split *s, const int64_t *idx, int64_t n, int64_t L, int32_t pad, int32_t *ids,
-                     int32_t *att, int32_t *types, int32_t *labels)
+                     int32_t *att, int32_t *types, int32_t *labels, float *values)
 {
     for (int64_t r = 0; r < n; r++) {
         const int64_t i = idx[r], begin = s->offsets[i], full = s->offsets[i + 1] - begin;
@@ -29,8 +29,15 @@ void task_fill_batch(const dapt_task_split *s, const int64_t *idx, int64_t n, in
             arow[j] = j < len;
             if (trow) trow[j] = j < len && s->type_ids ? s->type_ids[src] : 0;
         }
-        if (labels) labels[r] = s->labels[i];
+        if (labels && s->labels) labels[r] = s->labels[i];
+        if (values && s->values) values[r] = s->values[i];
     }
+}
+
+void task_batch_labels(dapt_batch *b, const dapt_task_split *s, const int32_t *labels, const float *values)
+{
+    b->class_labels = s->values ? NULL : labels;
+    b->regression_labels = s->values ? values : NULL;
 }
 
 void task_ws_cache_init(task_ws_cache *c, const dapt_model *m, int64_t batch, int training)

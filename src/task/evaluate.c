@@ -60,15 +60,27 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
     task_ws_cache cache;
     task_ws_cache_init(&cache, model, B, 0);
     int32_t *ids = NULL, *att = NULL, *types = NULL, *labels = NULL, *pred = NULL;
-    float *lg = NULL;
+    float *lg = NULL, *values = NULL, *all = NULL;
     int64_t *idx = NULL;
     dapt_status st = DAPT_OK;
-    st = dapt_cls_metrics_init(m, C);
+    const int regression = s->values != NULL;
+    if (regression != (C == 1))
+        return DAPT_ERROR(DAPT_ERR_ARG, "split %s holds %s labels but the model's head has %lld output%s", s->name,
+                          regression ? "regression" : "class", (long long)C, C == 1 ? " (a regression head)" : "s");
+    if (regression) {
+        m->regression = 1;
+        m->n_labels = 1;
+    } else {
+        st = dapt_cls_metrics_init(m, C);
+    }
     const size_t cells = (size_t)B * (size_t)max_len;
     if (st == DAPT_OK) st = dapt_alloc((void **)&ids, cells * sizeof *ids, "evaluation ids");
     if (st == DAPT_OK) st = dapt_alloc((void **)&att, cells * sizeof *att, "evaluation attention");
     if (st == DAPT_OK && s->type_ids) st = dapt_alloc((void **)&types, cells * sizeof *types, "evaluation type ids");
     if (st == DAPT_OK) st = dapt_alloc((void **)&labels, (size_t)B * sizeof *labels, "evaluation labels");
+    if (st == DAPT_OK) st = dapt_alloc((void **)&values, (size_t)B * sizeof *values, "evaluation targets");
+    if (st == DAPT_OK && regression)
+        st = dapt_alloc((void **)&all, (size_t)s->n * sizeof *all, "regression predictions");
     if (st == DAPT_OK) st = dapt_alloc((void **)&idx, (size_t)B * sizeof *idx, "evaluation rows");
     if (st == DAPT_OK) st = dapt_alloc((void **)&pred, (size_t)(count > 0 ? count : 1) * sizeof *pred, "predictions");
     if (st == DAPT_OK) st = dapt_alloc((void **)&lg, (size_t)(count > 0 ? count : 1) * (size_t)C * sizeof *lg, "logits");
@@ -83,10 +95,11 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
             if (len > longest) longest = len;
         }
         const int64_t L = task_padded_len(longest, max_len);
-        task_fill_batch(s, idx, n, L, (int32_t)model->config.pad_token_id, ids, att, types, labels);
+        task_fill_batch(s, idx, n, L, (int32_t)model->config.pad_token_id, ids, att, types, labels, values);
         dapt_workspace *ws;
         if ((st = task_ws_get(&cache, L, &ws)) != DAPT_OK) break;
-        dapt_batch b = {n, L, ids, att, types, NULL, labels, (uint64_t)(begin + off)};
+        dapt_batch b = {n, L, ids, att, types, NULL, labels, (uint64_t)(begin + off), NULL};
+        task_batch_labels(&b, s, labels, values);
         dapt_run_opts opts = {0};
         opts.cls_denominator = 1.0; /* the engine returns the plain sum */
         st = dapt_model_forward(model, ws, &b, NULL, &opts);
@@ -104,15 +117,22 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
                 if (z[r * C + k] > z[r * C + best]) best = (int32_t)k;
             pred[off + r] = best;
             memcpy(lg + (off + r) * C, z + r * C, (size_t)C * sizeof *lg);
-            if (st == DAPT_OK) st = dapt_cls_metrics_add(m, labels[r], best);
+            if (st == DAPT_OK && !regression) st = dapt_cls_metrics_add(m, labels[r], best);
         }
         if (st != DAPT_OK) break;
     }
     /* A rank that failed must not leave the others waiting in a collective. */
     DAPT_TRY(dapt_status_agree(comm, st));
     if (nonfinite) sum = NAN;
-    DAPT_TRY(dapt_cls_metrics_allreduce(m, comm));
-    dapt_cls_metrics_finish(m);
+    if (regression) {
+        /* Correlations need every prediction: gathered, then the same
+         * computation on every rank. */
+        DAPT_TRY(allgather_rows(comm, lg, count, all, s->n, 1, MPI_FLOAT));
+        DAPT_TRY(dapt_reg_metrics_compute(s->values, all, s->n, &m->reg));
+    } else {
+        DAPT_TRY(dapt_cls_metrics_allreduce(m, comm));
+        dapt_cls_metrics_finish(m);
+    }
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, comm)));
     *loss = sum / (double)s->n;
     if (predictions) DAPT_TRY(allgather_rows(comm, pred, count, predictions, s->n, 1, MPI_INT32_T));
@@ -123,6 +143,8 @@ cleanup:
     free(att);
     free(types);
     free(labels);
+    free(values);
+    free(all);
     free(idx);
     free(pred);
     free(lg);

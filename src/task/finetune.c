@@ -110,6 +110,7 @@ static dapt_status setup_model(ft *r)
     DAPT_CHECK(dapt_status_agree(world, dapt_task_split_read(&r->task, cfg->finetune.train_split, &r->train)));
     r->have_dev = cfg->finetune.dev_split[0] != '\0';
     if (r->have_dev) DAPT_CHECK(dapt_status_agree(world, dapt_task_split_read(&r->task, cfg->finetune.dev_split, &r->dev)));
+    DAPT_CHECK(dapt_task_check_finetune(&r->task, cfg->finetune.metric));
     dapt_tensor_spec aux[DAPT_OBJ_MAX_AUX];
     size_t naux = 0;
     if (r->obj.ops->aux_tensors) {
@@ -178,6 +179,7 @@ static dapt_status setup_optimizer(ft *r)
     DAPT_CHECK(dapt_alloc((void **)&r->att, cells * sizeof(int32_t), "batch attention"));
     if (r->train.type_ids) DAPT_CHECK(dapt_alloc((void **)&r->types, cells * sizeof(int32_t), "batch type ids"));
     DAPT_CHECK(dapt_alloc((void **)&r->labels, (size_t)r->B * sizeof(int32_t), "batch labels"));
+    DAPT_CHECK(dapt_alloc((void **)&r->values, (size_t)r->B * sizeof(float), "batch targets"));
     DAPT_CHECK(dapt_alloc((void **)&r->idx, (size_t)r->B * sizeof(int64_t), "batch rows"));
     task_ws_cache_init(&r->cache, &r->model, r->micro, 1);
     return DAPT_OK;
@@ -238,6 +240,7 @@ static void teardown(ft *r)
     free(r->att);
     free(r->types);
     free(r->labels);
+    free(r->values);
     free(r->idx);
     if (r->have_tpl) dapt_tp_layout_free(&r->tpl);
     if (r->have_grid) dapt_grid_free(&r->grid);
@@ -252,10 +255,7 @@ static dapt_status metrics_row(ft *r, int64_t e, double train_loss, double lr, d
     FILE *fp = r->metrics;
     if (!fp) return DAPT_OK;
     fprintf(fp, "%lld,%lld,%.9g,%.9g", (long long)e + 1, (long long)r->step, train_loss, lr);
-    if (r->have_dev)
-        fprintf(fp, ",%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m->accuracy, m->macro_f1, m->micro_f1, m->weighted_f1);
-    else
-        fprintf(fp, ",,,,,");
+    task_metrics_csv_dev(fp, r->task.regression, r->have_dev ? m : NULL, dev_loss);
     fprintf(fp, ",%d,%.1f", best, dapt_now() - r->t0);
     const size_t nc = dapt_objective_columns(&r->obj);
     for (size_t i = 0; i < nc; i++) fprintf(fp, ",%.9g", r->prog.extra_sum[i] / (double)r->steps_per_epoch);
@@ -281,7 +281,7 @@ static dapt_status end_epoch(ft *r, int64_t e, double lr, dapt_finetune_result *
         DAPT_CHECK(dapt_task_evaluate(r->comm, &r->model, &r->dev, cfg->finetune.eval_batch_size, r->max_len, &m,
                                       &dev_loss, NULL, NULL));
         DAPT_TRY(dapt_cls_metrics_get(&m, cfg->finetune.metric, &value));
-        best = value > p->best_metric;
+        best = dapt_metric_improves(&m, cfg->finetune.metric, value, p->best_metric, p->best_epoch >= 0);
     } else {
         best = e + 1 == cfg->finetune.epochs; /* no dev split: keep the last */
     }
@@ -296,7 +296,10 @@ static dapt_status end_epoch(ft *r, int64_t e, double lr, dapt_finetune_result *
         p->since_best++;
     }
     DAPT_TRY(dapt_status_agree(ft_world(r), ft_leader(r) ? metrics_row(r, e, train_loss, lr, dev_loss, &m, best) : DAPT_OK));
-    if (r->have_dev)
+    if (r->have_dev && m.regression)
+        dapt_info("epoch %lld: train loss %.4f, %s MSE %.4f Pearson %.4f Spearman %.4f%s", (long long)e + 1, train_loss,
+                  cfg->finetune.dev_split, m.reg.mse, m.reg.pearson, m.reg.spearman, best ? " (best so far: saved)" : "");
+    else if (r->have_dev)
         dapt_info("epoch %lld: train loss %.4f, %s loss %.4f accuracy %.4f macro-F1 %.4f%s", (long long)e + 1, train_loss,
                   cfg->finetune.dev_split, dev_loss, m.accuracy, m.macro_f1, best ? " (best so far: saved)" : "");
     else
@@ -388,6 +391,7 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
     if (st == DAPT_OK) st = run_epochs(r, res);
     else res->agreed = 1;
     if (st == DAPT_OK) st = dapt_status_agree(ft_world(r), dapt_objective_end_domain(&r->obj, &r->ctx));
+    res->regression = r->task.regression;
     res->steps_done = r->step;
     res->epochs_done = r->steps_per_epoch > 0 ? r->step / r->steps_per_epoch : 0;
     if (r->prog.best_epoch > 0) {

@@ -170,7 +170,7 @@ dapt_status ft_open_metrics(ft *r, int resumed)
     r->metrics = fopen(r->metrics_path, keep ? "a" : "w");
     if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
     if (!keep) {
-        fprintf(r->metrics, "epoch,step,train_loss,lr,dev_loss,dev_accuracy,dev_macro_f1,dev_micro_f1,dev_weighted_f1,best,seconds");
+        task_metrics_csv_header(r->metrics, r->task.regression);
         for (size_t i = 0; r->obj.ops->columns && r->obj.ops->columns[i]; i++)
             fprintf(r->metrics, ",%s", r->obj.ops->columns[i]);
         fputc('\n', r->metrics);

@@ -45,6 +45,7 @@ typedef struct ft {
     task_ws_cache cache;
     int64_t B, micro, max_len, steps_per_epoch, total_steps, step, last_ckpt_step;
     int32_t *ids, *att, *types, *labels;
+    float *values; /* regression targets of a batch */
     int64_t *idx;
     char out[DAPT_CONFIG_STR_MAX], model_path[DAPT_CONFIG_STR_MAX + 32], metrics_path[DAPT_CONFIG_STR_MAX + 32],
         ckpt_dir[DAPT_CONFIG_STR_MAX + 32];

@@ -36,11 +36,12 @@ static dapt_status micro_steps(ft *r, int64_t nb, uint64_t g0, int64_t L, double
     for (int64_t off = 0; off < lc && st == DAPT_OK; off += r->micro) {
         const int64_t mb = lc - off < r->micro ? lc - off : r->micro;
         task_fill_batch(&r->train, r->idx + lb + off, mb, L, (int32_t)r->model.config.pad_token_id, r->ids, r->att,
-                        r->types, r->labels);
+                        r->types, r->labels, r->values);
         dapt_micro_batch m;
         memset(&m, 0, sizeof m);
         DAPT_CHECK(task_ws_get(&r->cache, L, &m.ws));
-        m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off)};
+        m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off), NULL};
+        task_batch_labels(&m.batch, &r->train, r->labels, r->values);
         m.clean_ids = r->ids;
         st = dapt_objective_micro_step(&r->obj, &r->ctx, &m, local);
     }

@@ -1,9 +1,13 @@
 /* Classification metrics from a confusion matrix (see dapt/task.h for the
- * conventions, which are scikit-learn's with zero_division = 0). */
+ * conventions, which are scikit-learn's with zero_division = 0), regression
+ * metrics (scipy's Pearson and Spearman), and the names finetune.metric
+ * selects by. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dapt/task.h"
+#include "task_internal.h"
 
 dapt_status dapt_cls_metrics_init(dapt_cls_metrics *m, int64_t n_labels)
 {
@@ -97,12 +101,166 @@ void dapt_cls_metrics_finish(dapt_cls_metrics *m)
     m->micro_f1 = m->accuracy;
 }
 
+/* ---- regression ------------------------------------------------------------- */
+
+static double pearson(const double *x, const double *y, int64_t n)
+{
+    double mx = 0.0, my = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        mx += x[i];
+        my += y[i];
+    }
+    mx /= (double)n;
+    my /= (double)n;
+    double sxy = 0.0, sxx = 0.0, syy = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    if (sxx <= 0.0 || syy <= 0.0) return NAN;
+    return sxy / sqrt(sxx * syy);
+}
+
+typedef struct ranked {
+    double v;
+    int64_t i;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* 1-based ranks of v in r, ties sharing the mean of their ranks. */
+static void average_ranks(const double *v, int64_t n, ranked *tmp, double *r)
+{
+    for (int64_t i = 0; i < n; i++) tmp[i] = (ranked){v[i], i};
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_ranked);
+    for (int64_t a = 0; a < n;) {
+        int64_t b = a;
+        while (b + 1 < n && tmp[b + 1].v == tmp[a].v) b++;
+        const double mean = 0.5 * (double)(a + b) + 1.0;
+        for (int64_t k = a; k <= b; k++) r[tmp[k].i] = mean;
+        a = b + 1;
+    }
+}
+
+dapt_status dapt_reg_metrics_compute(const float *truth, const float *prediction, int64_t n, dapt_reg_metrics *r)
+{
+    memset(r, 0, sizeof *r);
+    if (n < 1) return DAPT_ERROR(DAPT_ERR_ARG, "regression metrics need at least one example");
+    double *buf = NULL;
+    ranked *tmp = NULL;
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(dapt_alloc((void **)&buf, (size_t)n * 4 * sizeof *buf, "regression metrics"));
+    DAPT_TRY(dapt_alloc((void **)&tmp, (size_t)n * sizeof *tmp, "regression ranks"));
+    double *y = buf, *p = buf + n, *ry = buf + 2 * n, *rp = buf + 3 * n, se = 0.0, ae = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = truth[i];
+        p[i] = prediction[i];
+        se += (p[i] - y[i]) * (p[i] - y[i]);
+        ae += fabs(p[i] - y[i]);
+    }
+    r->n = n;
+    r->mse = se / (double)n;
+    r->rmse = sqrt(r->mse);
+    r->mae = ae / (double)n;
+    r->pearson = pearson(p, y, n);
+    average_ranks(y, n, tmp, ry);
+    average_ranks(p, n, tmp, rp);
+    r->spearman = pearson(rp, ry, n);
+cleanup:
+    free(buf);
+    free(tmp);
+    return st;
+}
+
+/* ---- metric names ----------------------------------------------------------- */
+
+static const char *const CLS_METRICS[] = {"accuracy", "macro_f1", "micro_f1", "weighted_f1", NULL};
+static const char *const REG_METRICS[] = {"mse", "rmse", "mae", "pearson", "spearman", NULL};
+
+static int listed(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (!strcmp(*list, name)) return 1;
+    return 0;
+}
+
+/* "auto" resolved for the kind of task. */
+static const char *resolve(int regression, const char *name)
+{
+    return strcmp(name, "auto") ? name : regression ? "mse" : "macro_f1";
+}
+
+/* The one-line refusal of a name that is unknown or of the other kind. */
+static dapt_status check_name(int regression, const char *name, const char *task)
+{
+    const char *n = resolve(regression, name);
+    if (listed(regression ? REG_METRICS : CLS_METRICS, n)) return DAPT_OK;
+    if (listed(regression ? CLS_METRICS : REG_METRICS, n))
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "finetune.metric = %s is a %s metric but %s is a %s task (use %s)", n,
+                          regression ? "classification" : "regression", task, regression ? "regression" : "classification",
+                          regression ? "mse, rmse, mae, pearson or spearman" : "accuracy, macro_f1, micro_f1 or weighted_f1");
+    return DAPT_ERROR(DAPT_ERR_CONFIG, "unknown metric '%s' (accuracy, macro_f1, micro_f1, weighted_f1; mse, rmse, mae, pearson, spearman)",
+                      name);
+}
+
+dapt_status dapt_task_metric_check(const dapt_task_file *t, const char *name)
+{
+    return check_name(t->regression, name, t->path);
+}
+
 dapt_status dapt_cls_metrics_get(const dapt_cls_metrics *m, const char *name, double *value)
 {
-    if (!strcmp(name, "accuracy")) *value = m->accuracy;
-    else if (!strcmp(name, "macro_f1")) *value = m->macro_f1;
-    else if (!strcmp(name, "micro_f1")) *value = m->micro_f1;
-    else if (!strcmp(name, "weighted_f1")) *value = m->weighted_f1;
-    else return DAPT_ERROR(DAPT_ERR_CONFIG, "unknown metric '%s' (accuracy, macro_f1, micro_f1, weighted_f1)", name);
+    DAPT_CHECK(check_name(m->regression, name, "the evaluated"));
+    const char *n = resolve(m->regression, name);
+    if (!strcmp(n, "accuracy")) *value = m->accuracy;
+    else if (!strcmp(n, "macro_f1")) *value = m->macro_f1;
+    else if (!strcmp(n, "micro_f1")) *value = m->micro_f1;
+    else if (!strcmp(n, "weighted_f1")) *value = m->weighted_f1;
+    else if (!strcmp(n, "mse")) *value = m->reg.mse;
+    else if (!strcmp(n, "rmse")) *value = m->reg.rmse;
+    else if (!strcmp(n, "mae")) *value = m->reg.mae;
+    else if (!strcmp(n, "pearson")) *value = m->reg.pearson;
+    else *value = m->reg.spearman;
     return DAPT_OK;
+}
+
+int dapt_metric_improves(const dapt_cls_metrics *m, const char *name, double value, double best, int have_best)
+{
+    if (isnan(value)) return 0;
+    if (!have_best || isnan(best)) return 1;
+    const char *n = resolve(m->regression, name);
+    const int lower = !strcmp(n, "mse") || !strcmp(n, "rmse") || !strcmp(n, "mae");
+    return lower ? value < best : value > best;
+}
+
+dapt_status dapt_task_check_finetune(const dapt_task_file *t, const char *metric)
+{
+    if (!t->regression && t->n_labels == 1)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s has one class label ('%s'): nothing to classify (for numeric targets prepare it with --regression)",
+                          t->path, t->label_names[0]);
+    return dapt_task_metric_check(t, metric);
+}
+
+void task_metrics_csv_header(FILE *f, int regression)
+{
+    fprintf(f, "epoch,step,train_loss,lr,%s,best,seconds",
+            regression ? "dev_loss,dev_mse,dev_rmse,dev_mae,dev_pearson,dev_spearman"
+                       : "dev_loss,dev_accuracy,dev_macro_f1,dev_micro_f1,dev_weighted_f1");
+}
+
+void task_metrics_csv_dev(FILE *f, int regression, const dapt_cls_metrics *m, double dev_loss)
+{
+    if (!m)
+        fprintf(f, regression ? ",,,,,," : ",,,,,");
+    else if (m->regression)
+        fprintf(f, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m->reg.mse, m->reg.rmse, m->reg.mae, m->reg.pearson,
+                m->reg.spearman);
+    else
+        fprintf(f, ",%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m->accuracy, m->macro_f1, m->micro_f1, m->weighted_f1);
 }

@@ -1,4 +1,6 @@
-/* Evaluation reports: OUT.h5 + OUT.json, and the printed table. */
+/* Evaluation reports: OUT.h5 + OUT.json, and the printed table, for a
+ * classifier (accuracy, F1, confusion) or a regression head (MSE, RMSE,
+ * MAE, Pearson, Spearman). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -60,6 +62,76 @@ static json_t *cls_json(const dapt_eval_report *r)
     return o;
 }
 
+/* The regression report: MSE, RMSE, MAE, Pearson, Spearman. */
+static json_t *reg_json(const dapt_eval_report *r)
+{
+    const dapt_reg_metrics *g = &r->m->reg;
+    json_t *o = json_object(), *labels = json_array();
+    json_object_set_new(o, "format", json_string("dapt-eval"));
+    json_object_set_new(o, "task_type", json_string("regression"));
+    json_object_set_new(o, "model", json_string(r->model ? r->model : ""));
+    json_object_set_new(o, "task", json_string(r->task ? r->task : ""));
+    json_object_set_new(o, "split", json_string(r->split ? r->split : ""));
+    json_object_set_new(o, "n_examples", json_integer((json_int_t)g->n));
+    json_object_set_new(o, "mse", real_or_null(g->mse));
+    json_object_set_new(o, "rmse", real_or_null(g->rmse));
+    json_object_set_new(o, "mae", real_or_null(g->mae));
+    json_object_set_new(o, "pearson", real_or_null(g->pearson));
+    json_object_set_new(o, "spearman", real_or_null(g->spearman));
+    json_object_set_new(o, "loss", real_or_null(r->loss));
+    json_array_append_new(labels, json_string(r->label_names[0]));
+    json_object_set_new(o, "labels", labels);
+    return o;
+}
+
+/* Root attributes and datasets of a regression report (every rank). */
+static dapt_status reg_h5(dapt_h5file *f, const dapt_eval_report *r)
+{
+    const dapt_reg_metrics *g = &r->m->reg;
+    dapt_status st = dapt_h5_attr_set_string(f, "/", "task_type", "regression");
+    if (st == DAPT_OK) st = dapt_h5_attr_set_int64(f, "/", "n_examples", g->n);
+    const struct {
+        const char *name;
+        double v;
+    } scal[] = {{"mse", g->mse}, {"rmse", g->rmse}, {"mae", g->mae}, {"pearson", g->pearson}, {"spearman", g->spearman},
+                {"loss", r->loss}};
+    for (size_t i = 0; st == DAPT_OK && i < sizeof scal / sizeof scal[0]; i++)
+        st = dapt_h5_attr_set_double(f, "/", scal[i].name, scal[i].v);
+    const int64_t n1[1] = {r->n}, n2[2] = {r->n, 1};
+    if (st == DAPT_OK && r->values) st = dapt_h5_write_all(f, "labels", DAPT_H5_F32, 1, n1, r->values);
+    if (st == DAPT_OK && r->logits) st = dapt_h5_write_all(f, "predictions", DAPT_H5_F32, 1, n1, r->logits);
+    if (st == DAPT_OK && r->logits) st = dapt_h5_write_all(f, "logits", DAPT_H5_F32, 2, n2, r->logits);
+    return st;
+}
+
+/* Root attributes and datasets of a classification report (every rank). */
+static dapt_status cls_h5(dapt_h5file *f, const dapt_eval_report *r)
+{
+    const dapt_cls_metrics *m = r->m;
+    const int64_t C = m->n_labels, cc[2] = {C, C}, c1[1] = {C};
+    dapt_status st = dapt_h5_attr_set_int64(f, "/", "n_examples", m->total);
+    const struct {
+        const char *name;
+        double v;
+    } scal[] = {{"accuracy", m->accuracy},       {"macro_f1", m->macro_f1},
+                {"micro_f1", m->micro_f1},       {"weighted_f1", m->weighted_f1},
+                {"macro_precision", m->macro_precision}, {"macro_recall", m->macro_recall},
+                {"loss", r->loss}};
+    for (size_t i = 0; st == DAPT_OK && i < sizeof scal / sizeof scal[0]; i++)
+        st = dapt_h5_attr_set_double(f, "/", scal[i].name, scal[i].v);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "confusion", DAPT_H5_I64, 2, cc, m->confusion);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "support", DAPT_H5_I64, 1, c1, m->support);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "predicted_count", DAPT_H5_I64, 1, c1, m->predicted);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "precision", DAPT_H5_F64, 1, c1, m->precision);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "recall", DAPT_H5_F64, 1, c1, m->recall);
+    if (st == DAPT_OK) st = dapt_h5_write_all(f, "f1", DAPT_H5_F64, 1, c1, m->f1);
+    const int64_t n1[1] = {r->n}, nc[2] = {r->n, C};
+    if (st == DAPT_OK && r->labels) st = dapt_h5_write_all(f, "labels", DAPT_H5_I32, 1, n1, r->labels);
+    if (st == DAPT_OK && r->predictions) st = dapt_h5_write_all(f, "predictions", DAPT_H5_I32, 1, n1, r->predictions);
+    if (st == DAPT_OK && r->logits) st = dapt_h5_write_all(f, "logits", DAPT_H5_F32, 2, nc, r->logits);
+    return st;
+}
+
 /* JSON text to path (rank 0), then the HDF5 file (collective). */
 static dapt_status write_json(MPI_Comm comm, json_t *o, const char *path, int force)
 {
@@ -97,41 +169,19 @@ dapt_status dapt_eval_report_write(MPI_Comm comm, const char *base, int force, c
     DAPT_CHECK(out_name(base, ".h5", h5, sizeof h5));
     DAPT_CHECK(out_name(base, ".json", js, sizeof js));
     DAPT_CHECK(check_outputs(comm, h5, js, force));
-    const dapt_cls_metrics *m = r->m;
-    const int64_t C = m->n_labels;
-    json_t *o = cls_json(r);
+    json_t *o = r->m->regression ? reg_json(r) : cls_json(r);
     dapt_status st = DAPT_OK;
     dapt_h5file f;
     char *labels_text = json_dumps(json_object_get(o, "labels"), JSON_COMPACT);
     if (!labels_text) DAPT_THROW(DAPT_ERR_NOMEM, "cannot serialise the class labels");
     DAPT_TRY(dapt_h5_create(comm, h5, force, cfg, &f));
     {
-        const int64_t cc[2] = {C, C}, c1[1] = {C};
         st = dapt_h5_attr_set_string(&f, "/", "format", "dapt-eval");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "model", r->model ? r->model : "");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "task", r->task ? r->task : "");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "split", r->split ? r->split : "");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "labels", labels_text);
-        if (st == DAPT_OK) st = dapt_h5_attr_set_int64(&f, "/", "n_examples", m->total);
-        const struct {
-            const char *name;
-            double v;
-        } scal[] = {{"accuracy", m->accuracy},       {"macro_f1", m->macro_f1},
-                    {"micro_f1", m->micro_f1},       {"weighted_f1", m->weighted_f1},
-                    {"macro_precision", m->macro_precision}, {"macro_recall", m->macro_recall},
-                    {"loss", r->loss}};
-        for (size_t i = 0; st == DAPT_OK && i < sizeof scal / sizeof scal[0]; i++)
-            st = dapt_h5_attr_set_double(&f, "/", scal[i].name, scal[i].v);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "confusion", DAPT_H5_I64, 2, cc, m->confusion);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "support", DAPT_H5_I64, 1, c1, m->support);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "predicted_count", DAPT_H5_I64, 1, c1, m->predicted);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "precision", DAPT_H5_F64, 1, c1, m->precision);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "recall", DAPT_H5_F64, 1, c1, m->recall);
-        if (st == DAPT_OK) st = dapt_h5_write_all(&f, "f1", DAPT_H5_F64, 1, c1, m->f1);
-        const int64_t n1[1] = {r->n}, nc[2] = {r->n, C};
-        if (st == DAPT_OK && r->labels) st = dapt_h5_write_all(&f, "labels", DAPT_H5_I32, 1, n1, r->labels);
-        if (st == DAPT_OK && r->predictions) st = dapt_h5_write_all(&f, "predictions", DAPT_H5_I32, 1, n1, r->predictions);
-        if (st == DAPT_OK && r->logits) st = dapt_h5_write_all(&f, "logits", DAPT_H5_F32, 2, nc, r->logits);
+        if (st == DAPT_OK) st = r->m->regression ? reg_h5(&f, r) : cls_h5(&f, r);
         if (st != DAPT_OK) {
             dapt_h5_abort(&f);
             goto cleanup;
@@ -187,8 +237,21 @@ dapt_status dapt_mlm_report_write(MPI_Comm comm, const char *base, int force, co
     return st;
 }
 
+static void reg_print(FILE *out, const dapt_eval_report *r)
+{
+    const dapt_reg_metrics *g = &r->m->reg;
+    fprintf(out, "%s on %s (split %s), %lld examples (regression)\n\n", r->model ? r->model : "model",
+            r->task ? r->task : "task", r->split ? r->split : "?", (long long)g->n);
+    fprintf(out, "%-10s %12.6f\n%-10s %12.6f\n%-10s %12.6f\n%-10s %12.6f\n%-10s %12.6f\n", "mse", g->mse, "rmse", g->rmse,
+            "mae", g->mae, "pearson", g->pearson, "spearman", g->spearman);
+}
+
 void dapt_eval_report_print(FILE *out, const dapt_eval_report *r)
 {
+    if (r->m->regression) {
+        reg_print(out, r);
+        return;
+    }
     const dapt_cls_metrics *m = r->m;
     const int64_t C = m->n_labels;
     int w = 12;

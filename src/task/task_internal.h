@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dapt/model.h"
 #include "dapt/task.h"
@@ -20,10 +21,16 @@ int64_t task_example_len(const dapt_task_split *s, int64_t i, int64_t max_len);
 int64_t task_padded_len(int64_t len, int64_t max_len);
 
 /* Rows idx[0..n) of s into [n, L] arrays: ids (padding = pad), attention
- * (1/0), types (NULL when s has none; 0 on padding) and labels[n].  An
- * example longer than L keeps its first L - 1 ids and its last one. */
+ * (1/0), types (NULL when s has none; 0 on padding), labels[n] (class ids
+ * of a classification split) and values[n] (targets of a regression split);
+ * either of those may be NULL.  An example longer than L keeps its first
+ * L - 1 ids and its last one. */
 void task_fill_batch(const dapt_task_split *s, const int64_t *idx, int64_t n, int64_t L, int32_t pad, int32_t *ids,
-                     int32_t *att, int32_t *types, int32_t *labels);
+                     int32_t *att, int32_t *types, int32_t *labels, float *values);
+
+/* Points b's labels at the filled arrays: class_labels for a classification
+ * split, regression_labels for a regression one (the other NULL). */
+void task_batch_labels(dapt_batch *b, const dapt_task_split *s, const int32_t *labels, const float *values);
 
 /* Workspaces for one model and batch size, one per padded length. */
 typedef struct task_ws_cache {
@@ -42,5 +49,16 @@ void task_ws_cache_init(task_ws_cache *c, const dapt_model *m, int64_t batch, in
 dapt_status task_ws_get(task_ws_cache *c, int64_t L, dapt_workspace **ws);
 void task_ws_cache_free(task_ws_cache *c);
 
+/* What dapt finetune can do with task t and finetune.metric: refuses (one
+ * line) a metric of the other kind of task and a classification task of one
+ * class (a one-output head is a regression head). */
+dapt_status dapt_task_check_finetune(const dapt_task_file *t, const char *metric);
+
+/* finetune_metrics.csv: the header (without its newline: objectives append
+ * columns) for a classification or regression task,
+ * and a row's dev columns (m NULL: no dev split, empty columns), each with
+ * its leading comma. */
+void task_metrics_csv_header(FILE *f, int regression);
+void task_metrics_csv_dev(FILE *f, int regression, const dapt_cls_metrics *m, double dev_loss);
 
 #endif

@@ -1,4 +1,6 @@
-/* Reading prepared task files (docs/formats.md, "Prepared task"). */
+/* Reading prepared task files (docs/formats.md, "Prepared task"):
+ * classification (int32 class ids) and regression (float32 targets). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,7 @@ dapt_status dapt_task_file_open(const char *path, dapt_task_file *t)
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_open(MPI_COMM_SELF, path, &f));
     dapt_status st = DAPT_OK;
-    char *format = NULL;
+    char *format = NULL, *type = NULL;
     if (!dapt_h5_attr_exists(&f, "/", "format"))
         DAPT_THROW(DAPT_ERR_FORMAT, "%s is not a prepared task (no format attribute; make it with dapt prepare --task)", path);
     DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "format", &format));
@@ -57,9 +59,19 @@ dapt_status dapt_task_file_open(const char *path, dapt_task_file *t)
         DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "tokenizer_checksum", &t->tokenizer_checksum));
     if (t->n_labels < 1 || t->n_labels > 1000000)
         DAPT_THROW(DAPT_ERR_FORMAT, "%s: n_labels = %lld", path, (long long)t->n_labels);
+    /* Files without task_type are classification tasks (the first format). */
+    if (dapt_h5_attr_exists(&f, "/", "task_type")) {
+        DAPT_TRY(dapt_h5_attr_get_string(&f, "/", "task_type", &type));
+        if (!strcmp(type, "regression")) t->regression = 1;
+        else if (strcmp(type, "classification"))
+            DAPT_THROW(DAPT_ERR_FORMAT, "%s: task_type '%s' is neither classification nor regression", path, type);
+        if (t->regression && t->n_labels != 1)
+            DAPT_THROW(DAPT_ERR_FORMAT, "%s: a regression task has n_labels = 1, not %lld", path, (long long)t->n_labels);
+    }
     DAPT_TRY(read_label_names(&f, t));
 cleanup:
     free(format);
+    free(type);
     dapt_h5_close(&f);
     if (st != DAPT_OK) dapt_task_file_free(t);
     return st;
@@ -71,6 +83,7 @@ void dapt_task_split_free(dapt_task_split *s)
     free(s->offsets);
     free(s->type_ids);
     free(s->labels);
+    free(s->values);
     memset(s, 0, sizeof *s);
 }
 
@@ -127,7 +140,15 @@ dapt_status dapt_task_split_read(const dapt_task_file *t, const char *split, dap
     DAPT_TRY(dapt_h5_info(&f, name, &nd, dims, NULL));
     if (nd != 1 || dims[0] < 1) DAPT_THROW(DAPT_ERR_FORMAT, "%s: /%s is not a non-empty vector", t->path, name);
     s->n = dims[0];
-    DAPT_TRY(read_1d(&f, t, split, "labels", DAPT_H5_I32, s->n, (void **)&s->labels));
+    if (t->regression) {
+        DAPT_TRY(read_1d(&f, t, split, "labels", DAPT_H5_F32, s->n, (void **)&s->values));
+        for (int64_t i = 0; i < s->n; i++)
+            if (!isfinite(s->values[i]))
+                DAPT_THROW(DAPT_ERR_FORMAT, "%s: /%s example %lld has label %g (regression labels must be finite)", t->path,
+                           split, (long long)i, (double)s->values[i]);
+    } else {
+        DAPT_TRY(read_1d(&f, t, split, "labels", DAPT_H5_I32, s->n, (void **)&s->labels));
+    }
     DAPT_TRY(read_1d(&f, t, split, "offsets", DAPT_H5_I64, s->n + 1, (void **)&s->offsets));
     const int64_t n_ids = s->offsets[s->n];
     if (s->offsets[0] != 0) DAPT_THROW(DAPT_ERR_FORMAT, "%s: /%s/offsets[0] = %lld, not 0", t->path, split, (long long)s->offsets[0]);
@@ -137,7 +158,7 @@ dapt_status dapt_task_split_read(const dapt_task_file *t, const char *split, dap
             DAPT_THROW(DAPT_ERR_FORMAT, "%s: /%s example %lld has %lld ids (offsets must increase)", t->path, split,
                        (long long)i, (long long)len);
         if (len > s->max_len) s->max_len = len;
-        if (s->labels[i] < 0 || s->labels[i] >= t->n_labels)
+        if (s->labels && (s->labels[i] < 0 || s->labels[i] >= t->n_labels))
             DAPT_THROW(DAPT_ERR_FORMAT, "%s: /%s example %lld has label %d outside 0..%lld (n_labels)", t->path, split,
                        (long long)i, s->labels[i], (long long)t->n_labels - 1);
     }

@@ -54,7 +54,7 @@ dapt_status dapt_heldout_mlm_loss(MPI_Comm comm, const dapt_model *m, dapt_works
                           &sel);
             sel_total += sel;
         }
-        dapt_batch b = {n, L, ids, att, NULL, labels, NULL, (uint64_t)idx[0]};
+        dapt_batch b = {n, L, ids, att, NULL, labels, NULL, (uint64_t)idx[0], NULL};
         st = dapt_model_forward(m, ws, &b, NULL, &opts);
         if (st == DAPT_ERR_NUMERIC) {
             dapt_error_clear();

@@ -17,7 +17,8 @@
 
 static const char *const fixtures[] = {"bert_mlm",     "bert_mlm_decoder", "bert_mlm_f16", "bert_mlm_bf16",
                                        "bert_mlm_buffers", "bert_cls",     "bert_base",    "roberta_mlm",
-                                       "roberta_mlm_decoder", "roberta_cls", "roberta_base"};
+                                       "roberta_mlm_decoder", "roberta_cls", "roberta_base", "bert_reg",
+                                       "roberta_reg"};
 #define NFIX (sizeof fixtures / sizeof fixtures[0])
 
 static const char *fixture(const char *name)
@@ -56,16 +57,18 @@ static void test_import_mapping(void)
         if (s != DAPT_OK) fprintf(stderr, "\n%s: %s\n", fixtures[k], dapt_error_message());
         CU_ASSERT_EQUAL_FATAL(s, DAPT_OK);
         int roberta = !strncmp(fixtures[k], "roberta", 7), base = strstr(fixtures[k], "_base") != NULL;
-        int cls = strstr(fixtures[k], "_cls") != NULL;
+        int reg = strstr(fixtures[k], "_reg") != NULL; /* a regression head: one output */
+        int cls = strstr(fixtures[k], "_cls") != NULL || reg;
         CU_ASSERT_EQUAL(mc.arch, roberta ? DAPT_ARCH_ROBERTA : DAPT_ARCH_BERT);
         CU_ASSERT_EQUAL(mc.has_mlm_head, !base && !cls);
-        CU_ASSERT_EQUAL(mc.num_labels, cls ? 3 : 0);
+        CU_ASSERT_EQUAL(mc.num_labels, reg ? 1 : cls ? 3 : 0);
         CU_ASSERT_EQUAL(mc.has_pooler, base || (cls && !roberta));
         CU_ASSERT_EQUAL(mc.hidden, 8);
         CU_ASSERT_EQUAL(mc.pad_token_id, roberta ? 1 : 0);
         CU_ASSERT_EQUAL(mc.layer_norm_eps, roberta ? 1e-5 : 1e-12);
         CU_ASSERT_EQUAL(meta.ntokenizer, roberta ? 4u : 3u);
-        if (cls) CU_ASSERT_STRING_EQUAL(meta.labels[2], "positive");
+        if (cls && !reg) CU_ASSERT_STRING_EQUAL(meta.labels[2], "positive");
+        if (reg) CU_ASSERT_STRING_EQUAL(meta.labels[0], "LABEL_0");
         char path[1100];
         snprintf(path, sizeof path, "%s/model.safetensors", fixture(fixtures[k]));
         dapt_safetensors st;
@@ -149,7 +152,9 @@ static void test_roundtrip(void)
             if (i == 2 && !strncmp(fixtures[k], "roberta", 7)) files[2] = "merges.txt";
             snprintf(x, sizeof x, "%s/%s", dir, files[i]);
             snprintf(y, sizeof y, "%s/%s", fixture(fixtures[k]), files[i]);
-            if (pristine || i >= 2) {
+            /* A regression head's export adds num_labels 1, which
+             * save_pretrained leaves implicit in id2label. */
+            if ((pristine && !(i == 1 && strstr(fixtures[k], "_reg"))) || i >= 2) {
                 if (!same_file(x, y)) fprintf(stderr, "\n%s: %s differs\n", fixtures[k], files[i]);
                 CU_ASSERT_TRUE(same_file(x, y));
             }
@@ -436,6 +441,107 @@ static void test_refusals(void)
 }
 
 /* The JSON writer matches Python's json.dumps(indent=2, sort_keys=True). */
+/* ---- regression heads (num_labels = 1) ----------------------------------- */
+
+/* bert_cls with a one-output classifier (its first row and bias). */
+static void one_output(dapt_st_entry *e, size_t *n, void *buf)
+{
+    (void)buf;
+    e[find_entry(e, *n, "classifier.weight")].shape[0] = 1;
+    e[find_entry(e, *n, "classifier.bias")].shape[0] = 1;
+}
+
+/* A copy of bert_cls made a regression model as Hugging Face saves one
+ * (problem_type as given, NULL = absent; id2label {"0": "LABEL_0"}). */
+static const char *regression_fixture(const char *problem)
+{
+    const char *d = copy_fixture("bert_cls");
+    rewrite(d, one_output);
+    edit_config(d, "\"0\": \"negative\",\n    \"1\": \"neutral\",\n    \"2\": \"positive\"", "\"0\": \"LABEL_0\"");
+    edit_config(d, "\"negative\": 0,\n    \"neutral\": 1,\n    \"positive\": 2", "\"LABEL_0\": 0");
+    if (problem) {
+        char to[128];
+        snprintf(to, sizeof to, "\"problem_type\": \"%s\",\n  \"torch_dtype\"", problem);
+        edit_config(d, "\"torch_dtype\"", to);
+    }
+    return d;
+}
+
+static int config_has(const char *dir, const char *text)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unsigned char *t = NULL;
+    size_t len = 0;
+    int has = dapt_fs_read_file(path, 1 << 20, &t, &len) == DAPT_OK && strstr((char *)t, text) != NULL;
+    free(t);
+    return has;
+}
+
+/* A Hugging Face classifier with one label (problem_type "regression" or
+ * unset) imports as dapt's regression head; export writes problem_type
+ * "regression", num_labels 1 and id2label {"0": "LABEL_0"}, and imports
+ * back to the same model file. */
+static void test_regression_roundtrip(void)
+{
+    const char *names[2] = {"regression", NULL};
+    for (int k = 0; k < 2; k++) {
+        const char *src = regression_fixture(names[k]);
+        dapt_model_config mc;
+        dapt_param_table table;
+        dapt_model_meta meta;
+        float *params = NULL;
+        CU_ASSERT_EQUAL_FATAL(dapt_hf_import(src, &mc, &table, &params, &meta), DAPT_OK);
+        CU_ASSERT_EQUAL(mc.num_labels, 1);
+        CU_ASSERT_STRING_EQUAL(meta.labels[0], "LABEL_0");
+        const dapt_tensor *w = dapt_param_find(&table, "cls.weight");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        CU_ASSERT_EQUAL(w->shape[0], 1);
+        free(params);
+        dapt_param_table_free(&table);
+        dapt_model_meta_free(&meta);
+        const char *a = scratch("ra.h5"), *b = scratch("rb.h5"), *dir = scratch("rexported");
+        CU_ASSERT_EQUAL_FATAL(import_to(src, a), DAPT_OK);
+        CU_ASSERT_EQUAL_FATAL(export_from(a, dir), DAPT_OK);
+        CU_ASSERT(config_has(dir, "\"problem_type\": \"regression\""));
+        CU_ASSERT(config_has(dir, "\"num_labels\": 1"));
+        CU_ASSERT(config_has(dir, "\"0\": \"LABEL_0\""));
+        CU_ASSERT(config_has(dir, "BertForSequenceClassification"));
+        char x[1200], y[1200];
+        snprintf(x, sizeof x, "%s/model.safetensors", dir);
+        snprintf(y, sizeof y, "%s/model.safetensors", src);
+        /* Every tensor exported equals the source's, bit for bit. */
+        dapt_safetensors ex, orig;
+        CU_ASSERT_EQUAL_FATAL(dapt_st_open(x, &ex), DAPT_OK);
+        CU_ASSERT_EQUAL_FATAL(dapt_st_open(y, &orig), DAPT_OK);
+        CU_ASSERT_EQUAL(ex.count, orig.count);
+        for (size_t i = 0; i < orig.count; i++) {
+            const dapt_st_tensor *o = &orig.tensors[i], *e = dapt_st_find(&ex, o->name);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+            CU_ASSERT(e->numel == o->numel && e->dtype == o->dtype &&
+                      !memcmp(dapt_st_bytes(&ex, e), dapt_st_bytes(&orig, o), o->numel * sizeof(float)));
+        }
+        dapt_st_close(&ex);
+        dapt_st_close(&orig);
+        CU_ASSERT_EQUAL_FATAL(import_to(dir, b), DAPT_OK);
+        if (names[k]) CU_ASSERT_TRUE(same_file(a, b));
+        dapt_fs_remove_tree(dir);
+        dapt_fs_remove_tree(src);
+        unlink(a);
+        unlink(b);
+    }
+    /* One label declared a single-label classifier is meaningless, and
+     * regression with three outputs is not a head dapt has: refused. */
+    expect_import_fails(regression_fixture("single_label_classification"), DAPT_ERR_FORMAT,
+                        "problem_type 'single_label_classification' with one label is meaningless");
+    const char *d = copy_fixture("bert_cls");
+    edit_config(d, "\"torch_dtype\"", "\"problem_type\": \"regression\",\n  \"torch_dtype\"");
+    expect_import_fails(d, DAPT_ERR_UNSUPPORTED, "problem_type 'regression' with 3 labels");
+    d = copy_fixture("bert_cls");
+    edit_config(d, "\"torch_dtype\"", "\"problem_type\": \"multi_label_classification\",\n  \"torch_dtype\"");
+    expect_import_fails(d, DAPT_ERR_UNSUPPORTED, "problem_type 'multi_label_classification' is not supported");
+}
+
 static void test_json_pretty(void)
 {
     json_error_t err;
@@ -451,7 +557,8 @@ static void test_json_pretty(void)
     json_decref(v);
 }
 
-DAPT_TEST_MAIN("hf", {"import maps every tensor of the six architectures", test_import_mapping},
+DAPT_TEST_MAIN("hf", {"import maps every tensor of the six architectures (and regression heads)", test_import_mapping},
                {"import -> export -> import is bit-identical", test_roundtrip},
                {"malformed checkpoints refused with the cause", test_refusals},
+               {"regression head (num_labels = 1): import, export, refusals", test_regression_roundtrip},
                {"config.json written as Python writes it", test_json_pretty})

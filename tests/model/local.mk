@@ -8,4 +8,5 @@ tests_model_test_model_fixtures_CFLAGS = $(TEST_CFLAGS)
 tests_model_test_model_fixtures_LDADD = $(TEST_LIBS)
 TESTS += tests/model/test_model_fixtures tests/model/test_model_grad
 EXTRA_DIST += tests/fixtures/model/bert_tiny.h5 tests/fixtures/model/roberta_tiny.h5 \
+	tests/fixtures/model/bert_tiny_regression.h5 tests/fixtures/model/roberta_tiny_regression.h5 \
 	tools/fixtures/make_model_fixtures.py

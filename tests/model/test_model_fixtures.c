@@ -1,4 +1,5 @@
-/* The engine against PyTorch: tests/fixtures/model/{bert,roberta}_tiny.h5,
+/* The engine against PyTorch: tests/fixtures/model/{bert,roberta}_tiny.h5
+ * and their regression-head (num_labels = 1, MSE) twins *_tiny_regression.h5,
  * made by tools/fixtures/make_model_fixtures.py (a float64 PyTorch statement
  * of the same architecture and weights).  Compares hidden states, pooler,
  * MLM and class logits, both losses, every parameter gradient and the
@@ -28,6 +29,7 @@ typedef struct fixture {
     dapt_model model;
     int64_t B, S;
     int32_t *ids, *mask, *tt, *labels, *cls;
+    float *reg; /* regression targets (num_labels = 1 fixtures) instead of cls */
     float *hm, *im, *om;
 } fixture;
 
@@ -135,10 +137,11 @@ static int load(fixture *fx, const char *rel)
     read_all(fx->file, "inputs/token_type_ids", H5T_NATIVE_INT32, (void **)&fx->tt, 4);
     read_all(fx->file, "inputs/mlm_labels", H5T_NATIVE_INT32, (void **)&fx->labels, 4);
     read_all(fx->file, "inputs/class_labels", H5T_NATIVE_INT32, (void **)&fx->cls, 4);
+    read_all(fx->file, "inputs/regression_labels", H5T_NATIVE_FLOAT, (void **)&fx->reg, 4);
     read_all(fx->file, "inputs/head_mask", H5T_NATIVE_FLOAT, (void **)&fx->hm, 4);
     read_all(fx->file, "inputs/intermediate_mask", H5T_NATIVE_FLOAT, (void **)&fx->im, 4);
     read_all(fx->file, "inputs/output_mask", H5T_NATIVE_FLOAT, (void **)&fx->om, 4);
-    return fx->mask && fx->tt && fx->labels && fx->cls && fx->hm && fx->im && fx->om;
+    return fx->mask && fx->tt && fx->labels && (fx->cls || fx->reg) && fx->hm && fx->im && fx->om;
 }
 
 static void unload(fixture *fx)
@@ -149,6 +152,7 @@ static void unload(fixture *fx)
     free(fx->tt);
     free(fx->labels);
     free(fx->cls);
+    free(fx->reg);
     free(fx->hm);
     free(fx->im);
     free(fx->om);
@@ -188,7 +192,7 @@ static void run_fixture(const char *rel, int recompute)
     dapt_workspace_spec spec = {B, S, 0, 1, recompute};
     dapt_workspace *ws = NULL;
     CU_ASSERT_FATAL(dapt_workspace_create(m, &spec, &ws) == DAPT_OK);
-    dapt_batch b = {B, S, fx.ids, fx.mask, fx.tt, fx.labels, fx.cls, 0};
+    dapt_batch b = {B, S, fx.ids, fx.mask, fx.tt, fx.labels, fx.cls, 0, fx.reg};
     dapt_unit_masks um = {fx.hm, fx.im, fx.om};
     dapt_run_opts opts = {0};
     opts.mlm_all_positions = 1;
@@ -243,6 +247,10 @@ static void test_bert(void) { run_fixture("tests/fixtures/model/bert_tiny.h5", 0
 static void test_roberta(void) { run_fixture("tests/fixtures/model/roberta_tiny.h5", 0); }
 static void test_bert_recompute(void) { run_fixture("tests/fixtures/model/bert_tiny.h5", 1); }
 static void test_roberta_recompute(void) { run_fixture("tests/fixtures/model/roberta_tiny.h5", 1); }
+/* num_labels = 1: Hugging Face's regression, MSE to float labels. */
+static void test_bert_regression(void) { run_fixture("tests/fixtures/model/bert_tiny_regression.h5", 0); }
+static void test_roberta_regression(void) { run_fixture("tests/fixtures/model/roberta_tiny_regression.h5", 0); }
+
 static void test_report(void)
 {
     printf("\n  worst relative error against PyTorch float64: %.3g (tolerance %.0e)\n", worst, REL_TOL);
@@ -253,4 +261,6 @@ DAPT_TEST_MAIN("model fixtures", {"BERT MLM + classification vs PyTorch", test_b
                {"RoBERTa MLM + classification vs PyTorch", test_roberta},
                {"BERT with per-layer recomputation", test_bert_recompute},
                {"RoBERTa with per-layer recomputation", test_roberta_recompute},
+               {"BERT regression head (MSE) vs PyTorch", test_bert_regression},
+               {"RoBERTa regression head (MSE) vs PyTorch", test_roberta_regression},
                {"error summary", test_report})

@@ -43,6 +43,7 @@ typedef struct problem {
     dapt_workspace *ws;
     int64_t B, S;
     int32_t ids[24], mask[24], tt[24], labels[24], cls[3];
+    float reg[3];   /* regression targets, used when num_labels == 1 */
     float *hm, *im, *om, *delta, *R;
     dapt_run_opts opts;
     /* The objective: loss_scale * loss (+ <R, h^L> if use_R) + <Gc, class
@@ -55,7 +56,8 @@ typedef struct problem {
 } problem;
 
 
-static void setup(problem *p, dapt_arch arch)
+/* num_labels 1 makes the head a regression head (MSE on p->reg). */
+static void setup_ex(problem *p, dapt_arch arch, int64_t num_labels)
 {
     memset(p, 0, sizeof *p);
     dapt_model_config mc = dapt_test_model_config(arch, 29, 12, 2, 3, 20, 16);
@@ -63,7 +65,7 @@ static void setup(problem *p, dapt_arch arch)
     mc.hidden_dropout = 0.1;
     mc.attention_dropout = 0.1;
     mc.initializer_range = 0.3;
-    mc.num_labels = 3;
+    mc.num_labels = num_labels;
     CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
     dapt_model_init_random(&p->m, 42);
     /* Non-trivial LayerNorm parameters and biases, so their paths matter. */
@@ -88,6 +90,9 @@ static void setup(problem *p, dapt_arch arch)
     p->cls[0] = 2;
     p->cls[1] = 0;
     p->cls[2] = 1;
+    p->reg[0] = 0.7f;
+    p->reg[1] = -1.3f;
+    p->reg[2] = 2.1f;
     const int64_t L = mc.layers, T = p->B * p->S, H = mc.hidden;
     p->hm = malloc((size_t)(L * mc.heads) * sizeof(float));
     p->im = malloc((size_t)(L * mc.intermediate) * sizeof(float));
@@ -111,6 +116,8 @@ static void setup(problem *p, dapt_arch arch)
     p->use_R = 1;
 }
 
+static void setup(problem *p, dapt_arch arch) { setup_ex(p, arch, 3); }
+
 static void teardown(problem *p)
 {
     dapt_workspace_free(p->ws);
@@ -126,8 +133,10 @@ static void teardown(problem *p)
 
 static double objective(problem *p)
 {
+    const int regression = p->m.config.num_labels == 1;
     dapt_batch b = {p->B, p->S, p->ids, p->mask, p->tt, p->no_labels ? NULL : p->labels,
-                    p->no_labels ? NULL : p->cls, 10};
+                    p->no_labels || regression ? NULL : p->cls, 10,
+                    p->no_labels || !regression ? NULL : p->reg};
     dapt_unit_masks um = {p->hm, p->im, p->om};
     CU_ASSERT_FATAL(dapt_model_forward(&p->m, p->ws, &b, &um, &p->opts) == DAPT_OK);
     double j = p->loss_scale * dapt_ws_loss(p->ws);
@@ -186,10 +195,10 @@ static void check_direction(problem *p, const char *what, float *x, const float 
     free(x0);
 }
 
-static void run(dapt_arch arch)
+static void run_ex(dapt_arch arch, int64_t num_labels)
 {
     problem p;
-    setup(&p, arch);
+    setup_ex(&p, arch, num_labels);
     dapt_model *m = &p.m;
     const dapt_model_config *mc = &m->config;
     const int64_t L = mc->layers, H = mc->hidden, T = p.B * p.S;
@@ -240,6 +249,8 @@ static void run(dapt_arch arch)
     teardown(&p);
 }
 
+static void run(dapt_arch arch) { run_ex(arch, 3); }
+
 static void test_bert_fd(void) { run(DAPT_ARCH_BERT); }
 static void test_roberta_fd(void) { run(DAPT_ARCH_ROBERTA); }
 
@@ -257,12 +268,12 @@ static void test_dropout_keyed_by_sample(void)
     problem p;
     setup(&p, DAPT_ARCH_BERT);
     const int64_t S = p.S, H = p.m.config.hidden;
-    dapt_batch all = {3, S, p.ids, p.mask, p.tt, NULL, NULL, 10};
+    dapt_batch all = {3, S, p.ids, p.mask, p.tt, NULL, NULL, 10, NULL};
     CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &all, NULL, &p.opts) == DAPT_OK);
     float *ref = malloc((size_t)(S * H) * sizeof(float));
     memcpy(ref, dapt_ws_last_hidden(p.ws) + 2 * S * H, (size_t)(S * H) * sizeof(float));
     /* Sample 12 alone (global index 12 = row 2 of the batch above). */
-    dapt_batch one = {1, S, p.ids + 2 * S, p.mask + 2 * S, p.tt + 2 * S, NULL, NULL, 12};
+    dapt_batch one = {1, S, p.ids + 2 * S, p.mask + 2 * S, p.tt + 2 * S, NULL, NULL, 12, NULL};
     p.opts.embedding_delta = NULL;
     CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &all, NULL, &p.opts) == DAPT_OK);
     memcpy(ref, dapt_ws_last_hidden(p.ws) + 2 * S * H, (size_t)(S * H) * sizeof(float));
@@ -282,7 +293,7 @@ static void test_rejects_bad_batches(void)
 {
     problem p;
     setup(&p, DAPT_ARCH_BERT);
-    dapt_batch b = {3, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 0};
+    dapt_batch b = {3, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 0, NULL};
     p.ids[5] = 29;
     CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, NULL) == DAPT_ERR_ARG);
     CU_ASSERT(strstr(dapt_error_message(), "input_ids[0][5]") != NULL);
@@ -350,7 +361,7 @@ static void test_mask_grads_and_scaling(void)
     dapt_model *m = &p.m;
     const dapt_model_config *mc = &m->config;
     const int64_t L = mc->layers, NH = mc->heads, F = mc->intermediate, H = mc->hidden;
-    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10};
+    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10, NULL};
     p.opts.embedding_delta = NULL;
     float *g1[3], *g2[3];
     const size_t n[3] = {(size_t)(L * NH), (size_t)(L * F), (size_t)(L * H)};
@@ -428,10 +439,10 @@ static void check_params(problem *p, const float *gparams, uint64_t salt)
 /* J = s * loss + <Gc, class logits> + <Gm, MLM logits> through the backward
  * options; with labels (s = 0.5, MLM logits of the labelled rows) or
  * without (no loss; MLM logits at every position). */
-static void run_logits(dapt_arch arch, int labels)
+static void run_logits_ex(dapt_arch arch, int labels, int64_t num_labels)
 {
     problem p;
-    setup(&p, arch);
+    setup_ex(&p, arch, num_labels);
     dapt_model *m = &p.m;
     const dapt_model_config *mc = &m->config;
     const int64_t L = mc->layers, H = mc->hidden, T = p.B * p.S, C = mc->num_labels, V = m->ranges.vocab_rows;
@@ -500,6 +511,8 @@ static void run_logits(dapt_arch arch, int labels)
     teardown(&p);
 }
 
+static void run_logits(dapt_arch arch, int labels) { run_logits_ex(arch, labels, 3); }
+
 static void test_bert_logit_grads(void) { run_logits(DAPT_ARCH_BERT, 1); }
 static void test_roberta_logit_grads(void) { run_logits(DAPT_ARCH_ROBERTA, 1); }
 static void test_bert_logit_grads_unlabelled(void) { run_logits(DAPT_ARCH_BERT, 0); }
@@ -559,7 +572,7 @@ static void test_backward_opts_refused(void)
     dapt_workspace *ws = NULL;
     dapt_workspace_spec spec = {p.B, p.S, 0, 1, 0};
     CU_ASSERT_FATAL(dapt_workspace_create(&bare, &spec, &ws) == DAPT_OK);
-    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, NULL, NULL, 0};
+    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, NULL, NULL, 0, NULL};
     dapt_backward_opts o = DAPT_BACKWARD_OPTS_INIT;
     o.d_class_logits = p.R;
     CU_ASSERT_FATAL(dapt_model_forward(&bare, ws, &b, NULL, NULL) == DAPT_OK);
@@ -575,7 +588,7 @@ static void test_backward_opts_refused(void)
     float *old = m->params, *copy = malloc(m->table.total * sizeof(float));
     memcpy(copy, old, m->table.total * sizeof(float));
     m->params = copy;
-    dapt_batch full = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10};
+    dapt_batch full = {p.B, p.S, p.ids, p.mask, p.tt, p.labels, p.cls, 10, NULL};
     CU_ASSERT(dapt_model_forward(m, p.ws, &full, NULL, &p.opts) == DAPT_ERR_ARG);
     CU_ASSERT(strstr(dapt_error_message(), "dapt_model_resolve") != NULL);
     CU_ASSERT_FATAL(dapt_model_resolve(m) == DAPT_OK);
@@ -586,6 +599,48 @@ static void test_backward_opts_refused(void)
     CU_ASSERT_FATAL(dapt_model_resolve(m) == DAPT_OK);
     CU_ASSERT_FATAL(dapt_model_forward(m, p.ws, &full, NULL, &p.opts) == DAPT_OK);
     CU_ASSERT_EQUAL(dapt_ws_loss(p.ws), loss);
+    teardown(&p);
+}
+
+/* num_labels = 1: the head's loss is the MSE to float labels; its gradients
+ * (parameters, masks, embedding delta, and with caller-supplied logit
+ * gradients) are differenced like the classifier's. */
+static void test_bert_regression_fd(void) { run_ex(DAPT_ARCH_BERT, 1); }
+static void test_roberta_regression_fd(void) { run_ex(DAPT_ARCH_ROBERTA, 1); }
+static void test_bert_regression_logit_grads(void) { run_logits_ex(DAPT_ARCH_BERT, 1, 1); }
+static void test_roberta_regression_logit_grads(void) { run_logits_ex(DAPT_ARCH_ROBERTA, 0, 1); }
+
+/* The regression loss is sum (logit - label)^2 / cls_denominator (0 = the
+ * scored samples; NaN labels are unscored), and label kinds that do not fit
+ * the head are refused. */
+static void test_regression_loss(void)
+{
+    problem p;
+    setup_ex(&p, DAPT_ARCH_BERT, 1);
+    p.opts.train = 0;
+    p.opts.embedding_delta = NULL;
+    dapt_batch b = {p.B, p.S, p.ids, p.mask, p.tt, NULL, NULL, 0, p.reg};
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    const float *z = dapt_ws_class_logits(p.ws);
+    double sum = 0.0;
+    for (int i = 0; i < 3; i++) sum += ((double)z[i] - p.reg[i]) * ((double)z[i] - p.reg[i]);
+    CU_ASSERT(fabs(dapt_ws_cls_loss(p.ws) - sum / 3) <= 1e-6 * sum);
+    p.opts.cls_denominator = 8.0;
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    CU_ASSERT(fabs(dapt_ws_cls_loss(p.ws) - sum / 8) <= 1e-6 * sum);
+    p.opts.cls_denominator = 0.0;
+    p.reg[1] = NAN;
+    CU_ASSERT_FATAL(dapt_model_forward(&p.m, p.ws, &b, NULL, &p.opts) == DAPT_OK);
+    const double part = ((double)z[0] - p.reg[0]) * ((double)z[0] - p.reg[0]) +
+                        ((double)z[2] - p.reg[2]) * ((double)z[2] - p.reg[2]);
+    CU_ASSERT(fabs(dapt_ws_cls_loss(p.ws) - part / 2) <= 1e-6 * part);
+    dapt_batch wrong = {p.B, p.S, p.ids, p.mask, p.tt, NULL, p.cls, 0, NULL};
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &wrong, NULL, &p.opts) == DAPT_ERR_ARG);
+    teardown(&p);
+    setup(&p, DAPT_ARCH_BERT);
+    p.reg[1] = 0.0f;
+    CU_ASSERT(dapt_model_forward(&p.m, p.ws, &b, NULL, &p.opts) == DAPT_ERR_ARG);
+    CU_ASSERT(strstr(dapt_error_message(), "regression") != NULL);
     teardown(&p);
 }
 
@@ -607,4 +662,9 @@ DAPT_TEST_MAIN("model gradients", {"BERT: finite differences, train mode", test_
                {"RoBERTa: logit gradients without labels", test_roberta_logit_grads_unlabelled},
                {"input gradients only", test_inputs_only},
                {"backward options refused; swapped buffers", test_backward_opts_refused},
+               {"BERT regression head: finite differences, train mode", test_bert_regression_fd},
+               {"RoBERTa regression head: finite differences, train mode", test_roberta_regression_fd},
+               {"BERT regression head: gradients on the logit", test_bert_regression_logit_grads},
+               {"RoBERTa regression head: logit gradient without labels", test_roberta_regression_logit_grads},
+               {"regression loss: MSE over the batch; wrong label kinds refused", test_regression_loss},
                {"summary", test_report})

@@ -135,7 +135,7 @@ static void run(dapt_model *m, const inputs *in, int recompute, results *r)
     dapt_workspace_spec spec = {B, S, 0, 1, recompute};
     dapt_workspace *ws = NULL;
     CU_ASSERT_FATAL(dapt_workspace_create(m, &spec, &ws) == DAPT_OK);
-    dapt_batch b = {B, S, in->ids, in->att, mc->type_vocab_size > 1 ? in->types : NULL, in->labels, in->cls, 1000};
+    dapt_batch b = {B, S, in->ids, in->att, mc->type_vocab_size > 1 ? in->types : NULL, in->labels, in->cls, 1000, NULL};
     dapt_unit_masks um = {in->head, in->inter, in->out};
     dapt_run_opts opts = {0};
     opts.train = 1;
@@ -309,7 +309,7 @@ static void test_group_mismatch(void)
     CU_ASSERT_FATAL(dapt_workspace_create(&m, &spec, &ws) == DAPT_OK);
     inputs in;
     make_inputs(&mc, &in);
-    dapt_batch b = {B, S, in.ids, NULL, NULL, NULL, NULL, 0};
+    dapt_batch b = {B, S, in.ids, NULL, NULL, NULL, NULL, 0, NULL};
     CU_ASSERT(dapt_model_forward(&m, ws, &b, NULL, NULL) == DAPT_ERR_ARG);
     dapt_workspace_free(ws);
     dapt_tp_layout_free(&lay);

@@ -103,7 +103,7 @@ static dapt_status record_step0(probe *p, dapt_h5file *f)
     dapt_status st = dapt_objective_begin_domain(&obj, &ctx);
     if (st == DAPT_OK) st = dapt_workspace_create(&p->model, &spec, &ws);
     fill_rows(p, 0);
-    dapt_micro_batch mb = {{p->n, p->S, p->ids, p->att, p->types, NULL, p->labels, 0}, p->ids, ws};
+    dapt_micro_batch mb = {{p->n, p->S, p->ids, p->att, p->types, NULL, p->labels, 0, NULL}, p->ids, ws};
     double loss = 0.0;
     dapt_model_zero_grads(&p->model);
     if (st == DAPT_OK) st = dapt_objective_micro_step(&obj, &ctx, &mb, &loss);

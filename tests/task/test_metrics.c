@@ -1,5 +1,5 @@
-/* Classification metrics against hand-computed cases, their reduction over
- * ranks, and the task-file reader's checks (labels out of range, missing
+/* Classification and regression metrics against hand-computed cases, their
+ * reduction over ranks, and the task-file reader's checks (labels out of range, missing
  * split).  Runs on any number of ranks (tests/task/metrics_ranks.test: 2). */
 #include <hdf5.h>
 #include <math.h>
@@ -122,7 +122,7 @@ static void write_text(const char *path, const char *text)
 
 /* A real prepared task (dapt_prepare_task, bert-base-uncased), rank 0's
  * scratch directory shared by broadcast. */
-static int make_task(char *path, size_t len)
+static int make_task_ex(char *path, size_t len, const char *train_text, const char *dev_text, int regression)
 {
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -136,8 +136,8 @@ static int make_task(char *path, size_t len)
     snprintf(train, sizeof train, "%s/train.tsv", dir);
     snprintf(dev, sizeof dev, "%s/dev.tsv", dir);
     if (rank == 0) {
-        write_text(train, "the cat sat\tanimal\na red car\tvehicle\nthe dog ran\tanimal\na fast truck\tvehicle\n");
-        write_text(dev, "a cat\tanimal\nthe bus\tvehicle\n");
+        write_text(train, train_text);
+        write_text(dev, dev_text);
     }
     MPI_Barrier(MPI_COMM_WORLD);
     const char *vd = getenv("DAPT_VOCAB_DIR");
@@ -151,12 +151,30 @@ static int make_task(char *path, size_t len)
     dapt_config_defaults(&cfg);
     const char *inputs[] = {train, dev};
     snprintf(path, len, "%s/task.h5", dir);
-    dapt_prepare_opts o = {tok, vocab, inputs, 2, path, 1, &cfg, DAPT_DOC_LINE, DAPT_TASK_TSV};
+    dapt_prepare_opts o = {tok, vocab, inputs, 2, path, 1, &cfg, DAPT_DOC_LINE, DAPT_TASK_TSV, regression};
     dapt_prepare_stats stats;
     dapt_status st = dapt_prepare_task(MPI_COMM_WORLD, &o, &stats);
     dapt_tokenizer_free(tok);
     if (st != DAPT_OK) fprintf(stderr, "prepare: %s\n", dapt_error_message());
     return st == DAPT_OK;
+}
+
+static int make_task(char *path, size_t len)
+{
+    return make_task_ex(path, len, "the cat sat\tanimal\na red car\tvehicle\nthe dog ran\tanimal\na fast truck\tvehicle\n",
+                        "a cat\tanimal\nthe bus\tvehicle\n", 0);
+}
+
+static void remove_dir(void)
+{
+    MPI_Barrier(MPI_COMM_WORLD);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+    }
 }
 
 /* Overwrites train/labels[1] in place (rank 0, serial HDF5). */
@@ -229,6 +247,112 @@ static void test_task_file(void)
     }
 }
 
+/* MSE, RMSE, MAE, Pearson and Spearman (tied predictions share the mean
+ * rank) against scipy.stats on the same five pairs:
+ *   t = [1,2,3,4,5], p = [1.5,1.5,3.5,5,4]: mse 0.55, mae 0.7,
+ *   pearsonr 0.8630442403635762 (= 8.5 / sqrt(97)), spearmanr 0.8720815992723809. */
+static void test_regression_metrics(void)
+{
+    const float t[5] = {1, 2, 3, 4, 5}, p[5] = {1.5f, 1.5f, 3.5f, 5, 4};
+    dapt_reg_metrics r;
+    CU_ASSERT_EQUAL_FATAL(dapt_reg_metrics_compute(t, p, 5, &r), DAPT_OK);
+    CU_ASSERT_EQUAL(r.n, 5);
+    NEAR(r.mse, 0.55);
+    NEAR(r.rmse, sqrt(0.55));
+    NEAR(r.mae, 0.7);
+    NEAR(r.pearson, 8.5 / sqrt(97.0));
+    NEAR(r.spearman, 0.8720815992723809);
+    /* A constant prediction has no correlation (scipy: nan). */
+    const float c[5] = {2, 2, 2, 2, 2};
+    CU_ASSERT_EQUAL_FATAL(dapt_reg_metrics_compute(t, c, 5, &r), DAPT_OK);
+    CU_ASSERT(isnan(r.pearson) && isnan(r.spearman));
+    NEAR(r.mse, 3.0);
+    CU_ASSERT_EQUAL(dapt_reg_metrics_compute(t, p, 0, &r), DAPT_ERR_ARG);
+}
+
+/* finetune.metric: lower is better for mse, rmse, mae; "auto" is macro_f1
+ * or mse; a metric of the other kind of task is refused in one line. */
+static void test_metric_direction_and_kind(void)
+{
+    dapt_cls_metrics reg, cls;
+    memset(&reg, 0, sizeof reg);
+    memset(&cls, 0, sizeof cls);
+    reg.regression = 1;
+    reg.reg.mse = 0.25;
+    reg.reg.pearson = 0.9;
+    double v = 0.0;
+    CU_ASSERT_EQUAL(dapt_cls_metrics_get(&reg, "auto", &v), DAPT_OK);
+    NEAR(v, 0.25);
+    CU_ASSERT_EQUAL(dapt_cls_metrics_get(&reg, "pearson", &v), DAPT_OK);
+    NEAR(v, 0.9);
+    CU_ASSERT_EQUAL(dapt_cls_metrics_get(&reg, "accuracy", &v), DAPT_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "accuracy is a classification metric"));
+    CU_ASSERT_EQUAL(dapt_cls_metrics_get(&cls, "mse", &v), DAPT_ERR_CONFIG);
+    CU_ASSERT_EQUAL(dapt_cls_metrics_get(&cls, "nonsense", &v), DAPT_ERR_CONFIG);
+    CU_ASSERT(dapt_metric_improves(&reg, "mse", 0.2, 0.25, 1));
+    CU_ASSERT(!dapt_metric_improves(&reg, "mse", 0.3, 0.25, 1));
+    CU_ASSERT(dapt_metric_improves(&reg, "auto", 0.2, 0.25, 1));
+    CU_ASSERT(dapt_metric_improves(&reg, "mae", 9.0, 0.0, 0)); /* no best yet */
+    CU_ASSERT(dapt_metric_improves(&reg, "pearson", 0.95, 0.9, 1));
+    CU_ASSERT(!dapt_metric_improves(&reg, "spearman", 0.8, 0.9, 1));
+    CU_ASSERT(!dapt_metric_improves(&reg, "pearson", NAN, 0.0, 0));
+    CU_ASSERT(dapt_metric_improves(&cls, "auto", 0.6, 0.5, 1));
+    CU_ASSERT(!dapt_metric_improves(&cls, "accuracy", 0.4, 0.5, 1));
+    dapt_task_file t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.path, sizeof t.path, "sts.h5");
+    t.regression = 1;
+    t.n_labels = 1;
+    CU_ASSERT_EQUAL(dapt_task_metric_check(&t, "auto"), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_task_metric_check(&t, "spearman"), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_task_metric_check(&t, "macro_f1"), DAPT_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "sts.h5 is a regression task"));
+    CU_ASSERT_PTR_NULL(strchr(dapt_error_message(), '\n'));
+    t.regression = 0;
+    t.n_labels = 3;
+    CU_ASSERT_EQUAL(dapt_task_metric_check(&t, "rmse"), DAPT_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "rmse is a regression metric"));
+}
+
+/* dapt prepare --task --regression: float32 targets, n_labels 1,
+ * task_type "regression"; a non-numeric label names the file and line. */
+static void test_regression_task_file(void)
+{
+    char path[400];
+    CU_ASSERT_FATAL(make_task_ex(path, sizeof path, "the cat sat\t0.5\na red car\t-1.25\nthe dog ran\t3\na fast truck\t1e-1\n",
+                                 "a cat\t2.0\nthe bus\t0\n", 1));
+    dapt_task_file t;
+    CU_ASSERT_EQUAL_FATAL(dapt_task_file_open(path, &t), DAPT_OK);
+    CU_ASSERT(t.regression);
+    CU_ASSERT_EQUAL(t.n_labels, 1);
+    CU_ASSERT_STRING_EQUAL(t.label_names[0], "LABEL_0");
+    dapt_task_split s;
+    CU_ASSERT_EQUAL_FATAL(dapt_task_split_read(&t, "train", &s), DAPT_OK);
+    CU_ASSERT_EQUAL(s.n, 4);
+    CU_ASSERT_PTR_NULL(s.labels);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s.values);
+    CU_ASSERT_EQUAL(s.values[0], 0.5f);
+    CU_ASSERT_EQUAL(s.values[1], -1.25f);
+    CU_ASSERT_EQUAL(s.values[2], 3.0f);
+    CU_ASSERT_EQUAL(s.values[3], 0.1f);
+    CU_ASSERT_EQUAL(s.offsets[1], 5);
+    dapt_task_split_free(&s);
+    dapt_task_file_free(&t);
+    remove_dir();
+    /* A classification task written alongside is still one (no task_type). */
+    CU_ASSERT_FATAL(make_task(path, sizeof path));
+    CU_ASSERT_EQUAL_FATAL(dapt_task_file_open(path, &t), DAPT_OK);
+    CU_ASSERT(!t.regression);
+    dapt_task_file_free(&t);
+    remove_dir();
+    CU_ASSERT_FALSE(make_task_ex(path, sizeof path, "the cat sat\t0.5\na red car\tvehicle\n", "a cat\t2\n", 1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "train.tsv:2: label 'vehicle' is not a finite number"));
+    remove_dir();
+}
+
 DAPT_TEST_MAIN("task metrics and files", {"absent and never-predicted classes", test_absent_classes},
                {"unequal precision and recall", test_unequal_precision_recall},
-               {"out-of-range labels refused", test_refuses_bad_labels}, {"task file reader", test_task_file})
+               {"out-of-range labels refused", test_refuses_bad_labels}, {"task file reader", test_task_file},
+               {"regression metrics against scipy", test_regression_metrics},
+               {"metric direction and kind", test_metric_direction_and_kind},
+               {"regression task file", test_regression_task_file})

@@ -134,7 +134,7 @@ static void tiny_make(tiny *t)
         t->ids[i] = t->mask[i] ? 2 + (int32_t)(dapt_rng_u32(&r, 0, (uint64_t)i) % 27) : 0;
     }
     for (int i = 0; i < 3; i++) t->labels[i] = i % 3;
-    t->b = (dapt_batch){3, 8, t->ids, t->mask, NULL, NULL, t->labels, 100};
+    t->b = (dapt_batch){3, 8, t->ids, t->mask, NULL, NULL, t->labels, 100, NULL};
 }
 
 /* l_s(a, f(x + nu)) with a fixed, through the engine. */
