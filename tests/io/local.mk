@@ -69,3 +69,20 @@ IO_HF_FIXTURES = \
 	tests/fixtures/hf/roberta_mlm_decoder/tokenizer_config.json \
 	tests/fixtures/hf/roberta_mlm_decoder/vocab.json
 EXTRA_DIST += $(IO_HF_FIXTURES) tools/fixtures/make_hf_fixtures.py
+# The regression fixtures (tools/fixtures/make_hf_fixtures.py).
+EXTRA_DIST += \
+	tests/fixtures/hf/bert_reg/config.json \
+	tests/fixtures/hf/bert_reg/forward_expected.h5 \
+	tests/fixtures/hf/bert_reg/forward_input.h5 \
+	tests/fixtures/hf/bert_reg/model.safetensors \
+	tests/fixtures/hf/bert_reg/special_tokens_map.json \
+	tests/fixtures/hf/bert_reg/tokenizer_config.json \
+	tests/fixtures/hf/bert_reg/vocab.txt \
+	tests/fixtures/hf/roberta_reg/config.json \
+	tests/fixtures/hf/roberta_reg/forward_expected.h5 \
+	tests/fixtures/hf/roberta_reg/forward_input.h5 \
+	tests/fixtures/hf/roberta_reg/merges.txt \
+	tests/fixtures/hf/roberta_reg/model.safetensors \
+	tests/fixtures/hf/roberta_reg/special_tokens_map.json \
+	tests/fixtures/hf/roberta_reg/tokenizer_config.json \
+	tests/fixtures/hf/roberta_reg/vocab.json
