@@ -24,6 +24,8 @@
 #   STAGES="data general post finetune table"   the stages to run
 #   FT_TRAIN=320 FT_DEV=100 FT_TEST=300 FT_LEN=48 FT_EPOCHS=2 FT_LR=1e-3 FT_BATCH=16
 #     (FT_*: an evenly spaced sample of each split; FT_LEN: tokens per example)
+#   FT_OBJECTIVE=cls (smart: SMART fine-tuning; its [smart] keys through FT_SET)
+#   FT_SET="--set smart.lambda_s=3 ..."   extra settings of every fine-tune
 #   FT_RANKS=1 FT_JOBS=2    fine-tunes run FT_JOBS at a time on FT_RANKS ranks each
 #     (on a shared 2-core machine two 1-rank runs waste less time in MPI waits)
 set -eu
@@ -41,6 +43,7 @@ METHODS=${METHODS:-none mlm kd ewc dga das}
 SEEDS=${SEEDS:-1 2 3}
 FT_TRAIN=${FT_TRAIN:-320} FT_DEV=${FT_DEV:-100} FT_TEST=${FT_TEST:-300} FT_LEN=${FT_LEN:-48}
 FT_EPOCHS=${FT_EPOCHS:-2} FT_LR=${FT_LR:-1e-3} FT_BATCH=${FT_BATCH:-16}
+FT_OBJECTIVE=${FT_OBJECTIVE:-cls} FT_SET=${FT_SET:-}
 FT_RANKS=${FT_RANKS:-1} FT_JOBS=${FT_JOBS:-2}
 FT_LAUNCH=${FT_LAUNCH:-mpirun -n $FT_RANKS --oversubscribe --bind-to none}
 TOK=${TOK:-/work/shared/vocab/bert-base-uncased/vocab.txt}
@@ -148,6 +151,7 @@ lr = $FT_LR
 warmup_ratio = 0.1
 max_length = $FT_LEN
 metric = macro_f1
+objective = $FT_OBJECTIVE
 INI
 # finetune METHOD STAGE TASK SEED
 finetune() {
@@ -156,7 +160,8 @@ finetune() {
     say "finetune $1 after $2 on $3, seed $4"
     mkdir -p "$d"
     t0=$(date +%s)
-    if $FT_LAUNCH "$DAPT" finetune --config "$out/finetune.ini" --force --model "$(model_after "$1" "$2")" \
+    # shellcheck disable=SC2086
+    if $FT_LAUNCH "$DAPT" finetune --config "$out/finetune.ini" $FT_SET --force --model "$(model_after "$1" "$2")" \
            --task "$out/tasks/$3.h5" --seed "$4" --output "$d" >"$d/finetune.log" 2>&1 &&
        $FT_LAUNCH "$DAPT" eval --force --model "$d/model.h5" --task "$out/tasks/$3.h5" --split test \
            --output "$d/test" >"$d/test.txt" 2>&1; then

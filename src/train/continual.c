@@ -226,6 +226,11 @@ dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, 
     memset(res, 0, sizeof *res);
     res->last_eval_loss = NAN;
     res->last_loss = NAN;
+    if (opts->resume && opts->force) {
+        res->agreed = 1;
+        return DAPT_ERROR(DAPT_ERR_ARG, "--resume continues the run in %s and --force replaces it: give one of them",
+                          cfg->run.output_dir);
+    }
     const dapt_objective_ops *ops = dapt_objective_find(cfg->train.method, DAPT_OBJ_TRAIN);
     if (!ops) {
         res->agreed = 1;
