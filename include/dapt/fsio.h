@@ -9,6 +9,7 @@
 #define DAPT_FSIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dapt/status.h"
 
@@ -49,5 +50,12 @@ dapt_status dapt_fs_temp_dir(const char *final, int force, char *tmp, size_t len
  * existing final aside (force), renames tmp to final, fsyncs the parent and
  * removes the old copy.  On failure the old output is left in place. */
 dapt_status dapt_fs_publish_dir(const char *tmp, const char *final, int force);
+
+/* A CSV file with a header line and rows whose first field is an integer
+ * (a step, an epoch): keeps the header and the rows up to the first whose
+ * key exceeds last (or does not parse), rewritten atomically; a missing file
+ * is left alone.  For metrics files cut back to a resumed checkpoint.  Not
+ * collective. */
+dapt_status dapt_fs_csv_truncate(const char *path, int64_t last);
 
 #endif

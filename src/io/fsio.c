@@ -193,3 +193,24 @@ dapt_status dapt_fs_mkdir_p(const char *path)
     free(buf);
     return st;
 }
+
+dapt_status dapt_fs_csv_truncate(const char *path, int64_t last)
+{
+    if (!dapt_fs_exists(path)) return DAPT_OK;
+    unsigned char *data = NULL;
+    size_t len = 0;
+    DAPT_CHECK(dapt_fs_read_file(path, (size_t)1 << 32, &data, &len));
+    size_t keep = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *line = (const char *)data + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        const size_t next = nl ? (size_t)(nl - (const char *)data) + 1 : len;
+        long long key;
+        if (pos > 0 && (sscanf(line, "%lld,", &key) != 1 || key > last)) break;
+        keep = next;
+        pos = next;
+    }
+    dapt_status st = dapt_fs_write_atomic(path, data, keep, 1);
+    free(data);
+    return st;
+}

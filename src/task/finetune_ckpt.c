@@ -141,32 +141,11 @@ dapt_status ft_save_model(ft *r)
 
 /* ---- the metrics file ------------------------------------------------------ */
 
-/* Keeps the header and the rows of epochs <= epochs (resume).  Leader. */
-static dapt_status cut_metrics(const ft *r, int64_t epochs)
-{
-    unsigned char *data = NULL;
-    size_t len = 0;
-    DAPT_CHECK(dapt_fs_read_file(r->metrics_path, (size_t)1 << 32, &data, &len));
-    size_t keep = 0;
-    for (size_t pos = 0; pos < len;) {
-        const char *line = (const char *)data + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        const size_t next = nl ? (size_t)(nl - (const char *)data) + 1 : len;
-        long long e;
-        if (pos > 0 && (sscanf(line, "%lld,", &e) != 1 || e > epochs)) break;
-        keep = next;
-        pos = next;
-    }
-    dapt_status st = dapt_fs_write_atomic(r->metrics_path, data, keep, 1);
-    free(data);
-    return st;
-}
-
 dapt_status ft_open_metrics(ft *r, int resumed)
 {
     if (!ft_leader(r)) return DAPT_OK;
     const int keep = resumed && dapt_fs_exists(r->metrics_path);
-    if (keep) DAPT_CHECK(cut_metrics(r, r->step / r->steps_per_epoch));
+    if (keep) DAPT_CHECK(dapt_fs_csv_truncate(r->metrics_path, r->step / r->steps_per_epoch));
     r->metrics = fopen(r->metrics_path, keep ? "a" : "w");
     if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
     if (!keep) {

@@ -51,26 +51,7 @@ dapt_status train_prepare_output(train_run *r, const dapt_train_opts *opts)
 }
 
 /* Keeps the header and the rows of steps <= step (resume).  Leader. */
-dapt_status train_truncate_metrics(train_run *r, int64_t step)
-{
-    if (!dapt_fs_exists(r->metrics)) return DAPT_OK;
-    unsigned char *data = NULL;
-    size_t len = 0;
-    DAPT_CHECK(dapt_fs_read_file(r->metrics, (size_t)1 << 32, &data, &len));
-    size_t keep = 0;
-    for (size_t pos = 0; pos < len;) {
-        const char *line = (const char *)data + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t next = nl ? (size_t)(nl - (const char *)data) + 1 : len;
-        long long s;
-        if (pos > 0 && (sscanf(line, "%lld,", &s) != 1 || s > step)) break;
-        keep = next;
-        pos = next;
-    }
-    dapt_status st = dapt_fs_write_atomic(r->metrics, data, keep, 1);
-    free(data);
-    return st;
-}
+dapt_status train_truncate_metrics(train_run *r, int64_t step) { return dapt_fs_csv_truncate(r->metrics, step); }
 
 /* Opens metrics.csv for appending; a new file gets the header.  Leader. */
 dapt_status train_open_metrics(train_run *r)
