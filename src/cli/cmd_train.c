@@ -10,12 +10,14 @@
 static void usage(void)
 {
     printf("usage: dapt train --config run.ini [--set S.K=V ...] [--resume] [--force]\n\n"
-           "Post-trains a model on data.corpus with train.method (mlm), writing\n"
-           "run.output_dir/metrics.csv and run.output_dir/checkpoints/step-N.h5.\n"
+           "Post-trains a model on data.corpus (or the continual.domains in order) with\n"
+           "the objective train.method: mlm, one, kd, ewc, dga or das (docs/training.md),\n"
+           "writing run.output_dir/metrics.csv (the loss and each of its terms) and\n"
+           "run.output_dir/checkpoints/step-N.h5.\n"
            "  --resume   continue from run.output_dir/checkpoints/latest (or the newest\n"
            "             checkpoint that loads); starts at step 0 when there is none\n"
            "  --force    start afresh in an output directory holding a previous run\n"
-           "On SIGTERM or SIGUSR1 the ranks checkpoint at the next step boundary and\n"
+           "On SIGTERM, SIGUSR1 or Ctrl-C the ranks checkpoint at the next step boundary and\n"
            "exit with code %d (requeue and resume with --resume).\n\n",
            DAPT_EXIT_PREEMPTED);
     dapt_cli_print_common_help();

@@ -11,8 +11,8 @@ static void print_usage(FILE *out)
     fprintf(out,
             "usage: dapt <command> [options]\n"
             "\n"
-            "dapt %s adapts pretrained BERT/RoBERTa models to a domain (DGA/DAS, SMART,\n"
-            "MOMETAS) as an MPI batch job.  Commands:\n\n",
+            "dapt %s adapts pretrained BERT/RoBERTa models to a domain (post-training with\n"
+            "DGA/DAS, MLM, KD, EWC; fine-tuning with SMART) as an MPI batch job.  Commands:\n\n",
             PACKAGE_VERSION);
     for (const dapt_command *c = dapt_commands; c->name; c++) fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out, "  %-10s %s\n", "help", "this list; `dapt <command> --help` for one command");
