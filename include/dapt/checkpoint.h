@@ -148,6 +148,15 @@ size_t dapt_checkpoint_peak_alloc(void);
  * Not collective. */
 dapt_status dapt_checkpoint_list(const char *dir, int64_t **steps, size_t *n);
 
+/* Removes from DIR only names the checkpoint functions create there: the
+ * temporary files of an interrupted save ("step-%08lld.h5.tmp.<pid>",
+ * "latest.tmp.<pid>") and, with everything, the checkpoints
+ * ("step-%08lld.h5") and "latest"; any other name is left alone.  When DIR
+ * is a symbolic link and holds such a name, nothing is removed and the
+ * result is DAPT_ERR_EXISTS with one line naming DIR (dapt never deletes
+ * through a link it did not make).  A missing DIR is fine.  Not collective. */
+dapt_status dapt_checkpoint_clean(const char *dir, int everything);
+
 /* CRC-32 (zlib polynomial) of a buffer of any size. Not collective. */
 uint32_t dapt_crc32(const void *data, size_t bytes);
 

@@ -24,6 +24,10 @@ dapt_status dapt_fs_read_file(const char *path, size_t max_bytes, unsigned char 
 /* 1 if something exists at path. */
 int dapt_fs_exists(const char *path);
 
+/* 1 if a and b name the same existing file (st_dev and st_ino, links
+ * followed), 0 otherwise (also when either does not exist). */
+int dapt_fs_same_file(const char *a, const char *b);
+
 /* Writes len bytes to path through "path.tmp.<pid>", fsync, rename. */
 dapt_status dapt_fs_write_atomic(const char *path, const void *data, size_t len, int force);
 

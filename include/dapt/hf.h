@@ -41,7 +41,8 @@ dapt_status dapt_hf_import(const char *dir, dapt_model_config *mc, dapt_param_ta
                            dapt_model_meta *meta);
 
 /* Writes dir (through a temporary directory renamed into place; refuses an
- * existing dir unless force): config.json, model.safetensors (float32,
+ * existing dir unless force, and with force anything but a directory that
+ * is empty or holds config.json and model.safetensors): config.json, model.safetensors (float32,
  * Hugging Face names, tied decoder omitted as Hugging Face saves it) and
  * the tokenizer files of meta. */
 dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *mc, const dapt_param_table *table,

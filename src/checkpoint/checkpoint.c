@@ -43,6 +43,60 @@ static int parse_step_name(const char *name, int64_t *step)
     return 1;
 }
 
+/* Exactly a name dapt_checkpoint_path makes ("step-5.h5" is not). */
+static int own_step_name(const char *name)
+{
+    int64_t s;
+    char want[64];
+    if (!parse_step_name(name, &s)) return 0;
+    snprintf(want, sizeof want, "step-%08lld.h5", (long long)s);
+    return !strcmp(name, want);
+}
+
+/* "<own name>.tmp.<digits>": a save's temporary file (h5io, fsio). */
+static int own_temp_name(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (!t || strstr(t + 1, ".tmp.")) return 0;
+    const char *digits = t + 5;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits)) return 0;
+    char base[256];
+    const size_t n = (size_t)(t - name);
+    if (n >= sizeof base) return 0;
+    memcpy(base, name, n);
+    base[n] = '\0';
+    return own_step_name(base) || !strcmp(base, "latest");
+}
+
+dapt_status dapt_checkpoint_clean(const char *dir, int everything)
+{
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) {
+        if (errno == ENOENT) return DAPT_OK;
+        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot inspect: %s", dir, strerror(errno));
+    }
+    const int link = S_ISLNK(sb.st_mode);
+    DIR *d = opendir(dir);
+    if (!d) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot list checkpoints: %s", dir, strerror(errno));
+    dapt_status st = DAPT_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const int ours = own_temp_name(e->d_name) ||
+                         (everything && (own_step_name(e->d_name) || !strcmp(e->d_name, "latest")));
+        if (!ours) continue;
+        if (link) {
+            st = DAPT_ERROR(DAPT_ERR_EXISTS, "%s is a symbolic link: dapt does not remove %s or other files through it (make it a directory of the run)",
+                            dir, e->d_name);
+            break;
+        }
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT) dapt_warn("cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

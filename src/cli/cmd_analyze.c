@@ -50,7 +50,7 @@ typedef struct an_args {
     int method, no_center, center, pairs_all, force, nprow, npcol, block, pool_choice;
     dapt_pool pool;
     int64_t top, samples, batch, block64;
-    char command[2048];
+    const char *command; /* the command line, for the provenance attribute */
 } an_args;
 
 /* What the option table cannot say: the subcommand, the defaults that
@@ -512,9 +512,22 @@ int dapt_cmd_analyze(int argc, char **argv)
     a.block64 = 64;
     a.samples = 512;
     a.batch = 16;
-    size_t used = 0;
-    for (int i = 0; i < argc && used + 2 < sizeof a.command; i++)
-        used += (size_t)snprintf(a.command + used, sizeof a.command - used, "%s%s", i ? " " : "dapt ", argv[i]);
+    /* The whole command line, however long (a provenance attribute is never truncated). */
+    size_t need = sizeof "dapt ";
+    for (int i = 0; i < argc; i++) need += strlen(argv[i]) + 1;
+    char *command = malloc(need);
+    if (command) {
+        size_t used = 0;
+        for (int i = 0; i < argc; i++) {
+            const char *sep = i ? " " : "dapt ";
+            const size_t ls = strlen(sep), la = strlen(argv[i]);
+            memcpy(command + used, sep, ls);
+            memcpy(command + used + ls, argv[i], la);
+            used += ls + la;
+        }
+        command[used] = '\0';
+    }
+    a.command = command ? command : "dapt analyze (command line not recorded: out of memory)";
     const dapt_cli_option options[] = {
         {.name = "output", .short_name = 'o', .kind = DAPT_OPT_STRING, .dest = &a.output},
         {.name = "corpus", .kind = DAPT_OPT_STRING, .dest = &a.corpus},
@@ -536,5 +549,7 @@ int dapt_cmd_analyze(int argc, char **argv)
         {.name = NULL}};
     const dapt_cli_command cmd = {.name = "analyze", .usage = usage, .options = options, .min_args = 1, .max_args = 3,
                                   .run = run, .ctx = &a};
-    return dapt_cli_main(argc, argv, &cmd);
+    const int rc = dapt_cli_main(argc, argv, &cmd);
+    free(command);
+    return rc;
 }

@@ -16,7 +16,8 @@ static void usage(void)
            "save_pretrained does) and the tokenizer files stored in MODEL.h5, so that\n"
            "from_pretrained(HF_DIR) loads it.  The directory is assembled under a\n"
            "temporary name and renamed when complete; an existing HF_DIR is refused\n"
-           "unless --force.  Runs on rank 0.\n\n");
+           "unless --force, which replaces only a previous export (config.json and\n"
+           "model.safetensors) or an empty directory.  Runs on rank 0.\n\n");
     dapt_cli_print_common_help();
 }
 

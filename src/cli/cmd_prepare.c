@@ -5,6 +5,7 @@
 
 #include "dapt/cli.h"
 #include "dapt/corpus.h"
+#include "dapt/fsio.h"
 #include "dapt/log.h"
 #include "dapt/tokenizer.h"
 
@@ -44,6 +45,10 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     if (!o->output) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: -o OUT.h5 is required");
     if (cli->nargs == 0) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no input files");
     if (o->regression && !a->task) return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: --regression needs --task");
+    for (int i = 0; i < cli->nargs; i++)
+        if (dapt_fs_same_file(o->output, cli->args[i]))
+            return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: the output %s is the input %s (it would replace it)",
+                              o->output, cli->args[i]);
     if (!cli->cfg.tokenizer.path[0])
         return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: no tokenizer (--tokenizer PATH or [tokenizer] path)");
     /* The choices are in the order of the enums (after DAPT_TASK_AUTO). */

@@ -130,6 +130,33 @@ static int choice_allowed(const char *choices, const char *value)
     return 0;
 }
 
+/* The longest line the INI reader takes (dapt_config_load_string). */
+#define INI_LINE_LIMIT (INI_MAX_LINE - 3)
+
+/* Why `dapt config show` would print a string value that the INI reader
+ * cannot read back as the same string (NULL when it can): the line "key =
+ * value" must fit the reader's line limit, and inih drops a comment (a
+ * leading ';' or '#', or ';' after white space), strips surrounding white
+ * space and ends the value at a line break. */
+static const char *ini_unreadable(const schema_entry *e, const char *value, char *why, size_t len)
+{
+    const size_t n = strlen(value), line = strlen(e->key) + 3 + n;
+    if (line > INI_LINE_LIMIT) {
+        snprintf(why, len, "a value of %zu characters is too long (\"%s = VALUE\" must fit in %d characters, "
+                 "so at most %zu)", n, e->key, INI_LINE_LIMIT, (size_t)INI_LINE_LIMIT - strlen(e->key) - 3);
+        return why;
+    }
+    if (value[0] == ';' || value[0] == '#') return "a value may not start with ';' or '#' (a comment)";
+    if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1])))
+        return "a value may not start or end with white space";
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] == '\n' || value[i] == '\r') return "a value may not hold a line break";
+        if (value[i] == ';' && i > 0 && isspace((unsigned char)value[i - 1]))
+            return "a value may not hold ';' after white space (an inline comment)";
+    }
+    return NULL;
+}
+
 static dapt_status assign(dapt_config *cfg, const schema_entry *e, const char *value, const char *where)
 {
     char *field = (char *)cfg + e->offset;
@@ -170,12 +197,18 @@ static dapt_status assign(dapt_config *cfg, const schema_entry *e, const char *v
             return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: '%s' is not one of %s", where, e->section,
                               e->key, value, e->choices);
         /* fall through */
-    case KEY_STR:
+    case KEY_STR: {
         if (strlen(value) >= DAPT_CONFIG_STR_MAX)
             return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: value longer than %d bytes", where,
                               e->section, e->key, DAPT_CONFIG_STR_MAX - 1);
+        char why[160];
+        const char *bad = ini_unreadable(e, value, why, sizeof why);
+        if (bad)
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: %s: it would not read back from the configuration",
+                              where, e->section, e->key, bad);
         memcpy(field, value, strlen(value) + 1);
         return DAPT_OK;
+    }
     }
     return DAPT_ERROR(DAPT_ERR_INTERNAL, "bad key type");
 }
@@ -269,9 +302,9 @@ dapt_status dapt_config_load_string(dapt_config *cfg, const char *text, const ch
     for (const char *start = text; *start; line++) {
         const char *end = strchr(start, '\n');
         size_t len = end ? (size_t)(end - start) : strlen(start);
-        if (len >= INI_MAX_LINE - 2)
+        if (len > INI_LINE_LIMIT)
             return DAPT_ERROR(DAPT_ERR_CONFIG, "%s:%d: line longer than %d characters", name, line,
-                              INI_MAX_LINE - 3);
+                              INI_LINE_LIMIT);
         const char *c = start;
         while (c < start + len && isspace((unsigned char)*c)) c++;
         int blank = c == start + len || *c == ';' || *c == '#';
@@ -408,6 +441,12 @@ dapt_status dapt_config_to_ini(const dapt_config *cfg, int with_help, char **out
         }
         const char *field = (const char *)cfg + e->offset;
         char value[64];
+        /* The help goes on its own comment line when "key = value  ; help"
+         * would be longer than the reader takes. */
+        const size_t help_len = 4 + strlen(e->help) + (e->type == KEY_ENUM ? 3 + strlen(e->choices) : 0);
+        const int help_above = with_help && e->type == KEY_STR &&
+                               strlen(e->key) + 3 + strlen(field) + help_len > INI_LINE_LIMIT;
+        if (help_above) append(&b, "; %s\n", e->help);
         switch (e->type) {
         case KEY_INT: {
             int64_t v;
@@ -433,7 +472,7 @@ dapt_status dapt_config_to_ini(const dapt_config *cfg, int with_help, char **out
             append(&b, "%s = %s", e->key, field);
             break;
         }
-        if (with_help) {
+        if (with_help && !help_above) {
             append(&b, "  ; %s", e->help);
             if (e->type == KEY_ENUM) append(&b, " (%s)", e->choices);
         }

@@ -295,8 +295,10 @@ cleanup:
     return st;
 }
 
-/* Every rank's label names -> the sorted union, on every rank. */
-static dapt_status union_labels(MPI_Comm comm, const labelset *mine, labelset *all)
+/* Every rank's label names -> the sorted union, on every rank.  Each rank
+ * saw at most MAX_LABELS, the union may hold more: refused on every rank
+ * alike (they all compute the same union). */
+static dapt_status union_labels(MPI_Comm comm, const dapt_prepare_opts *o, const labelset *mine, labelset *all)
 {
     int size = 1;
     DAPT_CHECK(DAPT_MPI(MPI_Comm_size(comm, &size)));
@@ -326,7 +328,14 @@ static dapt_status union_labels(MPI_Comm comm, const labelset *mine, labelset *a
     DAPT_TRY(DAPT_MPI(MPI_Allgatherv(buf, nb, MPI_CHAR, recv, counts, displs, MPI_CHAR, comm)));
     for (long long q = 0; q < total;) {
         size_t l = strlen(recv + q);
-        if (label_index(all, recv + q, l) == -2) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory for labels");
+        const int li = label_index(all, recv + q, l);
+        if (li == -2) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory for labels");
+        if (li == -1 && o->n_inputs == 1)
+            DAPT_THROW(DAPT_ERR_FORMAT, "%s: more than %d distinct labels (is the label the last column?)",
+                       o->inputs[0], MAX_LABELS);
+        if (li == -1)
+            DAPT_THROW(DAPT_ERR_FORMAT, "%s and the other %zu task files: more than %d distinct labels in all "
+                       "(is the label the last column?)", o->inputs[0], o->n_inputs - 1, MAX_LABELS);
         q += (long long)l + 1;
     }
     qsort(all->names, all->n, sizeof *all->names, cmp_str);
@@ -341,18 +350,31 @@ cleanup:
 static dapt_status task_attrs(dapt_h5file *f, const dapt_prepare_opts *o, const src_info *info,
                               const split *sp, size_t n, int64_t n_labels, int pairs, int64_t n_bytes)
 {
-    char names[4096] = "";
+    /* The split names, one per line, whatever their number and length. */
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) cap += strlen(sp[i].name) + 1;
+    char *names = malloc(cap);
+    if (!names) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for %zu split names", n);
     size_t p = 0;
-    for (size_t i = 0; i < n; i++)
-        p += (size_t)snprintf(names + p, sizeof names - p, "%s%s", i ? "\n" : "", sp[i].name);
-    DAPT_CHECK(data_provenance_attrs(f, o, info, "dapt-task"));
-    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "splits", names));
-    DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "n_labels", n_labels));
-    DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "max_length", o->cfg->tokenizer.max_length));
-    DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "pairs", pairs));
+    for (size_t i = 0; i < n; i++) {
+        const size_t l = strlen(sp[i].name);
+        if (i) names[p++] = '\n';
+        memcpy(names + p, sp[i].name, l);
+        p += l;
+    }
+    names[p] = '\0';
+    dapt_status st = DAPT_OK;
+    DAPT_TRY(data_provenance_attrs(f, o, info, "dapt-task"));
+    DAPT_TRY(dapt_h5_attr_set_string(f, "/", "splits", names));
+    DAPT_TRY(dapt_h5_attr_set_int64(f, "/", "n_labels", n_labels));
+    DAPT_TRY(dapt_h5_attr_set_int64(f, "/", "max_length", o->cfg->tokenizer.max_length));
+    DAPT_TRY(dapt_h5_attr_set_int64(f, "/", "pairs", pairs));
     /* Classification files keep the first layout (no task_type). */
-    if (o->regression) DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "task_type", "regression"));
-    return dapt_h5_attr_set_int64(f, "/", "n_bytes", n_bytes);
+    if (o->regression) DAPT_TRY(dapt_h5_attr_set_string(f, "/", "task_type", "regression"));
+    st = dapt_h5_attr_set_int64(f, "/", "n_bytes", n_bytes);
+cleanup:
+    free(names);
+    return st;
 }
 
 dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_prepare_stats *stats)
@@ -405,7 +427,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     DAPT_TRY(dapt_status_agree(comm, st));
     /* A regression task has one output, named as Hugging Face names it. */
     if (o->regression && label_index(&mine, "LABEL_0", 7) == -2) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory for labels");
-    DAPT_TRY(union_labels(comm, &mine, &all));
+    DAPT_TRY(union_labels(comm, o, &mine, &all));
     int pairs = 0;
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(&any_pair, &pairs, 1, MPI_INT, MPI_MAX, comm)));
     DAPT_TRY(DAPT_MPI(MPI_Allreduce(&truncated, &stats->n_truncated, 1, MPI_INT64_T, MPI_SUM, comm)));
@@ -414,6 +436,10 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     if (!map) DAPT_THROW(DAPT_ERR_NOMEM, "out of memory mapping labels");
     for (size_t k = 0; k < mine.n; k++) {
         char **hit = bsearch(&mine.names[k], all.names, all.n, sizeof *all.names, cmp_str);
+        if (!hit) {
+            free(map);
+            DAPT_THROW(DAPT_ERR_INTERNAL, "label '%.64s' missing from the union of labels", mine.names[k]);
+        }
         map[k] = (int32_t)(hit - all.names);
     }
     for (size_t i = 0; i < n; i++)

@@ -70,6 +70,12 @@ int dapt_fs_exists(const char *path)
     return lstat(path, &sb) == 0;
 }
 
+int dapt_fs_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 dapt_status dapt_fs_write_all(int fd, const void *data, size_t len, const char *path)
 {
     const unsigned char *p = data;

@@ -1,12 +1,15 @@
 /* Hugging Face import and export (see include/dapt/hf.h). */
 #include "dapt/hf.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dapt/fsio.h"
 #include "dapt/log.h"
@@ -694,6 +697,34 @@ static dapt_status build_config_json(const dapt_model_config *mc, const dapt_mod
     return st;
 }
 
+/* --force replaces only what an export left: a directory (not a link) that
+ * is empty or holds config.json and model.safetensors. */
+static dapt_status check_replaceable(const char *dir)
+{
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return DAPT_OK; /* nothing to replace */
+    if (!S_ISDIR(sb.st_mode))
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s is not a directory: dapt export --force replaces only a previous export", dir);
+    DIR *d = opendir(dir);
+    if (!d) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
+    closedir(d);
+    char path[4300];
+    struct stat fb;
+    int exported = 1;
+    const char *const marks[] = {"config.json", "model.safetensors"};
+    for (size_t i = 0; i < 2 && exported; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, marks[i]);
+        exported = lstat(path, &fb) == 0 && S_ISREG(fb.st_mode);
+    }
+    if (entries > 0 && !exported)
+        return DAPT_ERROR(DAPT_ERR_EXISTS, "%s is not a previous export (no config.json and model.safetensors): dapt export --force replaces only an export or an empty directory",
+                          dir);
+    return DAPT_OK;
+}
+
 dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *mc, const dapt_param_table *table,
                            const float *params, const dapt_model_meta *meta)
 {
@@ -702,6 +733,7 @@ dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *
     dapt_st_entry *entries = NULL;
     char (*names)[256] = NULL;
     dapt_status st = DAPT_OK;
+    if (force) DAPT_CHECK(check_replaceable(dir));
     DAPT_CHECK(build_config_json(mc, meta, &config));
     st = dapt_fs_temp_dir(dir, force, tmp, sizeof tmp);
     if (st != DAPT_OK) {

@@ -32,26 +32,6 @@ static dapt_status check_tokenizer(const ft *r)
     return st;
 }
 
-/* Removes the checkpoints of an earlier run (--force).  Leader. */
-static void clear_checkpoints(const ft *r)
-{
-    int64_t *steps = NULL;
-    size_t n = 0;
-    if (dapt_checkpoint_list(r->ckpt_dir, &steps, &n) != DAPT_OK) {
-        dapt_error_clear();
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char path[2 * DAPT_CONFIG_STR_MAX];
-        dapt_checkpoint_path(r->ckpt_dir, steps[i], path, sizeof path);
-        if (unlink(path) != 0) dapt_warn("cannot remove %s: %s", path, strerror(errno));
-    }
-    free(steps);
-    char latest[2 * DAPT_CONFIG_STR_MAX];
-    snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
-    unlink(latest);
-}
-
 /* The output directory: a previous run is refused unless --resume (go on)
  * or --force (start afresh).  Leader. */
 static dapt_status prepare_output(ft *r, const dapt_finetune_opts *opts)
@@ -66,8 +46,8 @@ static dapt_status prepare_output(ft *r, const dapt_finetune_opts *opts)
     if (previous && !opts->force)
         return DAPT_ERROR(DAPT_ERR_EXISTS, "%s holds a previous fine-tuning run (model.h5, finetune_metrics.csv or checkpoints): use --force to replace it or --resume to continue it",
                           r->out);
-    if (previous) clear_checkpoints(r);
-    return DAPT_OK;
+    /* The checkpoints of the earlier run: only their exact names, never through a symbolic link. */
+    return previous ? dapt_checkpoint_clean(r->ckpt_dir, 1) : DAPT_OK;
 }
 
 /* The architecture in a model file (for the objective's auxiliary tensors). */

@@ -177,6 +177,7 @@ dapt_status tok_buf_reserve(tok_buf *b, size_t extra)
 
 dapt_status tok_buf_append(tok_buf *b, const char *s, size_t n)
 {
+    if (n == 0) return DAPT_OK; /* b->data may still be NULL: NULL + 0 is undefined */
     DAPT_CHECK(tok_buf_reserve(b, n));
     memcpy(b->data + b->len, s, n);
     b->len += n;

@@ -159,7 +159,9 @@ static void progress_line(train_run *r, dapt_progress *prog, int64_t start, cons
     char extra[256];
     int n = snprintf(extra, sizeof extra, "step %lld loss %.4f lr %.3g grad-norm %.3f tokens/s %.0f", (long long)r->step,
                      sr->loss, sr->lr, sr->grad_norm, sr->tokens_per_s);
-    if (!isnan(el)) snprintf(extra + n, sizeof extra - (size_t)n, " held-out %.4f ppl %.2f", el, exp(el));
+    /* n is the would-be length: a huge finite loss or norm printed with %f may fill extra. */
+    if (!isnan(el) && n >= 0 && (size_t)n < sizeof extra)
+        snprintf(extra + n, sizeof extra - (size_t)n, " held-out %.4f ppl %.2f", el, exp(el));
     prog->interval = 0.0;
     dapt_progress_update(prog, r->step - start, extra);
 }

@@ -1,7 +1,6 @@
 /* The run directory of dapt train: refusing or clearing a previous run,
  * temporary files a killed writer left, and OUT/metrics.csv (one row per
  * step: the loop's columns, then the objective's own). */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,18 +15,8 @@
  * temporary files a killed writer left behind (always).  Leader only. */
 static dapt_status clean_output(train_run *r, int everything)
 {
-    DIR *d = opendir(r->ckpt_dir);
-    if (!d) return DAPT_OK;
-    struct dirent *e;
-    char path[2 * DAPT_CONFIG_STR_MAX];
-    while ((e = readdir(d)) != NULL) {
-        int tmp = strstr(e->d_name, ".tmp.") != NULL;
-        int ours = !strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, "latest");
-        if (!(tmp || (everything && ours))) continue;
-        snprintf(path, sizeof path, "%s/%s", r->ckpt_dir, e->d_name);
-        if (unlink(path) != 0) dapt_warn("cannot remove %s: %s", path, strerror(errno));
-    }
-    closedir(d);
+    /* Only the names checkpoints create, never through a symbolic link. */
+    DAPT_CHECK(dapt_checkpoint_clean(r->ckpt_dir, everything));
     if (everything && unlink(r->metrics) != 0 && errno != ENOENT)
         return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot remove: %s", r->metrics, strerror(errno));
     return DAPT_OK;

@@ -173,6 +173,60 @@ static void test_set_overrides(void)
     CU_ASSERT_DOUBLE_EQUAL(cfg.train.lr, 2e-5, 1e-18);
 }
 
+/* A --set value that `dapt config show` could not print readably is refused
+ * with one line naming the key; the longest value that fits is accepted and
+ * reads back from the shown text, with and without --keys' help. */
+static void test_set_refuses_unreadable_values(void)
+{
+    const char *bad[][2] = {
+        {"data.corpus=;c.h5", "data.corpus: a value may not start with ';' or '#'"},
+        {"data.corpus=#c.h5", "data.corpus: a value may not start with ';' or '#'"},
+        {"data.corpus=a.h5 ;x", "data.corpus: a value may not hold ';' after white space"},
+        {"data.corpus= a.h5", "data.corpus: a value may not start or end with white space"},
+        {"data.corpus=a.h5 ", "data.corpus: a value may not start or end with white space"},
+        {"data.corpus=a\nb", "data.corpus: a value may not hold a line break"},
+    };
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dapt_error_clear();
+        CU_ASSERT_EQUAL(dapt_config_set(&cfg, bad[i][0]), DAPT_ERR_CONFIG);
+        const char *msg = dapt_error_message();
+        if (!strstr(msg, bad[i][1])) fprintf(stderr, "\n  message '%s' lacks '%s'\n", msg, bad[i][1]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, bad[i][1]));
+        CU_ASSERT_PTR_NULL(strchr(msg, '\n'));
+    }
+    CU_ASSERT_STRING_EQUAL(cfg.data.corpus, "");
+
+    /* "corpus = VALUE" may be 197 characters (the reader's limit): VALUE 188. */
+    char set[600];
+    for (size_t len = 188; len <= 511; len += 323) {
+        int n = snprintf(set, sizeof set, "data.corpus=");
+        memset(set + n, 'c', len);
+        set[n + (int)len] = '\0';
+        dapt_error_clear();
+        if (len == 188) {
+            CU_ASSERT_EQUAL_FATAL(dapt_config_set(&cfg, set), DAPT_OK);
+        } else {
+            CU_ASSERT_EQUAL(dapt_config_set(&cfg, set), DAPT_ERR_CONFIG);
+            CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "data.corpus: a value of 511 characters is too long"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "so at most 188"));
+        }
+    }
+    memset(set, 'c', 189);
+    set[189] = '\0';
+    CU_ASSERT_EQUAL(dapt_config_set_value(&cfg, "data", "corpus", set, "--corpus"), DAPT_ERR_CONFIG);
+    CU_ASSERT_EQUAL(strlen(cfg.data.corpus), 188);
+    for (int with_help = 0; with_help < 2; with_help++) {
+        char *text = NULL;
+        dapt_config back;
+        CU_ASSERT_EQUAL_FATAL(dapt_config_to_ini(&cfg, with_help, &text), DAPT_OK);
+        CU_ASSERT_EQUAL(load(&back, text), DAPT_OK);
+        CU_ASSERT_EQUAL(memcmp(&cfg, &back, sizeof cfg), 0);
+        free(text);
+    }
+}
+
 /* The resolved INI text parses back to the same configuration. */
 static void test_round_trip(void)
 {
@@ -243,6 +297,7 @@ DAPT_TEST_MAIN("config",
                {"malformed line", test_malformed_line},
                {"long line", test_long_line},
                {"--set overrides", test_set_overrides},
+               {"--set refuses values that would not read back", test_set_refuses_unreadable_values},
                {"INI round trip", test_round_trip},
                {"file errors", test_file_errors},
                {"split list", test_split_list})

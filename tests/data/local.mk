@@ -8,3 +8,5 @@ TESTS += tests/data/prepare.test
 EXTRA_DIST += tests/data/prepare.test tests/data/check_prepared.py
 TESTS += tests/data/bad_input.test
 EXTRA_DIST += tests/data/bad_input.test
+TESTS += tests/data/task_limits.test
+EXTRA_DIST += tests/data/task_limits.test

@@ -236,6 +236,31 @@ static void test_decode_errors_and_lossy(void)
     dapt_tokenizer_free(tok);
 }
 
+/* A vocabulary token that is the continuation prefix alone ("##") decodes
+ * to nothing after the first token: an empty piece, appended to buffers that
+ * have no storage yet (UBSan: NULL + 0 before the fix, tests/run.sh --sanitize). */
+static const char *scratch(const char *name);
+static void write_text(const char *path, const char *text);
+
+static void test_decode_empty_piece(void)
+{
+    const char *vocab = scratch("prefix_only_vocab.txt");
+    write_text(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##\n");
+    dapt_tokenizer *tok = load(vocab);
+    const int32_t ids[][3] = {{5, 6, 6}, {6, 5, 6}};
+    const char *want[] = {"hello", "## hello"};
+    for (size_t k = 0; k < 2; k++) {
+        char *text = NULL;
+        size_t n = 99;
+        CU_ASSERT_EQUAL(dapt_tokenizer_decode(tok, ids[k], 3, 1, &text, &n), DAPT_OK);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+        CU_ASSERT_STRING_EQUAL(text, want[k]);
+        CU_ASSERT_EQUAL(n, strlen(want[k]));
+        free(text);
+    }
+    dapt_tokenizer_free(tok);
+}
+
 /* ---- formats, identity, checksum --------------------------------------- */
 
 static char tmpdir[1024];
@@ -583,6 +608,7 @@ DAPT_TEST_MAIN("tokenizer",
                {"gpt2: decode and byte-level round trip", test_decode_gpt2},
                {"roberta-base: decode and byte-level round trip", test_decode_roberta},
                {"decode: bad id, lossy UTF-8", test_decode_errors_and_lossy},
+               {"decode: a prefix-only token is an empty piece", test_decode_empty_piece},
                {"three file formats: same ids, identity, checksum", test_formats_identity_checksum},
                {"bad vocabulary files: one-line errors naming the file", test_bad_files},
                {"invalid UTF-8 input", test_invalid_utf8},

@@ -17,5 +17,6 @@ TRAIN_TESTS = tests/train/objective.test tests/train/loop_ranks.test tests/train
 	tests/train/train_export.test tests/train/train_das.test tests/train/train_baselines.test
 TRAIN_TESTS += tests/train/train_tp.test
 TRAIN_TESTS += tests/train/ckpt_tp.test
+TRAIN_TESTS += tests/train/train_files.test
 TESTS += tests/train/test_loop $(TRAIN_TESTS)
 EXTRA_DIST += $(TRAIN_TESTS) tests/train/train_env.sh tests/train/check_das.py tests/train/make_importance.py
