@@ -9,6 +9,7 @@
  * that is ~1e-4 of the loss.  Truncation error eps^2 |L'''| / 6 is ~1e-5.
  * We accept |fd - g| <= 5e-4 + 2e-2 |g|: a wrong or missing term is off by
  * O(|g|), and the test checks |g| is not tiny for most units. */
+#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +246,122 @@ static void test_layout_invariance(void)
     }
 }
 
+/* ---- against PyTorch ------------------------------------------------------
+ * tests/fixtures/das/kl_proxy.h5 (tools/fixtures/make_kl_proxy_fixture.py):
+ * the same tiny BERT and batch in float64 with dapt's dropout masks
+ * reimplemented from their definition, dL/dg by autograd with g shared by
+ * both passes.  dapt runs in float32, so each gradient carries the rounding
+ * of two forward and backward passes (~1e-6 relative per operation over a
+ * few hundred operations); we accept |dapt - torch| <= 1e-4 (max |g| of the
+ * kind) + 1e-3 |g|, measured max 3.6e-7 absolute -- while the one-pass and
+ * both-pass gradients differ by O(max |g|) (checked), and a dropout mask
+ * that differed from dapt's would move the loss by ~1e-2 (the loss is
+ * checked to 1e-5 relative). */
+
+static int read_floats(hid_t f, const char *name, float *out, size_t n)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return 0;
+    hid_t sp = H5Dget_space(d);
+    int ok = H5Sget_simple_extent_npoints(sp) == (hssize_t)n &&
+             H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
+    H5Sclose(sp);
+    H5Dclose(d);
+    return ok;
+}
+
+static double read_attr(hid_t obj, const char *name)
+{
+    double v = NAN;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a >= 0) {
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+        H5Aclose(a);
+    }
+    return v;
+}
+
+/* The fixture's model (its float32 weights) and batch in p. */
+static void setup_from_fixture(problem *p, hid_t f)
+{
+    setup(p);
+    dapt_model_config mc = p->m.config; /* the fixture was made for setup's sizes */
+    mc.hidden_dropout = read_attr(f, "hidden_dropout");
+    mc.attention_dropout = read_attr(f, "attention_dropout");
+    teardown(p);
+    CU_ASSERT_FATAL(dapt_model_create(&mc, &p->m) == DAPT_OK);
+    dapt_workspace_spec spec = {B, S, 0, 1, 0};
+    CU_ASSERT_FATAL(dapt_workspace_create(&p->m, &spec, &p->ws) == DAPT_OK);
+    CU_ASSERT_FATAL(dapt_workspace_create(&p->m, &spec, &p->ws_frozen) == DAPT_OK);
+    for (size_t i = 0; i < p->m.table.count; i++) {
+        const dapt_tensor *x = &p->m.table.tensors[i];
+        char path[128];
+        snprintf(path, sizeof path, "params/%s", x->name);
+        CU_ASSERT_FATAL(read_floats(f, path, p->m.params + x->offset, x->numel));
+    }
+    float ids[B * S], mask[B * S];
+    CU_ASSERT_FATAL(read_floats(f, "input_ids", ids, B * S) && read_floats(f, "attention_mask", mask, B * S));
+    for (int t = 0; t < B * S; t++) {
+        p->ids[t] = (int32_t)ids[t];
+        p->mask[t] = (int32_t)mask[t];
+        p->labels[t] = DAPT_IGNORE_LABEL;
+    }
+}
+
+static void test_kl_proxy_vs_torch(void)
+{
+    hid_t f = H5Fopen(dapt_test_path("tests/fixtures/das/kl_proxy.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    CU_ASSERT_FATAL(read_attr(f, "seed") == 11.0 && read_attr(f, "step") == 0.0 && read_attr(f, "temperature") == 1.0);
+    problem p;
+    setup_from_fixture(&p, f);
+    const proxy_case *cases[4] = {&kl_both, &kl_both_ref, &kl_one, &kl_one_ref};
+    const char *groups[4] = {"dapt_both", "reference_both", "dapt_one", "reference_one"};
+    const char *kinds[DAPT_UNIT_KINDS] = {"head", "intermediate", "output"};
+    double worst = 0, gap = 0;
+    for (int c = 0; c < 4; c++) {
+        dapt_importance imp;
+        one_batch_importance(&p, cases[c], &imp);
+        hid_t g = H5Gopen2(f, groups[c], H5P_DEFAULT);
+        CU_ASSERT_FATAL(g >= 0);
+        const double want_loss = read_attr(g, "loss");
+        CU_ASSERT(fabs(proxy_loss(&p, cases[c], NULL) - want_loss) <= 1e-5 * want_loss);
+        for (int k = 0; k < DAPT_UNIT_KINDS; k++) {
+            const size_t n = (size_t)(imp.layers * imp.units[k]);
+            float *want = malloc(n * sizeof *want);
+            CU_ASSERT_FATAL(want && read_floats(g, kinds[k], want, n));
+            double top = 0;
+            for (size_t i = 0; i < n; i++) top = fmax(top, fabs(want[i]));
+            int bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                double err = fabs(imp.sum[k][i] - want[i]);
+                worst = fmax(worst, err);
+                bad += err > 1e-4 * top + 1e-3 * fabs(want[i]);
+            }
+            if (bad) fprintf(stderr, "\n  %s %s: %d units off", groups[c], kinds[k], bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            /* both vs one: the second pass's term is not negligible */
+            if (c < 2) {
+                float *one = malloc(n * sizeof *one);
+                hid_t g1 = H5Gopen2(f, groups[c + 2], H5P_DEFAULT);
+                CU_ASSERT_FATAL(one && read_floats(g1, kinds[k], one, n));
+                for (size_t i = 0; i < n; i++) gap = fmax(gap, fabs(one[i] - want[i]) / top);
+                H5Gclose(g1);
+                free(one);
+            }
+            free(want);
+        }
+        H5Gclose(g);
+        dapt_importance_free(&imp);
+    }
+    fprintf(stderr, "(max |dapt - torch| = %.2g; max |both - one| / max |g| = %.2g) ", worst, gap);
+    CU_ASSERT(gap > 0.1);
+    H5Fclose(f);
+    teardown(&p);
+}
+
 DAPT_TEST_MAIN("importance pass",
+               {"KL proxy (both passes, one pass; both directions) vs PyTorch", test_kl_proxy_vs_torch},
                {"KL proxy (one pass) vs finite differences", test_kl_proxy_finite_differences},
                {"KL proxy through both passes vs finite differences", test_kl_both_passes_finite_differences},
                {"KL proxy through both passes, reference direction, vs finite differences",
