@@ -138,14 +138,16 @@ dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float 
 
 /* The robustness proxy of DGA/DAS: KL divergence between token-axis
  * softmaxes of two last-hidden-state tensors [batch, seq_len, hidden]
- * (ContinualLM's DistillKL applied to hidden_states[-1], softmax over dim 1):
+ * (ContinualLM's DistillKL applied to hidden_states[-1], softmax over dim 1,
+ * in dapt's direction; ContinualLM's is the reverse, see below):
  *   p_t = softmax_s(teacher[b,:,k] / T),  p_s = softmax_s(student[b,:,k] / T)
  *   L = T^2 / batch * sum_{b,k} KL(p_t || p_s)
  * Padding positions (mask 0) are left out of both softmaxes (the reference
  * code includes them; mask NULL reproduces that).  d_student (may be NULL)
- * receives dL/dstudent (overwritten); the teacher is a frozen copy and gets
- * no gradient.  Not collective: each rank scores its own rows, and the
- * caller sums losses over ranks if it needs the global value. */
+ * receives dL/dstudent (overwritten); the teacher is treated as a constant
+ * (dapt_token_kl_loss_ex also gives its gradient).  Not collective: each
+ * rank scores its own rows, and the caller sums losses over ranks if it
+ * needs the global value. */
 dapt_status dapt_token_kl_loss(const float *student, const float *teacher, const int32_t *mask, int64_t batch,
                                int64_t seq_len, int64_t hidden, double temperature, double *loss,
                                float *d_student);
