@@ -55,6 +55,8 @@ typedef struct dapt_corpus_importance_opts {
     double temperature;
     int64_t seq_len; /* the sequences' length (data.seq_len) */
     int recompute;   /* model.recompute for the workspace */
+    dapt_proxy_passes passes;    /* KL proxy (das.proxy_passes); 0 = both */
+    dapt_kl_direction direction; /* KL proxy (das.proxy_direction); 0 = dapt's */
 } dapt_corpus_importance_opts;
 dapt_status dapt_importance_from_corpus(dapt_model *m, dapt_sequences *seqs, const dapt_mlm_spec *mlm,
                                         const dapt_corpus_importance_opts *opts, dapt_importance *imp,

@@ -138,17 +138,40 @@ dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float 
 
 /* The robustness proxy of DGA/DAS: KL divergence between token-axis
  * softmaxes of two last-hidden-state tensors [batch, seq_len, hidden]
- * (ContinualLM's DistillKL applied to hidden_states[-1], softmax over dim 1):
+ * (ContinualLM's DistillKL applied to hidden_states[-1], softmax over dim 1,
+ * in dapt's direction; ContinualLM's is the reverse, see below):
  *   p_t = softmax_s(teacher[b,:,k] / T),  p_s = softmax_s(student[b,:,k] / T)
  *   L = T^2 / batch * sum_{b,k} KL(p_t || p_s)
  * Padding positions (mask 0) are left out of both softmaxes (the reference
  * code includes them; mask NULL reproduces that).  d_student (may be NULL)
- * receives dL/dstudent (overwritten); the teacher is a frozen copy and gets
- * no gradient.  Not collective: each rank scores its own rows, and the
- * caller sums losses over ranks if it needs the global value. */
+ * receives dL/dstudent (overwritten); the teacher is treated as a constant
+ * (dapt_token_kl_loss_ex also gives its gradient).  Not collective: each
+ * rank scores its own rows, and the caller sums losses over ranks if it
+ * needs the global value. */
 dapt_status dapt_token_kl_loss(const float *student, const float *teacher, const int32_t *mask, int64_t batch,
                                int64_t seq_len, int64_t hidden, double temperature, double *loss,
                                float *d_student);
+
+/* Which way the token-axis KL runs (das.proxy_direction, kd.direction):
+ *   TEACHER_STUDENT  KL(p_teacher || p_student): dapt's, and what
+ *                    dapt_token_kl_loss computes
+ *   STUDENT_TEACHER  KL(p_student || p_teacher): ContinualLM's, which calls
+ *                    DistillKL(y_s = teacher, y_t = student) and DistillKL
+ *                    computes KL(softmax(y_t) || softmax(y_s)) */
+typedef enum { DAPT_KL_TEACHER_STUDENT = 0, DAPT_KL_STUDENT_TEACHER = 1 } dapt_kl_direction;
+const char *dapt_kl_direction_name(dapt_kl_direction d);
+
+/* dapt_token_kl_loss in either direction, with the gradient with respect to
+ * either argument (NULL: not computed; both overwritten).  With p = softmax
+ * of the KL's first argument x / T and q of its second y / T, per column
+ * (b, k):  L = T^2 / batch * KL(p || q),
+ *   dL/dy_s = T / batch * (q_s - p_s)
+ *   dL/dx_s = T / batch * p_s (log p_s - log q_s - KL(p || q)).
+ * TEACHER_STUDENT with d_teacher NULL is dapt_token_kl_loss bit for bit.
+ * Not collective. */
+dapt_status dapt_token_kl_loss_ex(const float *student, const float *teacher, const int32_t *mask, int64_t batch,
+                                  int64_t seq_len, int64_t hidden, double temperature, dapt_kl_direction dir,
+                                  double *loss, float *d_student, float *d_teacher);
 
 /* Proxy losses whose unit-mask gradients define importance. */
 typedef enum {
@@ -160,20 +183,36 @@ typedef enum {
  * workspaces'); sets *tokens to its count of non-padding tokens. */
 typedef dapt_status (*dapt_batch_source_fn)(void *ctx, int64_t index, dapt_batch *batch, double *tokens);
 
+/* Which passes of the KL proxy the unit-mask gradient flows through
+ * (das.proxy_passes).  Both passes run the same model with the same unit
+ * masks g, so dL/dg has a term from each (the papers; ContinualLM passes g
+ * to both); ONE is dapt's earlier version, the second pass a frozen
+ * forward-only copy. */
+typedef enum { DAPT_PROXY_PASSES_BOTH = 0, DAPT_PROXY_PASSES_ONE = 1 } dapt_proxy_passes;
+
 typedef struct dapt_importance_pass_opts {
     dapt_proxy_kind proxy;
     int64_t batches;      /* global batches to accumulate (every rank the same) */
     uint64_t seed;        /* dropout keying of the passes */
     double temperature;   /* KL proxy temperature (1 in the reference) */
+    dapt_proxy_passes passes;    /* KL proxy: BOTH (0, default) or ONE */
+    dapt_kl_direction direction; /* KL proxy: model pass = student, second pass = teacher */
 } dapt_importance_pass_opts;
+
+/* das.proxy_passes and das.proxy_direction of a configuration.  Not collective. */
+dapt_proxy_passes dapt_proxy_passes_of(const dapt_config *cfg);
+dapt_kl_direction dapt_proxy_direction_of(const dapt_config *cfg);
 
 /* Accumulates unit importance of model m into imp over opts.batches batches
  * from source, with dropout on (train mode).  KL proxy: the model's pass
- * (dropout keyed by (seed, step = batch index)) against a frozen copy's pass
- * over the same input (the same weights, dropout keyed by seed ^ a constant),
- * gradient through the model's pass only.  MLM proxy: the batch's MLM labels.
- * ws_model needs spec.training; ws_frozen (KL only; may be NULL for MLM) may be
- * a forward-only workspace.  Parameter gradients are left zero.  Collective
+ * (dropout keyed by (seed, step = batch index)) against a second pass over
+ * the same input (the same weights, dropout keyed by seed ^
+ * dapt_rng_stream_tag(DAPT_RNG_FROZEN)), KL(second || model) or the reverse
+ * (opts.direction); the gradient flows through both passes (opts.passes =
+ * BOTH; ws_frozen then needs spec.training) or through the model's pass only
+ * (ONE; ws_frozen may be forward-only).  MLM proxy: the batch's MLM labels.
+ * ws_model needs spec.training; ws_frozen may be NULL for MLM.  Parameter
+ * gradients are left zero.  Collective
  * over comm (the data-parallel communicator) once per batch, and over the
  * model's tensor group when m is a shard (whose unit-mask gradients are
  * gathered, so imp holds every unit on every rank). */

@@ -31,6 +31,8 @@ enum dapt_rng_stream_id {
     DAPT_RNG_VIEW3 = 10,           /* view z3, importance-masked ("view3u") */
     DAPT_RNG_IMPORTANCE_ORDER = 11, /* sample order of importance / Fisher passes ("imprt") */
     DAPT_RNG_FROZEN = 12,          /* the frozen pass of the KL importance proxy ("frozen") */
+    DAPT_RNG_KD_STUDENT = 13,      /* kd.input = clean: the student's pass on the clean input ("kdstud") */
+    DAPT_RNG_KD_TEACHER = 14,      /* kd.teacher_dropout: the teacher's dropout ("kdteach") */
     DAPT_RNG_TEST = 99
 };
 

@@ -120,7 +120,8 @@ static dapt_status run_importance(dapt_cli *cli, void *ctx)
                                                                                    : DAPT_IMPORTANCE_SIGNED, &imp));
     have_imp = 1;
     dapt_corpus_importance_opts o = {a->proxy, a->samples, a->batch, (uint64_t)cfg->run.seed, cfg->das.proxy_temperature,
-                                     ss.seq_len, (int)cfg->model.recompute};
+                                     ss.seq_len, (int)cfg->model.recompute, dapt_proxy_passes_of(cfg),
+                                     dapt_proxy_direction_of(cfg)};
     double t0 = dapt_now();
     DAPT_TRY(dapt_status_agree(comm, dapt_importance_from_corpus(&m, seqs, &mlm, &o, &imp, comm)));
     double dt = dapt_now() - t0;

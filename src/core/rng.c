@@ -143,6 +143,8 @@ uint64_t dapt_rng_stream_tag(int stream)
     case DAPT_RNG_VIEW3: return 0x766965773375ull;            /* "view3u" */
     case DAPT_RNG_IMPORTANCE_ORDER: return 0x696d707274ull;   /* "imprt" */
     case DAPT_RNG_FROZEN: return 0x66726f7a656eull;           /* "frozen" */
+    case DAPT_RNG_KD_STUDENT: return 0x6b6473747564ull;       /* "kdstud" */
+    case DAPT_RNG_KD_TEACHER: return 0x6b647465616368ull;     /* "kdteach" */
     default: return 0;
     }
 }

@@ -125,11 +125,14 @@ dapt_status dapt_importance_from_corpus(dapt_model *m, dapt_sequences *seqs, con
     dapt_workspace_spec spec = {per, opts->seq_len, 0, 1, opts->recompute};
     DAPT_TRY(dapt_workspace_create(m, &spec, &ws));
     if (opts->proxy == DAPT_PROXY_KL) {
-        dapt_workspace_spec fspec = {per, opts->seq_len, 1, 0, 0};
+        /* The second pass is back-propagated too when the gradient flows through both. */
+        const int both = opts->passes == DAPT_PROXY_PASSES_BOTH;
+        dapt_workspace_spec fspec = {per, opts->seq_len, both ? 0 : 1, both, both ? opts->recompute : 0};
         DAPT_TRY(dapt_workspace_create(m, &fspec, &wsf));
     }
     imp_source src = {&cb, opts->proxy};
-    dapt_importance_pass_opts po = {opts->proxy, dapt_corpus_batches_count(&cb), opts->seed, opts->temperature};
+    dapt_importance_pass_opts po = {opts->proxy, dapt_corpus_batches_count(&cb), opts->seed, opts->temperature,
+                                    opts->passes, opts->direction};
     DAPT_TRY(dapt_importance_pass(m, ws, wsf, imp_batch, &src, &po, imp, comm));
 cleanup:
     dapt_workspace_free(ws);

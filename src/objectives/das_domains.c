@@ -90,7 +90,8 @@ static dapt_status ensure_source(das_state *s, dapt_objective_ctx *ctx, const ch
     const int use_general = general && cfg->data.general_corpus[0];
     dapt_corpus_importance_opts o = {general && !use_general ? DAPT_PROXY_KL : DAPT_PROXY_MLM,
                                      cfg->das.importance_samples, ctx->global_rows, ctx->seed,
-                                     cfg->das.proxy_temperature, ctx->seq_len, (int)cfg->model.recompute};
+                                     cfg->das.proxy_temperature, ctx->seq_len, (int)cfg->model.recompute,
+                                     dapt_proxy_passes_of(cfg), dapt_proxy_direction_of(cfg)};
     dapt_sequences *gen = NULL;
     dapt_importance imp;
     DAPT_CHECK(dapt_importance_create(&ctx->model->config, mode, &imp));
