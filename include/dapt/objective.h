@@ -117,12 +117,17 @@ typedef struct dapt_objective_ctx {
 } dapt_objective_ctx;
 
 /* This rank's rows of a global batch, before the objective corrupts them.
- * input_ids starts as a copy of clean_ids; labels as DAPT_IGNORE_LABEL. */
+ * input_ids starts as a copy of clean_ids; labels as DAPT_IGNORE_LABEL;
+ * attention_mask as the corpus's (1 = token, 0 = padding, tokens first).
+ * An objective that shortens a row (deleted-token detection) pads it and
+ * clears the mask behind it: the micro-batches run with the mask as
+ * prepare leaves it. */
 typedef struct dapt_rows {
     int64_t rows, seq_len;
     uint64_t first_sample; /* global sample index of row 0 (random keying) */
     uint64_t key_step;     /* step key of this block's random draws */
-    const int32_t *clean_ids, *attention_mask;
+    const int32_t *clean_ids;
+    int32_t *attention_mask;     /* [rows, seq_len] */
     int32_t *input_ids, *labels; /* [rows, seq_len] */
 } dapt_rows;
 
