@@ -6,5 +6,5 @@ libdapt_a_SOURCES += src/objectives/objective.c src/objectives/registry.c src/ob
 	src/objectives/das_domains.c src/objectives/das_state.h src/objectives/cls.c \
 	src/objectives/smart.c src/objectives/smart.h \
 	src/objectives/token_detection.c src/objectives/token_detection.h src/objectives/token_corrupt.c \
-	src/objectives/token_head.c \
+	src/objectives/token_head.c src/objectives/cse.c src/objectives/cse.h \
 	src/objectives/corpus_pass.c

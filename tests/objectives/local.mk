@@ -1,10 +1,15 @@
 # tests/objectives: MOMETAS's objectives (token detection: corruptions
-# against the Python reference, the head by finite differences; training on
-# 1 and 2 ranks).
+# against the Python reference, the head by finite differences; the cse
+# loss against PyTorch; training on 1 and 2 ranks).
 check_PROGRAMS += tests/objectives/test_token_detection
 tests_objectives_test_token_detection_SOURCES = tests/objectives/test_token_detection.c
 tests_objectives_test_token_detection_CFLAGS = $(TEST_CFLAGS)
 tests_objectives_test_token_detection_LDADD = $(TEST_LIBS)
-OBJECTIVES_TESTS = tests/objectives/train_token_detection.test
+check_PROGRAMS += tests/objectives/test_cse
+tests_objectives_test_cse_SOURCES = tests/objectives/test_cse.c
+tests_objectives_test_cse_CFLAGS = $(TEST_CFLAGS)
+tests_objectives_test_cse_LDADD = $(TEST_LIBS)
+OBJECTIVES_TESTS = tests/objectives/train_token_detection.test tests/objectives/cse.test
 TESTS += tests/objectives/test_token_detection $(OBJECTIVES_TESTS)
-EXTRA_DIST += $(OBJECTIVES_TESTS) tests/fixtures/objectives/token_detection.txt tools/fixtures/make_mometas_fixtures.py
+EXTRA_DIST += $(OBJECTIVES_TESTS) tests/fixtures/objectives/token_detection.txt \
+	tests/fixtures/objectives/cse.txt tools/fixtures/make_mometas_fixtures.py
