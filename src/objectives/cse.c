@@ -206,6 +206,44 @@ static dapt_status cse_step_end(void *state, dapt_objective_ctx *ctx, const dapt
     return DAPT_OK;
 }
 
+/* Without dropout the two views are one: the loss of z against itself
+ * (the reference evaluates in eval mode too). */
+static dapt_status cse_eval_loss(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                                 double *loss)
+{
+    cse_state *s = state;
+    const int64_t H = ctx->model->config.hidden;
+    int64_t n = 0;
+    for (int64_t k = 0; k < count; k++) n += mbs[k].batch.batch;
+    const int64_t cap = n > 0 ? n : 1;
+    float *buf = NULL;
+    DAPT_CHECK(dapt_calloc((void **)&buf, (size_t)(10 * cap * H), sizeof(float), "cse held-out buffers"));
+    float *cls = buf, *z = buf + cap * H, *dz = buf + 2 * cap * H, *scratch = buf + 4 * cap * H;
+    const float *W = dapt_model_param(ctx->model, "aux.cse.dense.weight");
+    const float *b = dapt_model_param(ctx->model, "aux.cse.dense.bias");
+    dapt_status st = W && b ? DAPT_OK : DAPT_ERROR(DAPT_ERR_INTERNAL, "cse: aux.cse.dense.* missing from the model");
+    const dapt_run_opts opts = dapt_objective_eval_opts(ctx);
+    int64_t at = 0;
+    for (int64_t k = 0; k < count && st == DAPT_OK; k++) {
+        dapt_batch bt = mbs[k].batch;
+        bt.mlm_labels = NULL;
+        st = dapt_model_forward(ctx->model, mbs[k].ws, &bt, NULL, &opts);
+        const float *h = st == DAPT_OK ? dapt_ws_last_hidden(mbs[k].ws) : NULL;
+        for (int64_t r = 0; h && r < bt.batch; r++)
+            memcpy(cls + (at + r) * H, h + r * bt.seq_len * H, (size_t)H * sizeof *h);
+        at += bt.batch;
+    }
+    /* Every rank takes part in the gathers, whatever its own outcome. */
+    if (st == DAPT_OK) pooler_forward(W, b, cls, n, H, z);
+    double l = 0.0;
+    dapt_status cst = dapt_cse_loss(z, z, n, H, s->tau, ctx->data_comm, scratch, cap, &l, dz, dz + cap * H);
+    free(buf);
+    DAPT_CHECK(st);
+    DAPT_CHECK(cst);
+    *loss += l / (double)ctx->data_size;
+    return DAPT_OK;
+}
+
 static dapt_status cse_metrics(void *state, const dapt_objective_ctx *ctx, double *local_values)
 {
     (void)ctx;
@@ -229,5 +267,6 @@ const dapt_objective_ops dapt_objective_cse = {
     .release = cse_release,
     .micro_step = cse_micro_step,
     .step_end = cse_step_end,
+    .eval_loss = cse_eval_loss,
     .metrics = cse_metrics,
 };

@@ -125,6 +125,23 @@ static dapt_status td_micro_step(void *state, dapt_objective_ctx *ctx, const dap
     return dapt_model_backward(ctx->model, mb->ws, 0.0, s->dh, NULL);
 }
 
+static dapt_status td_eval_loss(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                                double *loss)
+{
+    td_state *s = state;
+    const dapt_run_opts opts = dapt_objective_eval_opts(ctx);
+    for (int64_t k = 0; k < count; k++) {
+        dapt_batch b = mbs[k].batch;
+        b.mlm_labels = NULL;
+        DAPT_CHECK(dapt_model_forward(ctx->model, mbs[k].ws, &b, NULL, &opts));
+        double l = 0.0;
+        DAPT_CHECK(dapt_td_head(ctx->model, td_prefix(s), dapt_ws_last_hidden(mbs[k].ws), mbs[k].batch.mlm_labels,
+                                b.batch, b.seq_len, ctx->denominators[0], NULL, &l));
+        *loss += l;
+    }
+    return DAPT_OK;
+}
+
 const dapt_objective_ops dapt_objective_atd = {
     .name = "atd",
     .flags = DAPT_OBJ_TRAIN,
@@ -137,6 +154,7 @@ const dapt_objective_ops dapt_objective_atd = {
     .release = td_release,
     .prepare = td_prepare,
     .micro_step = td_micro_step,
+    .eval_loss = td_eval_loss,
 };
 
 const dapt_objective_ops dapt_objective_dtd = {
@@ -151,4 +169,5 @@ const dapt_objective_ops dapt_objective_dtd = {
     .release = td_release,
     .prepare = td_prepare,
     .micro_step = td_micro_step,
+    .eval_loss = td_eval_loss,
 };

@@ -58,7 +58,8 @@ int64_t dapt_dtd_row(const dapt_td_spec *spec, uint64_t seed, uint64_t step, uin
  * positions (labels 0/1, DAPT_IGNORE_LABEL skipped) / denominator.  Adds
  * the head's gradient to the model's and writes dh [n, len, hidden]
  * (zero at unlabelled positions) for the encoder's backward; returns the
- * loss in *loss (set, not added).  Not collective. */
+ * loss in *loss (set, not added).  dh NULL: the loss only, no gradient.
+ * Not collective. */
 dapt_status dapt_td_head(dapt_model *m, const char *prefix, const float *h, const int32_t *labels, int64_t n,
                          int64_t len, double denominator, float *dh, double *loss);
 

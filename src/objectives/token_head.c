@@ -16,9 +16,9 @@ dapt_status dapt_td_head(dapt_model *m, const char *prefix, const float *h, cons
     snprintf(bn, sizeof bn, "%s.bias", prefix);
     const float *W = dapt_model_param(m, wn), *b = dapt_model_param(m, bn);
     float *gW = dapt_model_grad(m, wn), *gb = dapt_model_grad(m, bn);
-    if (!W || !b || !gW || !gb) return DAPT_ERROR(DAPT_ERR_INTERNAL, "token head: %s.* missing from the model", prefix);
+    if (!W || !b || (dh && (!gW || !gb))) return DAPT_ERROR(DAPT_ERR_INTERNAL, "token head: %s.* missing from the model", prefix);
     const int64_t H = m->config.hidden;
-    memset(dh, 0, (size_t)(n * len * H) * sizeof *dh);
+    if (dh) memset(dh, 0, (size_t)(n * len * H) * sizeof *dh);
     double sum = 0.0;
     if (denominator <= 0) denominator = 1.0; /* no labelled position anywhere: nothing to add */
     for (int64_t t = 0; t < n * len; t++) {
@@ -34,6 +34,7 @@ dapt_status dapt_td_head(dapt_model *m, const char *prefix, const float *h, cons
         const double mx = z[0] > z[1] ? z[0] : z[1];
         const double lse = mx + log(exp(z[0] - mx) + exp(z[1] - mx));
         sum += lse - z[y];
+        if (!dh) continue; /* loss only */
         /* d loss / d z = (softmax - onehot) / denominator */
         double g[2] = {exp(z[0] - lse), exp(z[1] - lse)};
         g[y] -= 1.0;
