@@ -111,6 +111,8 @@ static dapt_status sampler_create(void **state, const dapt_config *cfg)
     s->kind = !strcmp(k, "uniform") ? S_UNIFORM : !strcmp(k, "fixed") ? S_FIXED : !strcmp(k, "round_robin") ? S_ROUND_ROBIN : S_MOMETAS;
     dapt_status st = parse_objectives(s, cfg->objectives.objectives);
     if (st == DAPT_OK) st = parse_weights(s, cfg->objectives.weights);
+    if (st == DAPT_OK && s->kind == S_MOMETAS && !(cfg->data.eval_fraction > 0))
+        st = DAPT_ERROR(DAPT_ERR_CONFIG, "objectives.sampler = mometas needs held-out sequences (data.eval_fraction > 0)");
     for (size_t i = 0; i < s->K && st == DAPT_OK; i++) {
         const dapt_objective_ops *ops = dapt_objective_find(known[s->known_index[i]], DAPT_OBJ_TRAIN);
         if (!ops) st = DAPT_ERROR(DAPT_ERR_INTERNAL, "sampler: objective %s is not registered", known[s->known_index[i]]);
