@@ -142,32 +142,14 @@ static dapt_status td_eval_loss(void *state, dapt_objective_ctx *ctx, const dapt
     return DAPT_OK;
 }
 
-const dapt_objective_ops dapt_objective_atd = {
-    .name = "atd",
-    .flags = DAPT_OBJ_TRAIN,
-    .n_denominators = 1,
-    .aux_tensors = atd_aux,
-    .create = atd_create,
-    .destroy = td_destroy,
-    .begin_domain = td_begin,
-    .resume_domain = td_begin,
-    .release = td_release,
-    .prepare = td_prepare,
-    .micro_step = td_micro_step,
-    .eval_loss = td_eval_loss,
-};
+/* atd and dtd share every hook; they differ in the corruption (create) and
+ * the head they own. */
+#define TD_OPS(NAME, AUX, CREATE)                                                                                  \
+    {                                                                                                              \
+        .name = NAME, .flags = DAPT_OBJ_TRAIN, .n_denominators = 1, .aux_tensors = AUX, .create = CREATE,          \
+        .destroy = td_destroy, .begin_domain = td_begin, .resume_domain = td_begin, .release = td_release,         \
+        .prepare = td_prepare, .micro_step = td_micro_step, .eval_loss = td_eval_loss,                             \
+    }
 
-const dapt_objective_ops dapt_objective_dtd = {
-    .name = "dtd",
-    .flags = DAPT_OBJ_TRAIN,
-    .n_denominators = 1,
-    .aux_tensors = dtd_aux,
-    .create = dtd_create,
-    .destroy = td_destroy,
-    .begin_domain = td_begin,
-    .resume_domain = td_begin,
-    .release = td_release,
-    .prepare = td_prepare,
-    .micro_step = td_micro_step,
-    .eval_loss = td_eval_loss,
-};
+const dapt_objective_ops dapt_objective_atd = TD_OPS("atd", atd_aux, atd_create);
+const dapt_objective_ops dapt_objective_dtd = TD_OPS("dtd", dtd_aux, dtd_create);

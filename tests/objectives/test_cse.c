@@ -10,18 +10,10 @@
 
 #include "../../src/objectives/cse.h"
 #include "dapt/share.h"
+#include "fixture_text.h"
 #include "harness.h"
 
 #define MAXN 64
-
-static int read_vec(FILE *fp, const char *key, double *v, int64_t n)
-{
-    char k[16];
-    if (fscanf(fp, "%15s", k) != 1 || strcmp(k, key)) return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (fscanf(fp, "%lf", &v[i]) != 1) return -1;
-    return 0;
-}
 
 static void test_cse_matches_reference(void)
 {
@@ -33,9 +25,9 @@ static void test_cse_matches_reference(void)
     double tau = 0, want_loss = 0;
     CU_ASSERT_FATAL(fscanf(fp, "%lld %lld %lf", &n, &dim, &tau) == 3 && n * dim <= MAXN);
     double za[MAXN], zb[MAXN], dza[MAXN], dzb[MAXN];
-    CU_ASSERT_FATAL(read_vec(fp, "za", za, n * dim) == 0 && read_vec(fp, "zb", zb, n * dim) == 0);
-    CU_ASSERT_FATAL(read_vec(fp, "loss", &want_loss, 1) == 0);
-    CU_ASSERT_FATAL(read_vec(fp, "dza", dza, n * dim) == 0 && read_vec(fp, "dzb", dzb, n * dim) == 0);
+    CU_ASSERT_FATAL(fixture_doubles(fp, "za", za, n * dim) == 0 && fixture_doubles(fp, "zb", zb, n * dim) == 0);
+    CU_ASSERT_FATAL(fixture_doubles(fp, "loss", &want_loss, 1) == 0);
+    CU_ASSERT_FATAL(fixture_doubles(fp, "dza", dza, n * dim) == 0 && fixture_doubles(fp, "dzb", dzb, n * dim) == 0);
     fclose(fp);
 
     int64_t first, count;

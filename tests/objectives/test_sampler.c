@@ -8,16 +8,8 @@
 #include <string.h>
 
 #include "../../src/objectives/sampler.h"
+#include "fixture_text.h"
 #include "harness.h"
-
-static int read_doubles(FILE *fp, const char *key, double *v, int n)
-{
-    char k[16];
-    if (fscanf(fp, "%15s", k) != 1 || strcmp(k, key)) return -1;
-    for (int i = 0; i < n; i++)
-        if (fscanf(fp, "%lf", &v[i]) != 1) return -1;
-    return 0;
-}
 
 static void test_update_matches_pytorch(void)
 {
@@ -32,9 +24,9 @@ static void test_update_matches_pytorch(void)
         double lr, gamma, thr, z[DAPT_SAMPLER_MAX], c[DAPT_SAMPLER_MAX], old[DAPT_SAMPLER_MAX], now[DAPT_SAMPLER_MAX],
             reward, want[DAPT_SAMPLER_MAX];
         CU_ASSERT_FATAL(fscanf(fp, "%d %lf %lf %lf", &K, &lr, &gamma, &thr) == 4 && K <= DAPT_SAMPLER_MAX);
-        CU_ASSERT_FATAL(read_doubles(fp, "z", z, K) == 0 && read_doubles(fp, "counts", c, K) == 0);
-        CU_ASSERT_FATAL(read_doubles(fp, "old", old, K) == 0 && read_doubles(fp, "new", now, K) == 0);
-        CU_ASSERT_FATAL(read_doubles(fp, "reward", &reward, 1) == 0 && read_doubles(fp, "z_new", want, K) == 0);
+        CU_ASSERT_FATAL(fixture_doubles(fp, "z", z, K) == 0 && fixture_doubles(fp, "counts", c, K) == 0);
+        CU_ASSERT_FATAL(fixture_doubles(fp, "old", old, K) == 0 && fixture_doubles(fp, "new", now, K) == 0);
+        CU_ASSERT_FATAL(fixture_doubles(fp, "reward", &reward, 1) == 0 && fixture_doubles(fp, "z_new", want, K) == 0);
         int64_t counts[DAPT_SAMPLER_MAX];
         for (int i = 0; i < K; i++) counts[i] = (int64_t)c[i];
         const double r = dapt_sampler_reward(old, now, (size_t)K, thr);

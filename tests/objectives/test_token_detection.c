@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../src/objectives/token_detection.h"
+#include "fixture_text.h"
 #include "harness.h"
 
 #define MAXLEN 64
@@ -25,15 +26,6 @@ typedef struct td_case {
     int32_t clean[MAXLEN], att[MAXLEN], atd_ids[MAXLEN], atd_labels[MAXLEN], dtd_ids[MAXLEN], dtd_att[MAXLEN],
         dtd_labels[MAXLEN];
 } td_case;
-
-static int read_row(FILE *fp, const char *key, int32_t *v, int64_t len)
-{
-    char k[32];
-    if (fscanf(fp, "%31s", k) != 1 || strcmp(k, key)) return -1;
-    for (int64_t i = 0; i < len; i++)
-        if (fscanf(fp, "%d", &v[i]) != 1) return -1;
-    return 0;
-}
 
 /* The next case of the fixture: 1, 0 at the end, -1 on a format error. */
 static int read_case(FILE *fp, td_case *c)
@@ -56,7 +48,7 @@ static int read_case(FILE *fp, td_case *c)
     const char *keys[] = {"clean", "att", "atd_ids", "atd_labels", "dtd_ids", "dtd_att", "dtd_labels"};
     int32_t *rows[] = {c->clean, c->att, c->atd_ids, c->atd_labels, c->dtd_ids, c->dtd_att, c->dtd_labels};
     for (int k = 0; k < 7; k++)
-        if (read_row(fp, keys[k], rows[k], c->len)) return -1;
+        if (fixture_ints(fp, keys[k], rows[k], c->len)) return -1;
     return 1;
 }
 
