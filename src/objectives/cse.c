@@ -257,7 +257,7 @@ static const char *const cse_columns[] = {"cse_loss", NULL};
 
 const dapt_objective_ops dapt_objective_cse = {
     .name = "cse",
-    .flags = DAPT_OBJ_TRAIN,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
     .columns = cse_columns,
     .aux_tensors = cse_aux,
     .create = cse_create,

@@ -463,7 +463,7 @@ static const char *const sampler_outputs[] = {"sampler.h5", NULL};
 
 const dapt_objective_ops dapt_objective_mometas = {
     .name = "mometas",
-    .flags = DAPT_OBJ_TRAIN,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
     .n_denominators = DAPT_OBJ_MAX_DENOMINATORS,
     .columns = sampler_columns,
     .outputs = sampler_outputs,

@@ -146,7 +146,8 @@ static dapt_status td_eval_loss(void *state, dapt_objective_ctx *ctx, const dapt
  * the head they own. */
 #define TD_OPS(NAME, AUX, CREATE)                                                                                  \
     {                                                                                                              \
-        .name = NAME, .flags = DAPT_OBJ_TRAIN, .n_denominators = 1, .aux_tensors = AUX, .create = CREATE,          \
+        .name = NAME, .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL, .n_denominators = 1, .aux_tensors = AUX, \
+        .create = CREATE,                                                                                          \
         .destroy = td_destroy, .begin_domain = td_begin, .resume_domain = td_begin, .release = td_release,         \
         .prepare = td_prepare, .micro_step = td_micro_step, .eval_loss = td_eval_loss,                             \
     }
