@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dapt/share.h"
+#include "heldout.h"
 #include "objectives.h"
 #include "sampler.h"
 
@@ -28,10 +28,6 @@
  * each, and `objective` is the drawn one's index in this list. */
 static const char *const known[] = {"mlm", "atd", "dtd", "cse"};
 #define N_KNOWN 4
-
-/* The step key of the held-out rows' corruption: fixed, so successive
- * meta-evaluations see the same inputs and the reward measures the model. */
-#define HELDOUT_KEY UINT64_MAX
 
 typedef enum { S_MOMETAS, S_UNIFORM, S_FIXED, S_ROUND_ROBIN } sampler_kind;
 
@@ -50,11 +46,7 @@ typedef struct sampler_state {
     int64_t M, hist_cap;
     double *hist_p, *hist_reward, *hist_loss; /* [M, K], [M], [M + 1, K] (row 0: the start) */
     int64_t *hist_step;                       /* [M]: the update after which each was taken */
-    /* Held-out rows of this rank (mometas only). */
-    int64_t h_first, h_count;
-    int32_t *h_clean, *h_ids, *h_att, *h_labels;
-    int64_t *h_idx;
-    dapt_micro_batch *h_mbs;
+    dapt_heldout heldout; /* mometas only */
 } sampler_state;
 
 static dapt_status parse_objectives(sampler_state *s, const char *list)
@@ -125,30 +117,17 @@ static dapt_status sampler_create(void **state, const dapt_config *cfg)
     return st;
 }
 
-static void heldout_free(sampler_state *s)
-{
-    free(s->h_clean);
-    free(s->h_ids);
-    free(s->h_att);
-    free(s->h_labels);
-    free(s->h_idx);
-    free(s->h_mbs);
-    s->h_clean = s->h_ids = s->h_att = s->h_labels = NULL;
-    s->h_idx = NULL;
-    s->h_mbs = NULL;
-}
-
 static void sampler_release(void *state)
 {
     sampler_state *s = state;
     for (size_t i = 0; i < s->K; i++) dapt_objective_release(&s->sub[i]);
-    heldout_free(s);
+    dapt_heldout_free(&s->heldout);
 }
 
 static void sampler_destroy(void *state)
 {
     sampler_state *s = state;
-    heldout_free(s);
+    dapt_heldout_free(&s->heldout);
     for (size_t i = 0; i < s->K; i++)
         if (s->sub[i].ops) dapt_objective_destroy(&s->sub[i]);
     free(s->hist_p);
@@ -179,64 +158,12 @@ static dapt_status sampler_aux(const dapt_config *cfg, const dapt_model_config *
     return DAPT_OK;
 }
 
-/* This rank's share of heldout_rows held-out sequences per objective. */
-static dapt_status heldout_alloc(sampler_state *s, const dapt_objective_ctx *ctx)
-{
-    heldout_free(s);
-    if (dapt_sequences_count(ctx->seqs, DAPT_SPLIT_EVAL) == 0)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "objectives.sampler = mometas needs held-out sequences (data.eval_fraction > 0)");
-    dapt_share(ctx->cfg->objectives.heldout_rows, ctx->data_rank, ctx->data_size, &s->h_first, &s->h_count);
-    const size_t cells = (size_t)((s->h_count ? s->h_count : 1) * ctx->seq_len);
-    DAPT_CHECK(dapt_calloc((void **)&s->h_clean, cells, sizeof(int32_t), "held-out rows"));
-    DAPT_CHECK(dapt_calloc((void **)&s->h_ids, cells, sizeof(int32_t), "held-out rows"));
-    DAPT_CHECK(dapt_calloc((void **)&s->h_att, cells, sizeof(int32_t), "held-out rows"));
-    DAPT_CHECK(dapt_calloc((void **)&s->h_labels, cells, sizeof(int32_t), "held-out rows"));
-    DAPT_CHECK(dapt_calloc((void **)&s->h_idx, (size_t)(s->h_count ? s->h_count : 1), sizeof(int64_t), "held-out rows"));
-    const int64_t nmb = (s->h_count + ctx->micro_max - 1) / ctx->micro_max;
-    return dapt_calloc((void **)&s->h_mbs, (size_t)(nmb ? nmb : 1), sizeof(dapt_micro_batch), "held-out batches");
-}
-
-/* Objective o's global held-out loss: its fixed rows (held-out sequences
- * o * R .. o * R + R - 1, wrapping), corrupted by its prepare under a fixed
- * key, its global denominators, its eval_loss.  Collective over data_comm. */
-static dapt_status heldout_loss(sampler_state *s, dapt_objective_ctx *ctx, size_t o, double *loss)
-{
-    const int64_t R = ctx->cfg->objectives.heldout_rows, L = ctx->seq_len;
-    const int64_t n_eval = dapt_sequences_count(ctx->seqs, DAPT_SPLIT_EVAL);
-    const uint64_t first = (uint64_t)((int64_t)o * R + s->h_first);
-    for (int64_t r = 0; r < s->h_count; r++) s->h_idx[r] = ((int64_t)first + r) % n_eval;
-    DAPT_CHECK(dapt_sequences_read(ctx->seqs, DAPT_SPLIT_EVAL, s->h_idx, s->h_count, s->h_clean, s->h_att));
-    memcpy(s->h_ids, s->h_clean, (size_t)(s->h_count * L) * sizeof *s->h_ids);
-    for (int64_t j = 0; j < s->h_count * L; j++) s->h_labels[j] = DAPT_IGNORE_LABEL;
-    dapt_rows blk = {s->h_count, L, first, HELDOUT_KEY, s->h_clean, s->h_att, s->h_ids, s->h_labels};
-    double local[DAPT_OBJ_MAX_DENOMINATORS] = {0}, global[DAPT_OBJ_MAX_DENOMINATORS], train_den[DAPT_OBJ_MAX_DENOMINATORS];
-    DAPT_CHECK(dapt_objective_prepare(&s->sub[o], ctx, &blk, local));
-    DAPT_CHECK(DAPT_MPI(MPI_Allreduce(local, global, DAPT_OBJ_MAX_DENOMINATORS, MPI_DOUBLE, MPI_SUM, ctx->data_comm)));
-    int64_t nmb = 0;
-    for (int64_t at = 0; at < s->h_count; at += ctx->micro_max) {
-        dapt_micro_batch *m = &s->h_mbs[nmb++];
-        memset(m, 0, sizeof *m);
-        m->batch.batch = s->h_count - at < ctx->micro_max ? s->h_count - at : ctx->micro_max;
-        m->batch.seq_len = L;
-        m->batch.input_ids = s->h_ids + at * L;
-        m->batch.attention_mask = s->h_att + at * L;
-        m->batch.mlm_labels = s->h_labels + at * L;
-        m->batch.first_sample = first + (uint64_t)at;
-        m->clean_ids = s->h_clean + at * L;
-        m->ws = ctx->ws;
-    }
-    memcpy(train_den, ctx->denominators, sizeof train_den);
-    memcpy(ctx->denominators, global, sizeof global);
-    double mine = 0.0;
-    dapt_status st = dapt_objective_eval_loss(&s->sub[o], ctx, s->h_mbs, nmb, &mine);
-    memcpy(ctx->denominators, train_den, sizeof train_den);
-    DAPT_CHECK(st);
-    return DAPT_MPI(MPI_Allreduce(&mine, loss, 1, MPI_DOUBLE, MPI_SUM, ctx->data_comm));
-}
-
+/* Each objective's held-out loss on its own rows (objective o: held-out
+ * sequences o * R .. o * R + R - 1).  Collective over data_comm. */
 static dapt_status heldout_all(sampler_state *s, dapt_objective_ctx *ctx, double *loss)
 {
-    for (size_t o = 0; o < s->K; o++) DAPT_CHECK(heldout_loss(s, ctx, o, &loss[o]));
+    const int64_t R = ctx->cfg->objectives.heldout_rows;
+    for (size_t o = 0; o < s->K; o++) DAPT_CHECK(dapt_heldout_loss(&s->heldout, &s->sub[o], ctx, (int64_t)o * R, &loss[o]));
     return DAPT_OK;
 }
 
@@ -308,7 +235,7 @@ static dapt_status sampler_begin(void *state, dapt_objective_ctx *ctx)
     sampler_state *s = state;
     for (size_t i = 0; i < s->K; i++) DAPT_CHECK(dapt_objective_begin_domain(&s->sub[i], ctx));
     if (s->kind != S_MOMETAS) return DAPT_OK;
-    DAPT_CHECK(heldout_alloc(s, ctx));
+    DAPT_CHECK(dapt_heldout_alloc(&s->heldout, ctx, ctx->cfg->objectives.heldout_rows));
     /* The starting losses (a resumed run's checkpoint replaces them). */
     DAPT_CHECK(heldout_all(s, ctx, s->last));
     s->M = 0;
