@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heldout.h"
+#include "objective_heldout.h"
 #include "objectives.h"
 #include "sampler.h"
 

@@ -1,9 +1,9 @@
-/* An objective's loss on fixed held-out rows (heldout.h). */
+/* An objective's loss on fixed held-out rows (objective_heldout.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dapt/share.h"
-#include "heldout.h"
+#include "objective_heldout.h"
 
 /* The step key of the held-out rows' corruption. */
 #define HELDOUT_KEY UINT64_MAX

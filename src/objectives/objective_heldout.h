@@ -1,7 +1,7 @@
 /* An objective's loss on fixed held-out rows, for objectives that evaluate
  * others (the MOMETAS sampler's meta-steps).  Internal to src/objectives. */
-#ifndef DAPT_OBJECTIVES_HELDOUT_H
-#define DAPT_OBJECTIVES_HELDOUT_H
+#ifndef DAPT_OBJECTIVES_OBJECTIVE_HELDOUT_H
+#define DAPT_OBJECTIVES_OBJECTIVE_HELDOUT_H
 
 #include <stdint.h>
 
