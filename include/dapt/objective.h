@@ -28,6 +28,8 @@
  *         metrics        local shares of the extra metrics columns
  *       end_domain                   after the last step
  *       save / load                  own state in each checkpoint
+ *       eval_loss                    on demand, by an objective that evaluates
+ *                                    others on held-out rows (a sampler)
  *     release                        per-domain resources (always called)
  *   destroy
  *
