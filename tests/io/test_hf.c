@@ -128,7 +128,8 @@ static dapt_status export_from(const char *model, const char *dir)
     dapt_model_meta meta;
     float *params = NULL;
     DAPT_CHECK(dapt_modelfile_load(MPI_COMM_SELF, model, &mc, &table, &params, &meta));
-    dapt_status st = dapt_hf_export(dir, 1, &mc, &table, params, &meta);
+    const dapt_hf_export_opts opts = {.force = 1};
+    dapt_status st = dapt_hf_export(dir, &opts, &mc, &table, params, &meta);
     free(params);
     dapt_param_table_free(&table);
     dapt_model_meta_free(&meta);
