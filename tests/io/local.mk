@@ -89,5 +89,5 @@ EXTRA_DIST += \
 # Exports Hugging Face loads unchanged: the tokenizer directory, the pooler
 # only where the class has one, regression heads (issue 18); their inputs are
 # made at test time from the fixtures above by make_export_inputs.py.
-TESTS += tests/io/export_tokenizer.test
-EXTRA_DIST += tests/io/export_tokenizer.test tools/fixtures/make_export_inputs.py
+TESTS += tests/io/export_tokenizer.test tests/io/export_heads.test
+EXTRA_DIST += tests/io/export_tokenizer.test tests/io/export_heads.test tools/fixtures/make_export_inputs.py
