@@ -43,6 +43,17 @@ static dapt_status put_blob(dapt_model_meta *meta, const char *name, char *data,
     return DAPT_OK;
 }
 
+/* Hands a finished buffer to meta as file name, or frees it when making it
+ * failed (st). */
+static dapt_status put_buf(dapt_model_meta *meta, const char *name, tok_buf *b, dapt_status st)
+{
+    if (st != DAPT_OK) {
+        tok_buf_free(b);
+        return st;
+    }
+    return put_blob(meta, name, b->data, b->len);
+}
+
 /* Every id's token, in id order: vocab.txt needs one line per id. */
 static dapt_status vocab_txt(const dapt_tokenizer *tok, dapt_model_meta *meta)
 {
@@ -55,11 +66,7 @@ static dapt_status vocab_txt(const dapt_tokenizer *tok, dapt_model_meta *meta)
         if (st == DAPT_OK) st = tok_buf_append(&b, tok->vocab.tokens[id], tok->vocab.lens[id]);
         if (st == DAPT_OK) st = tok_buf_append(&b, "\n", 1);
     }
-    if (st != DAPT_OK) {
-        tok_buf_free(&b);
-        return st;
-    }
-    return put_blob(meta, "vocab.txt", b.data, b.len);
+    return put_buf(meta, "vocab.txt", &b, st);
 }
 
 /* vocab.json (token -> id) and merges.txt (rank order) of a byte-level BPE. */
@@ -83,11 +90,7 @@ static dapt_status vocab_merges(const dapt_tokenizer *tok, dapt_model_meta *meta
         if (st == DAPT_OK) st = tok_buf_append(&b, tok->vocab.tokens[pair[1]], tok->vocab.lens[pair[1]]);
         if (st == DAPT_OK) st = tok_buf_append(&b, "\n", 1);
     }
-    if (st != DAPT_OK) {
-        tok_buf_free(&b);
-        return st;
-    }
-    return put_blob(meta, "merges.txt", b.data, b.len);
+    return put_buf(meta, "merges.txt", &b, st);
 }
 
 /* The special tokens as special_tokens_map.json names them; those the
