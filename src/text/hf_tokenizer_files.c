@@ -129,10 +129,13 @@ static int set_class_args(const dapt_tokenizer *tok, json_t *cfg)
         bad |= json_object_set_new(cfg, "never_split", json_null());
         bad |= json_object_set_new(cfg, "clean_up_tokenization_spaces", json_boolean(wp->decode_cleanup));
     } else {
-        bad |= json_object_set_new(cfg, "tokenizer_class", json_string("RobertaTokenizer"));
+        /* With <s> and </s> the RoBERTa template; without, GPT-2's (none),
+         * as the loaders decide (tokenizer_load.c). */
+        const int roberta = tok->specials.cls >= 0 && tok->specials.sep >= 0;
+        bad |= json_object_set_new(cfg, "tokenizer_class", json_string(roberta ? "RobertaTokenizer" : "GPT2Tokenizer"));
         bad |= json_object_set_new(cfg, "add_prefix_space", json_boolean(tok->bpe.add_prefix_space));
         bad |= json_object_set_new(cfg, "errors", json_string("replace"));
-        bad |= json_object_set_new(cfg, "trim_offsets", json_true());
+        if (roberta) bad |= json_object_set_new(cfg, "trim_offsets", json_true());
     }
     return bad;
 }
