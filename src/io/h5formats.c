@@ -51,6 +51,7 @@ static const dapt_h5_desc fisher_datasets[] = {
     {NULL, NULL, NULL}};
 
 static const dapt_h5_desc heldout_datasets[] = {
+    {"documents", "corpus document indices of the held-out documents, ascending", "document"},
     {"sequence_doc", "corpus document index of the first token of each held-out sequence, in held-out order",
      "document"},
     {NULL, NULL, NULL}};
