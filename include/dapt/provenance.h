@@ -32,8 +32,9 @@ const char *dapt_provenance_command(void);
 /* MPI_COMM_WORLD's size at the time of recording (0 when none). */
 int64_t dapt_provenance_ranks(void);
 
-/* PACKAGE_VERSION and the commit configure found (`git describe --always
- * --dirty`, or the tarball's recorded value, or "unknown"). */
+/* PACKAGE_VERSION and the commit the build found (`git describe --always
+ * --dirty` of the checkout at build time, or the tarball's recorded value,
+ * or "unknown"). */
 const char *dapt_provenance_version(void);
 const char *dapt_provenance_git_commit(void);
 
