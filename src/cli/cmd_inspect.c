@@ -2,13 +2,13 @@
  * how far a run directory got.  Everything is gathered into one JSON object
  * first; --json prints it, otherwise it is rendered as text, so both
  * outputs always say the same. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <errno.h>
 #include <sys/stat.h>
 
 #include "dapt/checkpoint.h"

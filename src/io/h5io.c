@@ -124,23 +124,32 @@ static hid_t object_cpl(hid_t cls)
 /* ---- files ------------------------------------------------------------- */
 
 /* The build identity always; the run's command line, rank count, time and
- * host when the driver recorded them (provenance.h).  Time and host are
- * rank 0's, so every rank writes the same attribute values. */
+ * host when the driver recorded them (provenance.h).  All are rank 0's
+ * (MPI does not promise every rank the same argv), so every rank writes the
+ * same attribute values, as parallel HDF5 requires. */
 static dapt_status put_provenance(dapt_h5file *f, int rank)
 {
     DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "dapt_version", dapt_provenance_version()));
     DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "git_commit", dapt_provenance_git_commit()));
-    const char *command = dapt_provenance_command();
-    if (!command) return DAPT_OK;
+    if (!dapt_provenance_command()) return DAPT_OK;
     char stamp[2][256] = {{0}}; /* created, host */
+    int len = 0;                /* of the command line, with its NUL */
     dapt_status st = DAPT_OK;
     if (rank == 0) {
         st = dapt_provenance_now(stamp[0], sizeof stamp[0]);
         if (st == DAPT_OK) st = dapt_provenance_host(stamp[1], sizeof stamp[1]);
+        len = (int)strlen(dapt_provenance_command()) + 1;
     }
     DAPT_CHECK(dapt_status_agree(f->comm, st));
     DAPT_CHECK(DAPT_MPI(MPI_Bcast(stamp, (int)sizeof stamp, MPI_CHAR, 0, f->comm)));
-    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "command", command));
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&len, 1, MPI_INT, 0, f->comm)));
+    char *command = NULL;
+    DAPT_CHECK(dapt_alloc((void **)&command, (size_t)len, "the command line"));
+    if (rank == 0) memcpy(command, dapt_provenance_command(), (size_t)len);
+    st = DAPT_MPI(MPI_Bcast(command, len, MPI_CHAR, 0, f->comm));
+    if (st == DAPT_OK) st = dapt_h5_attr_set_string(f, "/", "command", command);
+    free(command);
+    DAPT_CHECK(st);
     DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "mpi_ranks", dapt_provenance_ranks()));
     DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "created", stamp[0]));
     return dapt_h5_attr_set_string(f, "/", "host", stamp[1]);
