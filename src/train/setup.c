@@ -285,7 +285,6 @@ dapt_status train_setup(train_run *r)
     dapt_model_config mc;
     DAPT_CHECK(setup_tokenizer_and_model(r, &mc));
     DAPT_CHECK(setup_data(r, &mc));
-    DAPT_CHECK(dapt_heldout_write(MPI_COMM_WORLD, r->out, cfg, r->seqs, cfg->train.eval_batches * r->B));
     DAPT_CHECK(dapt_calloc((void **)&r->exp_avg, r->model.table.total, sizeof(float), "AdamW first moment"));
     DAPT_CHECK(dapt_calloc((void **)&r->exp_avg_sq, r->model.table.total, sizeof(float), "AdamW second moment"));
     dapt_adamw_from_config(cfg, &r->adam);
