@@ -137,6 +137,7 @@ int dapt_cmd_forward(int argc, char **argv);
 int dapt_cmd_import(int argc, char **argv);
 int dapt_cmd_importance(int argc, char **argv);
 int dapt_cmd_infer(int argc, char **argv);
+int dapt_cmd_inspect(int argc, char **argv);
 int dapt_cmd_prepare(int argc, char **argv);
 int dapt_cmd_tokenize(int argc, char **argv);
 int dapt_cmd_train(int argc, char **argv);

@@ -62,6 +62,15 @@ typedef struct dapt_train_result {
  * DAPT_ERR_INTERRUPTED (on every rank) after a preemption checkpoint. */
 dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res);
 
+/* Writes DIR/heldout.h5 (format "dapt-heldout", docs/formats.md): the rule
+ * that chose the held-out documents with its parameters, the held-out
+ * documents and the first document of every held-out sequence, and how many
+ * of those sequences the held-out loss evaluates (the first `evaluated`).
+ * Creates DIR if missing; replaces an older heldout.h5 (a resumed run
+ * writes the same content).  Collective over comm. */
+dapt_status dapt_heldout_write(MPI_Comm comm, const char *dir, const dapt_config *cfg, const dapt_sequences *seqs,
+                               int64_t evaluated);
+
 /* The held-out MLM loss of model m: the first `want` held-out sequences of
  * seqs (fewer if it has fewer), spread over comm, in forwards of `batch`
  * rows (ws: a workspace for them, or NULL to make one), masks keyed (seed,

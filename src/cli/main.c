@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "dapt/cli.h"
+#include "dapt/provenance.h"
 
 static void print_usage(FILE *out)
 {
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     if (dapt_cli_mpi_init(&argc, &argv) != DAPT_OK) return DAPT_EXIT_FAILURE;
     int rank = 0;
     dapt_status st = DAPT_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    if (st == DAPT_OK) st = dapt_provenance_record(argc, argv); /* the "command" of every output file */
     if (st != DAPT_OK) dapt_cli_fail(st);
     int code = DAPT_EXIT_OK;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -167,6 +167,10 @@ static dapt_status train_domain(const domain_list *c, size_t t, train_run *r, in
         return st;
     }
     st = train_agree(r, st == DAPT_OK ? train_prepare_output(r, opts) : st);
+    /* After the output check, so a refused run leaves the previous one's
+     * heldout.h5 alone; over the world, so tensor ranks do not write it twice. */
+    if (st == DAPT_OK)
+        st = dapt_heldout_write(MPI_COMM_WORLD, r->out, r->cfg, r->seqs, r->cfg->train.eval_batches * r->B);
     if (st == DAPT_OK) st = train_agree(r, dapt_objective_begin_domain(obj, &r->ctx));
     if (st != DAPT_OK) {
         res->agreed = 1;

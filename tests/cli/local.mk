@@ -6,3 +6,6 @@ tests_cli_mpi_fail_CFLAGS = $(TEST_CFLAGS)
 tests_cli_mpi_fail_LDADD = $(TEST_LIBS)
 TESTS += tests/cli/options.test tests/cli/mpi_errors.test
 EXTRA_DIST += tests/cli/options.test tests/cli/mpi_errors.test
+# dapt inspect reuses tests/train's fixture run (make_corpus, train_env.sh).
+TESTS += tests/cli/inspect.test
+EXTRA_DIST += tests/cli/inspect.test
