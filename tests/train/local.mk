@@ -22,7 +22,7 @@ TRAIN_TESTS = tests/train/objective.test tests/train/loop_ranks.test tests/train
 TRAIN_TESTS += tests/train/train_tp.test
 TRAIN_TESTS += tests/train/ckpt_tp.test
 TRAIN_TESTS += tests/train/train_files.test
-TRAIN_TESTS += tests/train/metrics_jsonl.test
+TRAIN_TESTS += tests/train/metrics_jsonl.test tests/train/plot_follow.test
 TESTS += tests/train/test_loop tests/train/test_metrics_log $(TRAIN_TESTS)
 EXTRA_DIST += $(TRAIN_TESTS) tests/train/train_env.sh tests/train/check_das.py tests/train/make_importance.py \
 	tests/train/check_jsonl.py
