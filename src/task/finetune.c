@@ -206,7 +206,7 @@ static void teardown(ft *r)
 {
     if (r->obj.ops) dapt_objective_release(&r->obj);
     dapt_objective_destroy(&r->obj);
-    if (r->metrics) fclose(r->metrics);
+    dapt_metrics_log_close(&r->mlog);
     task_ws_cache_free(&r->cache);
     if (r->have_model) dapt_model_free(&r->model);
     dapt_model_meta_free(&r->meta);
@@ -228,21 +228,21 @@ static void teardown(ft *r)
 
 /* ---- the epochs ---------------------------------------------------------------- */
 
-/* One row of the metrics file (leader); a failed write is an error. */
+/* One row of the metrics log (leader); a failed write is an error. */
 static dapt_status metrics_row(ft *r, int64_t e, double train_loss, double lr, double dev_loss,
                                const dapt_cls_metrics *m, int best)
 {
-    FILE *fp = r->metrics;
-    if (!fp) return DAPT_OK;
-    fprintf(fp, "%lld,%lld,%.9g,%.9g", (long long)e + 1, (long long)r->step, train_loss, lr);
-    task_metrics_csv_dev(fp, r->task.regression, r->have_dev ? m : NULL, dev_loss);
-    fprintf(fp, ",%d,%.1f", best, dapt_now() - r->t0);
+    dapt_metrics_log *log = &r->mlog;
+    dapt_metrics_log_field(log, "%lld", (long long)e + 1);
+    dapt_metrics_log_field(log, "%lld", (long long)r->step);
+    dapt_metrics_log_field(log, "%.9g", train_loss);
+    dapt_metrics_log_field(log, "%.9g", lr);
+    task_metrics_dev_fields(log, r->task.regression, r->have_dev ? m : NULL, dev_loss);
+    dapt_metrics_log_field(log, "%d", best);
+    dapt_metrics_log_field(log, "%.1f", dapt_now() - r->t0);
     const size_t nc = dapt_objective_columns(&r->obj);
-    for (size_t i = 0; i < nc; i++) fprintf(fp, ",%.9g", r->prog.extra_sum[i] / (double)r->steps_per_epoch);
-    fputc('\n', fp);
-    if (fflush(fp) != 0 || ferror(fp))
-        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot write: %s", r->metrics_path, strerror(errno));
-    return DAPT_OK;
+    for (size_t i = 0; i < nc; i++) dapt_metrics_log_field(log, "%.9g", r->prog.extra_sum[i] / (double)r->steps_per_epoch);
+    return dapt_metrics_log_end_row(log);
 }
 
 /* The end of epoch e: dev evaluation, the best model, the metrics row,

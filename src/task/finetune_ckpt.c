@@ -144,16 +144,13 @@ dapt_status ft_save_model(ft *r)
 dapt_status ft_open_metrics(ft *r, int resumed)
 {
     if (!ft_leader(r)) return DAPT_OK;
-    const int keep = resumed && dapt_fs_exists(r->metrics_path);
-    if (keep) DAPT_CHECK(dapt_fs_csv_truncate(r->metrics_path, r->step / r->steps_per_epoch));
-    r->metrics = fopen(r->metrics_path, keep ? "a" : "w");
-    if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
-    if (!keep) {
-        task_metrics_csv_header(r->metrics, r->task.regression);
-        for (size_t i = 0; r->obj.ops->columns && r->obj.ops->columns[i]; i++)
-            fprintf(r->metrics, ",%s", r->obj.ops->columns[i]);
-        fputc('\n', r->metrics);
-    }
-    if (fflush(r->metrics) != 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot write: %s", r->metrics_path, strerror(errno));
-    return DAPT_OK;
+    DAPT_CHECK(dapt_metrics_log_init(&r->mlog, r->metrics_path));
+    const int keep = resumed && dapt_fs_exists(r->mlog.csv);
+    if (keep) DAPT_CHECK(dapt_metrics_log_truncate(&r->mlog, r->step / r->steps_per_epoch));
+    const char *names[TASK_METRICS_COLUMNS + DAPT_OBJ_MAX_COLUMNS];
+    const size_t nt = task_metrics_columns(r->task.regression, names), nc = dapt_objective_columns(&r->obj);
+    if (nc > DAPT_OBJ_MAX_COLUMNS)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%zu objective metrics columns (at most %d)", nc, DAPT_OBJ_MAX_COLUMNS);
+    for (size_t i = 0; i < nc; i++) names[nt + i] = r->obj.ops->columns[i];
+    return dapt_metrics_log_open(&r->mlog, names, nt + nc, keep);
 }

@@ -1,4 +1,4 @@
-# tests/tools: the Python tools shipped for users (plots) and the
-# architecture check.
-TESTS += tests/tools/plot.test tests/tools/include_graph.test
-EXTRA_DIST += tests/tools/plot.test tools/plot.py tests/tools/include_graph.test tools/dev/include_graph.py
+# tests/tools: the Python tools shipped for users (plots, the quickstart's
+# summary) and the architecture check.
+TESTS += tests/tools/plot.test tests/tools/include_graph.test tests/tools/quickstart_summary.test
+EXTRA_DIST += tests/tools/plot.test tools/plot.py tests/tools/quickstart_summary.test tools/quickstart_summary.py tests/tools/include_graph.test tools/dev/include_graph.py
