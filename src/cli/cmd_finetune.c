@@ -50,7 +50,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     if (res.complete) {
         /* What the run logged: a resubmitted finished job must not read as a new result. */
         char loss[96] = "no train loss logged in finetune_metrics.csv";
-        if (!isnan(res.last_train_loss))
+        if (res.last_loss_epoch >= 0)
             snprintf(loss, sizeof loss, "last train loss %.4f (epoch %lld)", res.last_train_loss,
                      (long long)res.last_loss_epoch);
         dapt_info("finetune: %s is already complete%s: %lld of %lld steps done (%lld epochs), %s; nothing to train; model in %s/model.h5",

@@ -37,7 +37,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     if (res.complete) {
         /* What the run logged: a resubmitted finished job must not read as a new result. */
         char loss[96] = "no loss logged in metrics.csv", eval[96] = "";
-        if (!isnan(res.last_loss))
+        if (res.last_loss_step >= 0) /* a skipped step logs nan */
             snprintf(loss, sizeof loss, "last loss %.4f (step %lld)", res.last_loss, (long long)res.last_loss_step);
         if (!isnan(res.last_eval_loss))
             snprintf(eval, sizeof eval, ", held-out loss %.4f (perplexity %.2f)", res.last_eval_loss,
