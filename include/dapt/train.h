@@ -48,6 +48,7 @@
 typedef struct dapt_train_opts {
     int resume; /* continue from OUT/checkpoints/latest */
     int force;  /* start afresh in an OUT that holds a previous run */
+    int override_resume_check; /* --override-resume-check: a changed key --resume refuses is only a warning */
 } dapt_train_opts;
 
 typedef struct dapt_train_result {
@@ -56,6 +57,9 @@ typedef struct dapt_train_result {
     double last_loss;      /* training loss of the last step */
     double last_eval_loss; /* NaN when no evaluation ran */
     int agreed;            /* on failure: 1 if every rank returned it together */
+    int complete;          /* --resume found every step done: nothing was trained */
+    int64_t steps_total;   /* train.steps (when complete) */
+    int64_t last_loss_step; /* the metrics.csv row last_loss comes from (when complete; -1: none) */
 } dapt_train_result;
 
 /* Runs training as configured.  Collective over MPI_COMM_WORLD.  Returns

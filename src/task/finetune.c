@@ -146,11 +146,7 @@ static dapt_status setup_optimizer(ft *r)
     r->adam.weight_decay = cfg->finetune.weight_decay;
     r->adam.step = 0;
     DAPT_CHECK(dapt_adamw_validate(&r->adam));
-    r->sched.kind = strcmp(cfg->finetune.schedule, "constant") ? DAPT_SCHEDULE_LINEAR : DAPT_SCHEDULE_CONSTANT;
-    r->sched.base_lr = cfg->finetune.lr;
-    r->sched.total_steps = r->total_steps;
-    r->sched.warmup_steps = cfg->finetune.warmup_steps > 0 ? cfg->finetune.warmup_steps
-                                                             : (int64_t)ceil(cfg->finetune.warmup_ratio * (double)r->total_steps);
+    ft_schedule(cfg, r->steps_per_epoch, &r->sched);
     DAPT_CHECK(dapt_order_init(&r->order, (uint64_t)cfg->run.seed, r->train.n));
     const size_t total = r->model.table.total, cells = (size_t)(r->micro * r->max_len);
     DAPT_CHECK(dapt_calloc((void **)&r->m1, total, sizeof(float), "AdamW first moment"));
@@ -366,7 +362,7 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
     dapt_status st = setup(r, opts);
     /* The objective's state exists before a checkpoint fills it. */
     if (st == DAPT_OK) st = dapt_status_agree(ft_world(r), dapt_objective_begin_domain(&r->obj, &r->ctx));
-    if (st == DAPT_OK && opts->resume) st = ft_resume(r, &resumed);
+    if (st == DAPT_OK && opts->resume) st = ft_resume(r, opts, res, &resumed);
     if (st == DAPT_OK) st = dapt_status_agree(ft_world(r), ft_open_metrics(r, resumed));
     if (st == DAPT_OK) st = run_epochs(r, res);
     else res->agreed = 1;

@@ -72,7 +72,12 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr);
 
 /* finetune_ckpt.c.  Collective over the world. */
 dapt_status ft_save_checkpoint(ft *r);
-dapt_status ft_resume(ft *r, int *resumed);
+/* --resume: the newest good checkpoint, after checking the configuration
+ * it was written with (dapt_resume_check); a finished run fills res as
+ * complete (res->complete, the last logged train loss). */
+dapt_status ft_resume(ft *r, const dapt_finetune_opts *opts, dapt_finetune_result *res, int *resumed);
+/* The learning-rate schedule of cfg for steps_per_epoch steps an epoch. */
+void ft_schedule(const dapt_config *cfg, int64_t steps_per_epoch, dapt_lr_schedule *s);
 dapt_status ft_save_model(ft *r); /* the best model, OUT/model.h5 */
 /* The metrics log: created (fresh run) or cut after the epochs the
  * resumed state has finished.  Leader only. */

@@ -81,5 +81,10 @@ dapt_status train_evaluate(train_run *r, double *eval_loss);
 
 /* loop.c.  Collective over the world. */
 dapt_status train_loop(train_run *r, const dapt_train_opts *opts, dapt_train_result *res);
+/* --resume on a domain whose model file (model_path) marks it finished:
+ * checks the configuration it was trained with and fills res as for a
+ * complete run (res->complete, the last logged loss). */
+dapt_status train_resume_finished(train_run *r, const char *model_path, const dapt_train_opts *opts,
+                                  dapt_train_result *res);
 
 #endif
