@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dapt/batches.h"
 #include "dapt/cli.h"
 #include "dapt/corpus.h"
 #include "dapt/fsio.h"
@@ -58,6 +59,8 @@ static dapt_status prepare_salient(prep_args *a, dapt_prepare_stats *s)
     if (dapt_fs_same_file(out, a->salient.general))
         return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: the output %s is the general corpus %s", out, a->salient.general);
     if (dapt_fs_exists(out) && !a->o.force) return DAPT_ERROR(DAPT_ERR_EXISTS, "%s exists (use --force to replace it)", out);
+    /* Before tokenizing anything: the general corpus must exist and share the ids. */
+    DAPT_CHECK(dapt_status_agree(MPI_COMM_WORLD, dapt_sequences_check_tokenizer(a->salient.general, "this run's", a->o.tok)));
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.salient-tmp", out) >= sizeof tmp)
         return DAPT_ERROR(DAPT_ERR_ARG, "dapt prepare: output path too long: %.80s...", out);
