@@ -56,13 +56,6 @@ static int read_case(FILE *fp, emlm_case *c)
     return 1;
 }
 
-static int is_special(const dapt_mlm_spec *m, int32_t id)
-{
-    for (size_t i = 0; i < m->n_special; i++)
-        if (m->special[i] == id) return 1;
-    return 0;
-}
-
 static void test_masking_matches_reference(void)
 {
     FILE *fp = fopen(dapt_test_path("tests/fixtures/objectives/emlm.txt"), "r");
@@ -86,7 +79,7 @@ static void test_masking_matches_reference(void)
             if (labels[j] == DAPT_IGNORE_LABEL) continue;
             want++;
             /* Only text tokens of the guide set are ever selected. */
-            CU_ASSERT(guide[c.clean[j]] && c.att[j] && !is_special(&c.mlm, c.clean[j]));
+            CU_ASSERT(guide[c.clean[j]] && c.att[j] && !fixture_is_special(&c.mlm, c.clean[j]));
             masked += ids[j] == c.mlm.mask_id;
             kept += ids[j] == c.clean[j];
             replaced += ids[j] != c.mlm.mask_id && ids[j] != c.clean[j];
