@@ -216,7 +216,8 @@ dapt_status dapt_corpus_read_guide(const char *path, int64_t vocab, uint8_t *gui
         DAPT_THROW(DAPT_ERR_CONFIG, "%s: its salient tokens are over a vocabulary of %lld ids, the tokenizer has %lld",
                    path, (long long)made_for, (long long)vocab);
     DAPT_TRY(dapt_h5_read_all(&f, "salient/ids", DAPT_H5_I32, (void **)&ids, &ndim, dims));
-    count = ndim == 1 ? dims[0] : 0;
+    if (ndim != 1) DAPT_THROW(DAPT_ERR_FORMAT, "%s: /salient/ids is not one-dimensional", path);
+    count = dims[0];
     memset(guide, 0, (size_t)vocab);
     for (int64_t i = 0; i < count; i++) {
         if (ids[i] < 0 || ids[i] >= vocab)
