@@ -39,8 +39,10 @@ static dapt_unit_masks view_masks(const das_state *s)
     return m;
 }
 
-/* DAS's columns and output files, then the delegate's (filled by
- * create_common: the loop reads the names of the objective it created). */
+/* DAS's columns and output files, then the delegate's, filled by
+ * create_common: the ops table is a constant of the registry, but the loop
+ * reads the names only after creating the objective.  Process-wide: the
+ * last DAS / DGA created names them (a run creates one). */
 #define DAS_MAX_OUTPUTS 8
 static const char *das_columns[DAPT_OBJ_MAX_COLUMNS + 1] = {"mlm_loss", "contrast_loss", NULL};
 static const char *das_outputs[DAS_MAX_OUTPUTS + 1] = {"importance.h5", "representations.h5", NULL};
