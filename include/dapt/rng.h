@@ -36,6 +36,10 @@ enum dapt_rng_stream_id {
     /* Plain streams again (no tag). */
     DAPT_RNG_ATD = 15, /* MOMETAS added-token detection: insertions and the inserted ids */
     DAPT_RNG_DTD = 16, /* MOMETAS deleted-token detection: deletions */
+    /* Derived-seed stream. */
+    DAPT_RNG_CSE_VIEW_B = 17, /* MOMETAS cse: the dropout of view b ("csevb") */
+    /* Plain streams. */
+    DAPT_RNG_EMLM = 18, /* MOMETAS guided masking: which guide tokens are masked, 80/10/10 */
     DAPT_RNG_TEST = 99
 };
 

@@ -23,11 +23,6 @@
 #include "cse.h"
 #include "objectives.h"
 
-/* View b's dropout runs with seed ^ this ("csevb"); view a with the run
- * seed, as any training forward of the step.  (A derived-seed stream: its
- * place is dapt_rng_stream_tag in src/core/rng.c, with the others.) */
-#define CSE_VIEW_B_TAG 0x6373657662ull
-
 typedef struct cse_state {
     double tau;
     int64_t rows_cap, n; /* rows reserved / held this step */
@@ -101,7 +96,7 @@ static dapt_status view_forward(dapt_objective_ctx *ctx, const dapt_micro_batch 
     b.mlm_labels = NULL;
     b.class_labels = NULL;
     dapt_run_opts opts = dapt_objective_train_opts(ctx);
-    if (v == 1) opts.seed = ctx->seed ^ CSE_VIEW_B_TAG;
+    if (v == 1) opts.seed = ctx->seed ^ dapt_rng_stream_tag(DAPT_RNG_CSE_VIEW_B);
     return dapt_model_forward(ctx->model, mb->ws, &b, NULL, &opts);
 }
 

@@ -9,4 +9,4 @@ libdapt_a_SOURCES += src/objectives/objective.c src/objectives/registry.c src/ob
 	src/objectives/token_head.c src/objectives/cse.c src/objectives/cse.h \
 	src/objectives/sampler.c src/objectives/sampler.h src/objectives/sampler_policy.c \
 	src/objectives/objective_heldout.c src/objectives/objective_heldout.h \
-	src/objectives/corpus_pass.c
+	src/objectives/corpus_pass.c src/objectives/emlm.c

@@ -13,6 +13,7 @@ extern const dapt_objective_ops dapt_objective_cls;                     /* cls.c
 extern const dapt_objective_ops dapt_objective_smart;                   /* smart.c */
 extern const dapt_objective_ops dapt_objective_atd, dapt_objective_dtd; /* token_detection.c */
 extern const dapt_objective_ops dapt_objective_cse;                     /* cse.c */
+extern const dapt_objective_ops dapt_objective_emlm;                    /* emlm.c */
 extern const dapt_objective_ops dapt_objective_mometas;                 /* sampler.c */
 
 /* MLM masking of a block (dapt_mlm_mask keyed by (seed, key_step, global

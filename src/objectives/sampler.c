@@ -26,8 +26,8 @@
 
 /* The objectives a sampler may draw: metrics.csv has a loss column for
  * each, and `objective` is the drawn one's index in this list. */
-static const char *const known[] = {"mlm", "atd", "dtd", "cse"};
-#define N_KNOWN 4
+static const char *const known[] = {"mlm", "atd", "dtd", "cse", "emlm"};
+#define N_KNOWN 5
 
 typedef enum { S_MOMETAS, S_UNIFORM, S_FIXED, S_ROUND_ROBIN } sampler_kind;
 
@@ -60,7 +60,7 @@ static dapt_status parse_objectives(sampler_state *s, const char *list)
         int k = -1;
         for (int i = 0; i < N_KNOWN; i++)
             if (!strcmp(t, known[i])) k = i;
-        if (k < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "objectives.objectives: unknown objective '%s' (mlm, atd, dtd, cse)", t);
+        if (k < 0) return DAPT_ERROR(DAPT_ERR_CONFIG, "objectives.objectives: unknown objective '%s' (mlm, atd, dtd, cse, emlm)", t);
         for (size_t i = 0; i < s->K; i++)
             if (s->known_index[i] == k) return DAPT_ERROR(DAPT_ERR_CONFIG, "objectives.objectives: '%s' twice", t);
         s->known_index[s->K++] = k;
@@ -385,7 +385,8 @@ static dapt_status sampler_load(void *state, dapt_objective_ctx *ctx, const dapt
     return DAPT_OK;
 }
 
-static const char *const sampler_columns[] = {"objective", "mlm_loss", "atd_loss", "dtd_loss", "cse_loss", NULL};
+static const char *const sampler_columns[] = {"objective", "mlm_loss", "atd_loss", "dtd_loss", "cse_loss",
+                                                "emlm_loss", NULL};
 static const char *const sampler_outputs[] = {"sampler.h5", NULL};
 
 const dapt_objective_ops dapt_objective_mometas = {

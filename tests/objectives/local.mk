@@ -14,7 +14,13 @@ check_PROGRAMS += tests/objectives/test_sampler
 tests_objectives_test_sampler_SOURCES = tests/objectives/test_sampler.c tests/objectives/fixture_text.h
 tests_objectives_test_sampler_CFLAGS = $(TEST_CFLAGS)
 tests_objectives_test_sampler_LDADD = $(TEST_LIBS)
-OBJECTIVES_TESTS = tests/objectives/train_token_detection.test tests/objectives/cse.test tests/objectives/mometas.test
-TESTS += tests/objectives/test_token_detection tests/objectives/test_sampler $(OBJECTIVES_TESTS)
+check_PROGRAMS += tests/objectives/test_emlm
+tests_objectives_test_emlm_SOURCES = tests/objectives/test_emlm.c tests/objectives/fixture_text.h
+tests_objectives_test_emlm_CFLAGS = $(TEST_CFLAGS)
+tests_objectives_test_emlm_LDADD = $(TEST_LIBS)
+OBJECTIVES_TESTS = tests/objectives/train_token_detection.test tests/objectives/cse.test tests/objectives/mometas.test \
+	tests/objectives/emlm.test tests/objectives/das_mometas.test
+TESTS += tests/objectives/test_token_detection tests/objectives/test_sampler tests/objectives/test_emlm $(OBJECTIVES_TESTS)
 EXTRA_DIST += $(OBJECTIVES_TESTS) tests/fixtures/objectives/token_detection.txt \
-	tests/fixtures/objectives/cse.txt tests/fixtures/objectives/sampler.txt tools/fixtures/make_mometas_fixtures.py
+	tests/fixtures/objectives/cse.txt tests/fixtures/objectives/sampler.txt tools/fixtures/make_mometas_fixtures.py \
+	tests/fixtures/objectives/emlm.txt tools/fixtures/salient_reference.py

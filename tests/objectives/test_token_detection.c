@@ -59,13 +59,6 @@ static int64_t count_tokens(const int32_t *att, int64_t len)
     return n;
 }
 
-static int is_special(const dapt_mlm_spec *m, int32_t id)
-{
-    for (size_t i = 0; i < m->n_special; i++)
-        if (m->special[i] == id) return 1;
-    return 0;
-}
-
 static void test_corruptions_match_reference(void)
 {
     FILE *fp = fopen(dapt_test_path("tests/fixtures/objectives/token_detection.txt"), "r");
@@ -93,7 +86,7 @@ static void test_corruptions_match_reference(void)
             CU_ASSERT_EQUAL(labels[i], c.atd_labels[i]);
             if (labels[i] == 1) {
                 inserted++;
-                CU_ASSERT(!is_special(&c.mlm, ids[i]));
+                CU_ASSERT(!fixture_is_special(&c.mlm, ids[i]));
             }
         }
         memcpy(ids, c.clean, sizeof ids);
