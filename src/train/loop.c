@@ -72,8 +72,8 @@ static dapt_status resumed_complete(train_run *r, dapt_train_result *res)
 {
     int64_t at = -1, eval_at = -1;
     double loss = NAN, eval = NAN;
-    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->metrics, "loss", r->step, &loss, &at));
-    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->metrics, "eval_loss", r->step, &eval, &eval_at));
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "loss", r->step, &loss, &at));
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "eval_loss", r->step, &eval, &eval_at));
     res->complete = 1;
     res->steps_total = r->cfg->train.steps;
     res->last_loss = loss;
@@ -132,7 +132,7 @@ dapt_status train_resume_finished(train_run *r, const char *model_path, const da
     DAPT_CHECK(dapt_resume_check(r->grid.world, model_path, r->cfg, &spec));
     r->step = r->cfg->train.steps;
     int64_t at = -1;
-    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->metrics, "step", INT64_MAX, &(double){0}, &at));
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "step", INT64_MAX, &(double){0}, &at));
     if (at >= 0) r->step = at;
     res->steps_done = r->step;
     return resumed_complete(r, res);
