@@ -70,6 +70,7 @@ static const key_rule rules[] = {
     {"das.*", TRAIN, REFUSED, "a DGA/DAS hyper-parameter"},
     {"kd.*", TRAIN, REFUSED, "a distillation hyper-parameter"},
     {"ewc.*", TRAIN, REFUSED, "an EWC hyper-parameter"},
+    {"objectives.*", TRAIN, REFUSED, "a MOMETAS objective or sampler hyper-parameter"},
     {"finetune.epochs", TUNE, LENGTH, "the run's length"},
     {"finetune.micro_batch", TUNE, SAFE, "micro-batches of the same global batch (the layout)"},
     {"finetune.eval_batch_size", TUNE, SAFE, "how the dev split is batched"},
