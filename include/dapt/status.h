@@ -135,8 +135,11 @@ int dapt_h5_warn(long long h5_rc, const char *file, int line, const char *call);
 /* malloc/calloc that record DAPT_ERR_NOMEM with the size in human units and
  * the purpose: "cannot allocate 3.0 GiB for model gradients: out of memory"
  * (and the size for dapt_error_alloc_bytes). */
-dapt_status dapt_alloc(void **out, size_t bytes, const char *what);
-dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what);
+dapt_status dapt_alloc_at(void **out, size_t bytes, const char *what, const char *file, int line);
+dapt_status dapt_calloc_at(void **out, size_t count, size_t size, const char *what, const char *file, int line);
+/* (Macros, so that DAPT_DEBUG shows the caller's location.) */
+#define dapt_alloc(out, bytes, what) dapt_alloc_at((out), (bytes), (what), __FILE__, __LINE__)
+#define dapt_calloc(out, count, size, what) dapt_calloc_at((out), (count), (size), (what), __FILE__, __LINE__)
 
 /* A byte count in human units: "512 bytes", "3.0 GiB" (1024-based). */
 void dapt_format_bytes(double bytes, char *buf, size_t len);

@@ -198,17 +198,17 @@ static dapt_status alloc_failed(size_t count, size_t size, const char *what, con
     return DAPT_ERR_NOMEM;
 }
 
-dapt_status dapt_alloc(void **out, size_t bytes, const char *what)
+dapt_status dapt_alloc_at(void **out, size_t bytes, const char *what, const char *file, int line)
 {
     *out = malloc(bytes ? bytes : 1);
-    if (!*out) return alloc_failed(1, bytes, what, __FILE__, __LINE__);
+    if (!*out) return alloc_failed(1, bytes, what, file, line);
     return DAPT_OK;
 }
 
-dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what)
+dapt_status dapt_calloc_at(void **out, size_t count, size_t size, const char *what, const char *file, int line)
 {
     *out = calloc(count ? count : 1, size ? size : 1);
-    if (!*out) return alloc_failed(count, size, what, __FILE__, __LINE__);
+    if (!*out) return alloc_failed(count, size, what, file, line);
     return DAPT_OK;
 }
 

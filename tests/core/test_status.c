@@ -149,6 +149,7 @@ static void test_alloc_failure(void)
     CU_ASSERT_EQUAL(dapt_alloc(&p, SIZE_MAX / 2, "the test's buffer"), DAPT_ERR_NOMEM);
     CU_ASSERT_STRING_EQUAL(dapt_error_message(), "cannot allocate 8.0 EiB for the test's buffer: out of memory");
     CU_ASSERT_EQUAL(dapt_error_alloc_bytes(), SIZE_MAX / 2);
+    CU_ASSERT_EQUAL(strncmp(dapt_error_location(), "test_status.c:", 14), 0); /* the caller's, for DAPT_DEBUG */
     CU_ASSERT_EQUAL(dapt_calloc(&p, SIZE_MAX / 8, 4, "the test's table"), DAPT_ERR_NOMEM);
     CU_ASSERT_STRING_EQUAL(dapt_error_message(), "cannot allocate 8.0 EiB for the test's table: out of memory");
 #endif
