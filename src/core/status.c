@@ -52,10 +52,14 @@ dapt_status dapt_error_set(dapt_status st, const char *file, int line, const cha
 {
     const char *base = strrchr(file, '/');
     snprintf(rec.where, sizeof rec.where, "%s:%d", base ? base + 1 : file, line);
+    /* Format aside first: a cause may quote the previous one
+     * (dapt_error_message() as an argument). */
+    char text[sizeof rec.msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rec.msg, sizeof rec.msg, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(rec.msg, text, sizeof text);
     /* One line, and no tab: the agreement's report uses both as separators. */
     for (char *c = rec.msg; *c; c++)
         if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
@@ -298,7 +302,8 @@ static void contribution(dapt_status st, char *buf, size_t len)
     if (st == DAPT_OK) return;
     size_t used = (size_t)snprintf(buf, len, "%d %zu\n", (int)st, rec.alloc_bytes);
     if (!rec.report[0]) {
-        snprintf(buf + used, len - used, "%d\t%s\t%s\n", world_rank(), rec.where, rec.msg);
+        snprintf(buf + used, len - used, "%d\t%s\t%s\n", world_rank(), rec.where,
+                 *rec.msg ? rec.msg : dapt_status_name(st));
         return;
     }
     for (const char *line = rec.report; *line;) {

@@ -60,6 +60,25 @@ static void test_cleanup_warnings(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "the first failure"));
 }
 
+/* A cause may quote the one before it. */
+static void test_message_quotes_previous(void)
+{
+    DAPT_ERROR(DAPT_ERR_IO, "disk full");
+    DAPT_ERROR(DAPT_ERR_IO, "x.h5: writing /params: %s", dapt_error_message());
+    CU_ASSERT_STRING_EQUAL(dapt_error_message(), "x.h5: writing /params: disk full");
+}
+
+/* A failure recorded without a cause is reported by its status name, on
+ * every rank. */
+static void test_report_without_message(void)
+{
+    dapt_error_clear();
+    CU_ASSERT_EQUAL(dapt_status_agree(MPI_COMM_WORLD, DAPT_ERR_NUMERIC), DAPT_ERR_NUMERIC);
+    char text[1024];
+    CU_ASSERT_EQUAL(dapt_error_report(DAPT_ERR_NUMERIC, 0, text, sizeof text), 1);
+    CU_ASSERT_STRING_EQUAL(text, "numerical error\n");
+}
+
 /* The lowest failing rank's status and message reach every rank. */
 static void test_agree(void)
 {
@@ -183,7 +202,9 @@ static void test_share(void)
 
 DAPT_TEST_MAIN("status", {"MPI failures are one line naming rank and call", test_mpi_failure_line},
                {"cleanup warnings keep the recorded error", test_cleanup_warnings},
+               {"a cause may quote the previous one", test_message_quotes_previous},
                {"status agreement", test_agree},
+               {"a failure without a cause is named by its status", test_report_without_message},
                {"the same failure everywhere is one line without ranks", test_report_same_everywhere},
                {"different failures are listed once each with their ranks", test_report_distinct},
                {"nested agreements keep the rank that failed", test_report_nested},
