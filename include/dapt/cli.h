@@ -127,6 +127,15 @@ _Noreturn void dapt_cli_fail(dapt_status st);
  * (collectively agreed): prints from rank 0 only, finalises and exits. */
 _Noreturn void dapt_cli_fail_all(dapt_status st);
 
+/* The line the driver prints after "dapt: error:" when a command ran out of
+ * memory: what to change so that the model, optimizer state and
+ * activations fit ("set train.grad_accum = 2 (micro-batches of 16 of the
+ * 32 sequences), model.recompute = true, ..."), with values from cli->cfg.
+ * "" unless st is DAPT_ERR_NOMEM for alloc_bytes >= 1 MiB (smaller ones
+ * are not what the keys change) in `dapt train` or `dapt finetune`.
+ * Not collective. */
+void dapt_cli_memory_hint(const dapt_cli *cli, dapt_status st, size_t alloc_bytes, char *buf, size_t len);
+
 /* Command entry points, one per src/cli/cmd_<name>.c (keep sorted). */
 int dapt_cmd_analyze(int argc, char **argv);
 int dapt_cmd_config(int argc, char **argv);

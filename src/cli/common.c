@@ -271,33 +271,6 @@ void dapt_cli_print_common_help(void)
            "  --help, -h        this text\n");
 }
 
-/* What to change when a command that trains ran out of memory for a
- * buffer of some size (the model, optimizer state, activations): into buf,
- * or "" for other failures and commands.  The keys are the ones that lower
- * the memory per rank; the suggested values follow from the current ones. */
-static void memory_hint(const dapt_cli *cli, dapt_status st, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (st != DAPT_ERR_NOMEM || dapt_error_alloc_bytes() < ((size_t)1 << 20)) return;
-    const dapt_config *c = &cli->cfg;
-    if (!strcmp(cli->command, "train")) {
-        const int64_t accum = c->train.grad_accum * 2;
-        snprintf(buf, len,
-                 "to need less memory per rank, set train.grad_accum = %lld (micro-batches of %lld sequences)%s, "
-                 "a smaller train.batch_size (now %lld), or run with more tensor-parallel ranks "
-                 "(parallel.tensor = %lld)",
-                 (long long)accum, (long long)(c->train.batch_size / accum > 0 ? c->train.batch_size / accum : 1),
-                 c->model.recompute ? "" : ", model.recompute = true", (long long)c->train.batch_size,
-                 (long long)c->parallel.tensor * 2);
-    } else if (!strcmp(cli->command, "finetune")) {
-        /* Fine-tuning has neither recomputation nor tensor parallelism. */
-        snprintf(buf, len,
-                 "to need less memory per rank, set finetune.micro_batch (examples per forward; now %s) "
-                 "or a smaller finetune.batch_size (now %lld)",
-                 c->finetune.micro_batch > 0 ? "set" : "0, the whole share", (long long)c->finetune.batch_size);
-    }
-}
-
 int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
 {
     dapt_cli cli;
@@ -322,7 +295,7 @@ int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
     }
     const int usage = cli.want_usage, rank = cli.rank;
     char hint[512];
-    memory_hint(&cli, st, hint, sizeof hint);
+    dapt_cli_memory_hint(&cli, st, dapt_error_alloc_bytes(), hint, sizeof hint);
     dapt_cli_free(&cli);
     if (usage) {
         if (rank == 0) cmd->usage();
