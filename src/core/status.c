@@ -285,13 +285,15 @@ typedef struct report_entry {
     const char *where, *msg;
 } report_entry;
 
-/* Appends "ranks\twhere\tmsg\n" to rec.report if it fits whole. */
-static void report_append(const char *ranks, const char *where, const char *msg)
+/* Appends "ranks\twhere\tmsg\n" to rec.report if it fits whole (room is
+ * kept for the count of the ones that do not); returns whether it did. */
+static int report_append(const char *ranks, const char *where, const char *msg, size_t reserve)
 {
     const size_t used = strlen(rec.report);
     const size_t need = strlen(ranks) + strlen(where) + strlen(msg) + 3;
-    if (used + need < sizeof rec.report)
-        snprintf(rec.report + used, sizeof rec.report - used, "%s\t%s\t%s\n", ranks, where, msg);
+    if (used + need + reserve >= sizeof rec.report) return 0;
+    snprintf(rec.report + used, sizeof rec.report - used, "%s\t%s\t%s\n", ranks, where, msg);
+    return 1;
 }
 
 /* What one rank sends to a failed agreement: "code alloc_bytes\n" and its
@@ -351,11 +353,11 @@ static dapt_status merge_contributions(char *blocks, int n, int first)
         }
     }
     rec.report[0] = '\0';
-    for (int k = 0; k < ne; k++) report_append(e[k].ranks, e[k].where, e[k].msg);
+    for (int k = 0; k < ne; k++) more += !report_append(e[k].ranks, e[k].where, e[k].msg, 64);
     if (more) {
         char text[64];
         snprintf(text, sizeof text, "(and %d more different messages)", more);
-        report_append("", "", text);
+        report_append("", "", text, 0);
     }
     snprintf(rec.msg, sizeof rec.msg, "%s", ne ? e[0].msg : dapt_status_name((dapt_status)code));
     snprintf(rec.where, sizeof rec.where, "%s", ne ? e[0].where : "");
