@@ -6,6 +6,7 @@
 #include "config.h"
 #include "dapt/cli.h"
 #include "dapt/provenance.h"
+#include "dapt/suggest.h"
 
 static void print_usage(FILE *out)
 {
@@ -18,6 +19,19 @@ static void print_usage(FILE *out)
     for (const dapt_command *c = dapt_commands; c->name; c++) fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out, "  %-10s %s\n", "help", "this list; `dapt <command> --help` for one command");
     fprintf(out, "\nRun under mpirun/srun for more than one rank.  Documentation: docs/.\n");
+}
+
+/* "unknown command", with the closest command name when it looks like a
+ * typo of one. */
+static void unknown_command(const char *name)
+{
+    dapt_suggestion s;
+    dapt_suggest_start(&s, name);
+    for (const dapt_command *c = dapt_commands; c->name; c++) dapt_suggest_offer(&s, c->name);
+    dapt_suggest_offer(&s, "help");
+    const char *close = dapt_suggest_result(&s);
+    if (close) fprintf(stderr, "dapt: error: unknown command '%s'; did you mean '%s'? (see dapt help)\n", name, close);
+    else fprintf(stderr, "dapt: error: unknown command '%s' (see dapt help)\n", name);
 }
 
 int main(int argc, char **argv)
@@ -39,7 +53,7 @@ int main(int argc, char **argv)
         if (found) {
             code = found->run(argc - 1, argv + 1);
         } else {
-            if (rank == 0) fprintf(stderr, "dapt: error: unknown command '%s' (try: dapt help)\n", argv[1]);
+            if (rank == 0) unknown_command(argv[1]);
             code = DAPT_EXIT_USAGE;
         }
     }
