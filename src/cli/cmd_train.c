@@ -11,7 +11,8 @@ static void usage(void)
 {
     printf("usage: dapt train --config run.ini [--set S.K=V ...] [--resume [--override-resume-check]] [--force]\n\n"
            "Post-trains a model on data.corpus (or the continual.domains in order) with\n"
-           "the objective train.method: mlm, one, kd, ewc, dga or das (docs/training.md),\n"
+           "the objective train.method: mlm, one, kd, ewc, dga, das, or MOMETAS's atd, dtd,\n"
+           "cse, emlm and mometas (the meta-learned sampler over them; docs/training.md),\n"
            "writing run.output_dir/metrics.csv (the loss and each of its terms) and\n"
            "run.output_dir/checkpoints/step-N.h5.\n"
            "  --resume   continue from run.output_dir/checkpoints/latest (or the newest\n"
