@@ -21,7 +21,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     const char *action = cli->args[0];
     if (strcmp(action, "show") && strcmp(action, "check")) {
         cli->want_usage = 1;
-        return DAPT_ERR_ARG;
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt config: unknown action '%s' (show or check)", action);
     }
     if (cli->rank != 0) return DAPT_OK;
     if (!strcmp(action, "show")) {

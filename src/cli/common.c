@@ -271,6 +271,8 @@ void dapt_cli_print_common_help(void)
            "  --help, -h        this text\n");
 }
 
+static void print_failure(dapt_status st);
+
 int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
 {
     dapt_cli cli;
@@ -288,7 +290,8 @@ int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
         st = DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unexpected argument '%s' (see dapt %s --help)", cmd->name,
                         cli.args[cmd->max_args], cmd->name);
     } else if (cli.nargs < cmd->min_args) {
-        cli.want_usage = 1;
+        st = DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: %d argument%s expected, %d given (see dapt %s --help)", cmd->name,
+                        cmd->min_args, cmd->min_args == 1 ? "" : "s", cli.nargs, cmd->name);
     } else {
         if (!cmd->rank0 || cli.rank == 0) st = cmd->run(&cli, cmd->ctx);
         st = dapt_status_agree(MPI_COMM_WORLD, st);
@@ -298,7 +301,12 @@ int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
     dapt_cli_memory_hint(&cli, st, dapt_error_alloc_bytes(), hint, sizeof hint);
     dapt_cli_free(&cli);
     if (usage) {
-        if (rank == 0) cmd->usage();
+        /* A command that refused its arguments shows what it takes, after
+         * the line saying what was wrong. */
+        if (rank == 0) {
+            if (st != DAPT_OK) print_failure(st);
+            cmd->usage();
+        }
         return DAPT_EXIT_USAGE;
     }
     if (st != DAPT_OK) fail_agreed(st, hint);

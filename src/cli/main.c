@@ -43,17 +43,24 @@ int main(int argc, char **argv)
     if (st == DAPT_OK) st = dapt_provenance_record(argc, argv); /* the "command" of every output file */
     if (st != DAPT_OK) dapt_cli_fail(st);
     int code = DAPT_EXIT_OK;
-    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        if (rank == 0) print_usage(stdout);
-        code = argc < 2 ? DAPT_EXIT_USAGE : DAPT_EXIT_OK;
+    /* `dapt help CMD` is `dapt CMD --help`; `dapt --version` is `dapt version`. */
+    const int help_for = argc == 3 && !strcmp(argv[1], "help");
+    const char *name = argc < 2 ? NULL : help_for ? argv[2] : (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) ? "version" : argv[1];
+    if (!name || (!help_for && (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")))) {
+        if (rank == 0) {
+            if (!name) fprintf(stderr, "dapt: error: no command given\n");
+            print_usage(name ? stdout : stderr);
+        }
+        code = name ? DAPT_EXIT_OK : DAPT_EXIT_USAGE;
     } else {
         const dapt_command *found = NULL;
         for (const dapt_command *c = dapt_commands; c->name; c++)
-            if (!strcmp(c->name, argv[1])) found = c;
+            if (!strcmp(c->name, name)) found = c;
         if (found) {
-            code = found->run(argc - 1, argv + 1);
+            char *help_argv[] = {(char *)found->name, (char *)"--help", NULL};
+            code = help_for ? found->run(2, help_argv) : found->run(argc - 1, argv + 1);
         } else {
-            if (rank == 0) unknown_command(argv[1]);
+            if (rank == 0) unknown_command(name);
             code = DAPT_EXIT_USAGE;
         }
     }
