@@ -66,7 +66,8 @@ choose_port() { # skip
 
 install_packages() {
     missing=""
-    for cmd in munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client; do
+    # ss (iproute2) finds free ports and checks that the daemons bound theirs.
+    for cmd in munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client ss:iproute2 flock:util-linux; do
         command -v "${cmd%%:*}" >/dev/null 2>&1 || missing="$missing ${cmd#*:}"
     done
     plugdir=/usr/lib/x86_64-linux-gnu/slurm-wlm
@@ -78,7 +79,7 @@ install_packages() {
     fi
     say "installing:$missing munge slurm-wlm libpmix2"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q munge slurm-wlm slurm-client \
-        slurm-wlm-basic-plugins libpmix2 >"$DIR/apt.log" 2>&1; then
+        slurm-wlm-basic-plugins libpmix2 iproute2 util-linux >"$DIR/apt.log" 2>&1; then
         say "apt-get install failed; see $DIR/apt.log"
         return 77
     fi
