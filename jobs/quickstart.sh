@@ -15,10 +15,12 @@
 #      it on the test split;
 #   5. measures the general corpus's held-out MLM loss before and after
 #      post-training (forgetting);
-#   6. exports the adapted model as a Hugging Face directory (and draws the
-#      training curves and head importances when python3-matplotlib is there);
-# and prints a summary.  A few minutes on 2 cores.  Sizes are toy sizes (the
-# numbers say nothing about the methods); docs/results.md has a real run.
+#   6. exports the adapted model as a Hugging Face directory;
+#   7. draws the training and fine-tuning curves and the head importances
+#      (tools/plot.py);
+# and prints a summary that says what each figure means at these toy sizes
+# (tools/quickstart_summary.py).  A few minutes on 2 cores.  The numbers say
+# nothing about the methods; docs/results.md has a real run.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -53,7 +55,9 @@ task=data/sample/tasks/debian_section
 run "$ranks" prepare --task --force --tokenizer "$tok" --set tokenizer.max_length=64 \
     -o "$out/debian_section.h5" "$task/train.tsv" "$task/dev.tsv" "$task/test.tsv"
 
-# A small BERT: 2 layers, hidden 128, 2 heads, sequences of 64 tokens.
+# A small BERT: 2 layers, hidden 128, sequences of 64 tokens; 4 heads, not 2:
+# with 2 heads per layer DAS's normalised importance |tanh(z)| is 0.609 for
+# every head whatever the raw values (docs/algorithms.md), a uniform plot.
 cat >"$out/general.ini" <<INI
 [run]
 seed = 1234
@@ -69,7 +73,7 @@ path = $tok
 vocab_size = 30522
 hidden = 128
 layers = 2
-heads = 2
+heads = 4
 intermediate = 512
 max_position = 64
 [train]
@@ -84,6 +88,7 @@ log_every = 10
 every = 30
 keep = 2
 INI
+started=$(date +%s)
 say "2. training a small general model from scratch (MLM, $ranks ranks)"
 run "$ranks" train --config "$out/general.ini" --force
 general_ckpt="$out/general/checkpoints/$(cat "$out/general/checkpoints/latest")"
@@ -97,8 +102,11 @@ run "$ranks" train --config "$out/general.ini" --force --set run.output_dir="$ou
 adapted="$out/computing/checkpoints/$(cat "$out/computing/checkpoints/latest")"
 
 say "4. fine-tuning the adapted model on the Debian-section task and evaluating it"
+# 8 epochs at 2e-3: with 3 epochs at 1e-3 the toy model stayed at the
+# majority-class baseline (test macro-F1 0.039); 8 epochs at 2e-3 reach test
+# macro-F1 0.193 (this script, 2026-12-07; about 2 minutes of its time).
 run "$ranks" finetune --force --model "$adapted" --task "$out/debian_section.h5" --output "$out/finetune" \
-    --set finetune.epochs=3 --set finetune.lr=1e-3 --set finetune.warmup_ratio=0.1 --set finetune.max_length=64
+    --set finetune.epochs=8 --set finetune.lr=2e-3 --set finetune.warmup_ratio=0.1 --set finetune.max_length=64
 run "$ranks" eval --force --model "$out/finetune/model.h5" --task "$out/debian_section.h5" --split test \
     --output "$out/finetune/test"
 
@@ -110,33 +118,21 @@ done
 
 say "6. exporting the adapted model to Hugging Face format"
 "$dapt" export "$adapted" "$out/hf-model" --force
-if /usr/bin/python3 -c 'import matplotlib, h5py' 2>/dev/null; then
-    /usr/bin/python3 tools/plot.py curves "$out/general/metrics.csv" "$out/computing/metrics.csv" \
-        --labels general,computing -o "$out/curves.png" >/dev/null
-    /usr/bin/python3 tools/plot.py importance "$out/computing/importance.h5" -o "$out/importance.png" >/dev/null
-    plots="$out/curves.png $out/importance.png"
-else
-    plots="(install python3-matplotlib for tools/plot.py)"
-fi
 
-say "summary"
-last_eval() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "eval_loss") c = i; next }
-                       c && $c != "" { v = $c } END { print v }' "$1"; }
-first_eval() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "eval_loss") c = i; next }
-                        c && $c != "" && v == "" { v = $c } END { print v }' "$1"; }
-json() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
-num() { json "$1" "$2" | awk '{ printf "%.4f", $1 }'; }
-echo "general model:   held-out MLM loss $(first_eval "$out/general/metrics.csv") -> $(last_eval "$out/general/metrics.csv")"
-echo "DAS, computing:  held-out MLM loss $(first_eval "$out/computing/metrics.csv") -> $(last_eval "$out/computing/metrics.csv") (computing corpus)"
-echo "forgetting:      general-corpus MLM loss $(num "$out/general-loss-general.json" mlm_loss) before," \
-     "$(num "$out/general-loss-computing.json" mlm_loss) after post-training"
-echo "end task:        Debian section (test, $(json "$out/finetune/test.json" n_examples) examples):" \
-     "macro-F1 $(num "$out/finetune/test.json" macro_f1), accuracy $(num "$out/finetune/test.json" accuracy)"
+say "7. drawing the curves and the head importances"
+plot() { /usr/bin/python3 tools/plot.py "$@" >/dev/null; }
+plot curves "$out/general/metrics.jsonl" "$out/computing/metrics.jsonl" --labels general,computing -o "$out/curves.png"
+plot curves "$out/finetune/finetune_metrics.jsonl" -o "$out/finetune-curves.png"
+plot importance "$out/computing/importance.h5" -o "$out/importance.png"
+echo "$out/curves.png $out/finetune-curves.png $out/importance.png"
+
+say "summary ($ranks ranks)"
+/usr/bin/python3 tools/quickstart_summary.py "$out" --seconds $(($(date +%s) - started))
 echo "outputs:"
 echo "  token files        $out/general.h5 $out/computing.h5 $out/debian_section.h5"
-echo "  metrics            $out/general/metrics.csv $out/computing/metrics.csv $out/finetune/finetune_metrics.csv"
+echo "  metrics            $out/general/metrics.{csv,jsonl} $out/computing/metrics.{csv,jsonl} $out/finetune/finetune_metrics.{csv,jsonl}"
 echo "  models             $general_ckpt $adapted $out/finetune/model.h5"
 echo "  importance         $out/computing/importance.h5"
 echo "  evaluation         $out/finetune/test.json $out/general-loss-*.json"
 echo "  Hugging Face model $out/hf-model/"
-echo "  plots              $plots"
+echo "  plots              $out/curves.png $out/finetune-curves.png $out/importance.png"

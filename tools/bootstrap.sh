@@ -2,7 +2,8 @@
 # installs the Debian 12 packages dapt needs when they are missing, then
 # configures and builds dapt in a build directory.
 #
-#   dapt_install_packages        apt-get install what is missing (as root)
+#   dapt_install_packages [PKG...]  apt-get install what is missing of PKG...
+#                                (default: all of DAPT_PACKAGES; as root)
 #   dapt_build BUILD_DIR [configure args...]   autoreconf, configure, make
 
 # Build and test dependencies, one Debian package per line of use.
@@ -20,7 +21,7 @@ slurm-wlm munge
 
 dapt_install_packages() {
     missing=""
-    for p in $DAPT_PACKAGES; do
+    for p in ${*:-$DAPT_PACKAGES}; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
     done
     [ -z "$missing" ] && return 0

@@ -1,9 +1,16 @@
 #!/usr/bin/python3
-"""Plots for dapt runs, as PNG files (Debian python3-matplotlib, python3-h5py).
+"""Plots for dapt runs, as PNG files (Debian python3-matplotlib, python3-h5py,
+python3-numpy; installed through tools/bootstrap.sh when missing).
 
-  tools/plot.py curves METRICS.csv [METRICS.csv ...] -o curves.png [--labels A,B,...]
-      Training curves from dapt train's metrics.csv: training loss and
-      held-out loss against the step (one colour per run), learning rate below.
+  tools/plot.py curves METRICS [METRICS ...] -o curves.png [--labels A,B,...] [--follow SECONDS]
+      Curves from dapt train's metrics.csv or metrics.jsonl (or dapt
+      finetune's finetune_metrics.*) against the step, one colour per run and
+      one panel per column, titled with what it is: `loss` (the whole
+      objective), held-out MLM loss, each term of the objective, dev
+      metrics, gradient norm, learning rate.  --follow SECONDS redraws a
+      running job's curves every SECONDS until its final model appears
+      (OUT/<domain>/model.h5, or the newest checkpoint at train.steps or
+      marked finished) or Ctrl-C.
   tools/plot.py importance IMPORTANCE.h5 -o heads.png [--kind head] [--values normalized|raw]
       Heat-maps (layer x unit) of every importance source in the file
       (/importance/<kind>/<source>/{raw,normalized}, docs/formats.md) and of
@@ -28,14 +35,45 @@
 """
 import argparse
 import csv
+import json
 import math
 import os
 import struct
+import subprocess
 import sys
 import tempfile
+import time
 
-import matplotlib
+HERE = os.path.dirname(os.path.abspath(__file__))
+# What this script imports, as Debian packages (tools/bootstrap.sh installs them).
+PACKAGES = ("python3-matplotlib", "python3-h5py", "python3-numpy")
 
+
+def import_or_install():
+    """matplotlib (and h5py, numpy) from Debian; installed with
+    tools/bootstrap.sh's dapt_install_packages when missing, like the other
+    tools; one line and exit 1 when that is not possible."""
+    try:
+        import h5py  # noqa: F401
+        import matplotlib
+        import numpy  # noqa: F401
+        return matplotlib
+    except ImportError as e:
+        missing = e.name
+    print(f"plot.py: cannot import {missing}: installing {' '.join(PACKAGES)}", file=sys.stderr)
+    rc = subprocess.call(["sh", "-c", '. "$0" && dapt_install_packages "$@"',
+                          os.path.join(HERE, "bootstrap.sh"), *PACKAGES], stdout=sys.stderr)
+    try:
+        import h5py  # noqa: F401,F811
+        import matplotlib  # noqa: F811
+        import numpy  # noqa: F401,F811
+        return matplotlib
+    except ImportError as e:
+        sys.exit(f"plot.py: cannot import {e.name} (installing {' '.join(PACKAGES)} "
+                 f"{'failed' if rc else 'did not help'}): run as root or install them")
+
+
+matplotlib = import_or_install()
 matplotlib.use("Agg")  # batch jobs have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -44,25 +82,60 @@ class PlotError(Exception):
     pass
 
 
-def read_metrics(path):
-    """Columns of a metrics.csv as {name: [float or None]}; step is required."""
+def complete_lines(path):
+    """The file's lines that end with a newline: the row a running job is
+    writing at this instant is not read half-written."""
     try:
         with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
     except OSError as e:
         raise PlotError(f"{path}: {e.strerror}")
-    if not rows or "step" not in rows[0]:
-        raise PlotError(f"{path}: not a dapt metrics.csv (no header with a step column)")
-    header = rows[0]
-    cols = {name: [] for name in header}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise PlotError(f"{path}:{lineno}: {len(row)} fields, header has {len(header)}")
-        for name, cell in zip(header, row):
+    return text.splitlines(keepends=True) if text.endswith("\n") else text.splitlines(keepends=True)[:-1]
+
+
+def cell_value(path, lineno, name, v):
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise PlotError(f"{path}:{lineno}: column {name}: not a number: {v!r}")
+
+
+def read_metrics(path):
+    """Columns of a metrics file, dapt's CSV or its JSON lines
+    (metrics.csv / metrics.jsonl, finetune_metrics.*), as
+    {name: [float or None]} in column order; step is required."""
+    lines = complete_lines(path)
+    if path.endswith(".jsonl"):
+        records = []
+        for lineno, line in enumerate(lines, start=1):
             try:
-                cols[name].append(float(cell) if cell != "" else None)
-            except ValueError:
-                raise PlotError(f"{path}:{lineno}: column {name}: not a number: {cell!r}")
+                obj = json.loads(line)
+            except ValueError as e:
+                raise PlotError(f"{path}:{lineno}: not JSON: {e}")
+            if not isinstance(obj, dict):
+                raise PlotError(f"{path}:{lineno}: not a JSON object")
+            records.append((lineno, obj))
+        if not records:
+            raise PlotError(f"{path}: no rows")
+        header = list(records[0][1])
+    else:
+        rows = list(csv.reader(lines))
+        if not rows:
+            raise PlotError(f"{path}: no rows")
+        header = rows[0]
+        records = []
+        for lineno, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise PlotError(f"{path}:{lineno}: {len(row)} fields, header has {len(header)}")
+            records.append((lineno, dict(zip(header, row))))
+    if "step" not in header:
+        raise PlotError(f"{path}: not a dapt metrics file (no step column)")
+    cols = {name: [] for name in header}
+    for lineno, rec in records:
+        for name in header:
+            cols[name].append(cell_value(path, lineno, name, rec.get(name)))
     if not cols["step"]:
         raise PlotError(f"{path}: no rows")
     return cols
@@ -77,37 +150,131 @@ def series(cols, name):
     return xs, ys
 
 
+# The panels of `curves`, in order, each with what its values are (docs/training.md,
+# docs/finetune.md).  `loss` is the whole objective: MLM alone only for mlm/one.
+TERMS = (
+    ("loss", "loss: the whole training objective (MLM + the method's terms)"),
+    ("eval_loss", "eval_loss: held-out MLM loss"),
+    ("mlm_loss", "mlm_loss: the MLM term of the objective"),
+    ("kd_loss", "kd_loss: KL to the teacher (kd term)"),
+    ("ewc_penalty", "ewc_penalty: Fisher-weighted distance to the anchor (ewc term)"),
+    ("contrast_loss", "contrast_loss: contrastive term (dga/das)"),
+    ("train_loss", "train_loss: the whole fine-tuning objective, epoch mean"),
+    ("cls_loss", "cls_loss: task loss term (smart)"),
+    ("adv_loss", "adv_loss: adversarial smoothness term (smart)"),
+    ("bregman", "bregman: Bregman proximal term (smart)"),
+    ("dev_loss", "dev_loss: task loss on the dev split"),
+    ("dev_accuracy", "dev_accuracy"),
+    ("dev_macro_f1", "dev_macro_f1"),
+    ("dev_micro_f1", "dev_micro_f1"),
+    ("dev_weighted_f1", "dev_weighted_f1"),
+    ("dev_mse", "dev_mse"),
+    ("dev_rmse", "dev_rmse"),
+    ("dev_mae", "dev_mae"),
+    ("dev_pearson", "dev_pearson"),
+    ("dev_spearman", "dev_spearman"),
+    ("grad_norm", "grad_norm: gradient norm before clipping"),
+    ("lr", "learning rate"),
+)
+# Columns that are bookkeeping or another view of a drawn one.
+NOT_DRAWN = {"step", "epoch", "tokens_per_s", "eval_ppl", "best", "seconds"}
+EVALUATED = {"eval_loss"}  # sparse rows: drawn with markers
+
+
+def panel_terms(runs):
+    """The columns to draw, known ones first in TERMS order, then any other
+    (an objective's new term) under its own name."""
+    present = [name for _, cols in runs for name in cols]
+    known = [(n, label) for n, label in TERMS if n in present]
+    names = {n for n, _ in known}
+    other = []
+    for n in present:
+        if n not in names and n not in NOT_DRAWN and n not in [o for o, _ in other]:
+            other.append((n, f"{n} (objective term)"))
+    return known + other
+
+
 def plot_curves(paths, out, labels=None):
     if labels and len(labels) != len(paths):
         raise PlotError(f"{len(labels)} labels for {len(paths)} metrics files")
     runs = [(labels[i] if labels else os.path.basename(os.path.dirname(os.path.abspath(p))) or p,
              read_metrics(p)) for i, p in enumerate(paths)]
-    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 7), sharex=True,
-                                         gridspec_kw={"height_ratios": [3, 1]})
-    drawn = 0
-    for i, (label, cols) in enumerate(runs):
-        colour = f"C{i % 10}"
-        x, y = series(cols, "loss")
-        if x:
-            ax_loss.plot(x, y, color=colour, lw=1, alpha=0.8, label=f"{label} train")
-            drawn += 1
-        x, y = series(cols, "eval_loss")
-        if x:
-            ax_loss.plot(x, y, color=colour, lw=2, ls="--", marker="o", ms=3, label=f"{label} held-out")
-            drawn += 1
-        x, y = series(cols, "lr")
-        if x:
-            ax_lr.plot(x, y, color=colour, lw=1, label=label)
-    if not drawn:
-        raise PlotError("no loss or eval_loss values in " + ", ".join(paths))
-    ax_loss.set_ylabel("MLM loss (nats)")
-    ax_loss.grid(alpha=0.3)
-    ax_loss.legend(fontsize=8)
-    ax_lr.set_ylabel("learning rate")
-    ax_lr.set_xlabel("step")
-    ax_lr.grid(alpha=0.3)
+    terms = [(n, label) for n, label in panel_terms(runs) if any(series(cols, n)[0] for _, cols in runs)]
+    if not any(n in ("loss", "eval_loss", "train_loss", "dev_loss") for n, _ in terms):
+        raise PlotError("no loss values in " + ", ".join(paths))
+    ncols = 1 if len(terms) <= 3 else 2
+    nrows = (len(terms) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 2.6 * nrows + 0.6), sharex=True, squeeze=False)
+    for ax, (name, label) in zip(axes.flat, terms):
+        for i, (run, cols) in enumerate(runs):
+            x, y = series(cols, name)
+            if not x:
+                continue
+            style = dict(lw=2, ls="--", marker="o", ms=3) if name in EVALUATED or len(x) <= 20 else dict(lw=1)
+            ax.plot(x, y, color=f"C{i % 10}", label=run, **style)
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+        if len(runs) > 1:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(terms):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    fig.suptitle(", ".join(paths) if len(paths) == 1 else f"{len(paths)} runs", fontsize=9)
     fig.tight_layout()
     save(fig, out)
+    return terms
+
+
+def run_finished(path):
+    """True when the run writing this metrics file has its final model:
+    OUT/<domain>/model.h5 of a continual domain, or a newest checkpoint
+    marked finished (dapt finetune) or at the configured train.steps (dapt
+    train).  The checkpoint `latest` names is complete (renamed before
+    `latest` is written), so reading it under a running job is safe."""
+    import configparser
+    import h5py
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.basename(path).startswith("finetune_") and os.path.exists(os.path.join(d, "model.h5")):
+        return True
+    try:
+        with open(os.path.join(d, "checkpoints", "latest")) as f:
+            name = f.read().strip()
+        with h5py.File(os.path.join(d, "checkpoints", name), "r") as f:
+            if "finetune" in f:
+                return bool(f["finetune"].attrs["finished"])
+            config = configparser.ConfigParser(interpolation=None, strict=False)
+            config.read_string(f.attrs["dapt_config"])
+            return int(f.attrs["step"]) >= config.getint("train", "steps")
+    except (OSError, KeyError, ValueError, configparser.Error):
+        return False  # no checkpoint yet, or one being replaced: not finished
+
+
+def follow_curves(paths, out, labels, every, log=sys.stdout):
+    """Redraws every `every` seconds until every run has its final model
+    (then one last drawing) or Ctrl-C; a file that is not there yet or has
+    no rows is waited for."""
+    waiting = None
+    try:
+        while True:
+            finished = all(run_finished(p) for p in paths)
+            try:
+                plot_curves(paths, out, labels)
+                waiting = None
+                rows = max(len(read_metrics(p)["step"]) for p in paths)
+                print(f"{time.strftime('%H:%M:%S')} {out}: {rows} rows", file=log, flush=True)
+            except PlotError as e:
+                if finished:
+                    raise
+                if str(e) != waiting:
+                    print(f"waiting: {e}", file=log, flush=True)
+                    waiting = str(e)
+            if finished:
+                print(f"finished: {out}", file=log, flush=True)
+                return
+            time.sleep(every)
+    except KeyboardInterrupt:
+        print(f"\nstopped: {out} holds the last drawing", file=log, flush=True)
 
 
 def read_importance(path, kind, values):
@@ -345,9 +512,13 @@ def selftest():
                 ev = f"{9.0 - s / 20:.4f}" if s % 10 == 0 else ""
                 f.write(f"{s},{10.3 - s * 0.05:.4f},{min(s / 5, 1) * 5e-4:.6g},1.2,3500,{ev},\n")
         curves = os.path.join(d, "curves.png")
-        plot_curves([metrics, metrics], curves, labels=["a", "b"])
+        terms = dict(plot_curves([metrics, metrics], curves, labels=["a", "b"]))
         w, h = png_size(curves)
-        check(os.path.getsize(curves) > 10000 and w >= 800 and h >= 700, f"curves.png written ({w}x{h})")
+        check(os.path.getsize(curves) > 10000 and w >= 800 and h >= 600, f"curves.png written ({w}x{h})")
+        check("whole training objective" in terms["loss"] and "MLM" not in terms["loss"].split(":")[0],
+              f"loss labelled as the whole objective: {terms['loss']!r}")
+        check(terms.get("eval_loss", "").endswith("held-out MLM loss"), "eval_loss labelled held-out MLM loss")
+        selftest_terms_and_jsonl(d, metrics, check)
 
         imp = os.path.join(d, "importance.h5")
         rng = np.random.default_rng(0)
@@ -384,6 +555,45 @@ def selftest():
         return 1
     print("plot.py selftest: all checks passed")
     return 0
+
+
+def selftest_terms_and_jsonl(d, metrics, check):
+    """JSON lines read as the CSV; a half-written last row is not read; one
+    panel per objective term; --follow stops on a finished run."""
+    import h5py
+    cols = read_metrics(metrics)
+    jsonl = os.path.join(d, "metrics.jsonl")
+    with open(jsonl, "w") as f:
+        for i in range(len(cols["step"])):
+            f.write(json.dumps({k: (int(v[i]) if k == "step" else v[i]) for k, v in cols.items()}) + "\n")
+        f.write('{"step": 41, "loss"')  # the row being written
+    check(read_metrics(jsonl) == cols, "metrics.jsonl read as metrics.csv, half-written row skipped")
+    das = os.path.join(d, "das", "metrics.csv")
+    os.makedirs(os.path.dirname(das))
+    with open(das, "w") as f:
+        f.write("step,loss,lr,grad_norm,tokens_per_s,eval_loss,eval_ppl,mlm_loss,contrast_loss,my_term\n")
+        f.write("0,,,,,10.3,29732.6,,,\n")
+        for s in range(1, 11):
+            f.write(f"{s},{9 - s / 10:.3f},1e-4,1.5,4000.0,{'9.1,8955.3' if s == 10 else ','},"
+                    f"{8 - s / 10:.3f},1.0,0.5\n")
+        f.write("11,8.1,1e-4")  # half-written
+    out = os.path.join(d, "das.png")
+    terms = [n for n, _ in plot_curves([das], out)]
+    check(terms == ["loss", "eval_loss", "mlm_loss", "contrast_loss", "grad_norm", "lr", "my_term"],
+          f"one panel per term, known first: {terms}")
+    check(not run_finished(das), "no checkpoint: run not finished")
+    os.makedirs(os.path.join(d, "das", "checkpoints"))
+    for step, steps in ((10, 20), (10, 10)):
+        with h5py.File(os.path.join(d, "das", "checkpoints", "step-00000010.h5"), "w") as f:
+            f.attrs["step"] = step
+            f.attrs["dapt_config"] = f"[run]\nseed = 1\n[train]\nsteps = {steps}\nlr = 1e-4\n"
+        with open(os.path.join(d, "das", "checkpoints", "latest"), "w") as f:
+            f.write("step-00000010.h5\n")
+        check(run_finished(das) == (step == steps), f"checkpoint at step {step} of {steps}: finished {step == steps}")
+    os.unlink(out)
+    with open(os.devnull, "w") as log:
+        follow_curves([das], out, None, 3600, log)  # returns at once: the run is finished
+    check(png_size(out)[0] > 500, "--follow on a finished run drew once and returned")
 
 
 def selftest_analysis(d, check):
@@ -443,10 +653,12 @@ def main(argv):
         return selftest()
     p = argparse.ArgumentParser(prog="tools/plot.py", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("curves", help="training curves from metrics.csv files")
+    c = sub.add_parser("curves", help="training curves from metrics.csv or metrics.jsonl files")
     c.add_argument("metrics", nargs="+")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--labels", help="comma-separated run names (default: the metrics' directory names)")
+    c.add_argument("--follow", type=float, metavar="SECONDS",
+                   help="redraw every SECONDS until the run's final model appears or Ctrl-C")
     i = sub.add_parser("importance", help="heat-maps of unit importances per layer")
     i.add_argument("h5")
     i.add_argument("-o", "--output", required=True)
@@ -463,7 +675,11 @@ def main(argv):
     a = p.parse_args(argv[1:])
     try:
         labels = a.labels.split(",") if getattr(a, "labels", None) else None
-        if a.cmd == "curves":
+        if a.cmd == "curves" and a.follow is not None:
+            if not a.follow > 0:
+                raise PlotError(f"--follow {a.follow}: give a positive number of seconds")
+            follow_curves(a.metrics, a.output, labels, a.follow)
+        elif a.cmd == "curves":
             plot_curves(a.metrics, a.output, labels)
         elif a.cmd == "spectrum":
             plot_spectrum(a.files, a.output, labels)

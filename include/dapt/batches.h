@@ -77,6 +77,10 @@ int64_t dapt_sequences_vocab(const dapt_sequences *s);
  * k is out of range). */
 int64_t dapt_sequences_doc(const dapt_sequences *s, dapt_split split, int64_t k);
 
+/* The file document indices of a split's documents, ascending; *n of them.
+ * The array belongs to s. */
+const int64_t *dapt_sequences_split_docs(const dapt_sequences *s, dapt_split split, int64_t *n);
+
 /* Reads sequences idx[0..n) of a split into ids[n * seq_len] and
  * attention[n * seq_len] (1 = token, 0 = padding). */
 dapt_status dapt_sequences_read(dapt_sequences *s, dapt_split split, const int64_t *idx, int64_t n,

@@ -41,6 +41,7 @@
 #include "dapt/h5io.h"
 #include "dapt/model.h"
 #include "dapt/modelfile.h"
+#include "dapt/optim.h"
 #include "dapt/status.h"
 
 typedef struct dapt_ckpt_state {
@@ -159,5 +160,55 @@ dapt_status dapt_checkpoint_clean(const char *dir, int everything);
 
 /* CRC-32 (zlib polynomial) of a buffer of any size. Not collective. */
 uint32_t dapt_crc32(const void *data, size_t bytes);
+
+/* ---- resuming: what may change between a checkpoint and the run resuming it
+ * (resume_check.c, resume_log.c; docs/training.md, "Resuming") ---------- */
+
+/* The commands that resume, as bits: which keys a command reads. */
+enum { DAPT_RESUME_TRAIN = 1u, DAPT_RESUME_FINETUNE = 2u };
+
+typedef enum dapt_resume_class {
+    DAPT_RESUME_UNREAD = 0, /* the command does not read the key: never compared */
+    DAPT_RESUME_REFUSED,    /* changes the run's mathematics: a change is refused */
+    DAPT_RESUME_SAFE,       /* bookkeeping, outputs or the layout: a change is reported */
+    DAPT_RESUME_LENGTH      /* the run's length: reported with how the schedule changes */
+} dapt_resume_class;
+
+/* The class of configuration key "section.key" for a command (one of the
+ * bits above); *why (may be NULL) receives what the key stands for, or
+ * NULL for a key the table does not list (such a key is refused: a new key
+ * must be classified).  Not collective. */
+dapt_resume_class dapt_resume_key_class(const char *key, unsigned command, const char **why);
+
+/* The learning-rate schedule a configuration gives the resuming command
+ * (for the notice on a LENGTH key). */
+typedef dapt_status (*dapt_resume_schedule_fn)(const dapt_config *cfg, void *ctx, dapt_lr_schedule *out);
+
+typedef struct dapt_resume_spec {
+    unsigned command;                 /* DAPT_RESUME_TRAIN or DAPT_RESUME_FINETUNE */
+    int override;                     /* --override-resume-check: refusals become warnings */
+    int64_t step;                     /* the checkpoint's step: the next step's learning rate is reported */
+    dapt_resume_schedule_fn schedule; /* NULL: the LENGTH notice names no learning rate */
+    void *schedule_ctx;
+} dapt_resume_spec;
+
+/* Compares the configuration stored in checkpoint path (its root attribute
+ * dapt_config) with cfg, key by key, for the keys spec->command reads: one
+ * notice per changed SAFE or LENGTH key; a changed REFUSED key (or a stored
+ * configuration this dapt cannot read) is DAPT_ERR_CONFIG with one line
+ * naming the first such key, both values and --override-resume-check, the
+ * others listed after it; with spec->override each is a warning instead.
+ * Collective over comm (the file is opened with it); every rank returns the
+ * same status. */
+dapt_status dapt_resume_check(MPI_Comm comm, const char *path, const dapt_config *cfg, const dapt_resume_spec *spec);
+
+/* The last value logged in column `column` of the CSV file path (a header
+ * line, then rows whose first field is a step or an epoch): *value from the
+ * last row whose first field is <= upto and whose column is not empty,
+ * *key that row's first field.  A missing file, column or row gives NaN
+ * and -1 (a finished run's log may have been removed).  Rank 0 of comm
+ * reads the file.  Collective over comm. */
+dapt_status dapt_resume_logged(MPI_Comm comm, const char *path, const char *column, int64_t upto, double *value,
+                               int64_t *key);
 
 #endif

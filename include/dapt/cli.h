@@ -116,16 +116,28 @@ dapt_status dapt_cli_parse(int argc, char **argv, const char *command, const dap
 /* Releases what dapt_cli_parse allocated. */
 void dapt_cli_free(dapt_cli *cli);
 
-/* Prints "dapt: error: rank R: <message>" and ends the job: with one rank by
+/* For a failure this rank saw alone: prints its record ("dapt: error:
+ * CAUSE [rank R]", dapt_error_report) and ends the job: with one rank by
  * finalising MPI and exiting with DAPT_EXIT_FAILURE (DAPT_EXIT_USAGE for
  * DAPT_ERR_ARG, DAPT_EXIT_PREEMPTED for DAPT_ERR_INTERRUPTED); with several
  * by MPI_Abort, since the other ranks may be blocked in a collective.  Never
- * returns. */
+ * returns.  Not collective. */
 _Noreturn void dapt_cli_fail(dapt_status st);
 
-/* Like dapt_cli_fail, but for a failure every rank detected together
- * (collectively agreed): prints from rank 0 only, finalises and exits. */
+/* For a failure every rank agreed on (dapt_status_agree): rank 0 prints
+ * each distinct cause once with the ranks that hit it, every rank finalises
+ * MPI and exits with the code above (no MPI_Abort).  Collective over
+ * MPI_COMM_WORLD (MPI_Finalize). */
 _Noreturn void dapt_cli_fail_all(dapt_status st);
+
+/* The line the driver prints after "dapt: error:" when a command ran out of
+ * memory: what to change so that the model, optimizer state and
+ * activations fit ("set train.grad_accum = 2 (micro-batches of 16 of the
+ * 32 sequences), model.recompute = true, ..."), with values from cli->cfg.
+ * "" unless st is DAPT_ERR_NOMEM for alloc_bytes >= 1 MiB (smaller ones
+ * are not what the keys change) in `dapt train` or `dapt finetune`.
+ * Not collective. */
+void dapt_cli_memory_hint(const dapt_cli *cli, dapt_status st, size_t alloc_bytes, char *buf, size_t len);
 
 /* Command entry points, one per src/cli/cmd_<name>.c (keep sorted). */
 int dapt_cmd_analyze(int argc, char **argv);
@@ -137,6 +149,7 @@ int dapt_cmd_forward(int argc, char **argv);
 int dapt_cmd_import(int argc, char **argv);
 int dapt_cmd_importance(int argc, char **argv);
 int dapt_cmd_infer(int argc, char **argv);
+int dapt_cmd_inspect(int argc, char **argv);
 int dapt_cmd_prepare(int argc, char **argv);
 int dapt_cmd_tokenize(int argc, char **argv);
 int dapt_cmd_train(int argc, char **argv);

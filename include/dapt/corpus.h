@@ -85,4 +85,49 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *opts,
 /* The on-disk id type for a vocabulary: 1, 2 or 4 bytes.  Not collective. */
 int dapt_corpus_id_bytes(size_t vocab_size);
 
+/* Domain-salient tokens (src/data/salient.c; the guide set of MOMETAS's
+ * emlm, docs/algorithms.md): ids far more frequent in a domain corpus than
+ * in a general one, stored in the domain corpus as the group /salient
+ * (docs/formats.md).  With c_d, c_g an id's counts and N_d, N_g the
+ * corpora's token counts over a vocabulary of V ids, the add-one smoothed
+ * ratio is  r = ((c_d + 1) / (N_d + V)) / ((c_g + 1) / (N_g + V)).  The guide
+ * set is the `top` ids of largest r among those with r > 1, c_d >= min_count
+ * and not special, ties to the smaller id.  The order only depends on
+ * (c_d + 1) / (c_g + 1), compared exactly in integers. */
+typedef struct dapt_salient_opts {
+    const char *general; /* prepared general corpus (same tokenizer) */
+    int64_t top;         /* K: at most this many ids */
+    int64_t min_count;   /* domain occurrences an id needs */
+} dapt_salient_opts;
+
+#define DAPT_SALIENT_GROUP "salient"
+#define DAPT_SALIENT_TOP 1000
+#define DAPT_SALIENT_MIN_COUNT 5
+
+/* counts[0..vocab) = occurrences of each id in the corpus file's /tokens
+ * (each rank counts a share, summed over comm).  An id >= vocab is
+ * DAPT_ERR_FORMAT naming the file.  Collective over comm. */
+dapt_status dapt_corpus_token_counts(MPI_Comm comm, const char *path, int64_t vocab, int64_t *counts);
+
+/* The guide set of counts dom, gen [vocab] (ids never chosen: special[0..n_special)):
+ * ids[0..*n) most salient first, their log r in log_ratio (both hold vocab
+ * entries at most).  Not collective. */
+dapt_status dapt_salient_select(const int64_t *dom, const int64_t *gen, int64_t vocab, const int32_t *special,
+                                size_t n_special, const dapt_salient_opts *o, int32_t *ids, double *log_ratio,
+                                int64_t *n);
+
+/* Counts the corpus at path and opts->general, selects the guide set and
+ * adds /salient to the file at path (rank 0 writes; the file must not be in
+ * use).  Refuses a general corpus prepared with another tokenizer.
+ * tok: the tokenizer both were prepared with (vocabulary, specials).
+ * Collective over comm; every rank gets the same status. */
+dapt_status dapt_corpus_add_salient(MPI_Comm comm, const char *path, const dapt_tokenizer *tok,
+                                    const dapt_salient_opts *opts);
+
+/* guide[0..vocab) = 1 for the ids of the guide set stored in the corpus at
+ * path, 0 elsewhere; *n = their number.  Refuses (one line) a corpus without
+ * /salient and one whose guide set was made for another vocabulary size.
+ * Not collective. */
+dapt_status dapt_corpus_read_guide(const char *path, int64_t vocab, uint8_t *guide, int64_t *n);
+
 #endif

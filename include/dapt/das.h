@@ -135,6 +135,13 @@ void dapt_mean_pool_backward(const float *d_out, const int32_t *mask, int64_t ba
 dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float *z3, int64_t n, int64_t dim,
                                   double tau, MPI_Comm comm, double *loss, float *d_z1, float *d_z2,
                                   float *d_z3);
+/* The same with z3_i left out of row i's candidates when skip_own_z3 is
+ * set: with z3 = z1 that is the symmetric NT-Xent of SimCSE / MOMETAS's
+ * cse, one direction per call (every view of every other sequence is a
+ * negative, the anchor itself is not).  Collective over comm. */
+dapt_status dapt_contrastive_loss_ex(const float *z1, const float *z2, const float *z3, int64_t n, int64_t dim,
+                                     double tau, int skip_own_z3, MPI_Comm comm, double *loss, float *d_z1,
+                                     float *d_z2, float *d_z3);
 
 /* The robustness proxy of DGA/DAS: KL divergence between token-axis
  * softmaxes of two last-hidden-state tensors [batch, seq_len, hidden]

@@ -10,7 +10,13 @@
  * byte-identical files whatever the number of ranks that wrote it.
  *
  * Every file written records the resolved run configuration as the string
- * attribute "dapt_config" (INI text) on its root group.
+ * attribute "dapt_config" (INI text) on its root group, and its provenance
+ * (dapt_version, git_commit; with a recorded command line also command,
+ * mpi_ranks, created, host: include/dapt/provenance.h).  A file names what
+ * it is with the root attributes "format" and "format_version"
+ * (dapt_h5_set_format); at commit every dataset of a known format gets the
+ * attribute "description" (and "units" where meaningful) from that format's
+ * table (src/io/h5formats.c, docs/formats.md).
  *
  * Object paths are absolute or relative to the root ("params/embeddings.word");
  * missing parent groups are created.  Errors are one line naming the file
@@ -168,6 +174,49 @@ dapt_status dapt_h5_attr_get_int64(const dapt_h5file *f, const char *obj, const 
 dapt_status dapt_h5_attr_get_double(const dapt_h5file *f, const char *obj, const char *attr, double *out);
 /* 1 if obj has attribute attr.  Not collective. */
 int dapt_h5_attr_exists(const dapt_h5file *f, const char *obj, const char *attr);
+
+/* Calls fn for every dataset of the file, recursively, in name order, with
+ * its path (relative to the root), shape and stored type ("float32", ...,
+ * "string" for strings, "other" for anything else).  Stops at the first
+ * non-OK status.  Not collective. */
+dapt_status dapt_h5_walk(const dapt_h5file *f,
+                         dapt_status (*fn)(const char *name, int ndim, const int64_t *dims, const char *type,
+                                           void *user),
+                         void *user);
+
+/* ---- what a file is (src/io/h5formats.c) ---- */
+
+/* One row of a format's dataset table: datasets whose path (relative to the
+ * root) matches pattern (fnmatch with FNM_PATHNAME: '*' stays inside one
+ * path component) get description and, when non-NULL, units.  The first
+ * matching row wins. */
+typedef struct dapt_h5_desc {
+    const char *pattern;
+    const char *description;
+    const char *units;
+} dapt_h5_desc;
+
+typedef struct dapt_h5_format {
+    const char *name;      /* the root attribute "format", e.g. "dapt-model" */
+    int64_t version;       /* "format_version" written by this build */
+    const char *summary;   /* one line: what such a file holds */
+    const dapt_h5_desc *datasets; /* NULL-pattern terminated */
+} dapt_h5_format;
+
+/* The format called name, or NULL.  Not collective. */
+const dapt_h5_format *dapt_h5_format_find(const char *name);
+
+/* Sets the root attributes format and format_version of a registered
+ * format (DAPT_ERR_INTERNAL for an unknown name). */
+dapt_status dapt_h5_set_format(dapt_h5file *f, const char *name);
+
+/* The row of fmt's table that describes dataset name, or NULL.  Not
+ * collective. */
+const dapt_h5_desc *dapt_h5_format_describe(const dapt_h5_format *fmt, const char *name);
+
+/* Writes description / units on every dataset of a file of a registered
+ * format (nothing for a file without one).  dapt_h5_commit calls it. */
+dapt_status dapt_h5_describe(dapt_h5file *f);
 
 /* Creates group name (and its parents) if missing. */
 dapt_status dapt_h5_group(dapt_h5file *f, const char *name);

@@ -40,13 +40,29 @@
 dapt_status dapt_hf_import(const char *dir, dapt_model_config *mc, dapt_param_table *table, float **params,
                            dapt_model_meta *meta);
 
+typedef struct dapt_hf_export_opts {
+    int force;       /* replace an existing dir (a previous export or an empty directory) */
+    int keep_pooler; /* write the pooler even where the exported class has none */
+} dapt_hf_export_opts;
+
 /* Writes dir (through a temporary directory renamed into place; refuses an
- * existing dir unless force, and with force anything but a directory that
- * is empty or holds config.json and model.safetensors): config.json, model.safetensors (float32,
- * Hugging Face names, tied decoder omitted as Hugging Face saves it) and
- * the tokenizer files of meta. */
-dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *mc, const dapt_param_table *table,
-                           const float *params, const dapt_model_meta *meta);
+ * existing dir unless opts->force, and with force anything but a directory
+ * that is empty or holds config.json and model.safetensors): config.json,
+ * model.safetensors (float32, Hugging Face names, tied decoder omitted as
+ * Hugging Face saves it) and the tokenizer files of meta, byte for byte
+ * (dapt_model_tokenizer_hf in tokenizer.h completes them first).  The
+ * pooler is written only when the class has one (dapt_hf_exports_pooler),
+ * so that from_pretrained finds no unexpected tensor. */
+dapt_status dapt_hf_export(const char *dir, const dapt_hf_export_opts *opts, const dapt_model_config *mc,
+                           const dapt_param_table *table, const float *params, const dapt_model_meta *meta);
+
+/* Whether an export of mc carries the pooler: only when mc has one and
+ * the Hugging Face class reads it -- BertModel, RobertaModel and
+ * BertForSequenceClassification; *ForMaskedLM and
+ * RobertaForSequenceClassification build the encoder with
+ * add_pooling_layer=False -- or keep_pooler asks for it (e.g. to fine-tune
+ * the export later with a pre-trained pooler). */
+int dapt_hf_exports_pooler(const dapt_model_config *mc, int keep_pooler);
 
 /* The Hugging Face class of a configuration ("BertForMaskedLM", ...);
  * DAPT_ERR_UNSUPPORTED for a model with both an MLM and a classifier head. */

@@ -58,4 +58,13 @@ void dapt_mlm_mask(const dapt_mlm_spec *spec, uint64_t seed, uint64_t step, uint
                    int32_t *ids, const int32_t *attention_mask, int64_t len, int32_t *labels,
                    int64_t *n_selected);
 
+/* Guided masking (MOMETAS's emlm): dapt_mlm_mask restricted to the ids with
+ * guide[id] != 0 (guide has spec->vocab_size entries; ids outside it are
+ * never selected), drawn from stream DAPT_RNG_EMLM instead of
+ * DAPT_RNG_MLM_MASK with the same words per position.  A row without a
+ * guide token selects nothing. */
+void dapt_mlm_mask_guided(const dapt_mlm_spec *spec, const uint8_t *guide, uint64_t seed, uint64_t step,
+                          uint64_t sample, int32_t *ids, const int32_t *attention_mask, int64_t len,
+                          int32_t *labels, int64_t *n_selected);
+
 #endif

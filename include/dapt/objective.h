@@ -28,6 +28,8 @@
  *         metrics        local shares of the extra metrics columns
  *       end_domain                   after the last step
  *       save / load                  own state in each checkpoint
+ *       eval_loss                    on demand, by an objective that evaluates
+ *                                    others on held-out rows (a sampler)
  *     release                        per-domain resources (always called)
  *   destroy
  *
@@ -117,12 +119,17 @@ typedef struct dapt_objective_ctx {
 } dapt_objective_ctx;
 
 /* This rank's rows of a global batch, before the objective corrupts them.
- * input_ids starts as a copy of clean_ids; labels as DAPT_IGNORE_LABEL. */
+ * input_ids starts as a copy of clean_ids; labels as DAPT_IGNORE_LABEL;
+ * attention_mask as the corpus's (1 = token, 0 = padding, tokens first).
+ * An objective that shortens a row (deleted-token detection) pads it and
+ * clears the mask behind it: the micro-batches run with the mask as
+ * prepare leaves it. */
 typedef struct dapt_rows {
     int64_t rows, seq_len;
     uint64_t first_sample; /* global sample index of row 0 (random keying) */
     uint64_t key_step;     /* step key of this block's random draws */
-    const int32_t *clean_ids, *attention_mask;
+    const int32_t *clean_ids;
+    int32_t *attention_mask;     /* [rows, seq_len] */
     int32_t *input_ids, *labels; /* [rows, seq_len] */
 } dapt_rows;
 
@@ -182,6 +189,16 @@ typedef struct dapt_objective_ops {
     /* This rank's shares of the extra columns of the step just taken (the
      * loop sums them over the data ranks).  Not collective. */
     dapt_status (*metrics)(void *state, const dapt_objective_ctx *ctx, double *local_values);
+    /* The held-out loss of this rank's micro-batches mbs[0..count) (count
+     * may be 0), prepared by this objective's prepare with
+     * ctx->denominators set to the global sums of its local parts: forward
+     * in evaluation mode (no dropout), no gradient; adds this rank's share
+     * (the sum over data ranks is the loss) to *loss.  Collective over
+     * ctx->data_comm (every rank calls it), so a loss over the global batch
+     * (contrastive) can gather.  For objectives that evaluate others (a
+     * sampler's meta-evaluation); NULL = cannot be evaluated. */
+    dapt_status (*eval_loss)(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                             double *loss);
     /* Own state into / out of a checkpoint (collective over the file's communicator). */
     dapt_status (*save)(void *state, dapt_objective_ctx *ctx, dapt_h5file *f);
     dapt_status (*load)(void *state, dapt_objective_ctx *ctx, const dapt_h5file *f);
@@ -219,6 +236,9 @@ dapt_status dapt_objective_step_end(dapt_objective *o, dapt_objective_ctx *ctx, 
 dapt_status dapt_objective_transform_grads(dapt_objective *o, dapt_objective_ctx *ctx);
 dapt_status dapt_objective_after_update(dapt_objective *o, dapt_objective_ctx *ctx);
 dapt_status dapt_objective_metrics(dapt_objective *o, const dapt_objective_ctx *ctx, double *local_values);
+/* ops->eval_loss; DAPT_ERR_UNSUPPORTED naming the objective when it has none. */
+dapt_status dapt_objective_eval_loss(dapt_objective *o, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs,
+                                     int64_t count, double *loss);
 dapt_status dapt_objective_begin_domain(dapt_objective *o, dapt_objective_ctx *ctx);
 dapt_status dapt_objective_resume_domain(dapt_objective *o, dapt_objective_ctx *ctx);
 dapt_status dapt_objective_end_domain(dapt_objective *o, dapt_objective_ctx *ctx);
@@ -227,6 +247,9 @@ void dapt_objective_release(dapt_objective *o);
 /* The run options of a training forward at ctx's step (dropout keyed by
  * (seed, step)).  Not collective. */
 dapt_run_opts dapt_objective_train_opts(const dapt_objective_ctx *ctx);
+
+/* The run options of an evaluation forward (no dropout).  Not collective. */
+dapt_run_opts dapt_objective_eval_opts(const dapt_objective_ctx *ctx);
 
 /* The model's MLM loss on one micro-batch (labels in mb->batch.mlm_labels,
  * normalised by ctx->denominators[0]), forward and backward with optional

@@ -33,6 +33,13 @@ enum dapt_rng_stream_id {
     DAPT_RNG_FROZEN = 12,          /* the frozen pass of the KL importance proxy ("frozen") */
     DAPT_RNG_KD_STUDENT = 13,      /* kd.input = clean: the student's pass on the clean input ("kdstud") */
     DAPT_RNG_KD_TEACHER = 14,      /* kd.teacher_dropout: the teacher's dropout ("kdteach") */
+    /* Plain streams again (no tag). */
+    DAPT_RNG_ATD = 15, /* MOMETAS added-token detection: insertions and the inserted ids */
+    DAPT_RNG_DTD = 16, /* MOMETAS deleted-token detection: deletions */
+    /* Derived-seed stream. */
+    DAPT_RNG_CSE_VIEW_B = 17, /* MOMETAS cse: the dropout of view b ("csevb") */
+    /* Plain streams. */
+    DAPT_RNG_EMLM = 18, /* MOMETAS guided masking: which guide tokens are masked, 80/10/10 */
     DAPT_RNG_TEST = 99
 };
 

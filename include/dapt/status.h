@@ -1,10 +1,11 @@
 /* Status codes and error propagation.
  *
  * Library functions return a dapt_status; on failure the first function that
- * detects the problem records one line (file:line and cause) with
- * dapt_error_set().  Callers propagate the code unchanged; only the driver
- * prints the message and calls MPI_Abort (see dapt_die).  The message buffer
- * is per thread.  None of these functions is collective. */
+ * detects the problem records one line (the cause, and apart from it the
+ * source location) with dapt_error_set().  Callers propagate the code
+ * unchanged; only the driver prints the message (dapt_error_report) and ends
+ * the job (dapt_cli_fail_all, or MPI_Abort in dapt_cli_fail).  The record is
+ * per thread.  Only dapt_status_agree is collective. */
 #ifndef DAPT_STATUS_H
 #define DAPT_STATUS_H
 
@@ -39,23 +40,47 @@ enum {
 /* Short name of a status ("io error", ...). Never NULL. */
 const char *dapt_status_name(dapt_status st);
 
-/* Records the cause of a failure (printf-style) with its source location and
- * returns st, so that `return dapt_error_set(...)` reads naturally.  A later
- * call overwrites the record. */
+/* Records the cause of a failure (printf-style) and its source location
+ * and returns st, so that `return dapt_error_set(...)` reads naturally.  The
+ * cause is what a user reads: "<what>: <cause>", naming the user's input
+ * (file:line, option, key), never dapt's source.  A later call overwrites
+ * the record. */
 dapt_status dapt_error_set(dapt_status st, const char *file, int line,
                            const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The recorded message ("file.c:42: cause"), or "" if none. */
+/* The recorded cause (one line, without source location), or "" if none. */
 const char *dapt_error_message(void);
+
+/* The source location of the record ("config.c:42"), or "". */
+const char *dapt_error_location(void);
+
+/* The size asked for by the dapt_alloc/dapt_calloc whose failure is the
+ * record (SIZE_MAX if count x size overflowed), or 0 for other records. */
+size_t dapt_error_alloc_bytes(void);
 
 /* Clears the recorded message. */
 void dapt_error_clear(void);
 
+/* Whether the environment asks for source locations (DAPT_DEBUG set to
+ * anything but "" or "0"): developers' errors and warnings then carry
+ * " (at file.c:42)". */
+int dapt_error_debug(void);
+
 /* Every rank of comm returns the status of the lowest failing rank (DAPT_OK
- * if none); the other ranks record that rank's message as "on rank R: ...".
- * Collective over comm. */
+ * if none) and holds that rank's message as its own.  Each rank's record
+ * also keeps every distinct message of the failing ranks with the world
+ * ranks that hit it (also across nested agreements), for
+ * dapt_error_report.  Collective over comm. */
 dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st);
+
+/* The record as the lines a user reads, each ending in '\n', into buf:
+ * "CAUSE" when every rank of MPI_COMM_WORLD (or the only one) hit it, else
+ * "CAUSE [rank 1]", "CAUSE [ranks 1,3]" or "CAUSE [ranks 0-6,9]", one line per
+ * distinct cause after an agreement; " (at file.c:42)" appended when
+ * with_location.  st names the failure when no cause was recorded.
+ * Returns the number of lines.  Not collective. */
+int dapt_error_report(dapt_status st, int with_location, char *buf, size_t len);
 
 /* Records a failure and returns its code. */
 #define DAPT_ERROR(st, ...) dapt_error_set((st), __FILE__, __LINE__, __VA_ARGS__)
@@ -80,9 +105,9 @@ dapt_status dapt_status_agree(MPI_Comm comm, dapt_status st);
         goto cleanup;                                                         \
     } while (0)
 
-/* Checks an MPI return code; on failure records one line naming the rank
- * (in MPI_COMM_WORLD; -1 outside MPI) and the function, with the MPI error
- * string: "file.c:42: rank 1: MPI_Allreduce failed: <MPI_Error_string>".
+/* Checks an MPI return code; on failure records one line naming the
+ * function, with the MPI error string: "MPI_Allreduce failed:
+ * <MPI_Error_string>" (the rank is the report's, dapt_error_report).
  * Every MPI call's return code goes through DAPT_MPI (or, on cleanup paths
  * that cannot propagate, DAPT_MPI_WARN). */
 dapt_status dapt_mpi_status(int mpi_rc, const char *file, int line, const char *call);
@@ -107,8 +132,16 @@ int dapt_h5_warn(long long h5_rc, const char *file, int line, const char *call);
 #define DAPT_MPI_WARN(call) dapt_mpi_warn((call), __FILE__, __LINE__, #call)
 #define DAPT_H5_WARN(call) dapt_h5_warn((long long)(call), __FILE__, __LINE__, #call)
 
-/* malloc/calloc that record DAPT_ERR_NOMEM with the size and purpose. */
-dapt_status dapt_alloc(void **out, size_t bytes, const char *what);
-dapt_status dapt_calloc(void **out, size_t count, size_t size, const char *what);
+/* malloc/calloc that record DAPT_ERR_NOMEM with the size in human units and
+ * the purpose: "cannot allocate 3.0 GiB for model gradients: out of memory"
+ * (and the size for dapt_error_alloc_bytes). */
+dapt_status dapt_alloc_at(void **out, size_t bytes, const char *what, const char *file, int line);
+dapt_status dapt_calloc_at(void **out, size_t count, size_t size, const char *what, const char *file, int line);
+/* (Macros, so that DAPT_DEBUG shows the caller's location.) */
+#define dapt_alloc(out, bytes, what) dapt_alloc_at((out), (bytes), (what), __FILE__, __LINE__)
+#define dapt_calloc(out, count, size, what) dapt_calloc_at((out), (count), (size), (what), __FILE__, __LINE__)
+
+/* A byte count in human units: "512 bytes", "3.0 GiB" (1024-based). */
+void dapt_format_bytes(double bytes, char *buf, size_t len);
 
 #endif

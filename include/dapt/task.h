@@ -217,6 +217,7 @@ dapt_status dapt_mlm_report_write(MPI_Comm comm, const char *base, int force, co
 typedef struct dapt_finetune_opts {
     int force;  /* replace outputs of a previous run in run.output_dir */
     int resume; /* continue from run.output_dir/checkpoints (fresh when there is none) */
+    int override_resume_check; /* --override-resume-check: a changed key --resume refuses is only a warning */
 } dapt_finetune_opts;
 
 typedef struct dapt_finetune_result {
@@ -227,6 +228,9 @@ typedef struct dapt_finetune_result {
     double last_train_loss;
     int stopped_early;
     int agreed;             /* on failure: 1 if every rank returned it together */
+    int complete;           /* --resume found the run finished: nothing was trained */
+    int64_t steps_total;    /* the run's steps (when complete) */
+    int64_t last_loss_epoch; /* the finetune_metrics.csv row last_train_loss comes from (when complete; -1: none) */
 } dapt_finetune_result;
 
 /* Fine-tunes model.path on finetune.task as configured ([finetune]) with the

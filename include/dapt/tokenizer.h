@@ -183,4 +183,18 @@ dapt_status dapt_model_tokenizer_dir(const dapt_model_meta *meta, const char *mo
  * *tok is for dapt_tokenizer_free, NULL on failure.  Not collective. */
 dapt_status dapt_model_tokenizer(const dapt_model_meta *meta, const char *model_path, dapt_tokenizer **tok);
 
+/* Completes meta's tokenizer files into a directory Hugging Face's
+ * AutoTokenizer loads unchanged (src/text/hf_tokenizer_files.c): keeps
+ * tokenizer.json, vocab.txt, vocab.json, merges.txt and added_tokens.json
+ * as they are, adds vocab.txt (WordPiece) or vocab.json + merges.txt (BPE)
+ * when only tokenizer.json is there, and writes tokenizer_config.json and
+ * special_tokens_map.json anew from the tokenizer the files load as:
+ * tokenizer_class BertTokenizer / RobertaTokenizer, the special tokens,
+ * do_lower_case, strip_accents and tokenize_chinese_chars (WordPiece) or
+ * add_prefix_space (BPE), and model_max_length (the longest input of the
+ * model being exported).  Errors: those of dapt_model_tokenizer, and
+ * DAPT_ERR_FORMAT for a WordPiece vocabulary with unused ids.  Not
+ * collective. */
+dapt_status dapt_model_tokenizer_hf(dapt_model_meta *meta, const char *model_path, int64_t model_max_length);
+
 #endif

@@ -48,6 +48,7 @@
 typedef struct dapt_train_opts {
     int resume; /* continue from OUT/checkpoints/latest */
     int force;  /* start afresh in an OUT that holds a previous run */
+    int override_resume_check; /* --override-resume-check: a changed key --resume refuses is only a warning */
 } dapt_train_opts;
 
 typedef struct dapt_train_result {
@@ -56,11 +57,23 @@ typedef struct dapt_train_result {
     double last_loss;      /* training loss of the last step */
     double last_eval_loss; /* NaN when no evaluation ran */
     int agreed;            /* on failure: 1 if every rank returned it together */
+    int complete;          /* --resume found every step done: nothing was trained */
+    int64_t steps_total;   /* train.steps (when complete) */
+    int64_t last_loss_step; /* the metrics.csv row last_loss comes from (when complete; -1: none) */
 } dapt_train_result;
 
 /* Runs training as configured.  Collective over MPI_COMM_WORLD.  Returns
  * DAPT_ERR_INTERRUPTED (on every rank) after a preemption checkpoint. */
 dapt_status dapt_train_run(const dapt_config *cfg, const dapt_train_opts *opts, dapt_train_result *res);
+
+/* Writes DIR/heldout.h5 (format "dapt-heldout", docs/formats.md): the rule
+ * that chose the held-out documents with its parameters, the held-out
+ * documents and the first document of every held-out sequence, and how many
+ * of those sequences the held-out loss evaluates (the first `evaluated`).
+ * Creates DIR if missing; replaces an older heldout.h5 (a resumed run
+ * writes the same content).  Collective over comm. */
+dapt_status dapt_heldout_write(MPI_Comm comm, const char *dir, const dapt_config *cfg, const dapt_sequences *seqs,
+                               int64_t evaluated);
 
 /* The held-out MLM loss of model m: the first `want` held-out sequences of
  * seqs (fewer if it has fewer), spread over comm, in forwards of `batch`

@@ -11,7 +11,8 @@
 static void usage(void)
 {
     printf("usage: dapt finetune [--model M.h5] [--task T.h5] [--output DIR] [--seed N]\n"
-           "                     [--epochs N] [--force | --resume] [--config run.ini] [--set S.K=V ...]\n\n"
+           "                     [--epochs N] [--force | --resume [--override-resume-check]]\n"
+           "                     [--config run.ini] [--set S.K=V ...]\n\n"
            "Fine-tunes a model file (dapt import, dapt train checkpoint) on a prepared task\n"
            "(dapt prepare --task) with a fresh classification head, AdamW and a linear\n"
            "schedule, evaluating the dev split after every epoch.  Writes\n"
@@ -25,7 +26,10 @@ static void usage(void)
            "  --model M.h5    model.path          --task T.h5   finetune.task\n"
            "  --output DIR    run.output_dir      --seed N      run.seed (head init, order, dropout)\n"
            "  --epochs N      finetune.epochs     --force       replace a previous run in DIR\n"
-           "  --resume        continue the run in DIR from its newest checkpoint\n"
+           "  --resume        continue the run in DIR from its newest checkpoint; keys that\n"
+           "                  change the run's mathematics must equal the checkpoint's\n"
+           "                  (finetune.epochs, checkpoint.*, logging, the layout may change)\n"
+           "  --override-resume-check  resume although such keys changed (a warning each)\n"
            "Other settings ([finetune] in `dapt config show --keys`): batch_size (16),\n"
            "lr (3e-5), weight_decay (0.01), warmup_ratio / warmup_steps, schedule, max_length,\n"
            "metric (auto: macro_f1, or mse for a regression task), patience (early stopping,\n"
@@ -43,6 +47,17 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     /* A failure only some ranks saw may leave the others in a collective. */
     if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);
     DAPT_CHECK(st);
+    if (res.complete) {
+        /* What the run logged: a resubmitted finished job must not read as a new result. */
+        char loss[96] = "no train loss logged in finetune_metrics.csv";
+        if (res.last_loss_epoch >= 0)
+            snprintf(loss, sizeof loss, "last train loss %.4f (epoch %lld)", res.last_train_loss,
+                     (long long)res.last_loss_epoch);
+        dapt_info("finetune: %s is already complete%s: %lld of %lld steps done (%lld epochs), %s; nothing to train; model in %s/model.h5",
+                  cfg->run.output_dir, res.stopped_early ? " (stopped early)" : "", (long long)res.steps_done,
+                  (long long)res.steps_total, (long long)res.epochs_done, loss, cfg->run.output_dir);
+        return DAPT_OK;
+    }
     if (isnan(res.best_metric))
         dapt_info("finetune: done, %lld epochs (%lld steps), last train loss %.4f; model in %s/model.h5",
                   (long long)res.epochs_done, (long long)res.steps_done, res.last_train_loss, cfg->run.output_dir);
@@ -70,6 +85,8 @@ int dapt_cmd_finetune(int argc, char **argv)
                                        {.name = "epochs", .kind = DAPT_OPT_CONFIG, .arg = "finetune.epochs"},
                                        {.name = "force", .kind = DAPT_OPT_FLAG, .dest = &opts.force},
                                        {.name = "resume", .kind = DAPT_OPT_FLAG, .dest = &opts.resume},
+                                       {.name = "override-resume-check", .kind = DAPT_OPT_FLAG,
+                                        .dest = &opts.override_resume_check},
                                        {.name = NULL}};
     const dapt_cli_command cmd = {.name = "finetune", .usage = usage, .options = options, .max_args = 0, .run = run,
                                   .ctx = &opts};

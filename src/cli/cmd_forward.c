@@ -268,7 +268,7 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     DAPT_TRY(dapt_calloc((void **)&g_out, (size_t)(L * mc.hidden), sizeof(float), "output mask gradient"));
 
     DAPT_TRY(dapt_h5_create(MPI_COMM_WORLD, a->output, a->force, &cli->cfg, &out));
-    DAPT_TRY(dapt_h5_attr_set_string(&out, "/", "format", "dapt-forward"));
+    DAPT_TRY(dapt_h5_set_format(&out, "dapt-forward"));
     DAPT_TRY(dapt_h5_attr_set_string(&out, "/", "model", a->model));
     DAPT_TRY(dapt_h5_attr_set_string(&out, "/", "input", a->input));
     DAPT_TRY(dapt_h5_attr_set_int64(&out, "/", "train_mode", a->train));

@@ -17,9 +17,11 @@ static void usage(void)
            "special_tokens_map.json, added_tokens.json) of a BertForMaskedLM,\n"
            "RobertaForMaskedLM, BertForSequenceClassification,\n"
            "RobertaForSequenceClassification, BertModel or RobertaModel and writes a dapt\n"
-           "model file (docs/formats.md).  Weights become float32.  OUT.h5 is written\n"
-           "under a temporary name and renamed when complete; an existing OUT.h5 is\n"
-           "refused unless --force.  Runs on rank 0.\n\n");
+           "model file (docs/formats.md).  A classifier with one label (problem_type\n"
+           "regression or none) becomes a regression head (mean squared error), as in\n"
+           "Hugging Face.  Weights become float32.  OUT.h5 is written under a temporary\n"
+           "name and renamed when complete; an existing OUT.h5 is refused unless --force.\n"
+           "Runs on rank 0.\n\n");
     dapt_cli_print_common_help();
 }
 

@@ -15,6 +15,7 @@ const dapt_command dapt_commands[] = {
     {"analyze", "spectra, CKA and weight changes of HDF5 outputs, distributed on ScaLAPACK", dapt_cmd_analyze},
     {"import", "convert a Hugging Face model directory to a dapt model file", dapt_cmd_import},
     {"export", "write a dapt model file as a Hugging Face model directory", dapt_cmd_export},
+    {"inspect", "what an output file is and how it was made, or how far a run directory got", dapt_cmd_inspect},
     {"forward", "run a model on a batch from an HDF5 file and write every intermediate", dapt_cmd_forward},
     {"infer", "top-k tokens for [MASK] in a sentence, or class probabilities", dapt_cmd_infer},
     {NULL, NULL, NULL},

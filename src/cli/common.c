@@ -10,10 +10,13 @@
 
 #include "dapt/cli.h"
 #include "dapt/log.h"
+#include "dapt/suggest.h"
 
 /* getopt_long values of the options without a short name; a command's own
  * option i is OPT_OWN + i. */
 enum { OPT_CONFIG = 256, OPT_SET, OPT_OWN = 512 };
+
+static _Noreturn void fail_agreed(dapt_status st, const char *hint);
 
 /* "a|b|c" as "a, b or c". */
 static void choices_text(const char *choices, char *buf, size_t len)
@@ -111,12 +114,23 @@ static dapt_status option_error(const char *command, int c, const char *text, co
             return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: option '--%s' needs a value", command, hit->name);
         if (hit && hit->has_arg == no_argument && name[n] == '=')
             return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: option '--%s' takes no value", command, hit->name);
-        return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unknown option '--%.*s' (unexpected argument '%s'; see dapt %s --help)",
-                          command, (int)n, name, text, command);
+        char typed[DAPT_SUGGEST_MAX];
+        snprintf(typed, sizeof typed, "%.*s", (int)n, name);
+        dapt_suggestion s;
+        dapt_suggest_start(&s, typed);
+        for (const struct option *o = lo; o->name; o++) dapt_suggest_offer(&s, o->name);
+        const char *close = dapt_suggest_result(&s);
+        /* An abbreviation (refused, see written_in_full) names its option. */
+        for (const struct option *o = lo; o->name && !close && n > 0; o++)
+            if (!strncmp(o->name, typed, n)) close = o->name;
+        char hint[DAPT_SUGGEST_MAX + 32] = "";
+        if (close) snprintf(hint, sizeof hint, "; did you mean --%s?", close);
+        return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unknown option '--%s'%s (see dapt %s --help)", command, typed,
+                          hint, command);
     }
     if (c == ':') return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: option '-%c' needs a value", command, short_opt);
-    return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unknown option '-%c' (unexpected argument '%s'; see dapt %s --help)",
-                      command, short_opt, text, command);
+    return DAPT_ERROR(DAPT_ERR_ARG, "dapt %s: unknown option '-%c' (see dapt %s --help)", command, short_opt,
+                      command);
 }
 
 /* FNV-1a, enough to tell whether two texts differ. */
@@ -280,12 +294,14 @@ int dapt_cli_main(int argc, char **argv, const dapt_cli_command *cmd)
         st = dapt_status_agree(MPI_COMM_WORLD, st);
     }
     const int usage = cli.want_usage, rank = cli.rank;
+    char hint[512];
+    dapt_cli_memory_hint(&cli, st, dapt_error_alloc_bytes(), hint, sizeof hint);
     dapt_cli_free(&cli);
     if (usage) {
         if (rank == 0) cmd->usage();
         return DAPT_EXIT_USAGE;
     }
-    if (st != DAPT_OK) dapt_cli_fail_all(st);
+    if (st != DAPT_OK) fail_agreed(st, hint);
     return DAPT_EXIT_OK;
 }
 
@@ -306,21 +322,25 @@ dapt_status dapt_cli_mpi_init(int *argc, char ***argv)
     return DAPT_OK;
 }
 
-/* Rank and size of MPI_COMM_WORLD for a message; -1 and 0 when MPI cannot
- * tell (the failure being reported may be MPI's). */
+/* Rank and size of MPI_COMM_WORLD; -1 and 0 when MPI cannot tell (the
+ * failure being reported may be MPI's). */
 static void world(int *rank, int *size)
 {
     if (MPI_Comm_rank(MPI_COMM_WORLD, rank) != MPI_SUCCESS) *rank = -1;
     if (MPI_Comm_size(MPI_COMM_WORLD, size) != MPI_SUCCESS) *size = 0;
 }
 
-static void print_failure(dapt_status st, int rank, int size)
+/* "dapt: error: CAUSE [ranks ...]", one line per distinct cause; with
+ * DAPT_DEBUG also where in dapt's source each was recorded. */
+static void print_failure(dapt_status st)
 {
-    const char *msg = dapt_error_message();
-    if (size != 1 && rank >= 0)
-        fprintf(stderr, "dapt: error: rank %d: %s\n", rank, *msg ? msg : dapt_status_name(st));
-    else
-        fprintf(stderr, "dapt: error: %s\n", *msg ? msg : dapt_status_name(st));
+    char text[16384];
+    dapt_error_report(st, dapt_error_debug(), text, sizeof text);
+    for (char *line = text; *line;) {
+        const size_t n = strcspn(line, "\n");
+        fprintf(stderr, "dapt: error: %.*s\n", (int)n, line);
+        line += n + (line[n] == '\n');
+    }
     fflush(stderr);
 }
 
@@ -335,7 +355,7 @@ _Noreturn void dapt_cli_fail(dapt_status st)
 {
     int rank = 0, size = 0;
     world(&rank, &size);
-    print_failure(st, rank, size);
+    print_failure(st);
     /* With other ranks (or when MPI cannot say) they may wait in a
      * collective: only MPI_Abort ends them. */
     if (size != 1 && MPI_Abort(MPI_COMM_WORLD, exit_code_for(st)) != MPI_SUCCESS)
@@ -344,11 +364,20 @@ _Noreturn void dapt_cli_fail(dapt_status st)
     exit(exit_code_for(st));
 }
 
-_Noreturn void dapt_cli_fail_all(dapt_status st)
+/* The end of a failure every rank agreed on: rank 0 prints it (and the
+ * hint, if any), every rank finalises MPI and exits with the code, so there
+ * is no MPI_Abort and no Open MPI text about it. */
+static _Noreturn void fail_agreed(dapt_status st, const char *hint)
 {
     int rank = 0, size = 0;
     world(&rank, &size);
-    if (rank <= 0) print_failure(st, rank, size);
+    if (rank <= 0) {
+        print_failure(st);
+        if (hint && *hint) fprintf(stderr, "dapt: hint: %s\n", hint);
+        fflush(stderr);
+    }
     if (MPI_Finalize() != MPI_SUCCESS) fprintf(stderr, "dapt: error: MPI_Finalize failed\n");
     exit(exit_code_for(st));
 }
+
+_Noreturn void dapt_cli_fail_all(dapt_status st) { fail_agreed(st, NULL); }

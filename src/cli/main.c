@@ -5,6 +5,8 @@
 
 #include "config.h"
 #include "dapt/cli.h"
+#include "dapt/provenance.h"
+#include "dapt/suggest.h"
 
 static void print_usage(FILE *out)
 {
@@ -19,12 +21,26 @@ static void print_usage(FILE *out)
     fprintf(out, "\nRun under mpirun/srun for more than one rank.  Documentation: docs/.\n");
 }
 
+/* "unknown command", with the closest command name when it looks like a
+ * typo of one. */
+static void unknown_command(const char *name)
+{
+    dapt_suggestion s;
+    dapt_suggest_start(&s, name);
+    for (const dapt_command *c = dapt_commands; c->name; c++) dapt_suggest_offer(&s, c->name);
+    dapt_suggest_offer(&s, "help");
+    const char *close = dapt_suggest_result(&s);
+    if (close) fprintf(stderr, "dapt: error: unknown command '%s'; did you mean '%s'? (see dapt help)\n", name, close);
+    else fprintf(stderr, "dapt: error: unknown command '%s' (see dapt help)\n", name);
+}
+
 int main(int argc, char **argv)
 {
     /* MPI, with MPI_ERRORS_RETURN on MPI_COMM_WORLD and MPI_COMM_SELF. */
     if (dapt_cli_mpi_init(&argc, &argv) != DAPT_OK) return DAPT_EXIT_FAILURE;
     int rank = 0;
     dapt_status st = DAPT_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    if (st == DAPT_OK) st = dapt_provenance_record(argc, argv); /* the "command" of every output file */
     if (st != DAPT_OK) dapt_cli_fail(st);
     int code = DAPT_EXIT_OK;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -37,7 +53,7 @@ int main(int argc, char **argv)
         if (found) {
             code = found->run(argc - 1, argv + 1);
         } else {
-            if (rank == 0) fprintf(stderr, "dapt: error: unknown command '%s' (try: dapt help)\n", argv[1]);
+            if (rank == 0) unknown_command(argv[1]);
             code = DAPT_EXIT_USAGE;
         }
     }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dapt/suggest.h"
+
 typedef enum { KEY_INT, KEY_REAL, KEY_BOOL, KEY_STR, KEY_ENUM } key_type;
 
 typedef struct schema_entry {
@@ -225,6 +227,38 @@ void dapt_config_defaults(dapt_config *cfg)
     }
 }
 
+/* "; did you mean [train]?" for a mistyped section name, or "" (into buf). */
+static void suggest_section(const char *section, char *buf, size_t len)
+{
+    dapt_suggestion s;
+    dapt_suggest_start(&s, section);
+    for (size_t i = 0; i < SECTION_COUNT; i++) dapt_suggest_offer(&s, sections[i].name);
+    const char *hit = dapt_suggest_result(&s);
+    buf[0] = '\0';
+    if (hit) snprintf(buf, len, "; did you mean [%s]?", hit);
+}
+
+/* "; did you mean train.steps?" for a mistyped section.key, or "" (into
+ * buf): the closest full name, so a typo in either part is found; failing
+ * that, the same key in another section (train.vocab_size: model.vocab_size). */
+static void suggest_key(const char *section, const char *key, char *buf, size_t len)
+{
+    char typed[DAPT_SUGGEST_MAX], full[DAPT_SUGGEST_MAX];
+    snprintf(typed, sizeof typed, "%s.%s", section, key);
+    dapt_suggestion s;
+    dapt_suggest_start(&s, typed);
+    const schema_entry *same_key = NULL;
+    for (size_t i = 0; i < SCHEMA_COUNT; i++) {
+        snprintf(full, sizeof full, "%s.%s", schema[i].section, schema[i].key);
+        dapt_suggest_offer(&s, full);
+        if (!same_key && !strcmp(schema[i].key, key)) same_key = &schema[i];
+    }
+    const char *hit = dapt_suggest_result(&s);
+    buf[0] = '\0';
+    if (hit) snprintf(buf, len, "; did you mean %s?", hit);
+    else if (same_key) snprintf(buf, len, "; did you mean %s.%s?", same_key->section, same_key->key);
+}
+
 /* Keys that moved to a section of their own: refused with the new name. */
 static const char *moved_to(const char *section, const char *key)
 {
@@ -243,13 +277,17 @@ dapt_status dapt_config_set_value(dapt_config *cfg, const char *section, const c
 {
     if (!*section)
         return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s: key outside any [section]", where, key);
-    if (!section_known(section))
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: unknown section [%s]", where, section);
+    char hint[DAPT_SUGGEST_MAX + 32];
+    if (!section_known(section)) {
+        suggest_key(section, key, hint, sizeof hint);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: unknown section [%s]%s", where, section, hint);
+    }
     const schema_entry *e = find_key(section, key);
     if (!e) {
         const char *moved = moved_to(section, key);
         if (moved) return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s is now %s", where, section, key, moved);
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: unknown key", where, section, key);
+        suggest_key(section, key, hint, sizeof hint);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s: %s.%s: unknown key%s", where, section, key, hint);
     }
     return assign(cfg, e, value, where);
 }
@@ -322,8 +360,11 @@ dapt_status dapt_config_load_string(dapt_config *cfg, const char *text, const ch
             if (slen >= sizeof sec) slen = sizeof sec - 1;
             memcpy(sec, c + 1, slen);
             sec[slen] = '\0';
-            if (!section_known(sec))
-                return DAPT_ERROR(DAPT_ERR_CONFIG, "%s:%d: unknown section [%s]", name, line, sec);
+            if (!section_known(sec)) {
+                char hint[DAPT_SUGGEST_MAX + 32];
+                suggest_section(sec, hint, sizeof hint);
+                return DAPT_ERROR(DAPT_ERR_CONFIG, "%s:%d: unknown section [%s]%s", name, line, sec, hint);
+            }
         }
         if (!end) break;
         start = end + 1;

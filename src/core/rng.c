@@ -145,6 +145,7 @@ uint64_t dapt_rng_stream_tag(int stream)
     case DAPT_RNG_FROZEN: return 0x66726f7a656eull;           /* "frozen" */
     case DAPT_RNG_KD_STUDENT: return 0x6b6473747564ull;       /* "kdstud" */
     case DAPT_RNG_KD_TEACHER: return 0x6b647465616368ull;     /* "kdteach" */
+    case DAPT_RNG_CSE_VIEW_B: return 0x6373657662ull;         /* "csevb" */
     default: return 0;
     }
 }

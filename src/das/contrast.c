@@ -68,6 +68,13 @@ dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float 
                                   double tau, MPI_Comm comm, double *loss, float *d_z1, float *d_z2,
                                   float *d_z3)
 {
+    return dapt_contrastive_loss_ex(z1, z2, z3, n, dim, tau, 0, comm, loss, d_z1, d_z2, d_z3);
+}
+
+dapt_status dapt_contrastive_loss_ex(const float *z1, const float *z2, const float *z3, int64_t n, int64_t dim,
+                                     double tau, int skip_own_z3, MPI_Comm comm, double *loss, float *d_z1,
+                                     float *d_z2, float *d_z3)
+{
     if (!(tau > 0)) return DAPT_ERROR(DAPT_ERR_ARG, "contrastive loss: temperature %g must be positive", tau);
     if (n < 0 || dim <= 0) return DAPT_ERROR(DAPT_ERR_ARG, "contrastive loss: bad sizes n=%lld dim=%lld",
                                              (long long)n, (long long)dim);
@@ -125,16 +132,17 @@ dapt_status dapt_contrastive_loss(const float *z1, const float *z2, const float 
     for (int64_t i = 0; i < n; i++) {
         const double *ui = u + i * dim;
         double top = -INFINITY;
+        const int64_t pos = first + i;
         for (int64_t j = 0; j < 2 * N; j++) {
             const double *x = j < N ? v + j * dim : w + (j - N) * dim;
             double dot = 0;
             for (int64_t k = 0; k < dim; k++) dot += ui[k] * x[k];
-            logits[j] = dot / tau;
+            /* A left-out candidate has probability 0 and gets no gradient. */
+            logits[j] = skip_own_z3 && j == N + pos ? -INFINITY : dot / tau;
             if (logits[j] > top) top = logits[j];
         }
         double z = 0;
         for (int64_t j = 0; j < 2 * N; j++) z += exp(logits[j] - top);
-        int64_t pos = first + i;
         local_loss += top + log(z) - logits[pos];
         for (int64_t j = 0; j < 2 * N; j++) {
             double p = exp(logits[j] - top) / z - (j == pos ? 1.0 : 0.0);

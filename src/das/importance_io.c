@@ -77,6 +77,7 @@ dapt_status dapt_importance_write(MPI_Comm comm, const char *path, const dapt_co
     DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
     dapt_status st = DAPT_OK;
     char obj[512];
+    DAPT_TRY(dapt_h5_set_format(&f, "dapt-importance"));
     for (size_t i = 0; i < nsrc; i++) {
         const dapt_importance_source *s = &srcs[i];
         for (int k = 0; k < DAPT_UNIT_KINDS; k++) {

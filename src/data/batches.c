@@ -131,6 +131,12 @@ int64_t dapt_sequences_docs(const dapt_sequences *s, dapt_split split) { return 
 int64_t dapt_sequences_file_tokens(const dapt_sequences *s) { return s->n_tokens; }
 int64_t dapt_sequences_vocab(const dapt_sequences *s) { return s->vocab; }
 
+const int64_t *dapt_sequences_split_docs(const dapt_sequences *s, dapt_split split, int64_t *n)
+{
+    *n = s->split[split].n_docs;
+    return s->split[split].docs;
+}
+
 int64_t dapt_sequences_doc(const dapt_sequences *s, dapt_split split, int64_t k)
 {
     const split_map *m = &s->split[split];

@@ -39,17 +39,17 @@ static int is_special(const dapt_mlm_spec *spec, int32_t id)
 /* Top 24 bits of a word as a float in [0, 1), like dapt_rng_uniform. */
 static double unit(uint32_t w) { return (double)(w >> 8) * (1.0 / 16777216.0); }
 
-void dapt_mlm_mask(const dapt_mlm_spec *spec, uint64_t seed, uint64_t step, uint64_t sample,
-                   int32_t *ids, const int32_t *attention_mask, int64_t len, int32_t *labels,
-                   int64_t *n_selected)
+/* Both maskings: guide = NULL selects among every text token. */
+static void mask_row(const dapt_mlm_spec *spec, const uint8_t *guide, const dapt_rng *r, uint64_t sample,
+                     int32_t *ids, const int32_t *attention_mask, int64_t len, int32_t *labels, int64_t *n_selected)
 {
-    const dapt_rng r = dapt_rng_make(seed, DAPT_RNG_MLM_MASK, step);
     int64_t count = 0;
     for (int64_t p = 0; p < len; p++) {
         labels[p] = DAPT_IGNORE_LABEL;
         if ((attention_mask && !attention_mask[p]) || is_special(spec, ids[p])) continue;
+        if (guide && (ids[p] < 0 || ids[p] >= spec->vocab_size || !guide[ids[p]])) continue;
         uint32_t w[4];
-        dapt_rng_block(&r, sample, (uint64_t)p, w);
+        dapt_rng_block(r, sample, (uint64_t)p, w);
         if (!(unit(w[0]) < spec->probability)) continue;
         labels[p] = ids[p];
         count++;
@@ -63,6 +63,22 @@ void dapt_mlm_mask(const dapt_mlm_spec *spec, uint64_t seed, uint64_t step, uint
         }
     }
     if (n_selected) *n_selected = count;
+}
+
+void dapt_mlm_mask(const dapt_mlm_spec *spec, uint64_t seed, uint64_t step, uint64_t sample,
+                   int32_t *ids, const int32_t *attention_mask, int64_t len, int32_t *labels,
+                   int64_t *n_selected)
+{
+    const dapt_rng r = dapt_rng_make(seed, DAPT_RNG_MLM_MASK, step);
+    mask_row(spec, NULL, &r, sample, ids, attention_mask, len, labels, n_selected);
+}
+
+void dapt_mlm_mask_guided(const dapt_mlm_spec *spec, const uint8_t *guide, uint64_t seed, uint64_t step,
+                          uint64_t sample, int32_t *ids, const int32_t *attention_mask, int64_t len,
+                          int32_t *labels, int64_t *n_selected)
+{
+    const dapt_rng r = dapt_rng_make(seed, DAPT_RNG_EMLM, step);
+    mask_row(spec, guide, &r, sample, ids, attention_mask, len, labels, n_selected);
 }
 
 dapt_status dapt_mlm_spec_from_tokenizer(const dapt_tokenizer *tok, const char *what, double p, dapt_mlm_spec *spec,

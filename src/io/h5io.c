@@ -2,6 +2,7 @@
 #include "dapt/h5io.h"
 
 #include "dapt/log.h"
+#include "dapt/provenance.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +123,38 @@ static hid_t object_cpl(hid_t cls)
 
 /* ---- files ------------------------------------------------------------- */
 
+/* The build identity always; the run's command line, rank count, time and
+ * host when the driver recorded them (provenance.h).  All are rank 0's
+ * (MPI does not promise every rank the same argv), so every rank writes the
+ * same attribute values, as parallel HDF5 requires. */
+static dapt_status put_provenance(dapt_h5file *f, int rank)
+{
+    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "dapt_version", dapt_provenance_version()));
+    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "git_commit", dapt_provenance_git_commit()));
+    if (!dapt_provenance_command()) return DAPT_OK;
+    char stamp[2][256] = {{0}}; /* created, host */
+    int len = 0;                /* of the command line, with its NUL */
+    dapt_status st = DAPT_OK;
+    if (rank == 0) {
+        st = dapt_provenance_now(stamp[0], sizeof stamp[0]);
+        if (st == DAPT_OK) st = dapt_provenance_host(stamp[1], sizeof stamp[1]);
+        len = (int)strlen(dapt_provenance_command()) + 1;
+    }
+    DAPT_CHECK(dapt_status_agree(f->comm, st));
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(stamp, (int)sizeof stamp, MPI_CHAR, 0, f->comm)));
+    DAPT_CHECK(DAPT_MPI(MPI_Bcast(&len, 1, MPI_INT, 0, f->comm)));
+    char *command = NULL;
+    DAPT_CHECK(dapt_alloc((void **)&command, (size_t)len, "the command line"));
+    if (rank == 0) memcpy(command, dapt_provenance_command(), (size_t)len);
+    st = DAPT_MPI(MPI_Bcast(command, len, MPI_CHAR, 0, f->comm));
+    if (st == DAPT_OK) st = dapt_h5_attr_set_string(f, "/", "command", command);
+    free(command);
+    DAPT_CHECK(st);
+    DAPT_CHECK(dapt_h5_attr_set_int64(f, "/", "mpi_ranks", dapt_provenance_ranks()));
+    DAPT_CHECK(dapt_h5_attr_set_string(f, "/", "created", stamp[0]));
+    return dapt_h5_attr_set_string(f, "/", "host", stamp[1]);
+}
+
 static void init_handle(dapt_h5file *f, MPI_Comm comm)
 {
     memset(f, 0, sizeof *f);
@@ -170,6 +203,7 @@ dapt_status dapt_h5_create(MPI_Comm comm, const char *path, int force, const dap
     f->writable = 1;
     DAPT_TRY(dapt_config_to_ini(cfg, 0, &ini));
     DAPT_TRY(dapt_h5_attr_set_string(f, "/", "dapt_config", ini));
+    DAPT_TRY(put_provenance(f, rank));
 cleanup:
     free(ini);
     CLOSE(H5Pclose, fapl);
@@ -227,7 +261,12 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
 {
     if (!f->writable || f->id < 0)
         return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: commit of a file not open for writing", f->path);
-    dapt_status st = DAPT_OK;
+    /* Descriptions go on last, when every dataset exists. */
+    dapt_status st = dapt_status_agree(f->comm, dapt_h5_describe(f));
+    if (st != DAPT_OK) {
+        dapt_h5_abort(f);
+        return st;
+    }
     if (H5Fclose(f->id) < 0) st = H5FAIL(f, NULL, "closing");
     f->id = H5I_INVALID_HID;
     st = dapt_status_agree(f->comm, st); /* also the barrier: every rank's data is out */
@@ -852,6 +891,54 @@ dapt_status dapt_h5_read_all(const dapt_h5file *f, const char *name, dapt_h5_typ
     }
     if (ndim) *ndim = nd;
     if (dims) memcpy(dims, d, sizeof d);
+    return DAPT_OK;
+}
+
+/* ---- walking every dataset -------------------------------------------- */
+
+typedef struct walk_ctx {
+    const dapt_h5file *f;
+    dapt_status (*fn)(const char *, int, const int64_t *, const char *, void *);
+    void *user;
+    dapt_status st;
+} walk_ctx;
+
+/* "float32", ... for the types dapt reads, else "string" or "other". */
+static const char *stored_type_name(const dapt_h5file *f, const char *name, hid_t ftype)
+{
+    dapt_h5_type t;
+    if (type_of(f, name, ftype, &t) == DAPT_OK) return dapt_h5_type_name(t);
+    dapt_error_clear(); /* not a failure here: the type is only named */
+    return H5Tget_class(ftype) == H5T_STRING ? "string" : "other";
+}
+
+static herr_t walk_one(hid_t root, const char *name, const H5O_info_t *info, void *data)
+{
+    walk_ctx *c = data;
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t dset = H5Dopen2(root, name, H5P_DEFAULT);
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    hid_t ftype = dset >= 0 ? H5Dget_type(dset) : H5I_INVALID_HID;
+    int nd = 0;
+    int64_t d[DAPT_H5_MAX_DIMS];
+    if (space < 0 || ftype < 0) c->st = H5FAIL(c->f, name, "reading dataset shape");
+    else c->st = space_shape(c->f, name, space, &nd, d, NULL);
+    if (c->st == DAPT_OK) c->st = c->fn(name, nd, d, stored_type_name(c->f, name, ftype), c->user);
+    CLOSE(H5Tclose, ftype);
+    CLOSE(H5Sclose, space);
+    CLOSE(H5Dclose, dset);
+    return c->st == DAPT_OK ? 0 : 1;
+}
+
+dapt_status dapt_h5_walk(const dapt_h5file *f,
+                         dapt_status (*fn)(const char *name, int ndim, const int64_t *dims, const char *type,
+                                           void *user),
+                         void *user)
+{
+    walk_ctx c = {f, fn, user, DAPT_OK};
+    herr_t rc = H5Ovisit2(f->id, H5_INDEX_NAME, H5_ITER_INC, walk_one, &c, H5O_INFO_BASIC);
+    if (c.st != DAPT_OK) return c.st;
+    if (rc < 0) return H5FAIL(f, NULL, "listing the datasets");
     return DAPT_OK;
 }
 

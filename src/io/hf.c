@@ -33,7 +33,7 @@ static const char *const interpreted_fields[] = {
     "layer_norm_eps",       "hidden_act",        "hidden_dropout_prob",
     "attention_probs_dropout_prob", "initializer_range", "pad_token_id",
     "num_labels",           "id2label",          "label2id",
-    "torch_dtype",          "position_embedding_type", NULL};
+    "torch_dtype",          "position_embedding_type", "problem_type", NULL};
 
 static const char *arch_prefix(dapt_arch a) { return a == DAPT_ARCH_ROBERTA ? "roberta." : "bert."; }
 
@@ -683,7 +683,8 @@ static dapt_status build_config_json(const dapt_model_config *mc, const dapt_mod
     }
     /* One output is a regression head: say so, so that from_pretrained
      * rebuilds it with MSELoss (classifier exports stay as Hugging Face
-     * writes them). */
+     * writes them).  Never the imported problem_type: a model imported as
+     * a regression and fine-tuned as a classifier must not keep it. */
     if (mc->num_labels == 1) {
         bad |= json_object_set_new(cfg, "num_labels", json_integer(1));
         bad |= json_object_set_new(cfg, "problem_type", json_string("regression"));
@@ -725,9 +726,18 @@ static dapt_status check_replaceable(const char *dir)
     return DAPT_OK;
 }
 
-dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *mc, const dapt_param_table *table,
-                           const float *params, const dapt_model_meta *meta)
+int dapt_hf_exports_pooler(const dapt_model_config *mc, int keep_pooler)
 {
+    if (!mc->has_pooler) return 0;
+    const int bare = !mc->has_mlm_head && mc->num_labels == 0;
+    const int bert_cls = mc->arch == DAPT_ARCH_BERT && mc->num_labels > 0;
+    return bare || bert_cls || keep_pooler;
+}
+
+dapt_status dapt_hf_export(const char *dir, const dapt_hf_export_opts *opts, const dapt_model_config *mc,
+                           const dapt_param_table *table, const float *params, const dapt_model_meta *meta)
+{
+    const int force = opts->force, pooler = dapt_hf_exports_pooler(mc, opts->keep_pooler);
     char tmp[4200], path[4300];
     char *config = NULL;
     dapt_st_entry *entries = NULL;
@@ -749,6 +759,7 @@ dapt_status dapt_hf_export(const char *dir, int force, const dapt_model_config *
     for (size_t i = 0; i < table->count; i++) {
         const dapt_tensor *t = &table->tensors[i];
         if (t->flags & DAPT_TENSOR_AUX) continue; /* an objective's, not the model's */
+        if (!pooler && starts(t->name, "pooler.")) continue;
         DAPT_TRY(dapt_hf_tensor_name(mc->arch, prefix, t->name, names[ne], sizeof names[ne]));
         entries[ne].name = names[ne];
         entries[ne].dtype = DAPT_ST_F32;

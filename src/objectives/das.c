@@ -14,7 +14,15 @@
  * recomputed with the same dropout keys and back-propagated (gradient
  * caching): 3 extra forwards per micro-batch instead of 3 stored activation
  * arenas per micro-batch.  docs/performance.md has the measured costs.
- * Importance across domains: das_domains.c. */
+ * Importance across domains: das_domains.c.
+ *
+ * The data term.  das.lm_objective = mlm is the MLM term above; any other
+ * train objective (e.g. mometas, the MOMETAS sampler) is a delegate whose
+ * prepare, micro_step, step_end, transform_grads (before the soft-mask),
+ * after_update, checkpoint state and auxiliary tensors stand in for it,
+ * its metrics columns after DAS's own.  The views still run on the clean
+ * ids with the attention mask the delegate's prepare leaves (a deletion
+ * objective shortens it). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,10 +39,71 @@ static dapt_unit_masks view_masks(const das_state *s)
     return m;
 }
 
+/* DAS's columns and output files, then the delegate's, filled by
+ * create_common: the ops table is a constant of the registry, but the loop
+ * reads the names only after creating the objective.  Process-wide: the
+ * last DAS / DGA created names them (a run creates one). */
+#define DAS_MAX_OUTPUTS 8
+static const char *das_columns[DAPT_OBJ_MAX_COLUMNS + 1] = {"mlm_loss", "contrast_loss", NULL};
+static const char *das_outputs[DAS_MAX_OUTPUTS + 1] = {"importance.h5", "representations.h5", NULL};
+
+/* The delegate's ops, NULL for the built-in MLM term. */
+static dapt_status lm_ops(const dapt_config *cfg, const dapt_objective_ops **out)
+{
+    *out = NULL;
+    const char *name = cfg->das.lm_objective;
+    if (!strcmp(name, "mlm")) return DAPT_OK;
+    const dapt_objective_ops *ops = dapt_objective_find(name, DAPT_OBJ_TRAIN);
+    if (!ops || ops == &dapt_objective_das || ops == &dapt_objective_dga) {
+        char names[512];
+        dapt_objective_names(DAPT_OBJ_TRAIN, names, sizeof names);
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "das.lm_objective: '%s' is not a data term (one of %s, not dga or das)", name,
+                          names);
+    }
+    if (cfg->das.forward_mask)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "das.forward_mask masks the built-in MLM pass: it needs das.lm_objective = mlm");
+    if (cfg->parallel.tensor > 1 && !(ops->flags & DAPT_OBJ_TENSOR_PARALLEL))
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "das.lm_objective = %s does not run tensor-parallel (parallel.tensor = %lld)",
+                          name, (long long)cfg->parallel.tensor);
+    size_t n = 0, m = 0;
+    while (ops->columns && ops->columns[n]) n++;
+    while (ops->outputs && ops->outputs[m]) m++;
+    if (n + 2 > DAPT_OBJ_MAX_COLUMNS || m + 2 > DAS_MAX_OUTPUTS)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "das.lm_objective = %s: too many metrics columns or outputs with DAS's",
+                          name);
+    *out = ops;
+    return DAPT_OK;
+}
+
+static dapt_status das_aux(const dapt_config *cfg, const dapt_model_config *mc, dapt_tensor_spec *out, size_t *n)
+{
+    const dapt_objective_ops *ops;
+    *n = 0;
+    DAPT_CHECK(lm_ops(cfg, &ops));
+    return ops && ops->aux_tensors ? ops->aux_tensors(cfg, mc, out, n) : DAPT_OK;
+}
+
 static dapt_status create_common(void **state, const dapt_config *cfg, int all_units)
 {
+    const dapt_objective_ops *lm;
+    DAPT_CHECK(lm_ops(cfg, &lm));
     DAPT_CHECK(dapt_calloc(state, 1, sizeof(das_state), "DAS state"));
     das_state *s = *state;
+    das_columns[0] = lm ? "lm_loss" : "mlm_loss"; /* a sampler has an mlm_loss column of its own */
+    size_t n = 2;
+    for (size_t i = 0; lm && lm->columns && lm->columns[i]; i++) das_columns[n++] = lm->columns[i];
+    das_columns[n] = NULL;
+    n = 2;
+    for (size_t i = 0; lm && lm->outputs && lm->outputs[i]; i++) das_outputs[n++] = lm->outputs[i];
+    das_outputs[n] = NULL;
+    if (lm) {
+        const dapt_status st = dapt_objective_create(lm, cfg, &s->lm);
+        if (st != DAPT_OK) {
+            free(s);
+            *state = NULL;
+            return st;
+        }
+    }
     s->base = cfg;
     s->all_units = all_units;
     s->style = strcmp(cfg->das.softmask, "reference") ? DAPT_SOFTMASK_PAPER : DAPT_SOFTMASK_REFERENCE;
@@ -52,6 +121,7 @@ static dapt_status dga_create(void **state, const dapt_config *cfg) { return cre
 static void das_release(void *state)
 {
     das_state *s = state;
+    if (s->lm.ops) dapt_objective_release(&s->lm);
     for (int v = 0; v < 3; v++) {
         dapt_workspace_free(s->ws_view[v]);
         s->ws_view[v] = NULL;
@@ -69,9 +139,11 @@ static void das_release(void *state)
 
 static void das_destroy(void *state)
 {
-    das_release(state);
-    das_domains_free(state);
-    free(state);
+    das_state *s = state;
+    das_release(s);
+    das_domains_free(s);
+    if (s->lm.ops) dapt_objective_destroy(&s->lm);
+    free(s);
 }
 
 /* (1 - importance) of every parameter element this rank holds: the
@@ -111,15 +183,42 @@ static dapt_status das_begin_domain(void *state, dapt_objective_ctx *ctx)
         DAPT_CHECK(dapt_alloc((void **)&s->z[v], sizeof(float) * (size_t)(s->rows_cap * H), "contrastive views"));
         DAPT_CHECK(dapt_alloc((void **)&s->dz[v], sizeof(float) * (size_t)(s->rows_cap * H), "view gradients"));
     }
-    return dapt_alloc((void **)&s->dh, sizeof(float) * (size_t)(ctx->micro_max * L * H), "view hidden gradient");
+    DAPT_CHECK(dapt_alloc((void **)&s->dh, sizeof(float) * (size_t)(ctx->micro_max * L * H), "view hidden gradient"));
+    /* After the importance pass: the delegate's start (a sampler's first
+     * held-out losses) sees the model as training starts. */
+    return s->lm.ops ? dapt_objective_begin_domain(&s->lm, ctx) : DAPT_OK;
 }
 
-static dapt_status das_resume_domain(void *state, dapt_objective_ctx *ctx) { return das_domain_resume(state, ctx); }
-static dapt_status das_end_domain(void *state, dapt_objective_ctx *ctx) { return das_domain_end(state, ctx); }
+static dapt_status das_resume_domain(void *state, dapt_objective_ctx *ctx)
+{
+    das_state *s = state;
+    DAPT_CHECK(das_domain_resume(s, ctx));
+    return s->lm.ops ? dapt_objective_resume_domain(&s->lm, ctx) : DAPT_OK;
+}
+
+static dapt_status das_end_domain(void *state, dapt_objective_ctx *ctx)
+{
+    das_state *s = state;
+    if (s->lm.ops) DAPT_CHECK(dapt_objective_end_domain(&s->lm, ctx));
+    return das_domain_end(s, ctx);
+}
+
+static dapt_status das_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk, double *local)
+{
+    das_state *s = state;
+    return s->lm.ops ? dapt_objective_prepare(&s->lm, ctx, blk, local) : dapt_objective_mlm_prepare(NULL, ctx, blk, local);
+}
 
 static dapt_status das_micro_step(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mb, double *loss)
 {
     das_state *s = state;
+    if (s->lm.ops) {
+        double mine = 0.0;
+        const dapt_status st = dapt_objective_micro_step(&s->lm, ctx, mb, &mine);
+        *loss += mine;
+        s->term[0] += mine;
+        return st;
+    }
     dapt_unit_masks masks = view_masks(s);
     double mlm = 0.0;
     DAPT_CHECK(dapt_objective_mlm_term(ctx, mb, s->forward_mask ? &masks : NULL, &mlm));
@@ -156,6 +255,12 @@ static dapt_status das_step_end(void *state, dapt_objective_ctx *ctx, const dapt
                                 double *loss)
 {
     das_state *s = state;
+    if (s->lm.ops) {
+        double mine = 0.0;
+        DAPT_CHECK(dapt_objective_step_end(&s->lm, ctx, mbs, count, &mine));
+        *loss += mine;
+        s->term[0] += mine;
+    }
     const int64_t H = ctx->model->config.hidden;
     dapt_unit_masks masks = view_masks(s);
     const int direct = s->ws_fwd == NULL; /* one micro-batch: keep the activations */
@@ -200,6 +305,7 @@ static dapt_status das_step_end(void *state, dapt_objective_ctx *ctx, const dapt
 static dapt_status das_transform(void *state, dapt_objective_ctx *ctx)
 {
     das_state *s = state;
+    if (s->lm.ops) DAPT_CHECK(dapt_objective_transform_grads(&s->lm, ctx));
     if (s->update_space) return DAPT_OK;
     dapt_model_ranges rg;
     dapt_model_shard_ranges(ctx->model, &rg);
@@ -209,28 +315,46 @@ static dapt_status das_transform(void *state, dapt_objective_ctx *ctx)
                                      s->all_units ? s->importance[DAPT_UNIT_OUTPUT] : NULL, s->style);
 }
 
+static dapt_status das_after_update(void *state, dapt_objective_ctx *ctx)
+{
+    das_state *s = state;
+    return s->lm.ops ? dapt_objective_after_update(&s->lm, ctx) : DAPT_OK;
+}
+
 static dapt_status das_metrics(void *state, const dapt_objective_ctx *ctx, double *local_values)
 {
-    (void)ctx;
     das_state *s = state;
     local_values[0] = s->term[0];
     local_values[1] = s->term[1];
     s->term[0] = s->term[1] = 0.0;
-    return DAPT_OK;
+    return s->lm.ops ? dapt_objective_metrics(&s->lm, ctx, local_values + 2) : DAPT_OK;
 }
 
-static const char *const das_columns[] = {"mlm_loss", "contrast_loss", NULL};
-static const char *const das_outputs[] = {"importance.h5", "representations.h5", NULL};
+/* The delegate's state (DAS's own is in its shared files). */
+static dapt_status das_save(void *state, dapt_objective_ctx *ctx, dapt_h5file *f)
+{
+    das_state *s = state;
+    return s->lm.ops && s->lm.ops->save ? s->lm.ops->save(s->lm.state, ctx, f) : DAPT_OK;
+}
+
+static dapt_status das_load(void *state, dapt_objective_ctx *ctx, const dapt_h5file *f)
+{
+    das_state *s = state;
+    return s->lm.ops && s->lm.ops->load ? s->lm.ops->load(s->lm.state, ctx, f) : DAPT_OK;
+}
+
 
 /* DGA and DAS share every hook; they differ in the units they mask (create)
  * and in where each domain starts (DGA: from the base model). */
 #define DAS_OPS(NAME, FLAGS, CREATE)                                                                              \
     {                                                                                                             \
-        .name = NAME, .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | (FLAGS), .n_denominators = 1,           \
-        .columns = das_columns, .outputs = das_outputs, .create = CREATE, .destroy = das_destroy,                 \
-        .begin_domain = das_begin_domain, .resume_domain = das_resume_domain, .end_domain = das_end_domain,      \
-        .release = das_release, .prepare = dapt_objective_mlm_prepare, .micro_step = das_micro_step,             \
-        .step_end = das_step_end, .transform_grads = das_transform, .metrics = das_metrics,                      \
+        .name = NAME, .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | (FLAGS),                               \
+        .n_denominators = DAPT_OBJ_MAX_DENOMINATORS, /* the delegate's (mlm: one) */                             \
+        .columns = das_columns, .outputs = das_outputs, .aux_tensors = das_aux, .create = CREATE,                 \
+        .destroy = das_destroy, .begin_domain = das_begin_domain, .resume_domain = das_resume_domain,             \
+        .end_domain = das_end_domain, .release = das_release, .prepare = das_prepare,                             \
+        .micro_step = das_micro_step, .step_end = das_step_end, .transform_grads = das_transform,                 \
+        .after_update = das_after_update, .metrics = das_metrics, .save = das_save, .load = das_load,            \
     }
 
 const dapt_objective_ops dapt_objective_das = DAS_OPS("das", 0, das_create);

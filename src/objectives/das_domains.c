@@ -172,6 +172,7 @@ static dapt_status write_representations(das_state *s, dapt_objective_ctx *ctx)
     DAPT_CHECK(dapt_h5_create(ctx->data_comm, path, 1, s->base, &f));
     dapt_status st = DAPT_OK;
     const int64_t H = ctx->model->config.hidden;
+    DAPT_TRY(dapt_h5_set_format(&f, "dapt-representations"));
     for (size_t i = 0; i < s->nrep; i++) {
         const das_reps *d = &s->reps[i];
         const int64_t dims[2] = {d->total, H}, start[2] = {d->first, 0}, count[2] = {d->rows, H};

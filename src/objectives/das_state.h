@@ -41,7 +41,8 @@ typedef struct das_state {
     float *z[3], *dz[3];        /* [rows this rank holds in a step, hidden] */
     float *dh;                  /* [micro_max, seq_len, hidden] */
     int64_t rows_cap;
-    double term[2];             /* this rank's shares of the MLM and contrastive terms */
+    double term[2];             /* this rank's shares of the data (MLM) and contrastive terms */
+    dapt_objective lm;          /* das.lm_objective when it is not mlm (ops NULL: the built-in MLM term) */
 } das_state;
 
 /* das_domains.c: the importance and soft-mask of the domain about to train

@@ -44,6 +44,7 @@ static dapt_status save_fisher(ewc_state *s, dapt_objective_ctx *ctx)
     DAPT_CHECK(dapt_h5_create(ctx->data_comm, path, 1, s->base, &f));
     const int64_t dims[1] = {(int64_t)ctx->model->table.total};
     dapt_status st = DAPT_OK;
+    DAPT_TRY(dapt_h5_set_format(&f, "dapt-fisher"));
     DAPT_TRY(dapt_h5_write_all(&f, "fisher", DAPT_H5_F32, 1, dims, s->fisher));
     DAPT_TRY(dapt_h5_write_all(&f, "anchor", DAPT_H5_F32, 1, dims, s->anchor));
     return dapt_h5_commit(&f);

@@ -28,12 +28,26 @@ static dapt_status mlm_micro_step(void *state, dapt_objective_ctx *ctx, const da
     return dapt_objective_mlm_term(ctx, mb, NULL, loss);
 }
 
+static dapt_status mlm_eval_loss(void *state, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs, int64_t count,
+                                 double *loss)
+{
+    (void)state;
+    dapt_run_opts opts = dapt_objective_eval_opts(ctx);
+    opts.mlm_denominator = ctx->denominators[0];
+    for (int64_t k = 0; k < count; k++) {
+        DAPT_CHECK(dapt_model_forward(ctx->model, mbs[k].ws, &mbs[k].batch, NULL, &opts));
+        *loss += dapt_ws_mlm_loss(mbs[k].ws, NULL);
+    }
+    return DAPT_OK;
+}
+
 const dapt_objective_ops dapt_objective_mlm = {
     .name = "mlm",
     .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
     .n_denominators = 1,
     .prepare = dapt_objective_mlm_prepare,
     .micro_step = mlm_micro_step,
+    .eval_loss = mlm_eval_loss,
 };
 
 const dapt_objective_ops dapt_objective_one = {
@@ -42,4 +56,5 @@ const dapt_objective_ops dapt_objective_one = {
     .n_denominators = 1,
     .prepare = dapt_objective_mlm_prepare,
     .micro_step = mlm_micro_step,
+    .eval_loss = mlm_eval_loss,
 };

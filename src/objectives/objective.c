@@ -57,6 +57,14 @@ dapt_status dapt_objective_metrics(dapt_objective *o, const dapt_objective_ctx *
     return o->ops->metrics ? o->ops->metrics(o->state, ctx, local_values) : DAPT_OK;
 }
 
+dapt_status dapt_objective_eval_loss(dapt_objective *o, dapt_objective_ctx *ctx, const dapt_micro_batch *mbs,
+                                     int64_t count, double *loss)
+{
+    if (!o->ops->eval_loss)
+        return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "objective %s has no held-out loss (eval_loss)", o->ops->name);
+    return o->ops->eval_loss(o->state, ctx, mbs, count, loss);
+}
+
 dapt_status dapt_objective_begin_domain(dapt_objective *o, dapt_objective_ctx *ctx)
 {
     return o->ops->begin_domain ? o->ops->begin_domain(o->state, ctx) : DAPT_OK;
@@ -84,6 +92,13 @@ dapt_run_opts dapt_objective_train_opts(const dapt_objective_ctx *ctx)
     opts.train = 1;
     opts.seed = ctx->seed;
     opts.step = (uint64_t)ctx->step;
+    return opts;
+}
+
+dapt_run_opts dapt_objective_eval_opts(const dapt_objective_ctx *ctx)
+{
+    dapt_run_opts opts = dapt_objective_train_opts(ctx);
+    opts.train = 0;
     return opts;
 }
 

@@ -11,6 +11,10 @@ extern const dapt_objective_ops dapt_objective_ewc;                     /* ewc.c
 extern const dapt_objective_ops dapt_objective_dga, dapt_objective_das; /* das.c */
 extern const dapt_objective_ops dapt_objective_cls;                     /* cls.c */
 extern const dapt_objective_ops dapt_objective_smart;                   /* smart.c */
+extern const dapt_objective_ops dapt_objective_atd, dapt_objective_dtd; /* token_detection.c */
+extern const dapt_objective_ops dapt_objective_cse;                     /* cse.c */
+extern const dapt_objective_ops dapt_objective_emlm;                    /* emlm.c */
+extern const dapt_objective_ops dapt_objective_mometas;                 /* sampler.c */
 
 /* MLM masking of a block (dapt_mlm_mask keyed by (seed, key_step, global
  * sample)); local_denominators[0] = selected positions.  Not collective. */

@@ -12,8 +12,10 @@
 static const dapt_objective_ops *table[MAX_OBJECTIVES] = {
     &dapt_objective_mlm, &dapt_objective_one, &dapt_objective_kd, &dapt_objective_ewc,
     &dapt_objective_dga, &dapt_objective_das, &dapt_objective_cls, &dapt_objective_smart,
+    &dapt_objective_atd, &dapt_objective_dtd, &dapt_objective_cse, &dapt_objective_mometas,
+    &dapt_objective_emlm,
 };
-static size_t count = 8;
+static size_t count = 13;
 
 const dapt_objective_ops *dapt_objective_find(const char *name, unsigned need)
 {

@@ -146,11 +146,7 @@ static dapt_status setup_optimizer(ft *r)
     r->adam.weight_decay = cfg->finetune.weight_decay;
     r->adam.step = 0;
     DAPT_CHECK(dapt_adamw_validate(&r->adam));
-    r->sched.kind = strcmp(cfg->finetune.schedule, "constant") ? DAPT_SCHEDULE_LINEAR : DAPT_SCHEDULE_CONSTANT;
-    r->sched.base_lr = cfg->finetune.lr;
-    r->sched.total_steps = r->total_steps;
-    r->sched.warmup_steps = cfg->finetune.warmup_steps > 0 ? cfg->finetune.warmup_steps
-                                                             : (int64_t)ceil(cfg->finetune.warmup_ratio * (double)r->total_steps);
+    ft_schedule(cfg, r->steps_per_epoch, &r->sched);
     DAPT_CHECK(dapt_order_init(&r->order, (uint64_t)cfg->run.seed, r->train.n));
     const size_t total = r->model.table.total, cells = (size_t)(r->micro * r->max_len);
     DAPT_CHECK(dapt_calloc((void **)&r->m1, total, sizeof(float), "AdamW first moment"));
@@ -206,7 +202,7 @@ static void teardown(ft *r)
 {
     if (r->obj.ops) dapt_objective_release(&r->obj);
     dapt_objective_destroy(&r->obj);
-    if (r->metrics) fclose(r->metrics);
+    dapt_metrics_log_close(&r->mlog);
     task_ws_cache_free(&r->cache);
     if (r->have_model) dapt_model_free(&r->model);
     dapt_model_meta_free(&r->meta);
@@ -228,21 +224,21 @@ static void teardown(ft *r)
 
 /* ---- the epochs ---------------------------------------------------------------- */
 
-/* One row of the metrics file (leader); a failed write is an error. */
+/* One row of the metrics log (leader); a failed write is an error. */
 static dapt_status metrics_row(ft *r, int64_t e, double train_loss, double lr, double dev_loss,
                                const dapt_cls_metrics *m, int best)
 {
-    FILE *fp = r->metrics;
-    if (!fp) return DAPT_OK;
-    fprintf(fp, "%lld,%lld,%.9g,%.9g", (long long)e + 1, (long long)r->step, train_loss, lr);
-    task_metrics_csv_dev(fp, r->task.regression, r->have_dev ? m : NULL, dev_loss);
-    fprintf(fp, ",%d,%.1f", best, dapt_now() - r->t0);
+    dapt_metrics_log *log = &r->mlog;
+    dapt_metrics_log_field(log, "%lld", (long long)e + 1);
+    dapt_metrics_log_field(log, "%lld", (long long)r->step);
+    dapt_metrics_log_field(log, "%.9g", train_loss);
+    dapt_metrics_log_field(log, "%.9g", lr);
+    task_metrics_dev_fields(log, r->task.regression, r->have_dev ? m : NULL, dev_loss);
+    dapt_metrics_log_field(log, "%d", best);
+    dapt_metrics_log_field(log, "%.1f", dapt_now() - r->t0);
     const size_t nc = dapt_objective_columns(&r->obj);
-    for (size_t i = 0; i < nc; i++) fprintf(fp, ",%.9g", r->prog.extra_sum[i] / (double)r->steps_per_epoch);
-    fputc('\n', fp);
-    if (fflush(fp) != 0 || ferror(fp))
-        return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot write: %s", r->metrics_path, strerror(errno));
-    return DAPT_OK;
+    for (size_t i = 0; i < nc; i++) dapt_metrics_log_field(log, "%.9g", r->prog.extra_sum[i] / (double)r->steps_per_epoch);
+    return dapt_metrics_log_end_row(log);
 }
 
 /* The end of epoch e: dev evaluation, the best model, the metrics row,
@@ -366,7 +362,7 @@ dapt_status dapt_finetune_run(const dapt_config *cfg, const dapt_finetune_opts *
     dapt_status st = setup(r, opts);
     /* The objective's state exists before a checkpoint fills it. */
     if (st == DAPT_OK) st = dapt_status_agree(ft_world(r), dapt_objective_begin_domain(&r->obj, &r->ctx));
-    if (st == DAPT_OK && opts->resume) st = ft_resume(r, &resumed);
+    if (st == DAPT_OK && opts->resume) st = ft_resume(r, opts, res, &resumed);
     if (st == DAPT_OK) st = dapt_status_agree(ft_world(r), ft_open_metrics(r, resumed));
     if (st == DAPT_OK) st = run_epochs(r, res);
     else res->agreed = 1;

@@ -93,7 +93,46 @@ dapt_status ft_save_checkpoint(ft *r)
     return DAPT_OK;
 }
 
-dapt_status ft_resume(ft *r, int *resumed)
+void ft_schedule(const dapt_config *cfg, int64_t steps_per_epoch, dapt_lr_schedule *s)
+{
+    const int64_t total = steps_per_epoch * cfg->finetune.epochs;
+    s->kind = strcmp(cfg->finetune.schedule, "constant") ? DAPT_SCHEDULE_LINEAR : DAPT_SCHEDULE_CONSTANT;
+    s->base_lr = cfg->finetune.lr;
+    s->total_steps = total;
+    s->warmup_steps = cfg->finetune.warmup_steps > 0 ? cfg->finetune.warmup_steps
+                                                      : (int64_t)ceil(cfg->finetune.warmup_ratio * (double)total);
+}
+
+static dapt_status resume_schedule(const dapt_config *cfg, void *ctx, dapt_lr_schedule *out)
+{
+    ft_schedule(cfg, ((const ft *)ctx)->steps_per_epoch, out);
+    return DAPT_OK;
+}
+
+/* A checkpoint of a finished fine-tune: nothing to train, unless
+ * finetune.epochs grew and the run ended by its epoch count (not by early
+ * stopping); the result says where the run stands from its metrics file. */
+static dapt_status resumed_finished(ft *r, dapt_finetune_result *res)
+{
+    const ft_progress *p = &r->prog;
+    const int64_t patience = r->cfg->finetune.patience;
+    const int stopped_early = r->have_dev && patience > 0 && p->since_best >= patience;
+    if (r->step < r->total_steps && !stopped_early) {
+        r->prog.finished = 0;
+        dapt_info("--resume: the finished run continues to epoch %lld", (long long)r->cfg->finetune.epochs);
+        return DAPT_OK;
+    }
+    int64_t epoch = -1;
+    DAPT_CHECK(dapt_resume_logged(ft_world(r), r->metrics_path, "train_loss", r->step / r->steps_per_epoch,
+                                  &res->last_train_loss, &epoch));
+    res->complete = 1;
+    res->stopped_early = stopped_early;
+    res->steps_total = r->total_steps;
+    res->last_loss_epoch = epoch;
+    return DAPT_OK;
+}
+
+dapt_status ft_resume(ft *r, const dapt_finetune_opts *opts, dapt_finetune_result *res, int *resumed)
 {
     *resumed = 0;
     long long have = 0;
@@ -115,17 +154,18 @@ dapt_status ft_resume(ft *r, int *resumed)
     char path[2 * DAPT_CONFIG_STR_MAX];
     DAPT_CHECK(dapt_checkpoint_resume_layout(ft_world(r), r->ckpt_dir, &lay, r->model.params, r->m1, r->m2, &cs,
                                              load_state, r, path, sizeof path));
-    if (cs.seed != (uint64_t)r->cfg->run.seed)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "run.seed = %lld differs from the checkpoint's %llu (%s): the example order and dropout would change",
-                          (long long)r->cfg->run.seed, (unsigned long long)cs.seed, path);
-    if (cs.step > r->total_steps)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s is at step %lld, beyond this run's %lld steps (finetune.epochs or the task changed)",
-                          path, (long long)cs.step, (long long)r->total_steps);
+    dapt_info("resumed from %s: step %lld of %lld (epoch %lld)", path, (long long)cs.step, (long long)r->total_steps,
+              (long long)(cs.step / r->steps_per_epoch) + 1);
+    /* The checkpoint's own configuration (run.seed included) against this one. */
+    const dapt_resume_spec spec = {DAPT_RESUME_FINETUNE, opts->override_resume_check, cs.step, resume_schedule, r};
+    DAPT_CHECK(dapt_resume_check(ft_world(r), path, r->cfg, &spec));
     r->step = r->last_ckpt_step = cs.step;
     r->adam.step = cs.adam_step;
     *resumed = 1;
-    dapt_info("resumed from %s: step %lld of %lld (epoch %lld)", path, (long long)cs.step, (long long)r->total_steps,
-              (long long)(cs.step / r->steps_per_epoch) + 1);
+    if (r->prog.finished) return resumed_finished(r, res);
+    if (cs.step > r->total_steps)
+        return DAPT_ERROR(DAPT_ERR_CONFIG, "%s is at step %lld, beyond this run's %lld steps (finetune.epochs or the task changed)",
+                          path, (long long)cs.step, (long long)r->total_steps);
     return DAPT_OK;
 }
 
@@ -144,16 +184,13 @@ dapt_status ft_save_model(ft *r)
 dapt_status ft_open_metrics(ft *r, int resumed)
 {
     if (!ft_leader(r)) return DAPT_OK;
-    const int keep = resumed && dapt_fs_exists(r->metrics_path);
-    if (keep) DAPT_CHECK(dapt_fs_csv_truncate(r->metrics_path, r->step / r->steps_per_epoch));
-    r->metrics = fopen(r->metrics_path, keep ? "a" : "w");
-    if (!r->metrics) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot open for writing: %s", r->metrics_path, strerror(errno));
-    if (!keep) {
-        task_metrics_csv_header(r->metrics, r->task.regression);
-        for (size_t i = 0; r->obj.ops->columns && r->obj.ops->columns[i]; i++)
-            fprintf(r->metrics, ",%s", r->obj.ops->columns[i]);
-        fputc('\n', r->metrics);
-    }
-    if (fflush(r->metrics) != 0) return DAPT_ERROR(DAPT_ERR_IO, "%s: cannot write: %s", r->metrics_path, strerror(errno));
-    return DAPT_OK;
+    DAPT_CHECK(dapt_metrics_log_init(&r->mlog, r->metrics_path));
+    const int keep = resumed && dapt_fs_exists(r->mlog.csv);
+    if (keep) DAPT_CHECK(dapt_metrics_log_truncate(&r->mlog, r->step / r->steps_per_epoch));
+    const char *names[TASK_METRICS_COLUMNS + DAPT_OBJ_MAX_COLUMNS];
+    const size_t nt = task_metrics_columns(r->task.regression, names), nc = dapt_objective_columns(&r->obj);
+    if (nc > DAPT_OBJ_MAX_COLUMNS)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "%zu objective metrics columns (at most %d)", nc, DAPT_OBJ_MAX_COLUMNS);
+    for (size_t i = 0; i < nc; i++) names[nt + i] = r->obj.ops->columns[i];
+    return dapt_metrics_log_open(&r->mlog, names, nt + nc, keep);
 }

@@ -9,6 +9,7 @@
 #include "dapt/batches.h"
 #include "dapt/checkpoint.h"
 #include "dapt/grid.h"
+#include "dapt/metrics_log.h"
 #include "dapt/objective.h"
 #include "dapt/optim.h"
 #include "task_internal.h"
@@ -49,7 +50,7 @@ typedef struct ft {
     int64_t *idx;
     char out[DAPT_CONFIG_STR_MAX], model_path[DAPT_CONFIG_STR_MAX + 32], metrics_path[DAPT_CONFIG_STR_MAX + 32],
         ckpt_dir[DAPT_CONFIG_STR_MAX + 32];
-    FILE *metrics;
+    dapt_metrics_log mlog; /* finetune_metrics.csv and .jsonl (leader) */
     ft_progress prog;
     dapt_objective obj;
     dapt_objective_ctx ctx;
@@ -71,9 +72,14 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr);
 
 /* finetune_ckpt.c.  Collective over the world. */
 dapt_status ft_save_checkpoint(ft *r);
-dapt_status ft_resume(ft *r, int *resumed);
+/* --resume: the newest good checkpoint, after checking the configuration
+ * it was written with (dapt_resume_check); a finished run fills res as
+ * complete (res->complete, the last logged train loss). */
+dapt_status ft_resume(ft *r, const dapt_finetune_opts *opts, dapt_finetune_result *res, int *resumed);
+/* The learning-rate schedule of cfg for steps_per_epoch steps an epoch. */
+void ft_schedule(const dapt_config *cfg, int64_t steps_per_epoch, dapt_lr_schedule *s);
 dapt_status ft_save_model(ft *r); /* the best model, OUT/model.h5 */
-/* The metrics file: created (fresh run) or cut after the epochs the
+/* The metrics log: created (fresh run) or cut after the epochs the
  * resumed state has finished.  Leader only. */
 dapt_status ft_open_metrics(ft *r, int resumed);
 

@@ -247,20 +247,26 @@ dapt_status dapt_task_check_finetune(const dapt_task_file *t, const char *metric
     return dapt_task_metric_check(t, metric);
 }
 
-void task_metrics_csv_header(FILE *f, int regression)
+size_t task_metrics_columns(int regression, const char **names)
 {
-    fprintf(f, "epoch,step,train_loss,lr,%s,best,seconds",
-            regression ? "dev_loss,dev_mse,dev_rmse,dev_mae,dev_pearson,dev_spearman"
-                       : "dev_loss,dev_accuracy,dev_macro_f1,dev_micro_f1,dev_weighted_f1");
+    static const char *const cls[] = {"epoch", "step", "train_loss", "lr", "dev_loss", "dev_accuracy", "dev_macro_f1",
+                                      "dev_micro_f1", "dev_weighted_f1", "best", "seconds"};
+    static const char *const reg[] = {"epoch", "step", "train_loss", "lr", "dev_loss", "dev_mse", "dev_rmse",
+                                      "dev_mae", "dev_pearson", "dev_spearman", "best", "seconds"};
+    const size_t n = regression ? sizeof reg / sizeof *reg : sizeof cls / sizeof *cls;
+    memcpy(names, regression ? reg : cls, n * sizeof *names);
+    return n;
 }
 
-void task_metrics_csv_dev(FILE *f, int regression, const dapt_cls_metrics *m, double dev_loss)
+void task_metrics_dev_fields(dapt_metrics_log *log, int regression, const dapt_cls_metrics *m, double dev_loss)
 {
-    if (!m)
-        fprintf(f, regression ? ",,,,,," : ",,,,,");
-    else if (m->regression)
-        fprintf(f, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m->reg.mse, m->reg.rmse, m->reg.mae, m->reg.pearson,
-                m->reg.spearman);
-    else
-        fprintf(f, ",%.9g,%.9g,%.9g,%.9g,%.9g", dev_loss, m->accuracy, m->macro_f1, m->micro_f1, m->weighted_f1);
+    const double cls[] = {dev_loss, m ? m->accuracy : 0, m ? m->macro_f1 : 0, m ? m->micro_f1 : 0,
+                          m ? m->weighted_f1 : 0};
+    const double reg[] = {dev_loss, m ? m->reg.mse : 0, m ? m->reg.rmse : 0, m ? m->reg.mae : 0,
+                          m ? m->reg.pearson : 0, m ? m->reg.spearman : 0};
+    const size_t n = regression ? sizeof reg / sizeof *reg : sizeof cls / sizeof *cls;
+    for (size_t i = 0; i < n; i++) {
+        if (m) dapt_metrics_log_field(log, "%.9g", regression ? reg[i] : cls[i]);
+        else dapt_metrics_log_empty(log);
+    }
 }

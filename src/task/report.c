@@ -176,7 +176,7 @@ dapt_status dapt_eval_report_write(MPI_Comm comm, const char *base, int force, c
     if (!labels_text) DAPT_THROW(DAPT_ERR_NOMEM, "cannot serialise the class labels");
     DAPT_TRY(dapt_h5_create(comm, h5, force, cfg, &f));
     {
-        st = dapt_h5_attr_set_string(&f, "/", "format", "dapt-eval");
+        st = dapt_h5_set_format(&f, "dapt-eval");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "model", r->model ? r->model : "");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "task", r->task ? r->task : "");
         if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "split", r->split ? r->split : "");
@@ -204,7 +204,7 @@ dapt_status dapt_mlm_report_write(MPI_Comm comm, const char *base, int force, co
     DAPT_CHECK(check_outputs(comm, h5, js, force));
     dapt_h5file f;
     DAPT_CHECK(dapt_h5_create(comm, h5, force, cfg, &f));
-    dapt_status st = dapt_h5_attr_set_string(&f, "/", "format", "dapt-eval-mlm");
+    dapt_status st = dapt_h5_set_format(&f, "dapt-eval-mlm");
     if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "model", model);
     if (st == DAPT_OK) st = dapt_h5_attr_set_string(&f, "/", "corpus", corpus);
     if (st == DAPT_OK) st = dapt_h5_attr_set_double(&f, "/", "mlm_loss", e->loss);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dapt/metrics_log.h"
 #include "dapt/model.h"
 #include "dapt/task.h"
 
@@ -54,11 +55,12 @@ void task_ws_cache_free(task_ws_cache *c);
  * class (a one-output head is a regression head). */
 dapt_status dapt_task_check_finetune(const dapt_task_file *t, const char *metric);
 
-/* finetune_metrics.csv: the header (without its newline: objectives append
- * columns) for a classification or regression task,
- * and a row's dev columns (m NULL: no dev split, empty columns), each with
- * its leading comma. */
-void task_metrics_csv_header(FILE *f, int regression);
-void task_metrics_csv_dev(FILE *f, int regression, const dapt_cls_metrics *m, double dev_loss);
+/* finetune_metrics.csv / .jsonl: the columns before the objective's for a
+ * classification or regression task (names[] holds at least
+ * TASK_METRICS_COLUMNS; returns how many), and a row's dev fields (m NULL:
+ * no dev split, empty fields). */
+#define TASK_METRICS_COLUMNS 12
+size_t task_metrics_columns(int regression, const char **names);
+void task_metrics_dev_fields(dapt_metrics_log *log, int regression, const dapt_cls_metrics *m, double dev_loss);
 
 #endif

@@ -162,11 +162,18 @@ static dapt_status train_domain(const domain_list *c, size_t t, train_run *r, in
     dapt_status st = train_setup(r);
     if (st == DAPT_OK && finished) {
         dapt_info("domain %s: finished in an earlier run, skipped", c->names[t]);
-        st = train_agree(r, dapt_objective_resume_domain(obj, &r->ctx));
+        char done[DAPT_CONFIG_STR_MAX + 320];
+        domain_path(c, t, "model.h5", done, sizeof done);
+        st = train_agree(r, train_resume_finished(r, done, opts, res));
+        if (st == DAPT_OK) st = train_agree(r, dapt_objective_resume_domain(obj, &r->ctx));
         res->agreed = st != DAPT_OK;
         return st;
     }
     st = train_agree(r, st == DAPT_OK ? train_prepare_output(r, opts) : st);
+    /* After the output check, so a refused run leaves the previous one's
+     * heldout.h5 alone; over the world, so tensor ranks do not write it twice. */
+    if (st == DAPT_OK)
+        st = dapt_heldout_write(MPI_COMM_WORLD, r->out, r->cfg, r->seqs, r->cfg->train.eval_batches * r->B);
     if (st == DAPT_OK) st = train_agree(r, dapt_objective_begin_domain(obj, &r->ctx));
     if (st != DAPT_OK) {
         res->agreed = 1;
@@ -181,6 +188,9 @@ static dapt_status train_domain(const domain_list *c, size_t t, train_run *r, in
     res->last_loss = one.last_loss;
     res->last_eval_loss = one.last_eval_loss;
     res->agreed = one.agreed;
+    res->complete = one.complete;
+    res->steps_total = one.steps_total;
+    res->last_loss_step = one.last_loss_step;
     if (st != DAPT_OK) return st;
     st = train_agree(r, dapt_objective_end_domain(obj, &r->ctx));
     if (st == DAPT_OK) st = train_agree(r, save_domain_model(c, t, r));

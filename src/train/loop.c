@@ -60,7 +60,29 @@ static dapt_status save_checkpoint(train_run *r)
     return DAPT_OK;
 }
 
-static dapt_status resume(train_run *r)
+static dapt_status train_schedule(const dapt_config *cfg, void *ctx, dapt_lr_schedule *out)
+{
+    (void)ctx;
+    return dapt_lr_schedule_from_config(cfg, out);
+}
+
+/* A checkpoint at or past train.steps: nothing to train; the result says
+ * where the run stands from what its metrics.csv logged. */
+static dapt_status resumed_complete(train_run *r, dapt_train_result *res)
+{
+    int64_t at = -1, eval_at = -1;
+    double loss = NAN, eval = NAN;
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "loss", r->step, &loss, &at));
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "eval_loss", r->step, &eval, &eval_at));
+    res->complete = 1;
+    res->steps_total = r->cfg->train.steps;
+    res->last_loss = loss;
+    res->last_loss_step = at;
+    res->last_eval_loss = eval;
+    return DAPT_OK;
+}
+
+static dapt_status resume(train_run *r, const dapt_train_opts *opts, dapt_train_result *res)
 {
     char path[2 * DAPT_CONFIG_STR_MAX];
     dapt_ckpt_state cs;
@@ -87,15 +109,33 @@ static dapt_status resume(train_run *r)
         DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
                                           ops->load ? obj_load : NULL, r, path, sizeof path));
     }
-    if (cs.seed != (uint64_t)r->cfg->run.seed)
-        return DAPT_ERROR(DAPT_ERR_CONFIG, "run.seed = %lld differs from the checkpoint's %llu (%s): the data order and masks would change",
-                          (long long)r->cfg->run.seed, (unsigned long long)cs.seed, path);
+    dapt_info("resumed from %s: step %lld, %lld sequences consumed", path, (long long)cs.step, (long long)cs.samples);
+    /* The checkpoint's own configuration (run.seed included) against this
+     * one: every rank reaches the same verdict, so a refusal ends the run
+     * cleanly. */
+    const dapt_resume_spec spec = {DAPT_RESUME_TRAIN, opts->override_resume_check, cs.step, train_schedule, NULL};
+    const dapt_status st = dapt_resume_check(r->grid.world, path, r->cfg, &spec);
+    res->agreed = st != DAPT_OK;
+    DAPT_CHECK(st);
     r->step = r->last_ckpt_step = cs.step;
     r->position = cs.samples;
     r->adam.step = cs.adam_step;
     r->bad_run = cs.bad_run;
-    dapt_info("resumed from %s: step %lld, %lld sequences consumed", path, (long long)cs.step, (long long)cs.samples);
-    return DAPT_OK;
+    return cs.step >= r->cfg->train.steps ? resumed_complete(r, res) : DAPT_OK;
+}
+
+dapt_status train_resume_finished(train_run *r, const char *model_path, const dapt_train_opts *opts,
+                                  dapt_train_result *res)
+{
+    /* The domain's model file carries the configuration it was trained with. */
+    const dapt_resume_spec spec = {DAPT_RESUME_TRAIN, opts->override_resume_check, r->cfg->train.steps, NULL, NULL};
+    DAPT_CHECK(dapt_resume_check(r->grid.world, model_path, r->cfg, &spec));
+    r->step = r->cfg->train.steps;
+    int64_t at = -1;
+    DAPT_CHECK(dapt_resume_logged(r->grid.world, r->mlog.csv, "step", INT64_MAX, &(double){0}, &at));
+    if (at >= 0) r->step = at;
+    res->steps_done = r->step;
+    return resumed_complete(r, res);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -103,7 +143,7 @@ static dapt_status resume(train_run *r)
 /* Resume, metrics.csv, and the step-0 evaluation. */
 static dapt_status start(train_run *r, const dapt_train_opts *opts, dapt_train_result *res)
 {
-    if (opts->resume) DAPT_CHECK(resume(r));
+    if (opts->resume) DAPT_CHECK(resume(r, opts, res));
     /* Rows after the checkpoint are recomputed; at step 0 even row 0 is. */
     DAPT_CHECK(train_agree(r, train_leader(r) && opts->resume ? train_truncate_metrics(r, r->step ? r->step : -1)
                                                               : DAPT_OK));

@@ -280,7 +280,9 @@ dapt_status train_setup(train_run *r)
     DAPT_CHECK(make_grid(r));
     snprintf(r->out, sizeof r->out, "%s", cfg->run.output_dir);
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->out);
-    snprintf(r->metrics, sizeof r->metrics, "%s/metrics.csv", r->out);
+    char metrics[DAPT_CONFIG_STR_MAX + 16];
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", r->out);
+    DAPT_CHECK(dapt_metrics_log_init(&r->mlog, metrics));
     if (!cfg->data.corpus[0]) return DAPT_ERROR(DAPT_ERR_CONFIG, "data.corpus: dapt train needs a prepared corpus file");
     dapt_model_config mc;
     DAPT_CHECK(setup_tokenizer_and_model(r, &mc));
@@ -296,7 +298,7 @@ dapt_status train_setup(train_run *r)
 
 void train_teardown(train_run *r)
 {
-    if (r->metrics_fp) fclose(r->metrics_fp);
+    dapt_metrics_log_close(&r->mlog);
     dapt_workspace_free(r->ws);
     if (r->have_model) dapt_model_free(&r->model);
     dapt_model_meta_free(&r->meta);

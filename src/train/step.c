@@ -7,22 +7,21 @@
 #include "train_internal.h"
 
 /* Reads this rank's block of global samples [first, first + n) and lets the
- * objective corrupt it; local[0] = non-padding tokens, local[1..] = the
- * objective's denominators. */
+ * objective corrupt it; local[0] = non-padding tokens after corruption (an
+ * objective may shorten rows), local[1..] = the objective's denominators. */
 static dapt_status load_block(train_run *r, int64_t first, int64_t n, double *local)
 {
     for (int64_t i = 0; i < n; i++) r->seq_idx[i] = dapt_order_at(&r->order, (uint64_t)(first + i), NULL);
     DAPT_CHECK(dapt_sequences_read(r->seqs, DAPT_SPLIT_TRAIN, r->seq_idx, n, r->clean, r->att));
     const int64_t cells = n * r->L;
     memcpy(r->ids, r->clean, (size_t)cells * sizeof *r->ids);
-    int64_t tokens = 0;
-    for (int64_t j = 0; j < cells; j++) {
-        r->labels[j] = DAPT_IGNORE_LABEL;
-        tokens += r->att[j] != 0;
-    }
-    local[0] = (double)tokens;
+    for (int64_t j = 0; j < cells; j++) r->labels[j] = DAPT_IGNORE_LABEL;
     dapt_rows blk = {n, r->L, (uint64_t)first, (uint64_t)r->step, r->clean, r->att, r->ids, r->labels};
-    return dapt_objective_prepare(r->obj, &r->ctx, &blk, local + 1);
+    DAPT_CHECK(dapt_objective_prepare(r->obj, &r->ctx, &blk, local + 1));
+    int64_t tokens = 0;
+    for (int64_t j = 0; j < cells; j++) tokens += r->att[j] != 0;
+    local[0] = (double)tokens;
+    return DAPT_OK;
 }
 
 static int injected_nan(const train_run *r)

@@ -1,6 +1,6 @@
 /* The state of one dapt train run (one domain), shared by the files of
  * src/train: setup.c (grid, tokenizer, model, buffers), output.c (the run
- * directory and metrics.csv), step.c (one optimizer step, held-out loss),
+ * directory and the metrics log), step.c (one optimizer step, held-out loss),
  * loop.c (the step loop, checkpoints, preemption) and continual.c (the
  * domains, dapt_train_run).  Internal to src/train. */
 #ifndef DAPT_TRAIN_INTERNAL_H
@@ -10,6 +10,7 @@
 
 #include "dapt/batches.h"
 #include "dapt/grid.h"
+#include "dapt/metrics_log.h"
 #include "dapt/modelfile.h"
 #include "dapt/objective.h"
 #include "dapt/optim.h"
@@ -25,7 +26,7 @@ typedef struct train_run {
     int have_tpl;
     MPI_Comm comm; /* the data communicator (MPI_COMM_WORLD before the grid exists) */
     int rank, size;
-    char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16], metrics[DAPT_CONFIG_STR_MAX + 16];
+    char out[DAPT_CONFIG_STR_MAX], ckpt_dir[DAPT_CONFIG_STR_MAX + 16];
     dapt_mlm_spec mlm;
     dapt_model model;
     int have_model;
@@ -44,7 +45,7 @@ typedef struct train_run {
     int32_t *clean, *ids, *att, *labels;
     int64_t *seq_idx;
     int64_t step, position, bad_run, last_ckpt_step;
-    FILE *metrics_fp;
+    dapt_metrics_log mlog; /* OUT/metrics.csv and OUT/metrics.jsonl (leader) */
     dapt_seq_spec ss;
     dapt_micro_batch *mbs; /* this rank's micro-batches of the step */
 } train_run;
@@ -80,5 +81,10 @@ dapt_status train_evaluate(train_run *r, double *eval_loss);
 
 /* loop.c.  Collective over the world. */
 dapt_status train_loop(train_run *r, const dapt_train_opts *opts, dapt_train_result *res);
+/* --resume on a domain whose model file (model_path) marks it finished:
+ * checks the configuration it was trained with and fills res as for a
+ * complete run (res->complete, the last logged loss). */
+dapt_status train_resume_finished(train_run *r, const char *model_path, const dapt_train_opts *opts,
+                                  dapt_train_result *res);
 
 #endif

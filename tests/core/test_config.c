@@ -93,6 +93,34 @@ static void test_unknown_key(void)
     expect_reject("[train]\nlr = 1e-4\nlearning_rate = 1\n", "t.ini:3: train.learning_rate: unknown key");
 }
 
+/* Asserts that the whole message is want (nothing appended or missing). */
+static void expect_message(dapt_status st, const char *want)
+{
+    CU_ASSERT_EQUAL(st, DAPT_ERR_CONFIG);
+    if (strcmp(dapt_error_message(), want)) fprintf(stderr, "\n  message '%s', expected '%s'\n", dapt_error_message(), want);
+    CU_ASSERT_STRING_EQUAL(dapt_error_message(), want);
+}
+
+/* Mistyped names get the closest schema name; far-off ones get none. */
+static void test_did_you_mean(void)
+{
+    dapt_config cfg;
+    expect_message(load(&cfg, "[train]\nstps = 3\n"), "t.ini:2: train.stps: unknown key; did you mean train.steps?");
+    expect_message(load(&cfg, "[train]\nbatchsize = 3\n"),
+                   "t.ini:2: train.batchsize: unknown key; did you mean train.batch_size?");
+    expect_message(load(&cfg, "[trian]\nsteps = 3\n"), "t.ini:1: unknown section [trian]; did you mean [train]?");
+    expect_message(load(&cfg, "[bogus]\nx = 1\n"), "t.ini:1: unknown section [bogus]");
+    expect_message(load(&cfg, "[train]\nlearning_rate = 1\n"), "t.ini:2: train.learning_rate: unknown key");
+    dapt_config_defaults(&cfg);
+    expect_message(dapt_config_set(&cfg, "train.stesp=3"),
+                   "--set train.stesp=3: train.stesp: unknown key; did you mean train.steps?");
+    expect_message(dapt_config_set(&cfg, "trian.steps=3"),
+                   "--set trian.steps=3: unknown section [trian]; did you mean train.steps?");
+    /* A key of another section, far from every full name: the same key there. */
+    expect_message(dapt_config_set(&cfg, "train.vocab_size=8"),
+                   "--set train.vocab_size=8: train.vocab_size: unknown key; did you mean model.vocab_size?");
+}
+
 static void test_key_outside_section(void)
 {
     expect_reject("seed = 1\n", "t.ini:1: seed: key outside any [section]");
@@ -288,6 +316,7 @@ DAPT_TEST_MAIN("config",
                {"empty file", test_empty_file},
                {"unknown section", test_unknown_section},
                {"unknown key", test_unknown_key},
+               {"did you mean: the closest key or section", test_did_you_mean},
                {"moved keys name their new place", test_moved_keys},
                {"key outside a section", test_key_outside_section},
                {"malformed numbers", test_malformed_numbers},

@@ -10,3 +10,5 @@ TESTS += tests/data/bad_input.test
 EXTRA_DIST += tests/data/bad_input.test
 TESTS += tests/data/task_limits.test
 EXTRA_DIST += tests/data/task_limits.test
+TESTS += tests/data/salient.test
+EXTRA_DIST += tests/data/salient.test

@@ -14,6 +14,9 @@ tests_io_test_hf_CFLAGS = $(TEST_CFLAGS)
 tests_io_test_hf_LDADD = $(TEST_LIBS)
 TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors tests/io/test_hf tests/io/forward.test tests/io/cli.test
 EXTRA_DIST += tests/io/h5io_ranks.test tests/io/forward.test tests/io/cli.test
+# Provenance reuses tests/train's fixture run (make_corpus, train_env.sh).
+TESTS += tests/io/provenance.test
+EXTRA_DIST += tests/io/provenance.test
 
 # Fixtures read by test_hf, test_safetensors, forward.test and cli.test, and the
 # script that made them: listed so that they ship (make distcheck).
@@ -86,3 +89,10 @@ EXTRA_DIST += \
 	tests/fixtures/hf/roberta_reg/special_tokens_map.json \
 	tests/fixtures/hf/roberta_reg/tokenizer_config.json \
 	tests/fixtures/hf/roberta_reg/vocab.json
+# Exports Hugging Face loads unchanged: the tokenizer directory, the pooler
+# only where the class has one, regression heads (issue 18); their inputs are
+# made at test time from the fixtures above by make_export_inputs.py, or
+# (export_trained) trained by dapt as in tests/task/task_env.sh.
+TESTS += tests/io/export_tokenizer.test tests/io/export_heads.test tests/io/export_trained.test
+EXTRA_DIST += tests/io/export_tokenizer.test tests/io/export_heads.test tests/io/export_trained.test \
+	tools/fixtures/make_export_inputs.py

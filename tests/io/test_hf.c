@@ -128,7 +128,8 @@ static dapt_status export_from(const char *model, const char *dir)
     dapt_model_meta meta;
     float *params = NULL;
     DAPT_CHECK(dapt_modelfile_load(MPI_COMM_SELF, model, &mc, &table, &params, &meta));
-    dapt_status st = dapt_hf_export(dir, 1, &mc, &table, params, &meta);
+    const dapt_hf_export_opts opts = {.force = 1};
+    dapt_status st = dapt_hf_export(dir, &opts, &mc, &table, params, &meta);
     free(params);
     dapt_param_table_free(&table);
     dapt_model_meta_free(&meta);
@@ -557,8 +558,37 @@ static void test_json_pretty(void)
     json_decref(v);
 }
 
+/* The pooler goes into an export only where the Hugging Face class builds
+ * one (BertModel, RobertaModel, BertForSequenceClassification), or when
+ * asked; never when the model has none. */
+static void test_exports_pooler(void)
+{
+    const struct {
+        dapt_arch arch;
+        int mlm, has_pooler, keep;
+        int64_t labels;
+        int want;
+    } cases[] = {
+        {DAPT_ARCH_BERT, 1, 1, 0, 0, 0},    {DAPT_ARCH_ROBERTA, 1, 1, 0, 0, 0}, /* *ForMaskedLM */
+        {DAPT_ARCH_BERT, 1, 1, 1, 0, 1},    {DAPT_ARCH_ROBERTA, 1, 1, 1, 0, 1}, /* --keep-pooler */
+        {DAPT_ARCH_BERT, 0, 1, 0, 3, 1},    {DAPT_ARCH_BERT, 0, 1, 0, 1, 1},    /* BERT classifier, regression */
+        {DAPT_ARCH_ROBERTA, 0, 1, 0, 3, 0}, {DAPT_ARCH_ROBERTA, 0, 1, 1, 3, 1}, /* RoBERTa classifier */
+        {DAPT_ARCH_BERT, 0, 1, 0, 0, 1},    {DAPT_ARCH_ROBERTA, 0, 1, 0, 0, 1}, /* bare models */
+        {DAPT_ARCH_BERT, 1, 0, 1, 0, 0},    {DAPT_ARCH_BERT, 0, 0, 0, 3, 0},    /* no pooler to write */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dapt_model_config mc = dapt_test_model_config(cases[i].arch, 40, 8, 1, 2, 16, 16);
+        mc.has_mlm_head = cases[i].mlm;
+        mc.has_pooler = cases[i].has_pooler;
+        mc.num_labels = cases[i].labels;
+        if (dapt_hf_exports_pooler(&mc, cases[i].keep) != cases[i].want) fprintf(stderr, "\ncase %zu\n", i);
+        CU_ASSERT_EQUAL(dapt_hf_exports_pooler(&mc, cases[i].keep), cases[i].want);
+    }
+}
+
 DAPT_TEST_MAIN("hf", {"import maps every tensor of the six architectures (and regression heads)", test_import_mapping},
                {"import -> export -> import is bit-identical", test_roundtrip},
                {"malformed checkpoints refused with the cause", test_refusals},
                {"regression head (num_labels = 1): import, export, refusals", test_regression_roundtrip},
-               {"config.json written as Python writes it", test_json_pretty})
+               {"config.json written as Python writes it", test_json_pretty},
+               {"the pooler is exported only where the class reads it", test_exports_pooler})

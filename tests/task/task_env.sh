@@ -12,6 +12,18 @@ vocab=${DAPT_VOCAB_DIR:-$top_builddir/vocab}/bert-base-uncased/vocab.txt
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# ref_diff [H5DIFF OPTION]... DAPT_FILE REFERENCE OBJ OBJ: h5diff of the
+# numbers against a reference fixture.  dapt describes every dataset it
+# writes (description/units attributes, docs/formats.md); the references,
+# written by PyTorch scripts, have none, and h5diff counts an attribute
+# present on one side as a difference, so those of DAPT_FILE's datasets are
+# left out.
+ref_diff() {
+    eval "dapt_file=\${$(($# - 3))}"
+    # shellcheck disable=SC2046
+    h5diff $(h5ls -r "$dapt_file" | awk '$2 == "Dataset" { print "--exclude-attribute " $1 }') "$@"
+}
+
 # dapt_n N ARGS...: dapt on N ranks (1 rank without mpirun).
 dapt_n() {
     n=$1; shift

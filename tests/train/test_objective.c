@@ -341,7 +341,7 @@ static void test_plugin_trains(void)
     dapt_config cfg;
     config(&cfg, "a", 4);
     memset(&calls, 0, sizeof calls);
-    dapt_train_opts opts = {0, 0};
+    dapt_train_opts opts = {0, 0, 0};
     dapt_train_result res;
     dapt_status st = dapt_train_run(&cfg, &opts, &res);
     if (st != DAPT_OK) fprintf(stderr, "%s\n", dapt_error_message());
@@ -400,7 +400,7 @@ static void test_plugin_resumes(void)
     make_work();
     dapt_config cfg;
     config(&cfg, "b", 2);
-    dapt_train_opts opts = {0, 0};
+    dapt_train_opts opts = {0, 0, 0};
     dapt_train_result res;
     CU_ASSERT_FATAL(dapt_train_run(&cfg, &opts, &res) == DAPT_OK);
     config(&cfg, "b", 4);
@@ -434,7 +434,7 @@ static void test_plugin_outputs_forced(void)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     char path[4300];
     snprintf(path, sizeof path, "%s/a/probe.txt", work);
-    dapt_train_opts opts = {0, 1};
+    dapt_train_opts opts = {0, 1, 0};
     dapt_train_result res;
     CU_ASSERT_FATAL(dapt_train_run(&cfg, &opts, &res) == DAPT_OK);
     if (rank == 0) {
@@ -458,7 +458,7 @@ static void test_plugin_tensor_refused(void)
     config(&cfg, "c", 1);
     snprintf(cfg.train.method, sizeof cfg.train.method, "probe_dp");
     cfg.parallel.tensor = 2;
-    dapt_train_opts opts = {0, 0};
+    dapt_train_opts opts = {0, 0, 0};
     dapt_train_result res;
     CU_ASSERT_EQUAL(dapt_train_run(&cfg, &opts, &res), DAPT_ERR_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "not probe_dp"));
@@ -477,7 +477,7 @@ static void test_plugin_tensor_parallel(void)
     dapt_config cfg;
     config(&cfg, "tp", 4);
     cfg.parallel.tensor = 2;
-    dapt_train_opts opts = {0, 0};
+    dapt_train_opts opts = {0, 0, 0};
     dapt_train_result res;
     dapt_status st = dapt_train_run(&cfg, &opts, &res);
     if (st != DAPT_OK) fprintf(stderr, "%s\n", dapt_error_message());
@@ -498,7 +498,7 @@ static void test_composition(void)
 {
     make_work();
     dapt_config cfg;
-    dapt_train_opts opts = {0, 0};
+    dapt_train_opts opts = {0, 0, 0};
     dapt_train_result res;
     config(&cfg, "mlm", 3);
     snprintf(cfg.train.method, sizeof cfg.train.method, "mlm");
