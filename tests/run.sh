@@ -6,7 +6,9 @@
 #   tests/run.sh              -Wall -Wextra -Werror build in build/
 #   tests/run.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-sanitize/
 #
-# Ends with one line "N passed, N failed" (skipped tests are listed apart).
+# Prints each test's result and seconds as it finishes, and ends with one
+# line "N passed, N failed" (skipped tests are listed apart); the exit status
+# is 0 only when nothing failed (.ci/run relies on both).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
@@ -16,7 +18,7 @@ mode=plain
 for arg in "$@"; do
     case $arg in
         --sanitize) mode=sanitize ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "tests/run.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -36,8 +38,21 @@ else
 fi
 
 start=$(date +%s)
-make -C "$build" -j"$(nproc)" check >"$build/check.out" 2>&1
-rc=$?
+# One line per test as it finishes ("[7/51] PASS: tests/core/x.test (3.2 s)",
+# the seconds from tests/timed-driver.sh); the full make output stays in
+# check.out.  The count comes from make itself, so it follows the local.mk files.
+total=$(printf 'dapt-list-tests:\n\t@echo $(TESTS)\n' |
+        make -s --no-print-directory -C "$build" -f Makefile -f - dapt-list-tests | wc -w)
+echo "running $total tests in $build (make check; logs: $build/tests/*/*.log)"
+{ make -C "$build" -j"$(nproc)" check 2>&1; echo $? >"$build/check.rc"; } | tee "$build/check.out" | {
+    n=0
+    while IFS= read -r line; do
+        case $line in
+            PASS:*|FAIL:*|SKIP:*|XFAIL:*|XPASS:*|ERROR:*) n=$((n + 1)); echo "[$n/$total] $line" ;;
+        esac
+    done
+}
+rc=$(cat "$build/check.rc")
 log="$build/test-suite.log"
 count() { grep -E "^# $1: +[0-9]+" "$log" 2>/dev/null | awk '{print $3}' | head -1; }
 pass=$(count PASS); fail=$(count FAIL); xpass=$(count XPASS); err=$(count ERROR); skip=$(count SKIP)

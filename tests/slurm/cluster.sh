@@ -2,37 +2,72 @@
 # A real one-node SLURM on this machine, for tests: munged, slurmctld and
 # slurmd as root with a generated slurm.conf on localhost.
 #
-#   tests/slurm/cluster.sh start    install if needed, start, wait until idle
-#   tests/slurm/cluster.sh stop     stop the daemons this script started
-#   tests/slurm/cluster.sh status   daemons and sinfo
-#   tests/slurm/cluster.sh env      prints the export line for client commands
+#   tests/slurm/cluster.sh start        install if needed, start, wait until idle
+#   tests/slurm/cluster.sh stop         stop the daemons this directory's cluster runs
+#   tests/slurm/cluster.sh status       daemons and sinfo
+#   tests/slurm/cluster.sh env          prints the export line for client commands
+#   tests/slurm/cluster.sh acquire PID  start if needed and register PID as a user
+#   tests/slurm/cluster.sh release PID  unregister PID; stop the cluster if acquire
+#                                       started it and no live user remains
 #
-# Everything lives under $DAPT_SLURM_DIR (default /tmp/dapt-slurm): its own
-# munge key and socket, slurm.conf, state, spool, logs and pid files, and
-# non-default ports (DAPT_SLURM_PORT, default 16817, and the next one), so
-# it never touches /etc/slurm or a system munged.  Client commands find the
-# cluster through SLURM_CONF=$DAPT_SLURM_DIR/slurm.conf.  `start` is
-# idempotent: a running, healthy cluster is left alone.
+# Tests use acquire/release, so the suite stops the cluster it started (and
+# only that: one started by hand with `start` stays up).  Everything lives
+# under $DAPT_SLURM_DIR, by default /tmp/dapt-slurm-UID-KEY with KEY a
+# checksum of this checkout's path, so two checkouts or two users never share
+# a cluster: its own munge key and socket, slurm.conf, state, spool, logs and
+# pid files.  The ports are DAPT_SLURM_PORT and the next one if set, else the
+# first free pair from 16817 up, chosen whenever the configuration is written
+# (each time the controller starts).  It never touches /etc/slurm, a system
+# munged or another directory's daemons.  Client commands find the cluster
+# through SLURM_CONF=$DAPT_SLURM_DIR/slurm.conf.  `start` is idempotent: a
+# running, healthy cluster is left alone.
 #
 # Exit codes: 0 ok; 1 failure (the reason is printed, with the log to read);
 # 77 SLURM cannot run here at all (not root, packages not installable).
 set -u
 
-DIR=${DAPT_SLURM_DIR:-/tmp/dapt-slurm}
-PORT=${DAPT_SLURM_PORT:-16817}
+checkout=$(cd "$(dirname "$0")/../.." && pwd -P)
+DIR=${DAPT_SLURM_DIR:-/tmp/dapt-slurm-$(id -u)-$(printf '%s' "$checkout" | cksum | cut -d' ' -f1)}
 CONF=$DIR/slurm.conf
 MUNGE_SOCKET=$DIR/munge/munge.socket
 export SLURM_CONF="$CONF"
 
 say() { echo "cluster.sh: $*" >&2; }
 
-pid_alive() { # pidfile
-    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+# True when the pid file names a live process running the daemon NAME: a pid
+# reused by an unrelated process after a crash is never signalled.
+pid_alive() { # pidfile name
+    [ -s "$1" ] || return 1
+    p=$(cat "$1")
+    kill -0 "$p" 2>/dev/null && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ]
+}
+
+# Ports some process listens on (TCP, any address), one per line.
+listening_ports() {
+    ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }'
+}
+
+# The first pair PORT, PORT+1 from 16817 up that nothing listens on, unless
+# DAPT_SLURM_PORT fixes it; $1 more pairs are skipped (a retry after another
+# cluster took the free pair between this check and the bind).
+choose_port() { # skip
+    if [ -n "${DAPT_SLURM_PORT:-}" ]; then echo "$DAPT_SLURM_PORT"; return; fi
+    busy=" $(listening_ports | tr '\n' ' ') "
+    p=16817; skip=$1
+    while [ $p -lt 17817 ]; do
+        case $busy in
+            *" $p "*|*" $((p + 1)) "*) ;;
+            *) [ "$skip" -eq 0 ] && { echo $p; return; }; skip=$((skip - 1)) ;;
+        esac
+        p=$((p + 2))
+    done
+    return 1
 }
 
 install_packages() {
     missing=""
-    for cmd in munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client; do
+    # ss (iproute2) finds free ports and checks that the daemons bound theirs.
+    for cmd in munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client ss:iproute2 flock:util-linux; do
         command -v "${cmd%%:*}" >/dev/null 2>&1 || missing="$missing ${cmd#*:}"
     done
     plugdir=/usr/lib/x86_64-linux-gnu/slurm-wlm
@@ -44,13 +79,14 @@ install_packages() {
     fi
     say "installing:$missing munge slurm-wlm libpmix2"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q munge slurm-wlm slurm-client \
-        slurm-wlm-basic-plugins libpmix2 >"$DIR/apt.log" 2>&1; then
+        slurm-wlm-basic-plugins libpmix2 iproute2 util-linux >"$DIR/apt.log" 2>&1; then
         say "apt-get install failed; see $DIR/apt.log"
         return 77
     fi
 }
 
-write_conf() {
+write_conf() { # port
+    PORT=$1
     # The node line comes from slurmd -C: the machine's real CPUs, sockets,
     # cores, threads and memory.
     node=$(slurmd -C 2>/dev/null | head -n 1)
@@ -105,7 +141,7 @@ EOF
 start_munge() {
     mkdir -p "$DIR/munge"
     chmod 700 "$DIR/munge"
-    if [ -S "$MUNGE_SOCKET" ] && pid_alive "$DIR/munge/munged.pid"; then return 0; fi
+    if [ -S "$MUNGE_SOCKET" ] && pid_alive "$DIR/munge/munged.pid" munged; then return 0; fi
     if [ ! -s "$DIR/munge/munge.key" ]; then
         (umask 077; dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 2>/dev/null)
     fi
@@ -123,19 +159,53 @@ node_state() {
     sinfo -h -N -o '%T' 2>/dev/null | head -n 1
 }
 
+# True when process $1 listens on TCP port $2.
+listens() { # pid port
+    ss -Htlnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
+}
+
+# Starts slurmctld and slurmd on a freshly chosen port pair and waits until
+# each listens on its port.  Choosing and binding happen under one lock for
+# the whole machine (/tmp/dapt-slurm.ports.lock), so two clusters starting at
+# once do not pick the same pair; a pair taken anyway (by a cluster of an
+# older script) makes the daemons fail to bind, and the next pair is tried.
+start_daemons() {
+    exec 8>/tmp/dapt-slurm.ports.lock
+    command -v flock >/dev/null 2>&1 && flock -w 120 8
+    try=0
+    while [ $try -lt 3 ]; do
+        port=$(choose_port $try) || { say "no free port pair in 16817-17816"; exec 8>&-; return 1; }
+        write_conf "$port" || { exec 8>&-; return 1; }
+        slurmctld -f "$CONF" >"$DIR/slurmctld.out" 2>&1 8>&- 9>&- &&
+            slurmd -f "$CONF" -N localhost >"$DIR/slurmd.out" 2>&1 8>&- 9>&-
+        i=0
+        while [ $i -lt 20 ]; do
+            if pid_alive "$DIR/slurmctld.pid" slurmctld && pid_alive "$DIR/slurmd.pid" slurmd &&
+                listens "$(cat "$DIR/slurmctld.pid")" "$port" && listens "$(cat "$DIR/slurmd.pid")" $((port + 1)); then
+                exec 8>&-
+                return 0
+            fi
+            sleep 0.5; i=$((i + 1))
+        done
+        say "slurmctld/slurmd did not come up on ports $port-$((port + 1)) (trying others); see $DIR/slurmctld.log, $DIR/slurmd.log"
+        stop_pid "$DIR/slurmd.pid" slurmd
+        stop_pid "$DIR/slurmctld.pid" slurmctld
+        try=$((try + 1))
+    done
+    exec 8>&-
+    return 1
+}
+
 start() {
     mkdir -p "$DIR" "$DIR/ctld" "$DIR/spool"
     install_packages || return $?
     start_munge || return 1
     # A fresh configuration whenever the controller is not running (the
-    # machine or this script may have changed since the last run).
-    if ! pid_alive "$DIR/slurmctld.pid"; then
-        stop_pid "$DIR/slurmd.pid"
-        write_conf || return 1
-        slurmctld -f "$CONF" >"$DIR/slurmctld.out" 2>&1 9>&- || {
-            say "slurmctld failed to start; see $DIR/slurmctld.log"; return 1; }
-    fi
-    if ! pid_alive "$DIR/slurmd.pid"; then
+    # machine, the free ports or this script may have changed since).
+    if ! pid_alive "$DIR/slurmctld.pid" slurmctld; then
+        stop_pid "$DIR/slurmd.pid" slurmd
+        start_daemons || return 1
+    elif ! pid_alive "$DIR/slurmd.pid" slurmd; then
         slurmd -f "$CONF" -N localhost >"$DIR/slurmd.out" 2>&1 9>&- || {
             say "slurmd failed to start; see $DIR/slurmd.log"; return 1; }
     fi
@@ -156,7 +226,7 @@ start() {
 }
 
 stop_pid() { # pidfile name
-    if pid_alive "$1"; then
+    if pid_alive "$1" "$2"; then
         pid=$(cat "$1")
         kill "$pid" 2>/dev/null
         i=0
@@ -167,22 +237,52 @@ stop_pid() { # pidfile name
 }
 
 stop() {
-    stop_pid "$DIR/slurmd.pid"
-    stop_pid "$DIR/slurmctld.pid"
-    stop_pid "$DIR/munge/munged.pid"
+    stop_pid "$DIR/slurmd.pid" slurmd
+    stop_pid "$DIR/slurmctld.pid" slurmctld
+    stop_pid "$DIR/munge/munged.pid" munged
+    rm -rf "$DIR/users" "$DIR/started-by-acquire"
     return 0
 }
 
+running() {
+    pid_alive "$DIR/slurmctld.pid" slurmctld && pid_alive "$DIR/slurmd.pid" slurmd
+}
+
 status() {
-    for d in "munged:$DIR/munge/munged.pid" "slurmctld:$DIR/slurmctld.pid" "slurmd:$DIR/slurmd.pid"; do
-        if pid_alive "${d#*:}"; then echo "${d%%:*}: running (pid $(cat "${d#*:}"))"
+    for d in munged:munge/munged.pid slurmctld:slurmctld.pid slurmd:slurmd.pid; do
+        if pid_alive "$DIR/${d#*:}" "${d%%:*}"; then echo "${d%%:*}: running (pid $(cat "$DIR/${d#*:}"))"
         else echo "${d%%:*}: stopped"; fi
     done
     [ -s "$CONF" ] && sinfo -N -l 2>&1
-    pid_alive "$DIR/slurmctld.pid" && pid_alive "$DIR/slurmd.pid"
+    running
 }
 
-# start and stop hold a lock, so that tests running in parallel under
+# Users are files named by pid under $DIR/users; the marker started-by-acquire
+# says that no one started the cluster by hand, so the last release stops it.
+acquire() { # pid
+    case ${1:-} in ''|*[!0-9]*) say "acquire needs the user's pid"; return 2 ;; esac
+    if ! running; then
+        # Whatever a failed start left running is stopped: no one else uses it.
+        start || { rc=$?; stop; return $rc; }
+        : >"$DIR/started-by-acquire"
+    fi
+    mkdir -p "$DIR/users" && : >"$DIR/users/$1"
+}
+
+release() { # pid
+    case ${1:-} in ''|*[!0-9]*) say "release needs the user's pid"; return 2 ;; esac
+    rm -f "$DIR/users/$1"
+    # Users that died without releasing (a killed test) do not keep it up.
+    for u in "$DIR"/users/*; do
+        [ -e "$u" ] || continue
+        kill -0 "${u##*/}" 2>/dev/null || rm -f "$u"
+    done
+    [ -e "$DIR/started-by-acquire" ] || return 0
+    ls "$DIR/users" 2>/dev/null | grep -q . && return 0
+    stop
+}
+
+# start, stop, acquire and release hold a lock, so that tests running in parallel under
 # `make -j check` do not start two sets of daemons.  The daemons are started
 # with descriptor 9 closed, or they would hold the lock for good.
 locked() {
@@ -195,9 +295,12 @@ locked() {
 }
 
 case "${1:-}" in
-    start) locked start ;;
+    # A cluster started by hand is the user's: the suite's releases leave it up.
+    start) locked start && rm -f "$DIR/started-by-acquire" ;;
     stop) locked stop ;;
+    acquire) locked acquire "${2:-}" ;;
+    release) locked release "${2:-}" ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF" ;;
-    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|env|acquire PID|release PID" >&2; exit 2 ;;
 esac
