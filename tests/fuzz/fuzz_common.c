@@ -1,0 +1,147 @@
+/* Set-up shared by the harnesses (fuzz_common.h). */
+#include "fuzz_common.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapt/fsio.h"
+#include "dapt/log.h"
+#include "dapt/tokenizer.h"
+
+/* Leaks are findings only per input: libFuzzer checks after each input
+ * whose mallocs outnumber its frees.  At exit, Open MPI's and HDF5's
+ * library-lifetime allocations (some in components already unloaded, so
+ * no suppression can name them) would bury dapt's, as in the sanitizer
+ * run of the suite (docs/development.md). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "leak_check_at_exit=0"; }
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libhwloc.so\nleak:libpmix.so\n"
+           "leak:libhdf5.so\n";
+}
+
+static char scratch[4096];
+static char path_buf[4200], src_buf[4200];
+
+/* Harness set-up failures are not findings: say why and stop. */
+static void fuzz_fail(const char *what, dapt_status st)
+{
+    fprintf(stderr, "fuzz: %s: %s\n", what, st == DAPT_OK ? "failed" : dapt_error_message());
+    exit(2);
+}
+
+static void remove_scratch(void)
+{
+    if (scratch[0]) (void)dapt_fs_remove_tree(scratch);
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+
+void fuzz_init(int *argc, char ***argv)
+{
+    /* As tests/mpi_run.sh and the suite's environment do for root. */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+    setenv("OMP_NUM_THREADS", "1", 0); /* one input at a time, one thread */
+    int done = 0;
+    MPI_Initialized(&done);
+    if (!done && MPI_Init(argc, argv) != MPI_SUCCESS) fuzz_fail("MPI_Init", DAPT_OK);
+    /* Rejections are the normal case; warnings would flood the fuzzer's log. */
+    dapt_log_setup(0, 0, DAPT_LOG_ERROR);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(scratch, sizeof scratch, "%s/dapt-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(scratch)) {
+        scratch[0] = 0;
+        fuzz_fail("mkdtemp", DAPT_OK);
+    }
+    atexit(remove_scratch);
+}
+
+const char *fuzz_path(const char *name)
+{
+    snprintf(path_buf, sizeof path_buf, "%s/%s", scratch, name);
+    return path_buf;
+}
+
+const char *fuzz_write(const char *name, const uint8_t *data, size_t n)
+{
+    const char *p = fuzz_path(name);
+    FILE *f = fopen(p, "wb");
+    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) fuzz_fail(p, DAPT_OK);
+    return p;
+}
+
+const char *fuzz_srcdir(const char *rel)
+{
+    snprintf(src_buf, sizeof src_buf, "%s/%s", DAPT_FUZZ_SRCDIR, rel);
+    return src_buf;
+}
+
+void fuzz_copy(const char *rel, const char *name)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    dapt_status st = dapt_fs_read_file(fuzz_srcdir(rel), (size_t)64 << 20, &data, &len);
+    if (st != DAPT_OK) fuzz_fail(rel, st);
+    fuzz_write(name, data, len);
+    free(data);
+}
+
+void fuzz_done(dapt_status st)
+{
+    if (st != DAPT_OK) dapt_error_clear();
+}
+
+/* Words in and out of the tiny fixture vocabularies, specials written
+ * literally, accents, CJK, control and combining characters, runs of
+ * spaces: the paths normalisation and pre-tokenisation take. */
+static const char sample_a[] = "The cat sat on the [MASK] mat.  <s>Caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\tdog's</s>\x7f";
+static const char sample_b[] = "a big red house, under the rug e\xcc\x81 <|endoftext|> ran";
+
+static void check_decode(const dapt_tokenizer *tok, const dapt_ids *ids)
+{
+    char *text = NULL;
+    dapt_status st = dapt_tokenizer_decode(tok, ids->data, ids->len, 1, &text, NULL);
+    if (st != DAPT_OK) {
+        fprintf(stderr, "fuzz: the tokenizer produced ids it cannot decode: %s\n", dapt_error_message());
+        abort();
+    }
+    free(text);
+}
+
+void fuzz_tokenizer(const char *path)
+{
+    dapt_tokenizer *tok = NULL;
+    dapt_status st = dapt_tokenizer_load(path, &tok);
+    fuzz_done(st);
+    if (st != DAPT_OK) return;
+    dapt_tok_state *ts = NULL;
+    st = dapt_tok_state_new(tok, &ts);
+    if (st != DAPT_OK) fuzz_fail("dapt_tok_state_new", st);
+    dapt_ids ids = {0};
+    st = dapt_tokenizer_encode(tok, ts, sample_a, sizeof sample_a - 1, &ids);
+    fuzz_done(st);
+    if (st == DAPT_OK) check_decode(tok, &ids);
+    dapt_encoding enc = {0};
+    const dapt_encode_opts opts = {1, DAPT_TRUNC_LONGEST_FIRST, 12, 1};
+    st = dapt_tokenizer_encode_full(tok, ts, sample_a, sizeof sample_a - 1, sample_b, sizeof sample_b - 1, &opts, &enc);
+    fuzz_done(st);
+    if (st == DAPT_OK) check_decode(tok, &enc.ids);
+    dapt_encoding_free(&enc);
+    dapt_ids_free(&ids);
+    dapt_tok_state_free(ts);
+    dapt_tokenizer_free(tok);
+}
+
+void fuzz_load_tokenizers(struct dapt_tokenizer *tok[2])
+{
+    dapt_status st = dapt_tokenizer_load(fuzz_srcdir("tests/fixtures/hf/bert_cls/vocab.txt"), &tok[0]);
+    if (st != DAPT_OK) fuzz_fail("WordPiece fixture", st);
+    st = dapt_tokenizer_load(fuzz_srcdir("tests/fixtures/hf/roberta_cls"), &tok[1]);
+    if (st != DAPT_OK) fuzz_fail("BPE fixture", st);
+}
