@@ -9,17 +9,20 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/build-fuzz}
 . "$top/tools/bootstrap.sh"
 
-# -fsanitize=fuzzer is in libclang-rt-14-dev and -fopenmp needs libomp-dev,
-# both only recommended by clang, which dapt_install_packages does not take.
-DAPT_PACKAGES="$DAPT_PACKAGES clang libclang-rt-14-dev libomp-dev"
+# What this build needs, not the whole suite's list: -fsanitize=fuzzer is
+# in libclang-rt-14-dev and -fopenmp needs libomp-dev, both only recommended
+# by clang (dapt_install_packages installs without recommendations).
+DAPT_PACKAGES="clang libclang-rt-14-dev libomp-dev pkg-config libopenmpi-dev libopenblas-dev
+libscalapack-openmpi-dev libhdf5-openmpi-dev libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev"
 dapt_install_packages || exit 1
 command -v clang >/dev/null 2>&1 || { echo "build.sh: clang not found (Debian package clang)" >&2; exit 1; }
 command -v mpicc >/dev/null 2>&1 || { echo "build.sh: mpicc not found (Debian package libopenmpi-dev)" >&2; exit 1; }
 
 pkgs="openblas scalapack-openmpi hdf5-openmpi jansson libutf8proc libpcre2-8 inih zlib"
 # ASan and UBSan abort at the first error (a fuzzer finding); -O1 keeps the
-# stack traces exact.  The harnesses build with -Werror; the library keeps
-# its -Werror in the gcc build (clang warns about unvectorised omp simd).  OpenMP stays on because model/kernels.c call omp_*.
+# stack traces exact.  OpenMP stays on because model/kernels.c call omp_*.
+# The harnesses build with -Werror; the library keeps its -Werror in the
+# gcc build (clang warns here about omp simd loops it does not vectorise).
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cflags="-std=c11 -g -O1 $san -fopenmp -Wall -Wextra -Wno-unknown-pragmas -Wno-pass-failed \
  -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$top/include -I$top/tests/fuzz \
@@ -58,3 +61,8 @@ for h in "$top"/tests/fuzz/fuzz_*.c; do
         clang $cflags -Werror -DDAPT_FUZZ_SRCDIR="\"$top\"" -fsanitize=fuzzer "$h" "$common" "$lib" $libs -o "$exe"
     fi
 done
+
+# The INI dictionary: every section and key of the schema, so the fuzzer
+# reaches the validation of values instead of "unknown key".
+sed -n 's/^DAPT_SECTION(\([a-z_]*\),.*/"[\1]"/p; s/^DAPT_[A-Z]*([a-z_]*, \([a-z_]*\),.*/"\1 = "/p' \
+    "$top/include/dapt/config_schema.def" | sort -u >"$out/ini.dict"

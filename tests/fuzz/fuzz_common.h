@@ -31,6 +31,10 @@ const char *fuzz_srcdir(const char *rel);
 /* Copies a source-tree file into the scratch directory under name. */
 void fuzz_copy(const char *rel, const char *name);
 
+/* A harness set-up failure (not a finding): prints what and the recorded
+ * error when st != DAPT_OK, and exits with status 2. */
+void fuzz_fail(const char *what, dapt_status st) __attribute__((noreturn));
+
 /* Forgets the error record of a rejected input. */
 void fuzz_done(dapt_status st);
 
