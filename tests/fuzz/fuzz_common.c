@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dapt/config.h"
 #include "dapt/fsio.h"
@@ -70,14 +71,14 @@ static void warm_up_hdf5(void)
     dapt_h5_close(&f);
 }
 
-void fuzz_init(int *argc, char ***argv)
+int fuzz_init(int *argc, char ***argv)
 {
     /* libFuzzer's -fork parent runs no input, only the children it spawns;
      * a parent in MPI would hand its singleton's environment down to them,
      * and their LeakSanitizer then fails (observed: "Tracer caught signal
      * 11" on the first leak check of every child). */
     for (int i = 1; i < *argc; i++)
-        if (!strncmp((*argv)[i], "-fork=", 6) && strcmp((*argv)[i], "-fork=0") != 0) return;
+        if (!strncmp((*argv)[i], "-fork=", 6) && strcmp((*argv)[i], "-fork=0") != 0) return 0;
     /* As tests/mpi_run.sh and the suite's environment do for root. */
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
@@ -88,8 +89,11 @@ void fuzz_init(int *argc, char ***argv)
     if (!done && MPI_Init(argc, argv) != MPI_SUCCESS) fuzz_fail("MPI_Init", DAPT_OK);
     /* Rejections are the normal case; warnings would flood the fuzzer's log. */
     dapt_log_setup(0, 0, DAPT_LOG_ERROR);
+    /* Memory-backed by default: the HDF5 writers fsync every file they
+     * commit, which on a disk would dominate each input's time. */
     const char *tmp = getenv("TMPDIR");
-    snprintf(scratch, sizeof scratch, "%s/dapt-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!tmp || !*tmp) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(scratch, sizeof scratch, "%s/dapt-fuzz-XXXXXX", tmp);
     if (!mkdtemp(scratch)) {
         scratch[0] = 0;
         fuzz_fail("mkdtemp", DAPT_OK);
@@ -97,10 +101,12 @@ void fuzz_init(int *argc, char ***argv)
     atexit(remove_scratch);
     warm_up_hdf5();
     __lsan_enable();
+    return 1;
 }
 
 const char *fuzz_path(const char *name)
 {
+    if (!scratch[0]) fuzz_fail("no scratch directory (fuzz_init has not run)", DAPT_OK);
     snprintf(path_buf, sizeof path_buf, "%s/%s", scratch, name);
     return path_buf;
 }

@@ -15,8 +15,10 @@
 struct dapt_tokenizer;
 
 /* MPI_Init (MPI_COMM_SELF-only use), quiet logging, and a private scratch
- * directory removed at exit.  Call from LLVMFuzzerInitialize. */
-void fuzz_init(int *argc, char ***argv);
+ * directory removed at exit.  Call from LLVMFuzzerInitialize; returns 0
+ * (having done nothing) in a libFuzzer -fork parent, which runs no input,
+ * and the harness then skips the rest of its set-up. */
+int fuzz_init(int *argc, char ***argv);
 
 /* Writes data[0..n) to <scratch>/name; returns the path (static storage,
  * valid until the next call). */

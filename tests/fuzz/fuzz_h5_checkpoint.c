@@ -19,7 +19,7 @@ static float *exp_avg, *exp_avg_sq;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    if (!fuzz_init(argc, argv)) return 0;
     dapt_model_config mc;
     dapt_param_table table;
     dapt_model_meta meta;

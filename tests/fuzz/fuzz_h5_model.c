@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    (void)fuzz_init(argc, argv);
     return 0;
 }
 

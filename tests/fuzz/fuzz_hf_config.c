@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    if (!fuzz_init(argc, argv)) return 0;
     fuzz_copy("tests/fixtures/hf/bert_cls/model.safetensors", "model.safetensors");
     fuzz_copy("tests/fixtures/hf/bert_cls/vocab.txt", "vocab.txt");
     return 0;

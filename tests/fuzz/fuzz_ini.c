@@ -17,7 +17,7 @@ static dapt_config cfg, again; /* large: off the stack */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    (void)fuzz_init(argc, argv);
     return 0;
 }
 

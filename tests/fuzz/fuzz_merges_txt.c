@@ -8,7 +8,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    if (!fuzz_init(argc, argv)) return 0;
     fuzz_copy("tests/fixtures/hf/roberta_cls/vocab.json", "vocab.json");
     return 0;
 }

@@ -22,7 +22,7 @@ static dapt_config cfg;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_init(argc, argv);
+    if (!fuzz_init(argc, argv)) return 0;
     fuzz_load_tokenizers(tok);
     dapt_config_defaults(&cfg);
     cfg.tokenizer.max_length = 16; /* short, so truncation runs */
