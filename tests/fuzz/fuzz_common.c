@@ -21,6 +21,9 @@
  * run of the suite (docs/development.md). */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "leak_check_at_exit=0"; }
+/* UBSan's reports carry the stack, as ASan's do (triage.sh reads it). */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "print_stacktrace=1"; }
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {

@@ -21,8 +21,12 @@ for t in $fuzz_targets; do
             s/.*runtime error: \(.*\)/ubsan: \1/p' | head -n 1)
         [ -n "$err" ] || err="no error on replay"
         frames=$(printf '%s\n' "$log" | grep -E '^ +#[0-9]+ 0x' |
-            grep -Ev '__asan|__interceptor|__sanitizer|__lsan|fuzzer::|in (malloc|calloc|realloc|free|strdup|memcpy|memmove)\b')
+            grep -Ev '__asan|__interceptor|__sanitizer|__lsan|fuzzer::|in (malloc|calloc|realloc|free|strdup|memcpy|memmove)\b' |
+            grep -Ev '0x[0-9a-f]+ +\(/[^ ]*/libc\.so' || true) # the signal frame of a timeout
         where=$(printf '%s\n' "$frames" | head -n 1 | sed -n 's/.* in \([^ ]*\).*/\1/p')
+        [ -n "$where" ] || where=$(printf '%s\n' "$frames" | head -n 1 | sed -n 's|.*(/[^ ]*/\([^/ +]*\)+0x.*|\1|p')
+        ubsan=$(printf '%s\n' "$log" | sed -n "s|^$top/\([^ ]*\): runtime error.*|\1|p" | head -n 1)
+        [ -z "$ubsan" ] || where=$ubsan
         case $(printf '%s\n' "$frames" | head -n 1) in *libhdf5*) where="libhdf5 ($where)" ;; esac
         dapt=$(printf '%s\n' "$frames" | grep -m 1 "$top/src/" | sed -n "s|.* in \([^ ]*\) $top/\(.*\)|\1 \2|p")
         printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$(basename "$f")" "$err" "${where:-?}" "${dapt:--}"
