@@ -17,6 +17,7 @@ libcunit1-dev
 libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev
 python3-h5py python3-numpy python3-matplotlib
 slurm-wlm munge
+clang libclang-rt-14-dev libomp-dev
 "
 
 dapt_install_packages() {

@@ -338,7 +338,9 @@ static dapt_status union_labels(MPI_Comm comm, const dapt_prepare_opts *o, const
                        "(is the label the last column?)", o->inputs[0], o->n_inputs - 1, MAX_LABELS);
         q += (long long)l + 1;
     }
-    qsort(all->names, all->n, sizeof *all->names, cmp_str);
+    /* No labels at all (inputs without examples) leave names NULL, which
+     * qsort must not be given even with a count of 0. */
+    if (all->n > 1) qsort(all->names, all->n, sizeof *all->names, cmp_str);
 cleanup:
     free(buf);
     free(recv);

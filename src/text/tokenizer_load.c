@@ -260,9 +260,10 @@ static dapt_status template_items(dapt_tokenizer *tok, json_t *list, json_t *spe
             return DAPT_ERROR(DAPT_ERR_UNSUPPORTED, "%s: template special token '%s' must map to exactly one id",
                               file, id);
         items[i].id = (int32_t)json_integer_value(json_array_get(ids, 0));
-        if (items[i].id < 0 || (size_t)items[i].id >= tok->vocab.n)
-            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: template special token '%s' has id %d outside the vocabulary",
-                              file, id, (int)items[i].id);
+        /* In range is not enough: a vocabulary may leave ids without a token. */
+        if (!dapt_tokenizer_id_to_token(tok, items[i].id))
+            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: template special token '%s' has id %d, which is not in the "
+                              "vocabulary", file, id, (int)items[i].id);
     }
     return DAPT_OK;
 }
@@ -271,7 +272,7 @@ static dapt_status pair_token(dapt_tokenizer *tok, json_t *pair, int32_t *id)
 {
     json_t *n = json_array_get(pair, 1);
     if (!json_is_array(pair) || !json_is_integer(n) || json_integer_value(n) < 0 ||
-        (size_t)json_integer_value(n) >= tok->vocab.n)
+        json_integer_value(n) > INT32_MAX || !dapt_tokenizer_id_to_token(tok, (int32_t)json_integer_value(n)))
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: post_processor cls/sep is not [token, id] with a valid id",
                           tok->source);
     *id = (int32_t)json_integer_value(n);
