@@ -28,6 +28,11 @@ python3-numpy; installed through tools/bootstrap.sh when missing).
       From `dapt analyze delta` with --importance: unit importance against
       relative change, one panel per unit kind, Spearman's rho in the title;
       without importance, the relative change of every unit per layer.
+  tools/plot.py sampler SAMPLER.h5 [SAMPLER.h5 ...] -o sampler.png [--labels A,B,...]
+      From MOMETAS runs (OUT/sampler.h5, docs/formats.md): the sampling
+      distribution p of each objective after every meta-step, the reward of
+      each meta-step and each objective's held-out loss, against the
+      optimizer step; one row of panels per file.
   tools/plot.py --selftest
       Writes a small metrics.csv, importance.h5 and analysis files to a
       temporary directory, draws every plot, checks the PNGs (signature,
@@ -336,6 +341,50 @@ def plot_importance(path, out, kind="head", values="normalized"):
     save(fig, out)
 
 
+def read_sampler(path):
+    """(objectives, step [M], p [M, K], reward [M], heldout [M + 1, K]) of a sampler.h5."""
+    import h5py
+    import numpy as np
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise PlotError(f"{path}: cannot open as HDF5 ({e})")
+    with f:
+        if f.attrs.get("format", b"") not in (b"dapt-sampler", "dapt-sampler"):
+            raise PlotError(f"{path}: not a dapt sampler file (root attribute format is not dapt-sampler)")
+        try:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["/objectives"][()]]
+            step, p, reward, held = (np.asarray(f[k][()]) for k in ("/step", "/p", "/reward", "/heldout_loss"))
+        except KeyError as e:
+            raise PlotError(f"{path}: missing dataset {e}")
+    m, k = len(step), len(names)
+    if p.shape != (m, k) or reward.shape != (m,) or held.shape != (m + 1, k):
+        raise PlotError(f"{path}: inconsistent shapes: step {step.shape}, p {p.shape}, reward {reward.shape}, "
+                        f"heldout_loss {held.shape} for {k} objectives")
+    return names, step, p, reward, held
+
+
+def plot_sampler(paths, out, labels=None):
+    runs = [(name, read_sampler(path)) for name, path in zip(run_labels(paths, labels), paths)]
+    fig, axes = plt.subplots(len(runs), 3, figsize=(15, 3.6 * len(runs)), squeeze=False)
+    for row, (label, (names, step, p, reward, held)) in zip(axes, runs):
+        for j, name in enumerate(names):
+            row[0].plot(step, p[:, j], marker=".", label=name)
+            row[2].plot([0] + list(step), held[:, j], marker=".", label=name)
+        row[0].set_title(f"{label}: sampling probability p after each meta-step", fontsize=9)
+        row[0].set_ylim(0, 1)
+        row[1].bar(step, reward, width=max(1.0, 0.6 * (step[1] - step[0])) if len(step) > 1 else 1.0)
+        row[1].axhline(0, color="k", lw=0.5)
+        row[1].set_title(f"{label}: reward of each meta-step", fontsize=9)
+        row[2].set_title(f"{label}: held-out loss per objective", fontsize=9)
+        for ax in row:
+            ax.set_xlabel("optimizer step")
+        row[0].legend(fontsize=8)
+        row[2].legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, out)
+
+
 def open_analysis(path, kind):
     """An h5py file written by `dapt analyze KIND`, or PlotError."""
     import h5py
@@ -549,12 +598,39 @@ def selftest():
             except PlotError as e:
                 check(True, f"{what}: {e}")
         selftest_analysis(d, check)
+        selftest_sampler(d, check)
         check(not [p for p in os.listdir(d) if ".tmp." in p], "no temporary files left")
     if failures:
         print(f"plot.py selftest: {len(failures)} failure(s)", file=sys.stderr)
         return 1
     print("plot.py selftest: all checks passed")
     return 0
+
+
+def selftest_sampler(d, check):
+    import h5py
+    import numpy as np
+    path = os.path.join(d, "sampler.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "dapt-sampler"
+        f["/objectives"] = np.array([b"mlm", b"atd", b"dtd", b"cse"])
+        f["/step"] = np.arange(1, 6, dtype=np.int64) * 100
+        z = np.cumsum(np.random.default_rng(1).normal(size=(5, 4)), axis=0)
+        f["/p"] = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        f["/reward"] = np.array([0.1, -0.2, 0.05, 0.0, 0.3])
+        f["/heldout_loss"] = np.linspace(8, 6, 24).reshape(6, 4)
+    out = os.path.join(d, "sampler.png")
+    plot_sampler([path], out)
+    w, h = png_size(out)
+    check(os.path.getsize(out) > 10000 and w > h, f"sampler.png written ({w}x{h})")
+    with h5py.File(path, "a") as f:
+        del f["/reward"]
+        f["/reward"] = np.zeros(3)
+    try:
+        read_sampler(path)
+        check(False, "a sampler file with inconsistent shapes refused")
+    except PlotError as e:
+        check(True, f"a sampler file with inconsistent shapes refused: {e}")
 
 
 def selftest_terms_and_jsonl(d, metrics, check):
@@ -669,6 +745,10 @@ def main(argv):
         q.add_argument("files", nargs="+")
         q.add_argument("-o", "--output", required=True)
         q.add_argument("--labels", help="comma-separated names (default: the file names)")
+    q = sub.add_parser("sampler", help="MOMETAS sampler history (OUT/sampler.h5)")
+    q.add_argument("files", nargs="+")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--labels", help="comma-separated names (default: the file names)")
     q = sub.add_parser("delta", help="unit importance against weight change (`dapt analyze delta`)")
     q.add_argument("h5")
     q.add_argument("-o", "--output", required=True)
@@ -685,6 +765,8 @@ def main(argv):
             plot_spectrum(a.files, a.output, labels)
         elif a.cmd == "cka":
             plot_cka(a.files, a.output, labels)
+        elif a.cmd == "sampler":
+            plot_sampler(a.files, a.output, labels)
         elif a.cmd == "delta":
             plot_delta(a.h5, a.output)
         else:
