@@ -56,15 +56,7 @@ static dapt_status emlm_prepare(void *state, const dapt_objective_ctx *ctx, dapt
     if (!s->guide) return DAPT_ERROR(DAPT_ERR_INTERNAL, "emlm: prepare before begin_domain");
     dapt_mlm_spec spec = *ctx->mlm;
     spec.probability = s->probability;
-    int64_t selected = 0;
-    for (int64_t i = 0; i < blk->rows; i++) {
-        int64_t sel = 0;
-        const int64_t at = i * blk->seq_len;
-        dapt_mlm_mask_guided(&spec, s->guide, ctx->seed, blk->key_step, blk->first_sample + (uint64_t)i,
-                             blk->input_ids + at, blk->attention_mask + at, blk->seq_len, blk->labels + at, &sel);
-        selected += sel;
-    }
-    local_denominators[0] = (double)selected;
+    dapt_objective_mask_rows(ctx, &spec, s->guide, blk, local_denominators);
     return DAPT_OK;
 }
 

@@ -6,19 +6,30 @@
  * every continual domain starting from the base model (DGA's ONE baseline). */
 #include "objectives.h"
 
-dapt_status dapt_objective_mlm_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk,
-                                       double *local_denominators)
+void dapt_objective_mask_rows(const dapt_objective_ctx *ctx, const dapt_mlm_spec *spec, const uint8_t *guide,
+                              dapt_rows *blk, double *local_denominators)
 {
-    (void)state;
     int64_t selected = 0;
     for (int64_t i = 0; i < blk->rows; i++) {
         int64_t sel = 0;
         const int64_t at = i * blk->seq_len;
-        dapt_mlm_mask(ctx->mlm, ctx->seed, blk->key_step, blk->first_sample + (uint64_t)i, blk->input_ids + at,
-                      blk->attention_mask + at, blk->seq_len, blk->labels + at, &sel);
+        const uint64_t sample = blk->first_sample + (uint64_t)i;
+        if (guide)
+            dapt_mlm_mask_guided(spec, guide, ctx->seed, blk->key_step, sample, blk->input_ids + at,
+                                 blk->attention_mask + at, blk->seq_len, blk->labels + at, &sel);
+        else
+            dapt_mlm_mask(spec, ctx->seed, blk->key_step, sample, blk->input_ids + at, blk->attention_mask + at,
+                          blk->seq_len, blk->labels + at, &sel);
         selected += sel;
     }
     local_denominators[0] = (double)selected;
+}
+
+dapt_status dapt_objective_mlm_prepare(void *state, const dapt_objective_ctx *ctx, dapt_rows *blk,
+                                       double *local_denominators)
+{
+    (void)state;
+    dapt_objective_mask_rows(ctx, ctx->mlm, NULL, blk, local_denominators);
     return DAPT_OK;
 }
 
