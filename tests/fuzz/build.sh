@@ -30,11 +30,21 @@ cflags="-std=c11 -g -O1 $san -fopenmp -Wall -Wextra -Wno-unknown-pragmas -Wno-pa
 libs="$(pkg-config --libs $pkgs) $(mpicc --showme:link) -lm"
 
 # The library modules the parsers live in and what they link against; the
-# driver (src/cli) and dapt analyze (src/analysis) are not parsers and need
-# the configure-generated config.h.
+# driver (src/cli) and dapt analyze (src/analysis) are not parsers.  core's
+# provenance.c reads the version from configure's config.h and the commit
+# from the build's git_commit.h: this build writes both (gen/), from
+# configure.ac's AC_INIT and the checkout, without running configure.
 modules="core model io text data parallel optim checkpoint das objectives train task"
-mkdir -p "$out/obj" "$out/crashes"
-newest_header=$(ls -t "$top"/include/dapt/*.h "$top"/include/dapt/*.def "$top"/src/*/*.h | head -n 1)
+mkdir -p "$out/obj" "$out/crashes" "$out/gen"
+version=$(sed -n 's/^AC_INIT(\[dapt\], \[\([^]]*\)\].*/\1/p' "$top/configure.ac")
+commit=$(cd "$top" && { { test -e .git && git describe --always --dirty 2>/dev/null; } || cat build-aux/git-commit 2>/dev/null || echo unknown; })
+printf '#define PACKAGE_VERSION "%s"\n' "${version:-unknown}" >"$out/gen/config.h.tmp"
+printf '#define DAPT_GIT_COMMIT "%s"\n' "$commit" >"$out/gen/git_commit.h.tmp"
+for h in config.h git_commit.h; do # rewritten only when changed: no needless rebuilds
+    if cmp -s "$out/gen/$h.tmp" "$out/gen/$h"; then rm -f "$out/gen/$h.tmp"; else mv "$out/gen/$h.tmp" "$out/gen/$h"; fi
+done
+cflags="$cflags -I$out/gen"
+newest_header=$(ls -t "$top"/include/dapt/*.h "$top"/include/dapt/*.def "$top"/src/*/*.h "$out"/gen/*.h | head -n 1)
 objs=
 for m in $modules; do
     for src in "$top"/src/$m/*.c; do

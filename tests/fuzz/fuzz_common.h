@@ -20,6 +20,17 @@ struct dapt_tokenizer;
  * and the harness then skips the rest of its set-up. */
 int fuzz_init(int *argc, char ***argv);
 
+/* libFuzzer's entry points declared (-Wmissing-prototypes) and the
+ * initialisation every target without its own set-up uses. */
+#define FUZZ_TARGET_INIT                                                                                           \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                                                             \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                                  \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                                              \
+    {                                                                                                              \
+        (void)fuzz_init(argc, argv);                                                                               \
+        return 0;                                                                                                  \
+    }
+
 /* Writes data[0..n) to <scratch>/name; returns the path (static storage,
  * valid until the next call). */
 const char *fuzz_write(const char *name, const uint8_t *data, size_t n);

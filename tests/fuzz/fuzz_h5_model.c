@@ -9,14 +9,7 @@
 #include "dapt/modelfile.h"
 #include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)fuzz_init(argc, argv);
-    return 0;
-}
+FUZZ_TARGET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
