@@ -160,6 +160,10 @@ typedef struct dapt_objective_ops {
      * collective. */
     dapt_status (*aux_tensors)(const dapt_config *cfg, const dapt_model_config *mc, dapt_tensor_spec *out,
                                size_t *n);
+    /* The largest share of a batch's positions prepare may label for the MLM
+     * head (the engine sizes its MLM rows from it, with 8 standard
+     * deviations of slack); NULL = train.mlm_probability.  Not collective. */
+    double (*label_fraction)(const dapt_config *cfg);
 
     dapt_status (*create)(void **state, const dapt_config *cfg);
     void (*destroy)(void *state);
@@ -218,6 +222,9 @@ const dapt_objective_ops *dapt_objective_find(const char *name, unsigned need);
 dapt_status dapt_objective_register(const dapt_objective_ops *ops);
 /* Names of the registered objectives with the flags `need`, comma-separated. */
 void dapt_objective_names(unsigned need, char *buf, size_t len);
+
+/* ops->label_fraction, or train.mlm_probability without one. */
+double dapt_objective_label_fraction(const dapt_objective_ops *ops, const dapt_config *cfg);
 
 /* Creates an instance (ops->create); dapt_objective_destroy releases it. */
 dapt_status dapt_objective_create(const dapt_objective_ops *ops, const dapt_config *cfg, dapt_objective *obj);

@@ -83,6 +83,13 @@ static dapt_status das_aux(const dapt_config *cfg, const dapt_model_config *mc, 
     return ops && ops->aux_tensors ? ops->aux_tensors(cfg, mc, out, n) : DAPT_OK;
 }
 
+static double das_label_fraction(const dapt_config *cfg)
+{
+    const dapt_objective_ops *ops = NULL;
+    if (lm_ops(cfg, &ops) != DAPT_OK) dapt_error_clear(); /* create reports it */
+    return dapt_objective_label_fraction(ops, cfg);
+}
+
 static dapt_status create_common(void **state, const dapt_config *cfg, int all_units)
 {
     const dapt_objective_ops *lm;
@@ -350,7 +357,7 @@ static dapt_status das_load(void *state, dapt_objective_ctx *ctx, const dapt_h5f
     {                                                                                                             \
         .name = NAME, .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | (FLAGS),                               \
         .n_denominators = DAPT_OBJ_MAX_DENOMINATORS, /* the delegate's (mlm: one) */                             \
-        .columns = das_columns, .outputs = das_outputs, .aux_tensors = das_aux, .create = CREATE,                 \
+        .columns = das_columns, .outputs = das_outputs, .aux_tensors = das_aux, .label_fraction = das_label_fraction, .create = CREATE,                 \
         .destroy = das_destroy, .begin_domain = das_begin_domain, .resume_domain = das_resume_domain,             \
         .end_domain = das_end_domain, .release = das_release, .prepare = das_prepare,                             \
         .micro_step = das_micro_step, .step_end = das_step_end, .transform_grads = das_transform,                 \

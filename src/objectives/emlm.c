@@ -74,6 +74,14 @@ static dapt_status emlm_eval_loss(void *state, dapt_objective_ctx *ctx, const da
     return dapt_objective_mlm.eval_loss(NULL, ctx, mbs, count, loss);
 }
 
+/* Guided masking labels up to emlm_probability of the positions (a row of
+ * salient tokens only), more than MLM's share. */
+static double emlm_label_fraction(const dapt_config *cfg)
+{
+    return cfg->objectives.emlm_probability > cfg->train.mlm_probability ? cfg->objectives.emlm_probability
+                                                                         : cfg->train.mlm_probability;
+}
+
 const dapt_objective_ops dapt_objective_emlm = {
     .name = "emlm",
     .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
@@ -82,6 +90,7 @@ const dapt_objective_ops dapt_objective_emlm = {
     .destroy = emlm_destroy,
     .begin_domain = emlm_begin,
     .release = emlm_release,
+    .label_fraction = emlm_label_fraction,
     .prepare = emlm_prepare,
     .micro_step = emlm_micro_step,
     .eval_loss = emlm_eval_loss,

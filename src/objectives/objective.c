@@ -4,6 +4,11 @@
 
 #include "dapt/objective.h"
 
+double dapt_objective_label_fraction(const dapt_objective_ops *ops, const dapt_config *cfg)
+{
+    return ops && ops->label_fraction ? ops->label_fraction(cfg) : cfg->train.mlm_probability;
+}
+
 dapt_status dapt_objective_create(const dapt_objective_ops *ops, const dapt_config *cfg, dapt_objective *obj)
 {
     obj->ops = ops;

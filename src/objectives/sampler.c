@@ -158,6 +158,23 @@ static dapt_status sampler_aux(const dapt_config *cfg, const dapt_model_config *
     return DAPT_OK;
 }
 
+/* The largest share any drawn objective labels (a step runs one of them). */
+static double sampler_label_fraction(const dapt_config *cfg)
+{
+    sampler_state tmp;
+    memset(&tmp, 0, sizeof tmp);
+    double p = cfg->train.mlm_probability;
+    if (parse_objectives(&tmp, cfg->objectives.objectives) != DAPT_OK) {
+        dapt_error_clear(); /* create reports it */
+        return p;
+    }
+    for (size_t i = 0; i < tmp.K; i++) {
+        const double q = dapt_objective_label_fraction(dapt_objective_find(known[tmp.known_index[i]], DAPT_OBJ_TRAIN), cfg);
+        if (q > p) p = q;
+    }
+    return p;
+}
+
 /* Each objective's held-out loss on its own rows (objective o: held-out
  * sequences o * R .. o * R + R - 1).  Collective over data_comm. */
 static dapt_status heldout_all(sampler_state *s, dapt_objective_ctx *ctx, double *loss)
@@ -396,6 +413,7 @@ const dapt_objective_ops dapt_objective_mometas = {
     .columns = sampler_columns,
     .outputs = sampler_outputs,
     .aux_tensors = sampler_aux,
+    .label_fraction = sampler_label_fraction,
     .create = sampler_create,
     .destroy = sampler_destroy,
     .begin_domain = sampler_begin,

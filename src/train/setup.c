@@ -225,9 +225,10 @@ static dapt_status setup_data(train_run *r, const dapt_model_config *mc)
     r->micro_max = (first_block + r->accum - 1) / r->accum;
     if (r->micro_max < 1) r->micro_max = 1;
     int64_t rows = r->micro_max * r->L;
-    /* Labelled rows: p n + 8 standard deviations + slack; a batch beyond it
+    /* Labelled rows: p n + 8 standard deviations + slack (p: the share the
+     * objective may label); a batch beyond it
      * (probability < 1e-15) is refused by the engine with a clear message. */
-    double p = cfg->train.mlm_probability, nn = (double)rows;
+    double p = dapt_objective_label_fraction(r->obj->ops, cfg), nn = (double)rows;
     int64_t mlm_rows = (int64_t)ceil(p * nn + 8.0 * sqrt(nn * p * (1 - p)) + 16);
     dapt_workspace_spec wspec = {r->micro_max, r->L, mlm_rows < rows ? mlm_rows : rows, 1, (int)cfg->model.recompute};
     DAPT_CHECK(dapt_workspace_create(&r->model, &wspec, &r->ws));
