@@ -156,7 +156,7 @@ best() { # command... -> the run with the smallest first field, of $reps
 }
 
 {
-echo "# dapt analyze benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# dapt analyze benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc --all) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$smoke" = 1 ] && echo "# SMOKE SIZE: checks the script only, the numbers mean nothing"
 echo "# spectrum: [$rows x $dim] float32 on disk, float64 in memory; delta: $layers layers, vocabulary $vocab, hidden $hidden, FFN $inter; best of $reps"
 echo "# one BLAS thread per process; dapt work_s = read + distribute + compute, as its summary reports"
