@@ -3,273 +3,291 @@
 # SLURM; jobs/experiments/das-repro.sbatch runs the same under srun.
 #
 #   tools/repro.sh [OUT]      (default runs/repro; every stage is skipped when
-#                              its output exists, so a rerun resumes)
+#                              its output exists, post-training and
+#                              fine-tuning resume from their checkpoints,
+#                              so a rerun continues after any interruption)
 #
-#   a. a small general BERT trained from scratch with MLM on data/corpus/general;
-#   b. post-training on computing, then biomedical, with each of METHODS
-#      (none = the general model itself);
-#   c. fine-tuning of every model (after each domain, for the forgetting
-#      matrix) on debian_section (computing), go_ontology (biomedical) and
-#      brown_genre (general) with SEEDS seeds; test-split evaluation; the
-#      general corpus's held-out MLM loss of every final model;
-#   d. OUT/results.md: macro-F1 / accuracy mean ± std over seeds, forgetting
-#      rate, general MLM loss, wall time per method; OUT/plots/*.png.
+#   general   the one general model of tools/general_model.sh in GENERAL_RUN
+#             (run, or continued, when its model is missing): its model,
+#             general corpus and prepared tasks (2,000 / 500 / 1,000 examples)
+#   tune      the fine-tuning lr, tuned once on `none` (the general model):
+#             each of FT_LR_GRID on every task's dev split, seed 1; the lr of
+#             the best mean dev macro-F1 goes to OUT/ft_lr.txt (FT_LR skips it)
+#   post      post-training on computing, then biomedical, with each method of
+#             METHODS and each post-training seed of P_SEEDS
+#   finetune  every model on its tasks with each fine-tuning seed of FT_SEEDS;
+#             test split; held-out general MLM loss of every final model
+#   table     OUT/results.md and OUT/plots/
 #
-# Sizes come from the environment (defaults: the run in docs/results.md):
-#   RANKS=2  LAUNCH="mpirun -n RANKS --oversubscribe --bind-to none"  DAPT=build/dapt
-#   G_LAYERS=4 G_HIDDEN=128 G_HEADS=4 G_FFN=512 SEQ=128 G_STEPS=800 G_BATCH=32 G_LR=7e-4
-#   P_STEPS=30 P_BATCH=16 P_LR=3e-4 P_SAMPLES=128   post-training steps per
-#     domain; sequences of the importance and Fisher passes
-#   METHODS="none mlm kd ewc dga das"  SEEDS="1 2 3"
-#   STAGES="data general post finetune table"   the stages to run
-#   FT_TRAIN=320 FT_DEV=100 FT_TEST=300 FT_LEN=48 FT_EPOCHS=2 FT_LR=1e-3 FT_BATCH=16
-#     (FT_*: an evenly spaced sample of each split; FT_LEN: tokens per example)
+# Methods (METHODS, default "none mlm one kd ewc dga das das-oracle"):
+#   none              the general model itself
+#   mlm kd ewc das    continual: computing, then biomedical from the result
+#   one dga           each domain post-trained separately from the general
+#                     model: reported per domain (A[i][i]), no forgetting rate
+#   das dga           the general importance from the papers' KL proxy on the
+#                     domain's own data (no general corpus)
+#   das-oracle dga-oracle
+#                     the same with the general importance from MLM on the
+#                     general corpus (data.general_corpus): an oracle the
+#                     papers do not have
+# Sizes (environment; defaults meet issue 15: >= 1 M tokens per domain and
+# all of biomedical's 1.48 M, importance and Fisher over >= 1,000 sequences):
+#   GENERAL_RUN=runs/general-model  RANKS=2  DAPT=build/dapt
+#   LAUNCH="mpirun -n RANKS --oversubscribe --bind-to none"
+#   P_STEPS=370 P_BATCH=32 P_LR=1e-4 P_SAMPLES=1000 P_SEEDS="1 2 3"
+#     (370 x 32 x 128 = 1.52 M tokens per domain)
+#   FT_SEEDS="1 2 3" FT_EPOCHS=4 FT_BATCH=32 FT_LR_GRID="3e-5 1e-4 3e-4 1e-3" FT_LR=
 #   FT_OBJECTIVE=cls (smart: SMART fine-tuning; its [smart] keys through FT_SET)
 #   FT_SET="--set smart.lambda_s=3 ..."   extra settings of every fine-tune
 #   FT_RANKS=1 FT_JOBS=2    fine-tunes run FT_JOBS at a time on FT_RANKS ranks each
-#     (on a shared 2-core machine two 1-rank runs waste less time in MPI waits)
+#   STAGES="general tune post finetune table"
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-runs/repro}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
+GENERAL_RUN=${GENERAL_RUN:-$here/runs/general-model}
 RANKS=${RANKS:-2}
 LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
 DAPT=${DAPT:-$here/build/dapt}
 PY=${PY:-/usr/bin/python3}
-G_LAYERS=${G_LAYERS:-4} G_HIDDEN=${G_HIDDEN:-128} G_HEADS=${G_HEADS:-4} G_FFN=${G_FFN:-512}
-SEQ=${SEQ:-128} G_STEPS=${G_STEPS:-800} G_BATCH=${G_BATCH:-32} G_LR=${G_LR:-7e-4}
-P_STEPS=${P_STEPS:-30} P_BATCH=${P_BATCH:-16} P_LR=${P_LR:-3e-4} P_SAMPLES=${P_SAMPLES:-128}
-METHODS=${METHODS:-none mlm kd ewc dga das}
-SEEDS=${SEEDS:-1 2 3}
-FT_TRAIN=${FT_TRAIN:-320} FT_DEV=${FT_DEV:-100} FT_TEST=${FT_TEST:-300} FT_LEN=${FT_LEN:-48}
-FT_EPOCHS=${FT_EPOCHS:-2} FT_LR=${FT_LR:-1e-3} FT_BATCH=${FT_BATCH:-16}
+METHODS=${METHODS:-none mlm one kd ewc dga das das-oracle}
+P_STEPS=${P_STEPS:-370} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} P_SAMPLES=${P_SAMPLES:-1000}
+P_SEEDS=${P_SEEDS:-1 2 3} FT_SEEDS=${FT_SEEDS:-1 2 3}
+FT_EPOCHS=${FT_EPOCHS:-4} FT_BATCH=${FT_BATCH:-32} FT_LR_GRID=${FT_LR_GRID:-3e-5 1e-4 3e-4 1e-3} FT_LR=${FT_LR:-}
 FT_OBJECTIVE=${FT_OBJECTIVE:-cls} FT_SET=${FT_SET:-}
 FT_RANKS=${FT_RANKS:-1} FT_JOBS=${FT_JOBS:-2}
 FT_LAUNCH=${FT_LAUNCH:-mpirun -n $FT_RANKS --oversubscribe --bind-to none}
-TOK=${TOK:-/work/shared/vocab/bert-base-uncased/vocab.txt}
-[ -f "$TOK" ] || { mkdir -p "$out/vocab" && tar -xJf "$here/tests/fixtures/vocab.tar.xz" -C "$out" vocab/bert-base-uncased &&
-                   TOK=$out/vocab/bert-base-uncased/vocab.txt; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-
-STAGES=${STAGES:-data general post finetune table}
+STAGES=${STAGES:-general tune post finetune table}
 want() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 DOMAINS="computing biomedical"
-# task name -> the domain whose end task it is
-task_of() { case $1 in computing) echo debian_section ;; biomedical) echo go_ontology ;; general) echo brown_genre ;; esac; }
 TASKS="debian_section go_ontology brown_genre"
 
 say() { printf '[repro %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 run() { say "dapt $*"; $LAUNCH "$DAPT" "$@"; }
 # timed NAME CMD...: runs CMD, appends "NAME seconds" to OUT/times.txt
 timed() { name=$1; shift; t0=$(date +%s); "$@"; echo "$name $(( $(date +%s) - t0 ))" >>"$out/times.txt"; }
+# from_base METHOD: 0 when each domain starts from the general model
+from_base() { case $1 in one | dga | dga-oracle) return 0 ;; *) return 1 ;; esac; }
 
-# ---- data -------------------------------------------------------------------
-want data && for d in general $DOMAINS; do
+# ---- general: the one general model ----------------------------------------
+G=$GENERAL_RUN/train/model.h5
+if want general && [ ! -f "$G" ]; then
+    say "tools/general_model.sh $GENERAL_RUN (resumable; exits 75 when preempted)"
+    DAPT=$DAPT "$here/tools/general_model.sh" "$GENERAL_RUN"
+fi
+[ -f "$G" ] || { echo "repro.sh: $G: no general model (stage general: tools/general_model.sh $GENERAL_RUN)" >&2; exit 2; }
+GEN_INI=$GENERAL_RUN/general.ini
+TOK=$GENERAL_RUN/vocab/bert-base-uncased/vocab.txt
+[ -f "$here/data/MANIFEST" ] || "$here/data/fetch.sh"
+for d in $DOMAINS; do
     [ -f "$out/$d.h5" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$out/$d.h5" "$here"/data/corpus/"$d"/*.txt
 done
-mkdir -p "$out/tasks"
-want data && for t in $TASKS; do
-    [ -f "$out/tasks/$t.h5" ] && continue
-    mkdir -p "$out/tasks/$t"
-    # An evenly spaced sample (the files are grouped by label in places).
-    for split in train:$FT_TRAIN dev:$FT_DEV test:$FT_TEST; do
-        s=${split%%:*} n=${split#*:}
-        total=$(wc -l <"$here/data/tasks/$t/$s.tsv")
-        awk -v k=$(( total / n > 0 ? total / n : 1 )) -v n="$n" 'NR % k == 1 && c < n { print; c++ }' \
-            "$here/data/tasks/$t/$s.tsv" >"$out/tasks/$t/$s.tsv"
-    done
-    run prepare --task --tokenizer "$TOK" --set tokenizer.max_length="$FT_LEN" -o "$out/tasks/$t.h5" \
-        "$out/tasks/$t/train.tsv" "$out/tasks/$t/dev.tsv" "$out/tasks/$t/test.tsv"
-done
 
-# ---- a. the general model ---------------------------------------------------
-cat >"$out/general.ini" <<INI
-[run]
-seed = 1234
-output_dir = $out/general
-[data]
-corpus = $out/general.h5
-general_corpus = $out/general.h5
-seq_len = $SEQ
-eval_fraction = 0.02
-[tokenizer]
-path = $TOK
-[model]
-vocab_size = 30522
-hidden = $G_HIDDEN
-layers = $G_LAYERS
-heads = $G_HEADS
-intermediate = $G_FFN
-max_position = $SEQ
-[train]
-method = mlm
-steps = $G_STEPS
-batch_size = $G_BATCH
-lr = $G_LR
-warmup_steps = $(( G_STEPS / 16 ))
-eval_every = 100
-eval_batches = 10
-log_every = 20
-[checkpoint]
-every = 200
-keep = 2
-INI
-general_model() { echo "$out/general/checkpoints/$(cat "$out/general/checkpoints/latest")"; }
-if want general && { [ ! -f "$out/general/checkpoints/latest" ] || ! grep -q "^$G_STEPS," "$out/general/metrics.csv"; }; then
-    timed general run train --config "$out/general.ini" --resume
-fi
-G=$(general_model 2>/dev/null || :)
-
-# ---- b. post-training -------------------------------------------------------
-# model_after METHOD DOMAIN: the model file after that domain
-model_after() {
-    if [ "$1" = none ]; then echo "$G"; else echo "$out/post/$1/$2/model.h5"; fi
-}
-want post && for m in $METHODS; do
-    [ "$m" = none ] && continue
-    [ -f "$(model_after "$m" biomedical)" ] && continue
-    timed "post-$m" run train --config "$out/general.ini" --force \
-        --set run.output_dir="$out/post/$m" --set model.path="$G" --set train.method="$m" \
-        --set data.corpus="$out/computing.h5" --set continual.domains=computing,biomedical \
-        --set continual.corpora="$out/computing.h5,$out/biomedical.h5" \
-        --set train.steps="$P_STEPS" --set train.batch_size="$P_BATCH" --set train.lr="$P_LR" \
-        --set train.warmup_steps=$(( P_STEPS / 10 )) --set train.eval_every="$P_STEPS" \
-        --set checkpoint.every=0 --set checkpoint.keep=1 \
-        --set das.importance_samples="$P_SAMPLES" --set ewc.samples="$P_SAMPLES" \
-        --set das.representation_samples=0
-done
-
-# ---- c. fine-tuning and evaluation ------------------------------------------
-want finetune && cat >"$out/finetune.ini" <<INI
-[run]
-seed = 1
-[finetune]
-epochs = $FT_EPOCHS
-batch_size = $FT_BATCH
-lr = $FT_LR
-warmup_ratio = 0.1
-max_length = $FT_LEN
-metric = macro_f1
-objective = $FT_OBJECTIVE
-INI
-# finetune METHOD STAGE TASK SEED
-finetune() {
-    d="$out/ft/$1/$2/$3/s$4"
-    [ -f "$d/test.json" ] && return 0
-    say "finetune $1 after $2 on $3, seed $4"
-    mkdir -p "$d"
+# finetune_one MODEL TASK SEED DIR LR: fine-tune and evaluate on the test split
+finetune_one() {
+    [ -f "$4/test.json" ] && return 0
+    mkdir -p "$4"
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    if $FT_LAUNCH "$DAPT" finetune --config "$out/finetune.ini" $FT_SET --force --model "$(model_after "$1" "$2")" \
-           --task "$out/tasks/$3.h5" --seed "$4" --output "$d" >"$d/finetune.log" 2>&1 &&
-       $FT_LAUNCH "$DAPT" eval --force --model "$d/model.h5" --task "$out/tasks/$3.h5" --split test \
-           --output "$d/test" >"$d/test.txt" 2>&1; then
-        echo "ft-$1-$2-$3-s$4 $(( $(date +%s) - t0 ))" >>"$out/times.txt"
+    if $FT_LAUNCH "$DAPT" finetune --model "$1" --task "$GENERAL_RUN/tasks/$2.h5" --seed "$3" --output "$4" --resume \
+           --set finetune.epochs="$FT_EPOCHS" --set finetune.batch_size="$FT_BATCH" --set finetune.lr="$5" \
+           --set finetune.warmup_ratio=0.1 --set finetune.metric=macro_f1 --set finetune.objective="$FT_OBJECTIVE" \
+           $FT_SET >>"$4/finetune.log" 2>&1 &&
+       $FT_LAUNCH "$DAPT" eval --force --model "$4/model.h5" --task "$GENERAL_RUN/tasks/$2.h5" --split test \
+           --output "$4/test" >"$4/test.txt" 2>&1; then
+        echo "ft $4 $(( $(date +%s) - t0 ))" >>"$out/times.txt"
     else
-        say "FAILED: finetune $1 after $2 on $3, seed $4 (see $d/*.log, $d/test.txt)"
+        say "FAILED: fine-tuning $1 on $2, seed $3 (see $4/finetune.log, $4/test.txt)"
     fi
 }
-if want finetune; then
-    jobs=0
+# jobs run FT_JOBS at a time
+pending=0
+spawn() { "$@" & pending=$(( pending + 1 )); [ "$pending" -lt "$FT_JOBS" ] || { wait; pending=0; }; }
+
+# ---- tune: the fine-tuning lr, once, on the general model -----------------------
+if [ -z "$FT_LR" ] && [ -f "$out/ft_lr.txt" ]; then FT_LR=$(cat "$out/ft_lr.txt"); fi
+if [ -z "$FT_LR" ] && want tune; then
+    for lr in $FT_LR_GRID; do
+        for t in $TASKS; do spawn finetune_one "$G" "$t" 1 "$out/tune/lr$lr/$t" "$lr"; done
+    done
+    wait; pending=0
+    FT_LR=$("$PY" - "$out/tune" "$FT_LR_GRID" "$TASKS" <<'PY'
+import csv, os, statistics, sys
+root, grid, tasks = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+best = None
+for lr in grid:
+    f1 = []
+    for t in tasks:
+        p = f"{root}/lr{lr}/{t}/finetune_metrics.csv"
+        rows = list(csv.DictReader(open(p))) if os.path.exists(p) else []
+        vals = [float(r["dev_macro_f1"]) for r in rows if r.get("dev_macro_f1")]
+        if vals: f1.append(max(vals))
+    if len(f1) == len(tasks):
+        m = statistics.mean(f1)
+        print(f"lr {lr}: mean best dev macro-F1 {m:.4f}", file=sys.stderr)
+        if best is None or m > best[1]: best = (lr, m)
+if best is None: sys.exit("repro.sh: no lr of the grid finished its tuning runs")
+print(best[0])
+PY
+)
+    echo "$FT_LR" >"$out/ft_lr.txt"
+    say "fine-tuning lr $FT_LR (best mean dev macro-F1 of $FT_LR_GRID on none)"
+fi
+FT_LR=${FT_LR:-1e-4}
+
+# ---- post: post-training ------------------------------------------------------
+# model_after METHOD SEED DOMAIN: the model file after that domain
+model_after() { if [ "$1" = none ]; then echo "$G"; else echo "$out/post/$1/s$2/$3/model.h5"; fi; }
+want post && for p in $P_SEEDS; do
     for m in $METHODS; do
-        for s in $SEEDS; do
-            # A[0][0]: the computing task right after the computing domain
-            # (for none the same model as after biomedical: one run serves both);
-            # after the last domain every task (A[1][*] and the general task).
-            set --
-            [ "$m" = none ] || set -- "$m computing debian_section $s"
-            for t in $TASKS; do set -- "$@" "$m biomedical $t $s"; done
-            for job in "$@"; do
-                # shellcheck disable=SC2086
-                finetune $job &
-                jobs=$(( jobs + 1 ))
-                [ "$jobs" -lt "$FT_JOBS" ] || { wait; jobs=0; }
+        [ "$m" = none ] && continue
+        [ -f "$(model_after "$m" "$p" biomedical)" ] && continue
+        base=${m%-oracle} extra=
+        [ "$base" = "$m" ] || extra="--set data.general_corpus=$GENERAL_RUN/general.h5"
+        rc=0
+        # shellcheck disable=SC2086
+        timed "post-$m-s$p" run train --config "$GEN_INI" --resume \
+            --set run.output_dir="$out/post/$m/s$p" --set run.seed="$p" --set model.path="$G" --set train.method="$base" \
+            --set data.corpus="$out/computing.h5" --set continual.domains=computing,biomedical \
+            --set continual.corpora="$out/computing.h5,$out/biomedical.h5" \
+            --set train.steps="$P_STEPS" --set train.batch_size="$P_BATCH" --set train.lr="$P_LR" \
+            --set train.warmup_steps=$(( P_STEPS / 10 )) --set train.eval_every="$P_STEPS" \
+            --set checkpoint.every=50 --set checkpoint.keep=1 \
+            --set das.importance_samples="$P_SAMPLES" --set ewc.samples="$P_SAMPLES" $extra || rc=$?
+        [ "$rc" -eq 75 ] && { say "preempted: run the same command again to continue"; exit 75; }
+        [ "$rc" -eq 0 ] || exit "$rc"
+    done
+done
+
+# ---- finetune: every model on its tasks --------------------------------------------
+# The fine-tunes of METHOD, post-training seed P: "STAGE TASK" pairs.
+# Continual: A[0][0] (debian_section after computing), then every task after
+# biomedical.  From the base: each domain's task after its own domain (A[i][i])
+# and the general task after biomedical.  none: every task once.
+ft_plan() {
+    if [ "$1" = none ]; then echo "general debian_section general go_ontology general brown_genre"
+    elif from_base "$1"; then echo "computing debian_section biomedical go_ontology biomedical brown_genre"
+    else echo "computing debian_section biomedical debian_section biomedical go_ontology biomedical brown_genre"; fi
+}
+if want finetune; then
+    for p in $P_SEEDS; do
+        for m in $METHODS; do
+            [ "$m" = none ] && [ "$p" != "$(set -- $P_SEEDS; echo "$1")" ] && continue   # none has no post-training seed
+            set -- $(ft_plan "$m")
+            while [ $# -gt 0 ]; do
+                stage=$1 t=$2; shift 2
+                model=$(model_after "$m" "$p" "$stage")
+                [ -f "$model" ] || continue
+                for s in $FT_SEEDS; do
+                    spawn finetune_one "$model" "$t" "$s" "$out/ft/$m/p$p/$stage/$t/s$s" "$FT_LR"
+                done
             done
-            set --
+            # the general corpus's held-out MLM loss of the final model (forgetting)
+            f=$out/mlm/$m-p$p-general
+            if [ ! -f "$f.json" ] && [ -f "$(model_after "$m" "$p" biomedical)" ]; then
+                mkdir -p "$out/mlm"
+                run eval --force --config "$GEN_INI" --model "$(model_after "$m" "$p" biomedical)" \
+                    --corpus "$GENERAL_RUN/general.h5" --output "$f" >"$f.txt"
+            fi
         done
     done
     wait
-    for s in $SEEDS; do
-        case " $METHODS " in *" none "*)
-            mkdir -p "$out/ft/none/computing/debian_section"
-            ln -sfn ../../biomedical/debian_section/s$s "$out/ft/none/computing/debian_section/s$s" ;;
-        esac
-    done
 fi
-want finetune && for m in $METHODS; do
-    f="$out/mlm/$m-general"
-    [ -f "$f.json" ] && continue
-    mkdir -p "$out/mlm"
-    # the held-out sequences dapt train evaluated (train.eval_batches x batch_size)
-    run eval --force --config "$out/general.ini" --model "$(model_after "$m" biomedical)" \
-        --corpus "$out/general.h5" --max-sequences $(( 10 * G_BATCH )) --output "$f" >"$f.txt"
-done
 
-# ---- d. the table and the plots --------------------------------------------
+# ---- table: results.md and plots -------------------------------------------------
 want table || exit 0
 mkdir -p "$out/plots"
-"$PY" "$here/tools/plot.py" curves "$out/general/metrics.csv" -o "$out/plots/general.png" --labels general
+"$PY" "$here/tools/plot.py" curves "$GENERAL_RUN/train/metrics.csv" -o "$out/plots/general.png" --labels general
 for m in $METHODS; do
     [ "$m" = none ] && continue
+    p=$(set -- $P_SEEDS; echo "$1")
     set --; labels=
     for d in $DOMAINS; do
-        [ -f "$out/post/$m/$d/metrics.csv" ] && set -- "$@" "$out/post/$m/$d/metrics.csv" && labels=$labels${labels:+,}$d
+        [ -f "$out/post/$m/s$p/$d/metrics.csv" ] && set -- "$@" "$out/post/$m/s$p/$d/metrics.csv" && labels=$labels${labels:+,}$d
     done
     [ $# -gt 0 ] && "$PY" "$here/tools/plot.py" curves "$@" -o "$out/plots/post-$m.png" --labels "$labels"
-    [ -f "$out/post/$m/importance.h5" ] &&
-        "$PY" "$here/tools/plot.py" importance "$out/post/$m/importance.h5" -o "$out/plots/importance-$m.png"
+    [ -f "$out/post/$m/s$p/importance.h5" ] &&
+        "$PY" "$here/tools/plot.py" importance "$out/post/$m/s$p/importance.h5" -o "$out/plots/importance-$m.png"
 done
-"$PY" - "$out" "$METHODS" "$SEEDS" <<'PY'
+"$PY" - "$out" "$METHODS" "$P_SEEDS" "$FT_SEEDS" "$FT_LR" <<'PY'
 import json, os, statistics, sys
-out, methods, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+out, methods, pseeds, fseeds, lr = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
+from_base = {"one", "dga", "dga-oracle"}
 times = {}
-if os.path.exists(os.path.join(out, "times.txt")):
-    for line in open(os.path.join(out, "times.txt")):
-        name, sec = line.split()
+if os.path.exists(f"{out}/times.txt"):
+    for line in open(f"{out}/times.txt"):
+        name, sec = line.rsplit(None, 1)
         times[name] = times.get(name, 0) + int(sec)
 
-def metric(m, stage, task, key):
-    """Percentages over the seeds whose run finished."""
-    vals = []
-    for s in seeds:
-        p = os.path.join(out, "ft", m, stage, task, f"s{s}", "test.json")
-        if os.path.exists(p):
-            with open(p) as f:
-                vals.append(100.0 * float(json.load(f)[key]))
-    return vals
+def runs(m):
+    """(post seed, fine-tuning seed) pairs of method m; none has one post seed."""
+    return [(pseeds[0] if m == "none" else p, s) for p in (pseeds[:1] if m == "none" else pseeds) for s in fseeds]
 
-def ms(v):
-    if not v:
-        return "n/a"
+def get(m, p, s, stage, task, key):
+    if m == "none": stage, p = "general", pseeds[0]
+    path = f"{out}/ft/{m}/p{p}/{stage}/{task}/s{s}/test.json"
+    return 100.0 * float(json.load(open(path))[key]) if os.path.exists(path) else None
+
+def ms(v, n):
+    if not v: return "n/a"
     sd = statistics.stdev(v) if len(v) > 1 else 0.0
-    return f"{statistics.mean(v):.1f} ± {sd:.1f}" + ("" if len(v) == len(seeds) else f" ({len(v)} seeds)")
+    return f"{statistics.mean(v):.1f} ± {sd:.1f}" + ("" if len(v) == n else f" ({len(v)} of {n})")
+
+# Where each task is read: the domain's own task right after its domain for
+# methods from the base (A[i][i]); after the last domain otherwise.
+def stage_of(m, task):
+    if m in from_base and task == "debian_section": return "computing"
+    return "biomedical"
+
+def cell(m, task, key):
+    v = [x for p, s in runs(m) if (x := get(m, p, s, stage_of(m, task), task, key)) is not None]
+    return ms(v, len(runs(m)))
+
+def paired(m, task, key):
+    """mean ± sd over (post seed, fine-tuning seed) of method minus mlm."""
+    if m == "mlm": return "—"
+    d = []
+    for p, s in runs(m):
+        a = get(m, p, s, stage_of(m, task), task, key)
+        b = get("mlm", p, s, stage_of("mlm", task), task, key)
+        if a is not None and b is not None: d.append(a - b)
+    return ms(d, len(runs(m))) if d else "n/a"
+
+def fr(m, key):
+    if m in from_base or m == "none": return "n/a"
+    d = []
+    for p, s in runs(m):
+        a00, a10 = get(m, p, s, "computing", "debian_section", key), get(m, p, s, "biomedical", "debian_section", key)
+        if a00 is not None and a10 is not None: d.append(a00 - a10)
+    return ms(d, len(runs(m))) if d else "n/a"
 
 def mlm_loss(m):
-    p = os.path.join(out, "mlm", f"{m}-general.json")
-    if not os.path.exists(p):
-        return "n/a"
-    with open(p) as f:
-        return f"{float(json.load(f)['mlm_loss']):.3f}"
+    v = []
+    for p in (pseeds[:1] if m == "none" else pseeds):
+        path = f"{out}/mlm/{m}-p{p}-general.json"
+        if os.path.exists(path): v.append(float(json.load(open(path))["mlm_loss"]))
+    if not v: return "n/a"
+    return f"{statistics.mean(v):.3f}" + (f" ± {statistics.stdev(v):.3f}" if len(v) > 1 else "")
 
-rows = ["| method | debian_section macro-F1 / acc | go_ontology macro-F1 / acc | brown_genre macro-F1 / acc | "
-        "FR macro-F1 | FR acc | general MLM loss | post-training s |",
-        "|---|---|---|---|---|---|---|---|"]
+tasks = ("debian_section", "go_ontology", "brown_genre")
+lines = [f"Fine-tuning lr {lr}; mean ± sd over post-training seeds {' '.join(pseeds)} × fine-tuning seeds {' '.join(fseeds)} "
+         "(percent, test split).  one, dga, dga-oracle: each domain's task right after its own domain (A[i][i]); "
+         "the others: after the last domain.", "",
+         "| method | debian_section macro-F1 / acc | go_ontology macro-F1 / acc | brown_genre macro-F1 / acc | "
+         "FR macro-F1 | FR acc | general MLM loss | post-training s |", "|---|---|---|---|---|---|---|---|"]
 for m in methods:
-    cells = [m]
-    for t in ("debian_section", "go_ontology", "brown_genre"):
-        cells.append(f"{ms(metric(m, 'biomedical', t, 'macro_f1'))} / {ms(metric(m, 'biomedical', t, 'accuracy'))}")
-    # T = 2 domains (computing, biomedical): FR = A[0][0] - A[1][0], the
-    # computing task after the computing domain minus after the biomedical one
-    for key in ("macro_f1", "accuracy"):
-        a00, a10 = metric(m, "computing", "debian_section", key), metric(m, "biomedical", "debian_section", key)
-        cells.append(f"{statistics.mean(a00) - statistics.mean(a10):+.1f}" if a00 and a10 else "n/a")
-    cells.append(mlm_loss(m))
-    cells.append(str(times[f"post-{m}"]) if f"post-{m}" in times else ("0" if m == "none" else "n/a"))
-    rows.append("| " + " | ".join(cells) + " |")
-table = "\n".join(rows)
-with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(table + "\n")
-print(table)
+    cells = [m] + [f"{cell(m, t, 'macro_f1')} / {cell(m, t, 'accuracy')}" for t in tasks]
+    cells += [fr(m, "macro_f1"), fr(m, "accuracy"), mlm_loss(m)]
+    secs = [v for k, v in times.items() if k.startswith(f"post-{m}-s")]
+    cells.append(str(round(statistics.mean(secs))) if secs else ("0" if m == "none" else "n/a"))
+    lines.append("| " + " | ".join(cells) + " |")
+lines += ["", "Paired difference against mlm (same post-training and fine-tuning seeds), macro-F1 points:", "",
+          "| method | " + " | ".join(tasks) + " |", "|---|---|---|---|"]
+for m in methods:
+    if m != "mlm": lines.append(f"| {m} | " + " | ".join(paired(m, t, "macro_f1") for t in tasks) + " |")
+open(f"{out}/results.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
 PY
 say "done: $out/results.md, $out/plots/"
