@@ -1,6 +1,7 @@
 # Shared set-up for tests/run.sh and jobs/quickstart.sh (sourced, not run):
 # installs the Debian 12 packages dapt needs when they are missing, then
-# configures and builds dapt in a build directory.
+# configures and builds dapt in a build directory; the experiment scripts
+# of tools/ also take their corpora through dapt_corpus_files.
 #
 #   dapt_install_packages [PKG...]  apt-get install what is missing of PKG...
 #                                (default: all of DAPT_PACKAGES; as root)
@@ -56,3 +57,11 @@ dapt_build() {
 
 # Open MPI refuses root without these; tests oversubscribe the 2 cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# dapt_corpus_files DATA DOMAIN: the text files of a domain's corpus under
+# DATA: DATA/corpus/DOMAIN/*.txt (data/fetch.sh's real corpora) or
+# DATA/corpus/DOMAIN.txt (the committed sample, data/sample), for the
+# experiment scripts' DATA=data/sample smoke runs.
+dapt_corpus_files() {
+    if [ -d "$1/corpus/$2" ]; then echo "$1/corpus/$2"/*.txt; else echo "$1/corpus/$2.txt"; fi
+}

@@ -46,9 +46,10 @@ dapt_install_packages
 G=$gen/train/model.h5
 [ -f "$G" ] || { echo "das_factorial.sh: $G: no general model (run tools/general_model.sh $gen first)" >&2; exit 2; }
 TOK=$gen/vocab/bert-base-uncased/vocab.txt
-[ -f "$here/data/MANIFEST" ] || "$here/data/fetch.sh"
+DATA=${DATA:-$here/data}
+[ -f "$DATA/MANIFEST" ] || "$here/data/fetch.sh"
 C=$out/computing.h5
-[ -f "$C" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$C" "$here"/data/corpus/computing/*.txt
+[ -f "$C" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$C" $(dapt_corpus_files "$DATA" computing)
 
 # evals MODEL DIR SEED: held-out general (the general model's documents) and
 # computing (seed SEED's documents) MLM losses

@@ -24,6 +24,7 @@
 #   RANKS=2 LAYERS=4 HIDDEN=256 HEADS=4 FFN=1024 SEQ=128 BATCH=64 STEPS=8000
 #   LR=1e-3 WARMUP=400 EVAL_EVERY=250 CKPT_EVERY=250 SEED=1234
 #   FT_TRAIN=2000 FT_DEV=500 FT_TEST=1000 FT_LEN=64 FT_EPOCHS=4 FT_LR=1e-4 FT_BATCH=32
+#   DATA=data (DATA=data/sample with tiny sizes: a smoke run of the script)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-runs/general-model}
@@ -36,6 +37,7 @@ EVAL_EVERY=${EVAL_EVERY:-250} CKPT_EVERY=${CKPT_EVERY:-250} SEED=${SEED:-1234}
 FT_TRAIN=${FT_TRAIN:-2000} FT_DEV=${FT_DEV:-500} FT_TEST=${FT_TEST:-1000} FT_LEN=${FT_LEN:-64}
 FT_EPOCHS=${FT_EPOCHS:-4} FT_LR=${FT_LR:-1e-4} FT_BATCH=${FT_BATCH:-32}
 STAGES=${STAGES:-data prepare train finetune report}
+DATA=${DATA:-$here/data}
 DAPT=${DAPT:-$here/build/dapt}
 PY=/usr/bin/python3
 LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
@@ -54,13 +56,13 @@ TOK=$out/vocab/bert-base-uncased/vocab.txt
 [ -f "$TOK" ] || tar -xJf "$here/tests/fixtures/vocab.tar.xz" -C "$out" vocab/bert-base-uncased/vocab.txt
 
 # ---- data and prepared files ---------------------------------------------------
-if want data && [ ! -f "$here/data/MANIFEST" ]; then
+if want data && [ ! -f "$DATA/MANIFEST" ]; then
     say "data/fetch.sh (the real corpora and tasks)"
     "$here/data/fetch.sh"
 fi
 if want prepare; then
     [ -f "$out/general.h5" ] ||
-        run prepare --tokenizer "$TOK" --doc-sep blank -o "$out/general.h5" "$here"/data/corpus/general/*.txt
+        run prepare --tokenizer "$TOK" --doc-sep blank -o "$out/general.h5" $(dapt_corpus_files "$DATA" general)
     mkdir -p "$out/tasks"
     for t in $TASKS; do
         [ -f "$out/tasks/$t.h5" ] && continue
@@ -68,9 +70,9 @@ if want prepare; then
         # An evenly spaced sample: the files are grouped by label in places.
         for split in train:$FT_TRAIN dev:$FT_DEV test:$FT_TEST; do
             s=${split%%:*} n=${split#*:}
-            total=$(wc -l <"$here/data/tasks/$t/$s.tsv")
+            total=$(wc -l <"$DATA/tasks/$t/$s.tsv")
             awk -v k=$(( total / n > 0 ? total / n : 1 )) -v n="$n" 'NR % k == 1 && c < n { print; c++ }' \
-                "$here/data/tasks/$t/$s.tsv" >"$out/tasks/$t/$s.tsv"
+                "$DATA/tasks/$t/$s.tsv" >"$out/tasks/$t/$s.tsv"
         done
         run prepare --task --tokenizer "$TOK" --set tokenizer.max_length="$FT_LEN" -o "$out/tasks/$t.h5" \
             "$out/tasks/$t/train.tsv" "$out/tasks/$t/dev.tsv" "$out/tasks/$t/test.tsv"

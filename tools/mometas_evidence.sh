@@ -62,13 +62,14 @@ dapt_install_packages
 G=$gen/train/model.h5
 [ -f "$G" ] || { echo "mometas_evidence.sh: $G: no general model (run tools/general_model.sh $gen first)" >&2; exit 2; }
 TOK=$gen/vocab/bert-base-uncased/vocab.txt
-[ -f "$here/data/MANIFEST" ] || "$here/data/fetch.sh"
+DATA=${DATA:-$here/data}
+[ -f "$DATA/MANIFEST" ] || "$here/data/fetch.sh"
 
 # The computing corpus, with its salient tokens against the general corpus
 # (so emlm can be listed in OBJECTIVES).
 C=$out/computing.h5
 [ -f "$C" ] || run prepare --tokenizer "$TOK" --doc-sep blank --salient-against "$gen/general.h5" -o "$C" \
-    "$here"/data/corpus/computing/*.txt
+    $(dapt_corpus_files "$DATA" computing)
 
 model_of() { if [ "$1" = none ]; then echo "$G"; else echo "$out/post/$1/s$2/model.h5"; fi; }
 for s in $SEEDS; do

@@ -58,7 +58,7 @@ FT_OBJECTIVE=${FT_OBJECTIVE:-cls} FT_SET=${FT_SET:-}
 FT_RANKS=${FT_RANKS:-1} FT_JOBS=${FT_JOBS:-2}
 FT_LAUNCH=${FT_LAUNCH:-mpirun -n $FT_RANKS --oversubscribe --bind-to none}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. "$here/tools/bootstrap.sh"
 STAGES=${STAGES:-general tune post finetune table}
 want() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 DOMAINS="computing biomedical"
@@ -80,9 +80,10 @@ fi
 [ -f "$G" ] || { echo "repro.sh: $G: no general model (stage general: tools/general_model.sh $GENERAL_RUN)" >&2; exit 2; }
 GEN_INI=$GENERAL_RUN/general.ini
 TOK=$GENERAL_RUN/vocab/bert-base-uncased/vocab.txt
-[ -f "$here/data/MANIFEST" ] || "$here/data/fetch.sh"
+DATA=${DATA:-$here/data}
+[ -f "$DATA/MANIFEST" ] || "$here/data/fetch.sh"
 for d in $DOMAINS; do
-    [ -f "$out/$d.h5" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$out/$d.h5" "$here"/data/corpus/"$d"/*.txt
+    [ -f "$out/$d.h5" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$out/$d.h5" $(dapt_corpus_files "$DATA" "$d")
 done
 
 # finetune_one MODEL TASK SEED DIR LR: fine-tune and evaluate on the test split
