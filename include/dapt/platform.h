@@ -21,4 +21,8 @@ int dapt_blas_kernels_degraded(char *buf, size_t len);
  * computes calls this once at start. */
 void dapt_platform_log(void);
 
+/* This node's physical memory in bytes (0 when unknown): the bound a
+ * size read from a file is checked against before it is allocated. */
+double dapt_physical_memory(void);
+
 #endif

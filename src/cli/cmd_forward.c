@@ -15,6 +15,7 @@
 #include "dapt/log.h"
 #include "dapt/model.h"
 #include "dapt/modelfile.h"
+#include "dapt/platform.h"
 
 static void usage(void)
 {
@@ -134,6 +135,21 @@ static dapt_status read_input(const char *path, const dapt_model_config *mc, fwd
     int64_t base = in->B / size, extra = in->B % size;
     in->row0 = rank * base + (rank < extra ? rank : extra);
     in->rows = base + (rank < extra ? 1 : 0);
+    {
+        /* A corrupted header's dimensions must not become a terabyte request:
+         * the rank's inputs and hidden states of every layer, against RAM. */
+        const double need = (double)in->rows * (double)in->S *
+                            (3.0 * sizeof(int32_t) + (double)(mc->layers + 1) * (double)mc->hidden * sizeof(float));
+        const double ram = dapt_physical_memory();
+        if (ram > 0 && need > ram) {
+            char a[32], b[32];
+            dapt_format_bytes(need, a, sizeof a);
+            dapt_format_bytes(ram, b, sizeof b);
+            DAPT_THROW(DAPT_ERR_NOMEM, "%s: input_ids of shape [%lld, %lld] need %s per rank for the forward pass, more "
+                       "than this node's %s of memory (a damaged file, or run on more ranks)", path, (long long)in->B,
+                       (long long)in->S, a, b);
+        }
+    }
     DAPT_TRY(read_rows(&f, "input_ids", in, 2, &in->ids));
     if (dapt_h5_exists(&f, "attention_mask")) DAPT_TRY(read_rows(&f, "attention_mask", in, 2, &in->am));
     if (dapt_h5_exists(&f, "token_type_ids")) DAPT_TRY(read_rows(&f, "token_type_ids", in, 2, &in->tt));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dapt/log.h"
 
@@ -60,4 +61,10 @@ void dapt_platform_log(void)
               openblas_get_num_threads(), omp_get_max_threads());
     char why[256];
     if (dapt_blas_kernels_degraded(why, sizeof why)) dapt_warn("%s", why);
+}
+
+double dapt_physical_memory(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
 }

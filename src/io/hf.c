@@ -347,6 +347,25 @@ static dapt_status load_float(const dapt_safetensors *st, const dapt_st_tensor *
     return dapt_st_to_f32(st, t, out);
 }
 
+/* Before anything is allocated from config.json's dimensions: a model with
+ * that shape needs at least its layers' four attention and two FFN matrices
+ * and its word embeddings, which the file must hold.  A 300-byte config.json
+ * must not make dapt allocate gigabytes before a tensor is found missing. */
+static dapt_status check_size(const import_ctx *c, const dapt_safetensors *sf, const dapt_model_config *mc)
+{
+    double have = 0;
+    for (size_t i = 0; i < sf->count; i++) have += (double)sf->tensors[i].numel;
+    const double h = (double)mc->hidden, need = (double)mc->layers * (4 * h * h + 2 * h * (double)mc->intermediate) +
+                                                (double)mc->vocab_size * h;
+    if (need > have)
+        return DAPT_ERROR(DAPT_ERR_FORMAT,
+                          "%s: num_hidden_layers %lld, hidden_size %lld, intermediate_size %lld and vocab_size %lld "
+                          "imply at least %.4g parameters (%.3g GB), but %s holds %.4g values",
+                          c->config_path, (long long)mc->layers, (long long)mc->hidden, (long long)mc->intermediate,
+                          (long long)mc->vocab_size, need, need * 4 / 1e9, sf->path, have);
+    return DAPT_OK;
+}
+
 static dapt_status load_tensors(import_ctx *c, const dapt_safetensors *sf, dapt_model_config *mc,
                                 dapt_param_table *table, float **params)
 {
@@ -366,6 +385,7 @@ static dapt_status load_tensors(import_ctx *c, const dapt_safetensors *sf, dapt_
         snprintf(msg, sizeof msg, "%s", dapt_error_message());
         return DAPT_ERROR(s, "%s: %s", c->config_path, msg);
     }
+    DAPT_CHECK(check_size(c, sf, mc));
     DAPT_CHECK(dapt_param_table_build(mc, table));
     dapt_status st = DAPT_OK;
     unsigned char *used = NULL;

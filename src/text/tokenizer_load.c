@@ -65,7 +65,10 @@ static int json_flag(json_t *obj, const char *key, int dflt)
 
 /* ---- vocabulary sources ---------------------------------------------------- */
 
-static dapt_status vocab_from_json(tok_vocab *v, json_t *obj, const char *file, size_t extra_ids)
+/* The id table is sized by the largest id, so ids must be (nearly) dense
+ * as every Hugging Face vocabulary's are: one id of 2^31 - 2 in a few-byte
+ * file would otherwise ask for 16 GiB. */
+static dapt_status vocab_from_json(tok_vocab *v, json_t *obj, const char *file, size_t extra_ids, size_t extra_count)
 {
     if (!json_is_object(obj)) return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: vocabulary is not a JSON object", file);
     size_t n = extra_ids;
@@ -77,6 +80,10 @@ static dapt_status vocab_from_json(tok_vocab *v, json_t *obj, const char *file, 
         size_t id = (size_t)json_integer_value(val);
         if (id + 1 > n) n = id + 1;
     }
+    const size_t entries = json_object_size(obj) + extra_count;
+    if (n > 2 * entries + 1024)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: vocabulary ids run up to %zu for %zu tokens (ids must be dense, "
+                          "0 to the number of tokens - 1, as Hugging Face's)", file, n - 1, entries);
     DAPT_CHECK(tok_vocab_init(v, n, json_object_size(obj)));
     json_object_foreach(obj, key, val) {
         DAPT_CHECK(tok_vocab_set(v, (int32_t)json_integer_value(val), key, strlen(key)));
@@ -406,7 +413,7 @@ static dapt_status load_tokenizer_json(dapt_tokenizer *tok, const char *path, js
         if (!pre_type || strcmp(pre_type, "BertPreTokenizer"))
             DAPT_THROW(DAPT_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported with WordPiece "
                        "(only BertPreTokenizer)", path, pre_type ? pre_type : "null");
-        DAPT_TRY(vocab_from_json(&tok->vocab, json_object_get(model, "vocab"), path, extra));
+        DAPT_TRY(vocab_from_json(&tok->vocab, json_object_get(model, "vocab"), path, extra, json_array_size(added)));
         const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
         if (prefix) {
             if (strlen(prefix) >= sizeof tok->wp.prefix)
@@ -442,7 +449,7 @@ static dapt_status load_tokenizer_json(dapt_tokenizer *tok, const char *path, js
             json_flag(model, "ignore_merges", 0))
             DAPT_THROW(DAPT_ERR_UNSUPPORTED, "%s: BPE with a subword prefix/suffix, byte_fallback or "
                        "ignore_merges is not supported", path);
-        DAPT_TRY(vocab_from_json(&tok->vocab, json_object_get(model, "vocab"), path, extra));
+        DAPT_TRY(vocab_from_json(&tok->vocab, json_object_get(model, "vocab"), path, extra, json_array_size(added)));
         DAPT_TRY(merges_from_json(tok, json_object_get(model, "merges"), path));
     } else {
         DAPT_THROW(DAPT_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece or BPE)", path, type);
@@ -492,7 +499,7 @@ static dapt_status load_vocab_merges(dapt_tokenizer *tok, const char *vocab, con
     tok->kind = DAPT_TOK_BPE;
     json_t *root = NULL;
     DAPT_CHECK(load_json(vocab, &root));
-    dapt_status st = vocab_from_json(&tok->vocab, root, vocab, 0);
+    dapt_status st = vocab_from_json(&tok->vocab, root, vocab, 0, 0);
     json_decref(root);
     DAPT_CHECK(st);
     DAPT_CHECK(merges_from_txt(tok, merges));

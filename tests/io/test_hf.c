@@ -404,6 +404,10 @@ static void test_refusals(void)
     expect_import_fails(d, DAPT_ERR_FORMAT,
                         "tensor 'bert.embeddings.word_embeddings.weight' has shape [39, 8], config.json implies [40, 8]");
     d = copy_fixture("bert_mlm");
+    edit_config(d, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 10000000");
+    expect_import_fails(d, DAPT_ERR_FORMAT, "num_hidden_layers 10000000, hidden_size 8, intermediate_size 12 and "
+                                            "vocab_size 39 imply at least 4.48e+09 parameters (17.9 GB)");
+    d = copy_fixture("bert_mlm");
     edit_config(d, "{", "{ \"broken\": ");
     expect_import_fails(d, DAPT_ERR_FORMAT, "config.json: not a JSON object");
     d = copy_fixture("bert_cls");

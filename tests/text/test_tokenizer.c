@@ -448,6 +448,14 @@ static void test_bad_files(void)
     write_text(scratch("neg.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []},"
                                     "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
     expect_load_error(scratch("neg.json"), DAPT_ERR_FORMAT, "vocabulary entry 'a' has no valid id");
+    /* A sparse id would size the id table at 16 GiB: refused before allocating. */
+    write_text(scratch("sparse.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2147483646}, \"merges\": []},"
+                                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+    expect_load_error(scratch("sparse.json"), DAPT_ERR_FORMAT, "vocabulary ids run up to 2147483646 for 1 tokens");
+    mkdir(scratch("bpe4"), 0755);
+    write_text(scratch("bpe4/vocab.json"), "{\"a\": 0, \"b\": 2147483646}");
+    write_text(scratch("bpe4/merges.txt"), "#version: 0.2\n");
+    expect_load_error_in(scratch("bpe4"), "bpe4/vocab.json", DAPT_ERR_FORMAT, "ids must be dense");
     write_text(scratch("drop.json"), "{\"model\": {\"type\": \"BPE\", \"dropout\": 0.1, \"vocab\": {}, \"merges\": []},"
                                      "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
     expect_load_error(scratch("drop.json"), DAPT_ERR_UNSUPPORTED, "dropout is not supported");
