@@ -116,6 +116,12 @@ dapt_status dapt_cli_parse(int argc, char **argv, const char *command, const dap
 /* Releases what dapt_cli_parse allocated. */
 void dapt_cli_free(dapt_cli *cli);
 
+/* Creates the run directory dir and takes its lock on rank 0
+ * (dapt_fs_lock_dir): a directory another live run uses is refused on every
+ * rank with one line.  *fd is -1 on the other ranks; release with
+ * dapt_fs_unlock_dir.  Collective over MPI_COMM_WORLD. */
+dapt_status dapt_cli_lock_output(const dapt_cli *cli, const char *dir, int *fd);
+
 /* For a failure this rank saw alone: prints its record ("dapt: error:
  * CAUSE [rank R]", dapt_error_report) and ends the job: with one rank by
  * finalising MPI and exiting with DAPT_EXIT_FAILURE (DAPT_EXIT_USAGE for

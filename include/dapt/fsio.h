@@ -62,4 +62,13 @@ dapt_status dapt_fs_publish_dir(const char *tmp, const char *final, int force);
  * collective. */
 dapt_status dapt_fs_csv_truncate(const char *path, int64_t last);
 
+/* Locks the run directory dir for this process (dir/.dapt.lock, a POSIX
+ * record lock: the kernel drops it when the process ends, however it ends,
+ * so a killed run leaves no stale lock).  A directory another live run holds
+ * is refused (DAPT_ERR_EXISTS) naming its pid, host and start time, so two
+ * jobs cannot delete each other's temporary files.  *fd is for
+ * dapt_fs_unlock_dir.  Not collective: the driver calls it on one rank. */
+dapt_status dapt_fs_lock_dir(const char *dir, int *fd);
+void dapt_fs_unlock_dir(int fd);
+
 #endif

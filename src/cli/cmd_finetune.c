@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dapt/cli.h"
+#include "dapt/fsio.h"
 #include "dapt/log.h"
 #include "dapt/task.h"
 
@@ -43,7 +44,10 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     const dapt_finetune_opts *opts = ctx;
     const dapt_config *cfg = &cli->cfg;
     dapt_finetune_result res;
+    int lock = -1;
+    DAPT_CHECK(dapt_cli_lock_output(cli, cfg->run.output_dir, &lock));
     dapt_status st = dapt_finetune_run(cfg, opts, &res);
+    dapt_fs_unlock_dir(lock);
     /* A failure only some ranks saw may leave the others in a collective. */
     if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);
     DAPT_CHECK(st);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "dapt/cli.h"
+#include "dapt/fsio.h"
 #include "dapt/log.h"
 #include "dapt/train.h"
 
@@ -31,7 +32,10 @@ static dapt_status run(dapt_cli *cli, void *ctx)
 {
     const dapt_train_opts *opts = ctx;
     dapt_train_result res;
+    int lock = -1;
+    DAPT_CHECK(dapt_cli_lock_output(cli, cli->cfg.run.output_dir, &lock));
     dapt_status st = dapt_train_run(&cli->cfg, opts, &res);
+    dapt_fs_unlock_dir(lock);
     /* A failure only some ranks saw may leave the others in a collective. */
     if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);
     DAPT_CHECK(st);

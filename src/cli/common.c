@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dapt/cli.h"
+#include "dapt/fsio.h"
 #include "dapt/log.h"
 #include "dapt/suggest.h"
 
@@ -389,3 +390,15 @@ static _Noreturn void fail_agreed(dapt_status st, const char *hint)
 }
 
 _Noreturn void dapt_cli_fail_all(dapt_status st) { fail_agreed(st, NULL); }
+
+dapt_status dapt_cli_lock_output(const dapt_cli *cli, const char *dir, int *fd)
+{
+    *fd = -1;
+    dapt_status st = DAPT_OK;
+    if (!dir || !dir[0]) return DAPT_OK; /* the command refuses a missing output itself */
+    if (cli->rank == 0) {
+        st = dapt_fs_mkdir_p(dir);
+        if (st == DAPT_OK) st = dapt_fs_lock_dir(dir, fd);
+    }
+    return dapt_status_agree(MPI_COMM_WORLD, st);
+}
