@@ -136,6 +136,15 @@ _Noreturn void dapt_cli_fail(dapt_status st);
  * MPI_COMM_WORLD (MPI_Finalize). */
 _Noreturn void dapt_cli_fail_all(dapt_status st);
 
+/* A watchdog thread on this rank (run.watchdog_s > 0): when no heartbeat
+ * (dapt_heartbeat) comes for that many seconds -- a stopped or dead peer
+ * leaves this rank waiting in a collective forever -- it prints "dapt:
+ * error: rank R: no progress for N s (last: DOING ...)" and ends the job with
+ * MPI_Abort, so a job never hangs until its time limit.  Not collective;
+ * every rank starts its own.  dapt_cli_watchdog_stop ends it. */
+dapt_status dapt_cli_watchdog_start(const dapt_cli *cli);
+void dapt_cli_watchdog_stop(void);
+
 /* The line the driver prints after "dapt: error:" when a command ran out of
  * memory: what to change so that the model, optimizer state and
  * activations fit ("set train.grad_accum = 2 (micro-batches of 16 of the

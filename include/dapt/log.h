@@ -27,6 +27,14 @@ void dapt_log(dapt_log_level level, const char *fmt, ...) __attribute__((format(
 /* Monotonic wall clock in seconds. */
 double dapt_now(void);
 
+/* The heartbeat a watchdog watches (src/cli/watchdog.c): long loops call
+ * dapt_heartbeat once per unit of work (a step, a batch, a checkpoint
+ * tensor) with what they are doing, a string literal.  Cheap (two atomic
+ * stores); not collective; any thread. */
+void dapt_heartbeat(const char *doing);
+/* Heartbeats so far, and the last one's doing ("starting" before any). */
+unsigned long long dapt_heartbeat_count(const char **doing);
+
 /* A progress line for long loops: "label: done/total (pct) rate unit/s ETA
  * hh:mm:ss | extra", printed at most once per interval seconds and on the
  * last item.  total <= 0 means unknown (no percentage or ETA). */

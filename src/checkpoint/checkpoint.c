@@ -342,6 +342,7 @@ static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_la
     int64_t *crc = NULL;
     dapt_status st = DAPT_OK;
     for (size_t k = 0; k < g->count; k++) {
+        dapt_heartbeat("writing a checkpoint");
         const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
         const dapt_shard s = held(lay, k);
         int64_t b, c;
@@ -380,6 +381,7 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
     int64_t *crc = NULL;
     dapt_status st = DAPT_OK;
     for (size_t k = 0; k < g->count; k++) {
+        dapt_heartbeat("reading a checkpoint");
         const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
         const dapt_shard s = held(lay, k);
         int64_t b, c;

@@ -33,6 +33,7 @@ typedef struct key_rule {
 static const key_rule rules[] = {
     {"run.seed", TRAIN | TUNE, REFUSED, "the data order, masks, dropout and head initialisation"},
     {"run.output_dir", TRAIN | TUNE, SAFE, "where the run's files go"},
+    {"run.watchdog_s", TRAIN | TUNE, SAFE, "when a hung job is aborted"},
     {"data.corpus", TRAIN, REFUSED, "the training corpus"},
     {"data.general_corpus", TRAIN, REFUSED, "the general corpus of the importance proxy"},
     {"data.eval_fraction", TRAIN, REFUSED, "the train / held-out split, hence the data order"},

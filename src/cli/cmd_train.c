@@ -34,7 +34,10 @@ static dapt_status run(dapt_cli *cli, void *ctx)
     dapt_train_result res;
     int lock = -1;
     DAPT_CHECK(dapt_cli_lock_output(cli, cli->cfg.run.output_dir, &lock));
-    dapt_status st = dapt_train_run(&cli->cfg, opts, &res);
+    dapt_status st = dapt_cli_watchdog_start(cli);
+    if (st == DAPT_OK) st = dapt_train_run(&cli->cfg, opts, &res);
+    else res.agreed = 0;
+    dapt_cli_watchdog_stop();
     dapt_fs_unlock_dir(lock);
     /* A failure only some ranks saw may leave the others in a collective. */
     if (st != DAPT_OK && !res.agreed) dapt_cli_fail(st);

@@ -1,6 +1,7 @@
 /* Rank-aware logging and progress lines. */
 #include "dapt/log.h"
 
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -107,4 +108,21 @@ int dapt_progress_update(dapt_progress *p, int64_t done, const char *extra)
     p->last_print = now;
     p->printed_done = done;
     return 1;
+}
+
+static _Atomic unsigned long long heartbeats;
+static _Atomic(const char *) heartbeat_doing;
+
+void dapt_heartbeat(const char *doing)
+{
+    atomic_store_explicit(&heartbeat_doing, doing, memory_order_relaxed);
+    atomic_fetch_add_explicit(&heartbeats, 1, memory_order_release);
+}
+
+unsigned long long dapt_heartbeat_count(const char **doing)
+{
+    const unsigned long long n = atomic_load_explicit(&heartbeats, memory_order_acquire);
+    const char *d = atomic_load_explicit(&heartbeat_doing, memory_order_relaxed);
+    *doing = d ? d : "starting";
+    return n;
 }

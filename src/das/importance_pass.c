@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dapt/log.h"
 #include "dapt/das.h"
 #include "dapt/rng.h"
 
@@ -83,6 +84,7 @@ dapt_status dapt_importance_pass(dapt_model *m, dapt_workspace *ws_model, dapt_w
     if (opts->proxy != DAPT_PROXY_KL && opts->proxy != DAPT_PROXY_MLM)
         return DAPT_ERROR(DAPT_ERR_ARG, "importance: unknown proxy %d", (int)opts->proxy);
     for (int64_t i = 0; i < opts->batches; i++) {
+        dapt_heartbeat("an importance batch");
         dapt_batch b;
         double tokens = 0;
         dapt_importance_zero_batch(imp);

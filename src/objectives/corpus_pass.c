@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dapt/log.h"
 #include "dapt/batches.h"
 #include "dapt/das.h"
 #include "dapt/corpus_pass.h"
@@ -154,6 +155,7 @@ dapt_status dapt_fisher_from_corpus(dapt_model *m, dapt_corpus_batches *cb, uint
     const int64_t nb = dapt_corpus_batches_count(cb);
     const size_t total = m->table.total;
     for (int64_t i = 0; i < nb; i++) {
+        dapt_heartbeat("a Fisher batch");
         dapt_batch b;
         DAPT_TRY(dapt_corpus_batches_get(cb, i, &b, NULL, NULL));
         long long mine = 0, all = 0;
@@ -203,6 +205,7 @@ dapt_status dapt_representations(dapt_model *m, dapt_corpus_batches *cb, const d
     dapt_workspace_spec spec = {chunk, L, 1, 0, 0};
     DAPT_TRY(dapt_workspace_create(m, &spec, &ws));
     for (int64_t off = 0; off < n; off += chunk) {
+        dapt_heartbeat("a representation batch");
         dapt_batch c = {0};
         c.batch = n - off < chunk ? n - off : chunk;
         c.seq_len = L;

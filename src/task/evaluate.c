@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dapt/log.h"
 #include "dapt/batches.h"
 #include "dapt/h5io.h"
 #include "dapt/mlm.h"
@@ -87,6 +88,7 @@ dapt_status dapt_task_evaluate(MPI_Comm comm, const dapt_model *model, const dap
     double sum = 0.0;
     int nonfinite = 0;
     for (int64_t off = 0; st == DAPT_OK && off < count; off += B) {
+        dapt_heartbeat("an evaluation batch");
         const int64_t n = count - off < B ? count - off : B;
         int64_t longest = 1;
         for (int64_t r = 0; r < n; r++) {

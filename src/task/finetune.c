@@ -319,6 +319,7 @@ static dapt_status run_epochs(ft *r, dapt_finetune_result *res)
     dapt_progress_start(&prog, "finetune", "steps", r->total_steps - r->step, 0.0);
     const int64_t first = r->step;
     while (!r->prog.finished && r->step < r->total_steps) {
+        dapt_heartbeat("a fine-tuning step");
         DAPT_CHECK(check_preempted(r, res));
         const int64_t e = r->step / r->steps_per_epoch, k = r->step % r->steps_per_epoch;
         double loss = NAN, lr = 0.0;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dapt/log.h"
 #include "dapt/fsio.h"
 #include "dapt/h5io.h"
 #include "dapt/train.h"
@@ -47,6 +48,7 @@ dapt_status dapt_heldout_mlm_loss(MPI_Comm comm, const dapt_model *m, dapt_works
     dapt_run_opts opts = {0};
     opts.mlm_denominator = 1.0; /* the engine returns the plain sum */
     for (int64_t off = 0; st == DAPT_OK && off < count; off += batch) {
+        dapt_heartbeat("a held-out evaluation batch");
         const int64_t n = count - off < batch ? count - off : batch;
         for (int64_t i = 0; i < n; i++) idx[i] = begin + off + i;
         if ((st = dapt_sequences_read(seqs, DAPT_SPLIT_EVAL, idx, n, ids, att)) != DAPT_OK) break;

@@ -222,6 +222,7 @@ dapt_status train_loop(train_run *r, const dapt_train_opts *opts, dapt_train_res
     dapt_progress_start(&prog, label, "steps", steps - r->step, 0.0);
     const int64_t first = r->step;
     while (r->step < steps) {
+        dapt_heartbeat("a training step");
         DAPT_CHECK(check_preempted(r, res));
         train_step_result sr;
         DAPT_CHECK(train_step(r, &sr));

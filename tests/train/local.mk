@@ -26,6 +26,7 @@ TRAIN_TESTS = tests/train/objective.test tests/train/loop_ranks.test tests/train
 TRAIN_TESTS += tests/train/train_tp.test
 TRAIN_TESTS += tests/train/ckpt_tp.test
 TRAIN_TESTS += tests/train/train_files.test
+TRAIN_TESTS += tests/train/watchdog.test
 TRAIN_TESTS += tests/train/metrics_jsonl.test tests/train/plot_follow.test
 TRAIN_TESTS += tests/train/train_resume_check.test
 TESTS += tests/train/test_loop tests/train/test_metrics_log tests/train/test_resume_check $(TRAIN_TESTS)
