@@ -20,5 +20,6 @@ BENCH_RESULTS = \
 	bench/results/prepare-20261123T122417.txt bench/results/prepare-20261123T131737.txt \
 	bench/results/prepare-20261123T133556.txt bench/results/prepare-20261123T141103.txt \
 	bench/results/prepare-20261123T141202.txt bench/results/prepare-20261123T143615.txt \
-	bench/results/prepare-20261123T143645.txt
+	bench/results/prepare-20261123T143645.txt bench/results/smart-20261207T114135.txt \
+	bench/results/mometas-20261207T114922.txt bench/results/analyze-20261207T114923.txt
 EXTRA_DIST += $(BENCH_RESULTS)
