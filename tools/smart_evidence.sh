@@ -76,7 +76,7 @@ with open(log, "w") as f:
 with open(dst, "w", encoding="utf-8") as f:
     f.writelines("\t".join(r) + "\n" for r in rows)
 PY
-        say "dapt prepare --task $1 with $2 % of its train labels flipped"
+        say "dapt prepare --task $1 with $2 % of its train labels flipped" >&2
         $LAUNCH "$DAPT" prepare --task --tokenizer "$TOK" --set tokenizer.max_length="$FT_LEN" -o "$d.h5" --force \
             "$d/train.tsv" "$gen/tasks/$1/dev.tsv" "$gen/tasks/$1/test.tsv" >"$d/prepare.log" 2>&1 ||
             { cat "$d/prepare.log" >&2; exit 1; }
