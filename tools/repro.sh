@@ -31,11 +31,12 @@
 #                     general corpus (data.general_corpus): an oracle the
 #                     papers do not have
 # Sizes (environment; defaults meet issue 15: >= 1 M tokens per domain and
-# all of biomedical's 1.48 M, importance and Fisher over >= 1,000 sequences):
+# all of biomedical (0.73 M tokens as prepared), importance and Fisher over
+# >= 1,000 sequences):
 #   GENERAL_RUN=runs/general-model  RANKS=2  DAPT=build/dapt
 #   LAUNCH="mpirun -n RANKS --oversubscribe --bind-to none"
-#   P_STEPS=370 P_BATCH=32 P_LR=1e-4 P_SAMPLES=1000 P_SEEDS="1 2 3"
-#     (370 x 32 x 128 = 1.52 M tokens per domain)
+#   P_STEPS=250 P_BATCH=32 P_LR=1e-4 P_SAMPLES=1000 P_SEEDS="1 2 3"
+#     (250 x 32 x 128 = 1.02 M tokens per domain: 1.4 passes over biomedical)
 #   FT_SEEDS="1 2 3" FT_EPOCHS=4 FT_BATCH=32 FT_LR_GRID="3e-5 1e-4 3e-4 1e-3" FT_LR=
 #   FT_OBJECTIVE=cls (smart: SMART fine-tuning; its [smart] keys through FT_SET)
 #   FT_SET="--set smart.lambda_s=3 ..."   extra settings of every fine-tune
@@ -51,7 +52,7 @@ LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
 DAPT=${DAPT:-$here/build/dapt}
 PY=${PY:-/usr/bin/python3}
 METHODS=${METHODS:-none mlm one kd ewc dga das das-oracle}
-P_STEPS=${P_STEPS:-370} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} P_SAMPLES=${P_SAMPLES:-1000}
+P_STEPS=${P_STEPS:-250} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} P_SAMPLES=${P_SAMPLES:-1000}
 P_SEEDS=${P_SEEDS:-1 2 3} FT_SEEDS=${FT_SEEDS:-1 2 3}
 FT_EPOCHS=${FT_EPOCHS:-4} FT_BATCH=${FT_BATCH:-32} FT_LR_GRID=${FT_LR_GRID:-3e-5 1e-4 3e-4 1e-3} FT_LR=${FT_LR:-}
 FT_OBJECTIVE=${FT_OBJECTIVE:-cls} FT_SET=${FT_SET:-}
