@@ -19,7 +19,7 @@
 # fine-tuning resume from their checkpoints.  Run it alone on the machine.
 # Sizes: P_STEPS=250 P_BATCH=32 (1.02 M tokens) P_LR=1e-4 P_SAMPLES=1000
 #   SEEDS="1 2 3" SPACES="gradient update" LAMBDAS="0 1" SOURCES="proxy oracle"
-#   FT_EPOCHS=4 FT_BATCH=32 FT_LR=1e-4 (tools/repro.sh's tuned lr: FT_LR=$(cat runs/repro/ft_lr.txt))
+#   FT_EPOCHS=4 FT_BATCH=32 FT_LR=1e-3 (tools/repro.sh's tuning on the general model, docs/results.md)
 #   RANKS=2 DAPT=build/dapt
 # Output: OUT/results.md, OUT/stability_plasticity.png.
 set -eu
@@ -32,7 +32,7 @@ mkdir -p "$out" && out=$(cd "$out" && pwd)
 RANKS=${RANKS:-2}
 SEEDS=${SEEDS:-1 2 3} SPACES=${SPACES:-gradient update} LAMBDAS=${LAMBDAS:-0 1} SOURCES=${SOURCES:-proxy oracle}
 P_STEPS=${P_STEPS:-250} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} P_SAMPLES=${P_SAMPLES:-1000}
-FT_EPOCHS=${FT_EPOCHS:-4} FT_BATCH=${FT_BATCH:-32} FT_LR=${FT_LR:-1e-4}
+FT_EPOCHS=${FT_EPOCHS:-4} FT_BATCH=${FT_BATCH:-32} FT_LR=${FT_LR:-1e-3}
 EVAL_FRACTION=0.02
 DAPT=${DAPT:-$here/build/dapt}
 PY=/usr/bin/python3

@@ -31,7 +31,7 @@
 # Held-out losses: `dapt eval --corpus` on every held-out sequence, with the
 # post-training's data.eval_fraction and seed for the computing corpus, and
 # the general model's (0.02, 1234) for the general corpus.
-# Fine-tuning as tools/general_model.sh: FT_EPOCHS=4 FT_LR=1e-4 FT_BATCH=32,
+# Fine-tuning: FT_EPOCHS=4 FT_LR=1e-3 (tuned once on the general model, docs/results.md) FT_BATCH=32,
 # fine-tuning seed = post-training seed.
 # Report: OUT/results.md (mean +- sd over seeds, paired differences
 # against mlm) and, for mometas, what the sampler preferred (sampler.h5).
@@ -48,7 +48,7 @@ OBJECTIVES=${OBJECTIVES:-mlm,atd,dtd,cse}
 SEEDS=${SEEDS:-1 2 3}
 P_STEPS=${P_STEPS:-500} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} META_INTERVAL=${META_INTERVAL:-50}
 EVAL_FRACTION=${EVAL_FRACTION:-0.02}
-FT_EPOCHS=${FT_EPOCHS:-4} FT_LR=${FT_LR:-1e-4} FT_BATCH=${FT_BATCH:-32}
+FT_EPOCHS=${FT_EPOCHS:-4} FT_LR=${FT_LR:-1e-3} FT_BATCH=${FT_BATCH:-32}
 TASKS=${TASKS:-debian_section brown_genre}
 DAPT=${DAPT:-$here/build/dapt}
 PY=/usr/bin/python3
