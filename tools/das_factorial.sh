@@ -28,54 +28,17 @@ gen=${1:-runs/general-model}
 out=${2:-runs/das-factorial}
 gen=$(cd "$gen" && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
-. "$here/tools/bootstrap.sh"
-RANKS=${RANKS:-2}
 SEEDS=${SEEDS:-1 2 3} SPACES=${SPACES:-gradient update} LAMBDAS=${LAMBDAS:-0 1} SOURCES=${SOURCES:-proxy oracle}
 P_STEPS=${P_STEPS:-250} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} P_SAMPLES=${P_SAMPLES:-1000}
-FT_EPOCHS=${FT_EPOCHS:-4} FT_BATCH=${FT_BATCH:-32} FT_LR=${FT_LR:-1e-3}
 EVAL_FRACTION=0.02
-DAPT=${DAPT:-$here/build/dapt}
-PY=/usr/bin/python3
-LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-
-say() { printf '[das-factorial %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-run() { say "dapt $*"; $LAUNCH "$DAPT" "$@"; }
-dapt_install_packages
-[ -x "$DAPT" ] || dapt_build "$here/build" CFLAGS="-g -O2"
-G=$gen/train/model.h5
-[ -f "$G" ] || { echo "das_factorial.sh: $G: no general model (run tools/general_model.sh $gen first)" >&2; exit 2; }
-TOK=$gen/vocab/bert-base-uncased/vocab.txt
-DATA=${DATA:-$here/data}
-[ -f "$DATA/MANIFEST" ] || "$here/data/fetch.sh"
+TAG=das-factorial
+. "$here/tools/experiment.sh"
 C=$out/computing.h5
 [ -f "$C" ] || run prepare --tokenizer "$TOK" --doc-sep blank -o "$C" $(dapt_corpus_files "$DATA" computing)
 
-# evals MODEL DIR SEED: held-out general (the general model's documents) and
-# computing (seed SEED's documents) MLM losses
-evals() {
-    mkdir -p "$2"
-    [ -f "$2/general.json" ] || run eval --model "$1" --corpus "$gen/general.h5" --config "$gen/general.ini" \
-        --output "$2/general" --force
-    [ -f "$2/computing.json" ] || run eval --model "$1" --corpus "$C" --set run.seed="$3" \
-        --set data.eval_fraction="$EVAL_FRACTION" --set data.seq_len=128 --output "$2/computing" --force
-}
-# finetune MODEL DIR SEED: debian_section, test split
-finetune() {
-    [ -f "$2/test.json" ] && return 0
-    mkdir -p "$2"
-    rc=0
-    run finetune --model "$1" --task "$gen/tasks/debian_section.h5" --output "$2" --resume --seed "$3" \
-        --set finetune.epochs="$FT_EPOCHS" --set finetune.lr="$FT_LR" --set finetune.batch_size="$FT_BATCH" \
-        --set finetune.warmup_ratio=0.1 >>"$2/finetune.log" 2>&1 || rc=$?
-    [ "$rc" -eq 75 ] && { say "preempted: run the same command again to continue"; exit 75; }
-    [ "$rc" -eq 0 ] || { tail -3 "$2/finetune.log" >&2; exit "$rc"; }
-    run eval --model "$2/model.h5" --task "$gen/tasks/debian_section.h5" --split test --output "$2/test" --force >"$2/test.txt"
-}
-
 for s in $SEEDS; do
-    evals "$G" "$out/eval/general-model/s$s" "$s"
-    finetune "$G" "$out/ft/general-model/s$s" "$s"
+    heldout_losses "$G" "$out/eval/general-model/s$s" "$s" "$C" "$EVAL_FRACTION"
+    finetune_eval "$G" "$gen/tasks/debian_section.h5" "$s" "$out/ft/general-model/s$s"
     for space in $SPACES; do
         for lam in $LAMBDAS; do
             for src in $SOURCES; do
@@ -97,10 +60,10 @@ for s in $SEEDS; do
                     [ "$rc" -eq 0 ] || exit "$rc"
                     ln -sf "checkpoints/$(cat "$d/checkpoints/latest")" "$d/model.h5"
                 fi
-                evals "$d/model.h5" "$out/eval/$cell/s$s" "$s"
+                heldout_losses "$d/model.h5" "$out/eval/$cell/s$s" "$s" "$C" "$EVAL_FRACTION"
                 [ -f "$out/delta/$cell/s$s.h5" ] || { mkdir -p "$out/delta/$cell";
                     run analyze delta "$G" "$d/model.h5" --importance "$d/importance.h5" --output "$out/delta/$cell/s$s.h5" --force >/dev/null; }
-                finetune "$d/model.h5" "$out/ft/$cell/s$s" "$s"
+                finetune_eval "$d/model.h5" "$gen/tasks/debian_section.h5" "$s" "$out/ft/$cell/s$s"
             done
         done
     done
@@ -134,7 +97,7 @@ def spearman(a, b):
     ra, rb = [np.argsort(np.argsort(x, kind="stable")).astype(float) for x in (a, b)]
     return float(np.corrcoef(ra, rb)[0, 1])
 cells = [f"{sp}-l{l}-{so}" for sp in spaces for l in lambdas for so in sources]
-base = {w: vals("general-model", w) for w in ("general", "computing", "f1")}
+base = {w: vals("general-model", w) for w in ("general", "domain", "f1")}
 lines = ["# DAS factorial experiment (computing domain)", "",
          f"Output: `{out}`; mean ± sd over seeds {' '.join(seeds)}.  Δ = the cell minus the general model on the "
          "same seed (its held-out computing documents are the seed's).  ρ = Spearman of unit importance (the "
@@ -143,9 +106,9 @@ lines = ["# DAS factorial experiment (computing domain)", "",
          "debian_section macro-F1 | ρ heads | ρ FFN intermediate |", "|---|---|---|---|---|---|---|---|"]
 pts = []
 for c in ["general-model"] + cells:
-    g, d, f = vals(c, "general"), vals(c, "computing"), vals(c, "f1")
+    g, d, f = vals(c, "general"), vals(c, "domain"), vals(c, "f1")
     dg = [a - b for a, b in zip(g, base["general"]) if a is not None and b is not None]
-    dd = [a - b for a, b in zip(d, base["computing"]) if a is not None and b is not None]
+    dd = [a - b for a, b in zip(d, base["domain"]) if a is not None and b is not None]
     g, d, f = [x for x in g if x is not None], [x for x in d if x is not None], [x for x in f if x is not None]
     lines.append(f"| {c} | {ms(g)} | {ms(dg) if c != 'general-model' else '—'} | {ms(d)} | "
                  f"{ms(dd) if c != 'general-model' else '—'} | {ms(f, '{:.1f}')} | "

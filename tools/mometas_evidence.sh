@@ -41,29 +41,14 @@ gen=${1:-runs/general-model}
 out=${2:-runs/mometas-evidence}
 gen=$(cd "$gen" && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
-. "$here/tools/bootstrap.sh"
-RANKS=${RANKS:-2}
 VARIANTS=${VARIANTS:-none mlm uniform round_robin mometas}
 OBJECTIVES=${OBJECTIVES:-mlm,atd,dtd,cse}
 SEEDS=${SEEDS:-1 2 3}
 P_STEPS=${P_STEPS:-500} P_BATCH=${P_BATCH:-32} P_LR=${P_LR:-1e-4} META_INTERVAL=${META_INTERVAL:-50}
 EVAL_FRACTION=${EVAL_FRACTION:-0.02}
-FT_EPOCHS=${FT_EPOCHS:-4} FT_LR=${FT_LR:-1e-3} FT_BATCH=${FT_BATCH:-32}
 TASKS=${TASKS:-debian_section brown_genre}
-DAPT=${DAPT:-$here/build/dapt}
-PY=/usr/bin/python3
-LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-
-say() { printf '[mometas-evidence %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-run() { say "dapt $*"; $LAUNCH "$DAPT" "$@"; }
-dapt_install_packages
-[ -x "$DAPT" ] || dapt_build "$here/build" CFLAGS="-g -O2"
-G=$gen/train/model.h5
-[ -f "$G" ] || { echo "mometas_evidence.sh: $G: no general model (run tools/general_model.sh $gen first)" >&2; exit 2; }
-TOK=$gen/vocab/bert-base-uncased/vocab.txt
-DATA=${DATA:-$here/data}
-[ -f "$DATA/MANIFEST" ] || "$here/data/fetch.sh"
+TAG=mometas-evidence
+. "$here/tools/experiment.sh"
 
 # The computing corpus, with its salient tokens against the general corpus
 # (so emlm can be listed in OBJECTIVES).
@@ -97,27 +82,9 @@ for s in $SEEDS; do
         fi
     done
     for v in $VARIANTS; do
-        e=$out/eval/$v/s$s
-        mkdir -p "$e"
         M=$(model_of "$v" "$s")
-        [ -f "$e/computing.json" ] ||
-            run eval --model "$M" --corpus "$C" --set run.seed="$s" --set data.eval_fraction="$EVAL_FRACTION" \
-                --set data.seq_len=128 --output "$e/computing" --force
-        [ -f "$e/general.json" ] ||
-            run eval --model "$M" --corpus "$gen/general.h5" --set run.seed=1234 --set data.eval_fraction=0.02 \
-                --set data.seq_len=128 --output "$e/general" --force
-        for t in $TASKS; do
-            f=$out/ft/$v/s$s/$t
-            [ -f "$f/test.json" ] && continue
-            mkdir -p "$f"
-            rc=0
-            run finetune --model "$M" --task "$gen/tasks/$t.h5" --output "$f" --resume --seed "$s" \
-                --set finetune.epochs="$FT_EPOCHS" --set finetune.lr="$FT_LR" --set finetune.batch_size="$FT_BATCH" \
-                --set finetune.warmup_ratio=0.1 >>"$f/finetune.log" 2>&1 || rc=$?
-            [ "$rc" -eq 75 ] && { say "preempted: run the same command again to continue"; exit 75; }
-            [ "$rc" -eq 0 ] || { tail -3 "$f/finetune.log" >&2; exit "$rc"; }
-            run eval --model "$f/model.h5" --task "$gen/tasks/$t.h5" --split test --output "$f/test" --force >"$f/test.txt"
-        done
+        heldout_losses "$M" "$out/eval/$v/s$s" "$s" "$C" "$EVAL_FRACTION"
+        for t in $TASKS; do finetune_eval "$M" "$gen/tasks/$t.h5" "$s" "$out/ft/$v/s$s/$t"; done
     done
 done
 
@@ -130,10 +97,10 @@ def ms(xs):
     if not xs: return "—"
     return f"{st.mean(xs):.4f} ± {st.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
 def metric(v, s, what):
-    if what in ("computing", "general"):
+    if what in ("domain", "general"):
         e = js(f"{out}/eval/{v}/s{s}/{what}.json"); return e and e["mlm_loss"]
     e = js(f"{out}/ft/{v}/s{s}/{what}/test.json"); return e and e["macro_f1"]
-cols = [("computing", "held-out computing MLM loss"), ("general", "held-out general MLM loss")] + \
+cols = [("domain", "held-out computing MLM loss"), ("general", "held-out general MLM loss")] + \
        [(t, f"{t} macro-F1") for t in tasks]
 lines = ["# MOMETAS evidence", "", f"Output: `{out}`; mean ± sd over seeds {' '.join(seeds)}; "
          "Δ = the variant minus mlm on the same seed (paired).", ""]

@@ -35,24 +35,12 @@ gen=${1:-runs/general-model}
 out=${2:-runs/smart-evidence}
 gen=$(cd "$gen" && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
-. "$here/tools/bootstrap.sh"
-RANKS=${RANKS:-2}
 TASKS=${TASKS:-brown_genre debian_section go_ontology}
 VARIANTS=${VARIANTS:-plain adv smart mtdnn}
 SEEDS=${SEEDS:-1 2 3} NOISE=${NOISE:-0 20} FLIP_SEED=${FLIP_SEED:-2020}
-FT_EPOCHS=${FT_EPOCHS:-4} FT_LR=${FT_LR:-1e-3} FT_BATCH=${FT_BATCH:-32}
 EXTRA=${EXTRA:-}
-DAPT=${DAPT:-$here/build/dapt}
-PY=/usr/bin/python3
-LAUNCH=${LAUNCH:-mpirun -n $RANKS --oversubscribe --bind-to none}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-
-say() { printf '[smart-evidence %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-dapt_install_packages
-[ -x "$DAPT" ] || dapt_build "$here/build" CFLAGS="-g -O2"
-G=$gen/train/model.h5
-[ -f "$G" ] || { echo "smart_evidence.sh: $G: no general model (run tools/general_model.sh $gen first)" >&2; exit 2; }
-TOK=$gen/vocab/bert-base-uncased/vocab.txt
+TAG=smart-evidence
+. "$here/tools/experiment.sh"
 FT_LEN=$("$PY" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r").attrs["max_length"])' "$gen/tasks/$(set -- $TASKS; echo "$1").h5")
 
 # task_file TASK NOISE: the prepared task, its train labels flipped at NOISE %
@@ -98,21 +86,8 @@ for t in $TASKS; do
         T=$(task_file "$t" "$n")
         for s in $SEEDS; do
             for v in $VARIANTS; do
-                d=$out/ft/$t/noise$n/$v/s$s
-                [ -f "$d/test.json" ] && continue
-                mkdir -p "$d"
-                say "finetune $t, noise $n %, $v, seed $s"
-                t0=$(date +%s) rc=0
                 # shellcheck disable=SC2046,SC2086
-                $LAUNCH "$DAPT" finetune --model "$G" --task "$T" --output "$d" --resume --seed "$s" \
-                    --set finetune.epochs="$FT_EPOCHS" --set finetune.lr="$FT_LR" \
-                    --set finetune.batch_size="$FT_BATCH" --set finetune.warmup_ratio=0.1 \
-                    $(variant_args "$v") $EXTRA >>"$d/finetune.log" 2>&1 || rc=$?
-                [ "$rc" -eq 75 ] && { say "preempted: run the same command again to continue"; exit 75; }
-                [ "$rc" -eq 0 ] || { tail -3 "$d/finetune.log" >&2; exit "$rc"; }
-                $LAUNCH "$DAPT" eval --model "$d/model.h5" --task "$T" --split test --output "$d/test" --force \
-                    >"$d/test.txt" 2>&1 || { cat "$d/test.txt" >&2; exit 1; }
-                echo "$t noise$n $v s$s $(( $(date +%s) - t0 ))" >>"$out/times.txt"
+                finetune_eval "$G" "$T" "$s" "$out/ft/$t/noise$n/$v/s$s" $(variant_args "$v") $EXTRA
             done
         done
     done
