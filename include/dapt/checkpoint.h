@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "dapt/config.h"
+#include "dapt/crc32.h"
 #include "dapt/grid.h"
 #include "dapt/h5io.h"
 #include "dapt/model.h"
@@ -157,9 +158,6 @@ dapt_status dapt_checkpoint_list(const char *dir, int64_t **steps, size_t *n);
  * result is DAPT_ERR_EXISTS with one line naming DIR (dapt never deletes
  * through a link it did not make).  A missing DIR is fine.  Not collective. */
 dapt_status dapt_checkpoint_clean(const char *dir, int everything);
-
-/* CRC-32 (zlib polynomial) of a buffer of any size. Not collective. */
-uint32_t dapt_crc32(const void *data, size_t bytes);
 
 /* ---- resuming: what may change between a checkpoint and the run resuming it
  * (resume_check.c, resume_log.c; docs/training.md, "Resuming") ---------- */

@@ -172,6 +172,13 @@ dapt_status dapt_h5_attr_set_double(dapt_h5file *f, const char *obj, const char 
 dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const char *attr, char **out);
 dapt_status dapt_h5_attr_get_int64(const dapt_h5file *f, const char *obj, const char *attr, int64_t *out);
 dapt_status dapt_h5_attr_get_double(const dapt_h5file *f, const char *obj, const char *attr, double *out);
+/* Attribute arrays of unsigned 32-bit integers (the chunk checksums).
+ * Setting replaces, is collective with the same values on every rank and
+ * needs n >= 1; *values of the getter is malloc'd (not collective). */
+dapt_status dapt_h5_attr_set_u32s(dapt_h5file *f, const char *obj, const char *attr, size_t n,
+                                  const uint32_t *values);
+dapt_status dapt_h5_attr_get_u32s(const dapt_h5file *f, const char *obj, const char *attr, uint32_t **values,
+                                  size_t *n);
 /* 1 if obj has attribute attr.  Not collective. */
 int dapt_h5_attr_exists(const dapt_h5file *f, const char *obj, const char *attr);
 
@@ -183,6 +190,33 @@ dapt_status dapt_h5_walk(const dapt_h5file *f,
                          dapt_status (*fn)(const char *name, int ndim, const int64_t *dims, const char *type,
                                            void *user),
                          void *user);
+
+/* ---- checksums (src/io/h5checksum.c) ---- */
+
+/* Every numeric dataset dapt writes is sealed at commit: cut along its
+ * first dimension into chunks of crc32_rows rows (at least 4 MiB, at most
+ * 4096 chunks), the CRC-32 of each chunk's bytes (native order) in the
+ * attribute array crc32_chunks.  Datasets that already carry a whole-tensor
+ * "crc32" (model parameters, optimizer moments, tokenizer files), strings,
+ * scalars and empty datasets are left as they are.  The ranks of the
+ * file's communicator read the chunks round-robin, so sealing and
+ * verifying cost one read of the data shared among them. */
+
+/* Seals one dataset / every dataset of an open writable file (dapt_h5_commit
+ * calls the latter).  Collective over the file's communicator. */
+dapt_status dapt_h5_seal(dapt_h5file *f, const char *name);
+dapt_status dapt_h5_seal_all(dapt_h5file *f);
+
+/* Recomputes a sealed dataset's chunk checksums: DAPT_ERR_FORMAT naming the
+ * file, the dataset and the first bad chunk's rows on a mismatch, the same
+ * on every rank.  A dataset without crc32_chunks (a file written before
+ * dapt sealed its outputs) passes.  Collective over the file's
+ * communicator. */
+dapt_status dapt_h5_verify(const dapt_h5file *f, const char *name);
+
+/* Opens path on comm and verifies every sealed dataset in it.  Collective
+ * over comm. */
+dapt_status dapt_h5_verify_file(MPI_Comm comm, const char *path);
 
 /* ---- what a file is (src/io/h5formats.c) ---- */
 

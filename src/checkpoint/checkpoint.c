@@ -11,23 +11,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "dapt/crc32.h"
 #include "dapt/fsio.h"
 #include "dapt/log.h"
 
 #define CKPT_FORMAT "dapt-checkpoint-1"
-
-uint32_t dapt_crc32(const void *data, size_t bytes)
-{
-    const unsigned char *p = data;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (bytes > 0) { /* zlib takes 32-bit lengths */
-        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        bytes -= chunk;
-    }
-    return (uint32_t)crc;
-}
 
 void dapt_checkpoint_path(const char *dir, int64_t step, char *out, size_t len)
 {
@@ -403,10 +391,7 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
             snprintf(name, sizeof name, "%s/%s", names[w], g->tensors[k].name);
             int64_t want;
             DAPT_TRY(dapt_h5_attr_get_int64(f, name, "crc32", &want));
-            const int64_t got = crc[nb * k + w];
-            if (got != want)
-                DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: checksum mismatch (CRC-32 stored %08llx, computed %08llx): the file is corrupted",
-                           f->path, name, (unsigned long long)want, (unsigned long long)got);
+            DAPT_TRY(dapt_crc32_verify(f->path, name, want, crc[nb * k + w]));
         }
 cleanup:
     free(pieces.v);

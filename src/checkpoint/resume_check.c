@@ -39,6 +39,7 @@ static const key_rule rules[] = {
     {"data.eval_fraction", TRAIN, REFUSED, "the train / held-out split, hence the data order"},
     {"data.seq_len", TRAIN, REFUSED, "the training sequences"},
     {"data.packing", TRAIN, REFUSED, "the training sequences"},
+    {"data.verify", TRAIN | TUNE, SAFE, "whether inputs are checked when opened"},
     {"tokenizer.path", TRAIN, REFUSED, "the tokenizer of the corpus"},
     {"tokenizer.max_length", 0, SAFE, "read by dapt prepare only"},
     {"model.path", TRAIN | TUNE, REFUSED, "the model the run started from"},

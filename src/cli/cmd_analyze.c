@@ -11,6 +11,7 @@
 #include "dapt/analysis.h"
 #include "dapt/cli.h"
 #include "dapt/fsio.h"
+#include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/modelfile.h"
 #include "dapt/mlm.h"
@@ -248,6 +249,7 @@ static dapt_status probe_model(const dapt_cli *cli, const an_args *a, const char
     if (ss.seq_len > mc.max_position)
         DAPT_THROW(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the %lld positions of %s", (long long)ss.seq_len,
                    (long long)mc.max_position, path);
+    if (cli->cfg.data.verify) DAPT_TRY(dapt_h5_verify_file(comm, a->corpus));
     DAPT_TRY(dapt_status_agree(comm, dapt_sequences_open(a->corpus, &ss, &seqs)));
     int64_t avail = dapt_sequences_count(seqs, DAPT_SPLIT_EVAL);
     if (*samples > avail) *samples = avail;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dapt/cli.h"
+#include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/modelfile.h"
 #include "dapt/task.h"
@@ -91,6 +92,7 @@ static dapt_status eval_task(const dapt_cli *cli, const eval_args *a, const dapt
     int32_t *pred = NULL;
     float *logits = NULL;
     double loss = NAN;
+    if (cfg->data.verify) DAPT_CHECK(dapt_h5_verify_file(MPI_COMM_WORLD, a->task));
     DAPT_CHECK(dapt_status_agree(MPI_COMM_WORLD, dapt_task_file_open(a->task, &t)));
     dapt_status st = DAPT_OK;
     const int64_t C = m->config.num_labels;

@@ -10,6 +10,7 @@
 #include "dapt/cli.h"
 #include "dapt/das.h"
 #include "dapt/fsio.h"
+#include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/corpus_pass.h"
 #include "dapt/train.h"
@@ -115,6 +116,7 @@ static dapt_status run_importance(dapt_cli *cli, void *ctx)
     if (ss.seq_len > mc.max_position)
         DAPT_THROW(DAPT_ERR_CONFIG, "data.seq_len = %lld exceeds the model's %lld positions", (long long)ss.seq_len,
                    (long long)mc.max_position);
+    if (cfg->data.verify) DAPT_TRY(dapt_h5_verify_file(comm, a->corpus));
     DAPT_TRY(dapt_status_agree(comm, dapt_sequences_open(a->corpus, &ss, &seqs)));
     DAPT_TRY(dapt_importance_create(&mc, strcmp(cfg->das.accumulation, "signed") ? DAPT_IMPORTANCE_ABSOLUTE
                                                                                    : DAPT_IMPORTANCE_SIGNED, &imp));

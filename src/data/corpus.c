@@ -261,7 +261,7 @@ dapt_status dapt_prepare_corpus(MPI_Comm comm, const dapt_prepare_opts *o, dapt_
     stats->t_write = MPI_Wtime() - t2;
 
 cleanup:
-    if (file_open) data_discard(&f);
+    if (file_open) dapt_h5_abort(&f);
     src_part_free(&part);
     dapt_tok_state_free(ts);
     dapt_ids_free(&toks);

@@ -73,12 +73,6 @@ dapt_status data_write_id_blocks(dapt_h5file *f, const char *name, int id_bytes,
  * the cut: a document belongs to the range holding its first byte). */
 int64_t data_chunks(int64_t total_bytes, int size);
 
-/* Gives up a file being written (every rank has agreed on the failure):
- * empties the temporary file first, so that HDF5's closing metadata flush
- * succeeds even on a full disk (otherwise the file stays open and HDF5
- * crashes at MPI_Finalize), then dapt_h5_abort removes it.  Collective. */
-void data_discard(dapt_h5file *f);
-
 /* Root attributes shared by corpus and task files, in a fixed order:
  * format, format_version, tokenizer_path, tokenizer_identity,
  * tokenizer_checksum, vocab_size, token_dtype, sources, n_sources.

@@ -166,6 +166,10 @@ static dapt_status write_salient(const char *path, const dapt_salient_opts *o, i
     if (f.id < 0) return DAPT_ERROR(DAPT_ERR_HDF5, "%s: cannot open for writing the salient tokens", path);
     dapt_status st = pc < 0 ? DAPT_ERROR(DAPT_ERR_HDF5, "%s: H5Pclose failed", path) : DAPT_OK;
     if (st == DAPT_OK) st = put_salient(&f, o, vocab, dom, gen, ids, log_ratio, n);
+    /* Sealed as dapt_h5_commit seals the rest of the file. */
+    static const char *const sealed[] = {"salient/domain_counts", "salient/general_counts", "salient/ids",
+                                         "salient/log_ratio"};
+    for (size_t i = 0; st == DAPT_OK && i < sizeof sealed / sizeof *sealed; i++) st = dapt_h5_seal(&f, sealed[i]);
     if (H5Fclose(f.id) < 0 && st == DAPT_OK) st = DAPT_ERROR(DAPT_ERR_HDF5, "%s: closing after the salient tokens", path);
     return st;
 }

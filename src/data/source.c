@@ -478,18 +478,6 @@ dapt_status data_write_ids(dapt_h5file *f, const char *name, int id_bytes, int64
     return data_write_id_blocks(f, name, id_bytes, n, 1, &start, &count, ids);
 }
 
-void data_discard(dapt_h5file *f)
-{
-    int rank = 0;
-    if (DAPT_MPI_WARN(MPI_Comm_rank(f->comm, &rank))) rank = -1;
-    DAPT_MPI_WARN(MPI_Barrier(f->comm));
-    /* Best effort: dapt_h5_abort still removes the file. */
-    if (rank == 0 && f->writable && f->tmp_path[0] && truncate(f->tmp_path, 0) != 0)
-        dapt_warn("%s: cannot empty %s before removing it: %s", f->path, f->tmp_path, strerror(errno));
-    DAPT_MPI_WARN(MPI_Barrier(f->comm));
-    dapt_h5_abort(f);
-}
-
 int dapt_corpus_id_bytes(size_t vocab_size)
 {
     if (vocab_size <= 256) return 1;

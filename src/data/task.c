@@ -524,7 +524,7 @@ dapt_status dapt_prepare_task(MPI_Comm comm, const dapt_prepare_opts *o, dapt_pr
     DAPT_TRY(dapt_h5_commit(&f));
 
 cleanup:
-    if (file_open) data_discard(&f);
+    if (file_open) dapt_h5_abort(&f);
     for (size_t i = 0; sp && i < n; i++) {
         dapt_ids_free(&sp[i].ids);
         free(sp[i].types);

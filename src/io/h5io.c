@@ -261,8 +261,9 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
 {
     if (!f->writable || f->id < 0)
         return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: commit of a file not open for writing", f->path);
-    /* Descriptions go on last, when every dataset exists. */
-    dapt_status st = dapt_status_agree(f->comm, dapt_h5_describe(f));
+    /* Checksums and descriptions go on last, when every dataset exists. */
+    dapt_status st = dapt_h5_seal_all(f);
+    if (st == DAPT_OK) st = dapt_status_agree(f->comm, dapt_h5_describe(f));
     if (st != DAPT_OK) {
         dapt_h5_abort(f);
         return st;
@@ -294,6 +295,18 @@ dapt_status dapt_h5_commit(dapt_h5file *f)
 
 void dapt_h5_abort(dapt_h5file *f)
 {
+    if (f->writable && f->id >= 0) {
+        /* Empty the temporary file first, so that HDF5's closing metadata
+         * flush succeeds even on a full disk: otherwise the file stays
+         * open and HDF5 crashes at MPI_Finalize.  Best effort: it is
+         * removed below anyway. */
+        int rank = 0;
+        if (DAPT_MPI_WARN(MPI_Comm_rank(f->comm, &rank))) rank = -1;
+        DAPT_MPI_WARN(MPI_Barrier(f->comm));
+        if (rank == 0 && f->tmp_path[0] && truncate(f->tmp_path, 0) != 0)
+            dapt_warn("%s: cannot empty %s before removing it: %s", f->path, f->tmp_path, strerror(errno));
+        DAPT_MPI_WARN(MPI_Barrier(f->comm));
+    }
     CLOSE(H5Fclose, f->id);
     f->id = H5I_INVALID_HID;
     DAPT_H5_WARN(H5Eclear2(H5E_DEFAULT));
@@ -556,9 +569,12 @@ static dapt_status slab_impl(dapt_h5file *f, const char *name, hid_t dset, dapt_
     int ndim = 0;
     int64_t dims[DAPT_H5_MAX_DIMS];
     size_t total = 0, numel = 0;
-    DAPT_TRY(space_shape(f, name, fspace, &ndim, dims, &total));
-    if (ndim > 0) DAPT_TRY(check_shape(f, name, ndim, dims, start, count));
-    DAPT_TRY(select_slab(f, name, fspace, ndim, start, count, participate, &mspace, &numel));
+    st = space_shape(f, name, fspace, &ndim, dims, &total);
+    if (st == DAPT_OK && ndim > 0) st = check_shape(f, name, ndim, dims, start, count);
+    if (st == DAPT_OK) st = select_slab(f, name, fspace, ndim, start, count, participate, &mspace, &numel);
+    /* A rank that cannot take part in the collective write says so first:
+     * otherwise the others would wait in it forever. */
+    DAPT_TRY(dapt_status_agree(f->comm, st));
     st = transfer_write(f, name, dset, mem_type(type), mspace, fspace, numel, total, DAPT_H5_COLLECTIVE, data);
 cleanup:
     CLOSE(H5Sclose, mspace);
@@ -600,16 +616,19 @@ static dapt_status blocks_impl(dapt_h5file *f, const char *name, hid_t ftype, hi
     hid_t dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     size_t numel = 0;
     dapt_status st = DAPT_OK;
-    DAPT_TRY(create_impl(f, name, ftype, 1, &n, &dset));
+    DAPT_TRY(dapt_status_agree(f->comm, create_impl(f, name, ftype, 1, &n, &dset)));
     fspace = H5Dget_space(dset);
-    if (fspace < 0) DAPT_TRY(H5FAIL(f, name, "reading dataset shape"));
-    DAPT_TRY(select_blocks(f, name, fspace, n, nb, starts, counts, &mspace, &numel));
+    st = fspace < 0 ? H5FAIL(f, name, "reading dataset shape")
+                    : select_blocks(f, name, fspace, n, nb, starts, counts, &mspace, &numel);
+    DAPT_TRY(dapt_status_agree(f->comm, st));
     st = transfer_write(f, name, dset, mtype, mspace, fspace, numel, (size_t)n, xfer, data);
 cleanup:
     CLOSE(H5Sclose, mspace);
     CLOSE(H5Sclose, fspace);
     if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = WRITEFAIL(f, name, "closing the dataset");
-    return st;
+    /* Every collective step ends agreed: a full disk on one rank is the same
+     * error on all, and none goes on to the next collective call alone. */
+    return dapt_status_agree(f->comm, st);
 }
 
 dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type type, int64_t n, size_t nb,
@@ -725,12 +744,12 @@ static dapt_status write_impl(dapt_h5file *f, const char *name, dapt_h5_type typ
                               const int64_t *dims, const int64_t *start, const int64_t *count,
                               int participate, const void *data)
 {
-    if (ndim > 0) DAPT_CHECK(check_shape(f, name, ndim, dims, start, count));
+    DAPT_CHECK(dapt_status_agree(f->comm, ndim > 0 ? check_shape(f, name, ndim, dims, start, count) : DAPT_OK));
     hid_t dset = H5I_INVALID_HID;
-    dapt_status st = create_impl(f, name, file_type(type), ndim, dims, &dset);
+    dapt_status st = dapt_status_agree(f->comm, create_impl(f, name, file_type(type), ndim, dims, &dset));
     if (st == DAPT_OK) st = slab_impl(f, name, dset, type, start, count, participate, data);
-    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
-    return st;
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = WRITEFAIL(f, name, "closing the dataset");
+    return dapt_status_agree(f->comm, st);
 }
 
 dapt_status dapt_h5_create_dataset(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
@@ -739,7 +758,7 @@ dapt_status dapt_h5_create_dataset(dapt_h5file *f, const char *name, dapt_h5_typ
     hid_t dset = H5I_INVALID_HID;
     dapt_status st = create_impl(f, name, file_type(type), ndim, dims, &dset);
     if (dset >= 0 && H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
-    return st;
+    return dapt_status_agree(f->comm, st);
 }
 
 dapt_status dapt_h5_write_slab(dapt_h5file *f, const char *name, dapt_h5_type type, const int64_t *start,
@@ -747,10 +766,10 @@ dapt_status dapt_h5_write_slab(dapt_h5file *f, const char *name, dapt_h5_type ty
 {
     if (!f->writable) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing", f->path, name);
     hid_t dset = H5Dopen2(f->id, name, H5P_DEFAULT);
-    if (dset < 0) return H5FAIL(f, name, "opening dataset");
+    DAPT_CHECK(dapt_status_agree(f->comm, dset < 0 ? H5FAIL(f, name, "opening dataset") : DAPT_OK));
     dapt_status st = slab_impl(f, name, dset, type, start, count, 1, data);
-    if (H5Dclose(dset) < 0 && st == DAPT_OK) st = H5FAIL(f, name, "closing dataset");
-    return st;
+    if (H5Dclose(dset) < 0 && st == DAPT_OK) st = WRITEFAIL(f, name, "closing the dataset");
+    return dapt_status_agree(f->comm, st);
 }
 
 dapt_status dapt_h5_write(dapt_h5file *f, const char *name, dapt_h5_type type, int ndim,
@@ -944,8 +963,10 @@ dapt_status dapt_h5_walk(const dapt_h5file *f,
 
 /* ---- attributes -------------------------------------------------------- */
 
-static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
-                              const void *value)
+/* n == 0: a scalar attribute; else a 1-D array of n values.  This rank's
+ * part; attr_write_n agrees on the outcome. */
+static dapt_status attr_write_local(dapt_h5file *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
+                                    size_t n, const void *value)
 {
     if (!f->writable)
         return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: file not open for writing (attribute %s)", f->path, obj,
@@ -957,8 +978,9 @@ static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr,
     if (ex < 0) return H5FAIL(f, obj, "checking for an attribute");
     if (ex > 0 && H5Adelete_by_name(f->id, obj, attr, H5P_DEFAULT) < 0)
         return H5FAIL(f, obj, "replacing an attribute");
-    space = H5Screate(H5S_SCALAR);
-    if (space < 0) return H5FAIL(f, obj, "making a scalar space");
+    const hsize_t len = n;
+    space = n ? H5Screate_simple(1, &len, NULL) : H5Screate(H5S_SCALAR);
+    if (space < 0) return H5FAIL(f, obj, "making an attribute's space");
     a = H5Acreate_by_name(f->id, obj, attr, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, mtype, value) < 0) {
         char what[160];
@@ -968,6 +990,24 @@ static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr,
     if (a >= 0 && H5Aclose(a) < 0 && st == DAPT_OK) st = H5FAIL(f, obj, "closing an attribute");
     CLOSE(H5Sclose, space);
     return st;
+}
+
+static dapt_status attr_write_n(dapt_h5file *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
+                                size_t n, const void *value)
+{
+    return dapt_status_agree(f->comm, attr_write_local(f, obj, attr, ftype, mtype, n, value));
+}
+
+static dapt_status attr_write(dapt_h5file *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype,
+                              const void *value)
+{
+    return attr_write_n(f, obj, attr, ftype, mtype, 0, value);
+}
+
+dapt_status dapt_h5_attr_set_u32s(dapt_h5file *f, const char *obj, const char *attr, size_t n, const uint32_t *values)
+{
+    if (n == 0) return DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: %s: empty attribute array %s", f->path, obj, attr);
+    return attr_write_n(f, obj, attr, H5T_STD_U32LE, H5T_NATIVE_UINT32, n, values);
 }
 
 static hid_t vlen_utf8(void)
@@ -1092,4 +1132,33 @@ dapt_status dapt_h5_attr_get_int64(const dapt_h5file *f, const char *obj, const 
 dapt_status dapt_h5_attr_get_double(const dapt_h5file *f, const char *obj, const char *attr, double *out)
 {
     return attr_get_number(f, obj, attr, H5T_FLOAT, H5T_NATIVE_DOUBLE, out);
+}
+
+dapt_status dapt_h5_attr_get_u32s(const dapt_h5file *f, const char *obj, const char *attr, uint32_t **values,
+                                  size_t *n)
+{
+    *values = NULL;
+    *n = 0;
+    if (!dapt_h5_attr_exists(f, obj, attr))
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: missing attribute %s", f->path, obj, attr);
+    hid_t a = H5Aopen_by_name(f->id, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) return H5FAIL(f, obj, "opening attribute");
+    dapt_status st = DAPT_OK;
+    hid_t t = H5Aget_type(a), space = H5Aget_space(a);
+    const hssize_t count = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (t < 0 || count < 1 || H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_ndims(space) != 1)
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: attribute %s is not an array of integers", f->path, obj, attr);
+    DAPT_TRY(dapt_alloc((void **)values, (size_t)count * sizeof **values, attr));
+    if (H5Aread(a, H5T_NATIVE_UINT32, *values) < 0) {
+        free(*values);
+        *values = NULL;
+        DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s: attribute %s cannot be read as unsigned 32-bit integers", f->path, obj,
+                   attr);
+    }
+    *n = (size_t)count;
+cleanup:
+    CLOSE(H5Sclose, space);
+    CLOSE(H5Tclose, t);
+    CLOSE(H5Aclose, a);
+    return st;
 }

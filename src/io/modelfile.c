@@ -2,9 +2,12 @@
 #include "dapt/modelfile.h"
 
 #include <jansson.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dapt/crc32.h"
 
 void dapt_model_meta_free(dapt_model_meta *meta)
 {
@@ -74,6 +77,7 @@ dapt_status dapt_modelfile_put_header(dapt_h5file *f, const dapt_model_config *m
         snprintf(name, sizeof name, "tokenizer/%s", meta->tokenizer[i].name);
         const int64_t n[1] = {(int64_t)meta->tokenizer[i].size};
         DAPT_CHECK(dapt_h5_write_all(f, name, DAPT_H5_U8, 1, n, meta->tokenizer[i].data));
+        DAPT_CHECK(dapt_h5_attr_set_int64(f, name, "crc32", dapt_crc32(meta->tokenizer[i].data, meta->tokenizer[i].size)));
     }
     return DAPT_OK;
 }
@@ -82,11 +86,17 @@ dapt_status dapt_modelfile_put(dapt_h5file *f, const dapt_model_config *mc, cons
                                const float *params, const dapt_model_meta *meta)
 {
     DAPT_CHECK(dapt_modelfile_put_header(f, mc, meta));
+    int rank = 0;
+    DAPT_CHECK(DAPT_MPI(MPI_Comm_rank(f->comm, &rank)));
     for (size_t i = 0; i < table->count; i++) {
         const dapt_tensor *t = &table->tensors[i];
         char name[128];
         snprintf(name, sizeof name, "params/%s", t->name);
         DAPT_CHECK(dapt_h5_write_all(f, name, DAPT_H5_F32, t->ndim, t->shape, params ? params + t->offset : NULL));
+        /* Attributes are written collectively with one value: rank 0's. */
+        int64_t crc = rank == 0 && params ? dapt_crc32(params + t->offset, t->numel * sizeof *params) : 0;
+        DAPT_CHECK(DAPT_MPI(MPI_Bcast(&crc, 1, MPI_INT64_T, 0, f->comm)));
+        DAPT_CHECK(dapt_h5_attr_set_int64(f, name, "crc32", crc));
     }
     return DAPT_OK;
 }
@@ -106,6 +116,17 @@ dapt_status dapt_modelfile_save(MPI_Comm comm, const char *path, int force, cons
 }
 
 /* ---- reading ----------------------------------------------------------- */
+
+/* A dataset's bytes against its "crc32" attribute.  Files written before
+ * dapt stored checksums in model files have none and are read as they are
+ * (docs/formats.md). */
+static dapt_status check_crc(const dapt_h5file *f, const char *name, const void *data, size_t bytes)
+{
+    if (!dapt_h5_attr_exists(f, name, "crc32")) return DAPT_OK;
+    int64_t want = 0;
+    DAPT_CHECK(dapt_h5_attr_get_int64(f, name, "crc32", &want));
+    return dapt_crc32_verify(f->path, name, want, dapt_crc32(data, bytes));
+}
 
 typedef struct int_field {
     const char *name;
@@ -222,6 +243,7 @@ dapt_status dapt_modelfile_get_config(const dapt_h5file *f, dapt_model_config *m
             DAPT_TRY(dapt_h5_read_all(f, name, DAPT_H5_U8, (void **)&meta->tokenizer[i].data, &nd, dims));
             if (nd != 1) DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s is not a 1-D byte array", f->path, name);
             meta->tokenizer[i].size = (size_t)dims[0];
+            DAPT_TRY(check_crc(f, name, meta->tokenizer[i].data, meta->tokenizer[i].size));
         }
     }
 cleanup:
@@ -263,6 +285,7 @@ dapt_status dapt_modelfile_get_params(const dapt_h5file *f, const dapt_param_tab
                               (long long)t->shape[0], (long long)t->shape[1], t->ndim);
         const int64_t start[2] = {0, 0};
         DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, t->ndim, start, t->shape, params + t->offset));
+        DAPT_CHECK(check_crc(f, name, params + t->offset, t->numel * sizeof *params));
     }
     return DAPT_OK;
 }

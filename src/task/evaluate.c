@@ -185,6 +185,7 @@ dapt_status dapt_mlm_evaluate(MPI_Comm comm, const dapt_config *cfg, const dapt_
         return DAPT_ERROR(DAPT_ERR_CONFIG, "the tokenizer's vocabulary (%lld) is larger than the model's (%lld)",
                           (long long)mlm.vocab_size, (long long)mc->vocab_size);
     dapt_sequences *seqs = NULL;
+    if (cfg->data.verify) DAPT_CHECK(dapt_h5_verify_file(comm, corpus));
     DAPT_CHECK(dapt_sequences_open(corpus, &ss, &seqs));
     dapt_status st = DAPT_OK;
     out->available = dapt_sequences_count(seqs, DAPT_SPLIT_EVAL);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dapt/fsio.h"
+#include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/preempt.h"
 #include "dapt/tokenizer.h"
@@ -86,6 +87,7 @@ static dapt_status setup_model(ft *r)
 {
     const dapt_config *cfg = r->cfg;
     const MPI_Comm world = ft_world(r);
+    if (cfg->data.verify) DAPT_CHECK(dapt_h5_verify_file(world, cfg->finetune.task));
     DAPT_CHECK(dapt_status_agree(world, dapt_task_file_open(cfg->finetune.task, &r->task)));
     DAPT_CHECK(dapt_status_agree(world, dapt_task_split_read(&r->task, cfg->finetune.train_split, &r->train)));
     r->have_dev = cfg->finetune.dev_split[0] != '\0';

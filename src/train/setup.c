@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "dapt/fsio.h"
+#include "dapt/h5io.h"
 #include "dapt/log.h"
 #include "dapt/tokenizer.h"
 #include "train_internal.h"
@@ -213,6 +214,7 @@ static dapt_status setup_data(train_run *r, const dapt_model_config *mc)
     r->ss.packing = strcmp(cfg->data.packing, "document") ? DAPT_PACK_CONCAT : DAPT_PACK_DOCUMENT;
     r->ss.eval_fraction = cfg->data.eval_fraction;
     r->ss.seed = (uint64_t)cfg->run.seed;
+    if (cfg->data.verify) DAPT_CHECK(dapt_h5_verify_file(r->comm, cfg->data.corpus));
     DAPT_CHECK(dapt_sequences_open(cfg->data.corpus, &r->ss, &r->seqs));
     int64_t file_vocab = dapt_sequences_vocab(r->seqs);
     if (file_vocab > mc->vocab_size)

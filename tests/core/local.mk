@@ -22,4 +22,4 @@ tests_core_rng_ranks_draw_LDADD = $(TEST_LIBS)
 TESTS += tests/core/test_config tests/core/test_rng tests/core/test_log \
 	tests/core/rng_ranks.test tests/core/cli.test tests/core/test_status tests/core/status_ranks.test \
 	tests/core/test_suggest
-EXTRA_DIST += tests/core/rng_ranks.test tests/core/status_ranks.test tests/core/cli.test tests/harness.h tests/mpi_run.sh tests/h5same.py
+EXTRA_DIST += tests/core/rng_ranks.test tests/core/status_ranks.test tests/core/cli.test tests/harness.h tests/mpi_run.sh tests/h5same.py tests/h5flip.sh

@@ -12,8 +12,9 @@ tests_io_test_safetensors_LDADD = $(TEST_LIBS)
 tests_io_test_hf_SOURCES = tests/io/test_hf.c
 tests_io_test_hf_CFLAGS = $(TEST_CFLAGS)
 tests_io_test_hf_LDADD = $(TEST_LIBS)
-TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors tests/io/test_hf tests/io/forward.test tests/io/cli.test
-EXTRA_DIST += tests/io/h5io_ranks.test tests/io/forward.test tests/io/cli.test
+TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors tests/io/test_hf tests/io/forward.test tests/io/cli.test \
+	tests/io/model_integrity.test
+EXTRA_DIST += tests/io/h5io_ranks.test tests/io/forward.test tests/io/cli.test tests/io/model_integrity.test
 # Provenance reuses tests/train's fixture run (make_corpus, train_env.sh).
 TESTS += tests/io/provenance.test
 EXTRA_DIST += tests/io/provenance.test

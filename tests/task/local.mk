@@ -18,7 +18,7 @@ TASK_TESTS = tests/task/finetune_resume.test tests/task/metrics_ranks.test tests
 	tests/task/finetune_roberta.test tests/task/smart_reference.test tests/task/smart_ranks.test \
 	tests/task/smart_errors.test tests/task/finetune_regression.test tests/task/finetune_files.test \
 	tests/task/finetune_jsonl.test
-TASK_TESTS += tests/task/finetune_resume_check.test
+TASK_TESTS += tests/task/finetune_resume_check.test tests/task/input_integrity.test
 TESTS += tests/task/test_metrics tests/task/test_smart $(TASK_TESTS)
 EXTRA_DIST += $(TASK_TESTS) tests/task/task_env.sh tests/fixtures/task/init.h5 tests/fixtures/task/task.h5 \
 	tests/fixtures/task/expected.h5 tools/fixtures/make_finetune_fixture.py \

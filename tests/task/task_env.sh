@@ -12,12 +12,13 @@ vocab=${DAPT_VOCAB_DIR:-$top_builddir/vocab}/bert-base-uncased/vocab.txt
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# ref_diff [H5DIFF OPTION]... DAPT_FILE REFERENCE OBJ OBJ: h5diff of the
-# numbers against a reference fixture.  dapt describes every dataset it
-# writes (description/units attributes, docs/formats.md); the references,
-# written by PyTorch scripts, have none, and h5diff counts an attribute
-# present on one side as a difference, so those of DAPT_FILE's datasets are
-# left out.
+# ref_diff [H5DIFF OPTION]... DAPT_FILE OTHER OBJ OBJ: h5diff of the numbers
+# only.  dapt describes and checksums every dataset it writes
+# (description/units/crc32 attributes, docs/formats.md); the references,
+# written by PyTorch scripts, have none, a run on other ranks has checksums
+# of numbers equal only within the tolerance, and h5diff counts any
+# attribute difference, so the attributes of DAPT_FILE's datasets are left
+# out.
 ref_diff() {
     eval "dapt_file=\${$(($# - 3))}"
     # shellcheck disable=SC2046

@@ -28,7 +28,7 @@ TRAIN_TESTS += tests/train/ckpt_tp.test
 TRAIN_TESTS += tests/train/train_files.test
 TRAIN_TESTS += tests/train/watchdog.test
 TRAIN_TESTS += tests/train/metrics_jsonl.test tests/train/plot_follow.test
-TRAIN_TESTS += tests/train/train_resume_check.test
+TRAIN_TESTS += tests/train/train_resume_check.test tests/train/disk_full.test
 TESTS += tests/train/test_loop tests/train/test_metrics_log tests/train/test_resume_check $(TRAIN_TESTS)
 EXTRA_DIST += $(TRAIN_TESTS) tests/train/train_env.sh tests/train/check_das.py tests/train/make_importance.py \
 	tests/train/check_jsonl.py

@@ -51,9 +51,5 @@ same_tensors() {
     h5diff "$1" "$2" /optim /optim >/dev/null || fail "Adam moments differ: $1 $2"
 }
 
-# flip DATASET FILE: overwrite 4 bytes inside a dataset's data.
-flip() {
-    off=$(h5dump -p -H -d "$1" "$2" | awk '/OFFSET/ {print $2; exit}')
-    [ -n "$off" ] || fail "no offset for $1 in $2"
-    printf '\377\377\177\177' | dd of="$2" bs=1 seek=$((off + 64)) conv=notrunc status=none
-}
+# flip DATASET FILE [SKIP [BYTES]]: tests/h5flip.sh.
+. "$top_srcdir/tests/h5flip.sh"
