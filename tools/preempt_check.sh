@@ -15,7 +15,8 @@
 #   SIG (default USR1) is sent to mpirun, which forwards SIGUSR1 and
 #   SIGUSR2 to the ranks; mpirun's own exit code on SIGTERM is not the
 #   ranks' 75 (docs/slurm.md), so SIG=TERM reports a failure here.
-#   AFTER (default 90) seconds after the start; RANKS (default 2).
+#   AFTER (default 5) seconds after the run's first checkpoint (step 25),
+#   so the stop falls between checkpoints; RANKS (default 2).
 # Prints the interrupted run's exit code (75 expected), the resumed one's
 # (0), and whether metrics, the checkpoint at the end and (mometas)
 # sampler.h5 equal the uninterrupted run's; exits 1 when anything differs.
@@ -26,7 +27,7 @@ gen=${2:-runs/general-model}
 out=${3:-runs/preempt-$mode}
 gen=$(cd "$gen" && pwd)
 mkdir -p "$out" && out=$(cd "$out" && pwd)
-SIG=${SIG:-USR1} AFTER=${AFTER:-90} STEPS=${STEPS:-150} EPOCHS=${EPOCHS:-1}
+SIG=${SIG:-USR1} AFTER=${AFTER:-5} STEPS=${STEPS:-150} EPOCHS=${EPOCHS:-1}
 TAG=preempt-check
 . "$here/tools/experiment.sh"
 
@@ -59,12 +60,13 @@ if [ ! -f "$out/ref.done" ]; then
     touch "$out/ref.done"
 fi
 rm -rf "$out/cut"
-say "the interrupted run -> $out/cut: SIG$SIG to mpirun after $AFTER s"
+say "the interrupted run -> $out/cut: SIG$SIG to mpirun $AFTER s after its first checkpoint"
 t0=$(date +%s)
 # mpirun itself in the background, so the signal reaches it (not a subshell)
 # shellcheck disable=SC2086
 $LAUNCH "$DAPT" $cmd"$out/cut" >"$out/cut1.log" 2>&1 &
 pid=$!
+while [ ! -f "$out/cut/checkpoints/latest" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
 sleep "$AFTER"
 kill -"$SIG" "$pid" 2>/dev/null || true
 rc1=0
