@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     dapt_workspace_spec spec = {B, S, masked, 1, 0};
     dapt_workspace *ws;
     if ((st = dapt_workspace_create(&m, &spec, &ws))) die(st);
-    dapt_batch b = {B, S, ids, NULL, NULL, labels, NULL, 0};
+    dapt_batch b = {B, S, ids, NULL, NULL, labels, NULL, 0, NULL};
     dapt_run_opts opts = {0};
     opts.train = 1;
     opts.seed = 1;

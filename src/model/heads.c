@@ -19,10 +19,9 @@ static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int
     for (int64_t r = 0; r < n; r++) {
         const float *row = logits + r * c;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
-        double s = 0.0;
-        for (int64_t j = 0; j < c; j++) s += (double)expf(row[j] - mx);
-        const double l = (double)mx + log(s);
+        const double l = (double)mx + log(k_sum_exp_row(c, row, mx));
         lse[r] = (float)l;
         if (labels[r] != DAPT_IGNORE_LABEL) {
             sum += l - (double)row[labels[r]];
@@ -47,6 +46,7 @@ static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, i
     for (int64_t r = 0; r < n; r++) {
         float *row = logits + r * c, mx = -INFINITY;
         for (int64_t j = real; j < c; j++) row[j] = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < real; j++) mx = row[j] > mx ? row[j] : mx;
         lse[r] = mx;
     }
@@ -55,9 +55,7 @@ static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, i
     for (int64_t r = 0; r < n; r++) {
         const float *row = logits + r * c;
         const float mx = lse[r];
-        double sum = 0.0;
-        for (int64_t j = 0; j < real; j++) sum += (double)expf(row[j] - mx);
-        red[r] = (float)sum;
+        red[r] = (float)k_sum_exp_row(real, row, mx);
         const int64_t lab = labels[r] == DAPT_IGNORE_LABEL ? -1 : labels[r] - c0;
         red[n + r] = lab >= 0 && lab < real ? row[lab] : 0.0f;
     }
@@ -90,7 +88,7 @@ static void softmax_ce_backward(int64_t n, int64_t c, int64_t c0, float *logits,
             continue;
         }
         const float l = lse[r];
-        for (int64_t j = 0; j < c; j++) row[j] = scale * expf(row[j] - l);
+        k_exp_scale_row(c, row, l, scale);
         if (labels[r] >= c0 && labels[r] - c0 < c) row[labels[r] - c0] -= scale;
     }
 }
@@ -122,7 +120,7 @@ dapt_status model_mlm_forward(const dapt_model *m, dapt_workspace *ws)
         memcpy(ws->mlm_in + r * H, last + ws->mlm_pos[r] * H, (size_t)H * sizeof(float));
     k_linear_fwd(M, H, H, ws->mlm_in, P->mlm_dense_w, P->mlm_dense_b, ws->mlm_pre, 0);
 #pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_out[e] = k_gelu(ws->mlm_pre[e]);
+    for (int64_t r = 0; r < M; r++) k_gelu_row(H, ws->mlm_pre + r * H, NULL, ws->mlm_out + r * H, NULL);
     k_layernorm_fwd(M, H, ws->mlm_out, P->mlm_ln_w, P->mlm_ln_b, mc->layer_norm_eps,
                     ws->mlm_xhat, ws->mlm_rstd, ws->mlm_out);
     /* The tied decoder on this model's vocabulary rows. */
@@ -183,7 +181,7 @@ dapt_status model_mlm_backward(const dapt_model *m, dapt_workspace *ws, double l
     DAPT_CHECK(model_tp_reduce(m, ws->mlm_d1, (size_t)(M * H), DAPT_REDUCE_SUM));
     k_layernorm_bwd(M, H, ws->mlm_d1, ws->mlm_xhat, ws->mlm_rstd, P->mlm_ln_w, G->mlm_ln_w, G->mlm_ln_b, ws->mlm_d1, 0);
 #pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < M * H; e++) ws->mlm_d1[e] *= k_gelu_grad(ws->mlm_pre[e]);
+    for (int64_t r = 0; r < M; r++) k_gelu_grad_mul_row(H, ws->mlm_pre + r * H, ws->mlm_d1 + r * H);
     k_linear_bwd(M, H, H, ws->mlm_in, P->mlm_dense_w, ws->mlm_d1, G->mlm_dense_w, G->mlm_dense_b, ws->mlm_d2, 0);
     for (int64_t r = 0; r < M; r++) {
         float *d = dlast + ws->mlm_pos[r] * H;

@@ -169,13 +169,87 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
     }
 }
 
-float k_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
-float k_gelu_grad(float x)
+K_SIMD_CLONES void k_gelu_row(int64_t n, const float *u, const float *gate, float *out, float *grad)
 {
-    /* d/dx [x Phi(x)] = Phi(x) + x phi(x). */
-    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
-           x * 0.39894228040143268f * expf(-0.5f * x * x);
+    if (gate && grad) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float x = u[j] * gate[j];
+            float pdf;
+            const float cdf = k_phi(x, &pdf);
+            out[j] = x * cdf;
+            grad[j] = cdf + x * pdf;
+        }
+    } else if (grad) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float x = u[j];
+            float pdf;
+            const float cdf = k_phi(x, &pdf);
+            out[j] = x * cdf;
+            grad[j] = cdf + x * pdf;
+        }
+    } else if (gate) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) out[j] = k_gelu(u[j] * gate[j]);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) out[j] = k_gelu(u[j]);
+    }
+}
+
+K_SIMD_CLONES void k_gelu_grad_mul_row(int64_t n, const float *u, float *d)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) d[j] *= k_gelu_grad(u[j]);
+}
+
+K_SIMD_CLONES void k_softmax_row(int64_t n, float *row, const float *add)
+{
+    float mx = -INFINITY;
+    if (add) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) row[j] += add[j];
+    }
+    /* max is exact in any order; the sum below is in a fixed order. */
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) row[j] = k_expf(row[j] - mx);
+    float part[16] = {0};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+#pragma omp simd
+        for (int k = 0; k < 16; k++) part[k] += row[j + k];
+    for (int k = 0; j < n; j++, k++) part[k] += row[j];
+    float sum = 0.0f;
+    for (int k = 0; k < 16; k++) sum += part[k];
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t c = 0; c < n; c++) row[c] *= inv;
+}
+
+K_SIMD_CLONES double k_sum_exp_row(int64_t n, const float *x, float shift)
+{
+    double part[16] = {0};
+    float e[16];
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+#pragma omp simd
+        for (int k = 0; k < 16; k++) e[k] = k_expf(x[j + k] - shift);
+#pragma omp simd
+        for (int k = 0; k < 16; k++) part[k] += (double)e[k];
+    }
+    for (int k = 0; j < n; j++, k++) part[k] += (double)k_expf(x[j] - shift);
+    double sum = 0.0;
+    for (int k = 0; k < 16; k++) sum += part[k];
+    return sum;
+}
+
+K_SIMD_CLONES void k_exp_scale_row(int64_t n, float *row, float shift, float scale)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) row[j] = scale * k_expf(row[j] - shift);
 }
 
 static _Thread_local float *scratch_buf;

@@ -583,21 +583,10 @@ static void attention_forward(const dapt_model *m, dapt_workspace *ws, int64_t l
                         k, (int)H, 0.0f, P, (int)S);
             const float g = hm ? hm[h] : 1.0f;
             for (int64_t r = 0; r < S; r++) {
-                float *row = P + r * S, mx = -INFINITY, sum = 0.0f;
-                for (int64_t c = 0; c < S; c++) {
-                    row[c] += madd[c];
-                    mx = row[c] > mx ? row[c] : mx;
-                }
-                for (int64_t c = 0; c < S; c++) {
-                    row[c] = expf(row[c] - mx);
-                    sum += row[c];
-                }
-                const float inv = 1.0f / sum;
-                float *dr = pd + r * S;
-                for (int64_t c = 0; c < S; c++) {
-                    row[c] *= inv;
-                    dr[c] = row[c] * g;
-                }
+                float *row = P + r * S, *dr = pd + r * S;
+                k_softmax_row(S, row, madd);
+#pragma omp simd
+                for (int64_t c = 0; c < S; c++) dr[c] = row[c] * g;
                 k_dropout_row(&ws->att_drop, ws->b.first_sample + (uint64_t)i, model_site_of(l, 0),
                               (uint64_t)(((h0 + h) * S + r) * S), S, dr,
                               a->keep_att ? a->keep_att + ((i * NH + h) * S + r) * S : NULL);
@@ -697,10 +686,7 @@ static dapt_status layer_forward(const dapt_model *m, dapt_workspace *ws, int64_
     for (int64_t t = 0; t < T; t++) {
         const float *u = a->u + t * F;
         float *o = ws->act + t * F;
-        if (gi)
-            for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j] * gi[j]);
-        else
-            for (int64_t j = 0; j < F; j++) o[j] = k_gelu(u[j]);
+        k_gelu_row(F, u, gi, o, NULL);
     }
     k_linear_fwd(T, F, H, ws->act, w->fo_w, NULL, a->y, 0);
     DAPT_CHECK(model_tp_reduce(m, a->y, (size_t)(T * H), DAPT_REDUCE_SUM));
@@ -757,7 +743,7 @@ static dapt_status layer_backward(const dapt_model *m, dapt_workspace *ws, int64
     for (int64_t t = 0; t < T; t++) {
         const float *u = a->u + t * F;
         float *o = ws->act + t * F, *gp = ws->gelu_grad + t * F;
-        for (int64_t j = 0; j < F; j++) k_gelu_both(gi ? u[j] * gi[j] : u[j], o + j, gp + j);
+        k_gelu_row(F, u, gi, o, gp);
     }
     k_linear_bwd(T, F, H, ws->act, w->fo_w, g2, g->fo_w, g->fo_b, ws->du, 0);
     /* Through GELU: d z = d act * gelu'(z), z = u * g_int; d g_int = <dz, u>. */
