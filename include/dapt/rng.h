@@ -60,6 +60,12 @@ dapt_rng dapt_rng_make(uint64_t seed, uint32_t stream, uint64_t step);
 /* Four 32-bit words for (sample, block); block = position / 4. */
 void dapt_rng_block(const dapt_rng *r, uint64_t sample, uint64_t block, uint32_t out[4]);
 
+/* The blocks block0 .. block0 + n - 1 of (sample), four words each, into
+ * out[4 n]: the same words as n calls of dapt_rng_block, computed 16 blocks
+ * at a time in vector lanes (dropout draws one word per element).  Not
+ * collective. */
+void dapt_rng_blocks(const dapt_rng *r, uint64_t sample, uint64_t block0, size_t n, uint32_t *out);
+
 /* One 32-bit word for (sample, position). */
 uint32_t dapt_rng_u32(const dapt_rng *r, uint64_t sample, uint64_t position);
 

@@ -58,6 +58,58 @@ void dapt_rng_block(const dapt_rng *r, uint64_t sample, uint64_t block, uint32_t
     dapt_philox4x32_10(ctr, r->key, out);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__)
+#define RNG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef RNG_CLONES
+#define RNG_CLONES
+#endif
+
+/* Philox's rounds on 16 counters as four lane arrays, so that the 32 x 32
+ * -> 64-bit products become vector multiplies (integer arithmetic: every
+ * clone gives the same words). */
+RNG_CLONES void dapt_rng_blocks(const dapt_rng *r, uint64_t sample, uint64_t block0, size_t n, uint32_t *out)
+{
+    enum { W = 16 };
+    uint32_t c0[W], c1[W], c2[W], c3[W];
+    for (size_t base = 0; base < n; base += W) {
+        const size_t m = n - base < W ? n - base : W;
+#pragma omp simd
+        for (int i = 0; i < W; i++) {
+            const uint64_t b = block0 + base + (uint64_t)i;
+            c0[i] = (uint32_t)b;
+            c1[i] = (uint32_t)(b >> 32);
+            c2[i] = (uint32_t)sample;
+            c3[i] = (uint32_t)(sample >> 32);
+        }
+        uint32_t k0 = r->key[0], k1 = r->key[1];
+        for (int round = 0; round < 10; round++) {
+            if (round > 0) {
+                k0 += PHILOX_W0;
+                k1 += PHILOX_W1;
+            }
+#pragma omp simd
+            for (int i = 0; i < W; i++) {
+                const uint64_t p0 = (uint64_t)PHILOX_M0 * c0[i], p1 = (uint64_t)PHILOX_M1 * c2[i];
+                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[i] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[i] ^ k1;
+                c0[i] = n0;
+                c1[i] = (uint32_t)p1;
+                c2[i] = n2;
+                c3[i] = (uint32_t)p0;
+            }
+        }
+        for (size_t i = 0; i < m; i++) {
+            uint32_t *o = out + 4 * (base + i);
+            o[0] = c0[i];
+            o[1] = c1[i];
+            o[2] = c2[i];
+            o[3] = c3[i];
+        }
+    }
+}
+
 uint32_t dapt_rng_u32(const dapt_rng *r, uint64_t sample, uint64_t position)
 {
     uint32_t out[4];

@@ -18,9 +18,7 @@ static void softmax_ce_rows(int64_t n, int64_t c, const float *logits, const int
 #pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
     for (int64_t r = 0; r < n; r++) {
         const float *row = logits + r * c;
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < c; j++) mx = row[j] > mx ? row[j] : mx;
+        const float mx = k_max_row(c, row);
         const double l = (double)mx + log(k_sum_exp_row(c, row, mx));
         lse[r] = (float)l;
         if (labels[r] != DAPT_IGNORE_LABEL) {
@@ -44,11 +42,9 @@ static dapt_status softmax_ce_rows_tp(const dapt_model *m, dapt_workspace *ws, i
     float *red = ws->mlm_red; /* [n] sums of exponentials, [n] target logits */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++) {
-        float *row = logits + r * c, mx = -INFINITY;
+        float *row = logits + r * c;
         for (int64_t j = real; j < c; j++) row[j] = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < real; j++) mx = row[j] > mx ? row[j] : mx;
-        lse[r] = mx;
+        lse[r] = k_max_row(real, row);
     }
     DAPT_CHECK(model_tp_reduce(m, lse, (size_t)n, DAPT_REDUCE_MAX));
 #pragma omp parallel for schedule(static)

@@ -59,6 +59,19 @@ void k_linear_fwd(int64_t n, int64_t in, int64_t out, const float *x, const floa
     k_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
+/* acc[j] += x[j]; acc[j] += a[j] * b[j]: the rows of the column sums. */
+K_SIMD_CLONES static void add_row(int64_t n, const float *x, float *acc)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) acc[j] += x[j];
+}
+
+K_SIMD_CLONES static void add_prod_row(int64_t n, const float *a, const float *b, float *acc)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) acc[j] += a[j] * b[j];
+}
+
 void k_colsum_acc(int64_t n, int64_t cols, const float *x, float *acc)
 {
     int nt = omp_get_max_threads();
@@ -68,14 +81,10 @@ void k_colsum_acc(int64_t n, int64_t cols, const float *x, float *acc)
         {
             int t = omp_get_thread_num(), T = omp_get_num_threads();
             int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
-            for (int64_t i = 0; i < n; i++) {
-                const float *row = x + i * cols;
-                for (int64_t j = c0; j < c1; j++) acc[j] += row[j];
-            }
+            for (int64_t i = 0; i < n; i++) add_row(c1 - c0, x + i * cols + c0, acc + c0);
         }
     } else {
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < cols; j++) acc[j] += x[i * cols + j];
+        for (int64_t i = 0; i < n; i++) add_row(cols, x + i * cols, acc);
     }
 }
 
@@ -85,10 +94,7 @@ void k_coldot_acc(int64_t n, int64_t cols, const float *a, const float *b, float
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
-        for (int64_t i = 0; i < n; i++) {
-            const float *ra = a + i * cols, *rb = b + i * cols;
-            for (int64_t j = c0; j < c1; j++) acc[j] += ra[j] * rb[j];
-        }
+        for (int64_t i = 0; i < n; i++) add_prod_row(c1 - c0, a + i * cols + c0, b + i * cols + c0, acc + c0);
     }
 }
 
@@ -101,32 +107,82 @@ void k_linear_bwd(int64_t n, int64_t in, int64_t out, const float *x, const floa
         k_sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
 }
 
+/* Sums in a fixed order (16 partial sums, then those in turn), so that the
+ * clones agree bit for bit whatever their vector width. */
+#define K_FIXED_SUM(type, n, expr, out)                                                                   \
+    do {                                                                                                   \
+        type part_[16] = {0};                                                                              \
+        int64_t j_ = 0;                                                                                    \
+        for (; j_ + 16 <= (n); j_ += 16)                                                                   \
+            _Pragma("omp simd") for (int64_t k_ = 0; k_ < 16; k_++)                                        \
+            {                                                                                              \
+                const int64_t j = j_ + k_;                                                                 \
+                part_[k_] += (expr);                                                                       \
+            }                                                                                              \
+        for (int64_t k_ = 0; j_ < (n); j_++, k_++) {                                                       \
+            const int64_t j = j_;                                                                          \
+            part_[k_] += (expr);                                                                           \
+        }                                                                                                  \
+        type sum_ = 0;                                                                                     \
+        for (int k_ = 0; k_ < 16; k_++) sum_ += part_[k_];                                                 \
+        (out) = sum_;                                                                                      \
+    } while (0)
+
+K_SIMD_CLONES static void layernorm_row(int64_t h, const float *xr, const float *gamma, const float *beta, double eps,
+                                        float *xh, float *rstd, float *yr)
+{
+    /* Two passes in double: the mean and the biased variance PyTorch uses. */
+    double s, v;
+    K_FIXED_SUM(double, h, (double)xr[j], s);
+    const double mean = s / (double)h;
+    K_FIXED_SUM(double, h, ((double)xr[j] - mean) * ((double)xr[j] - mean), v);
+    const float r = (float)(1.0 / sqrt(v / (double)h + eps));
+    const float m = (float)mean;
+    if (xh) {
+#pragma omp simd
+        for (int64_t j = 0; j < h; j++) {
+            const float z = (xr[j] - m) * r;
+            xh[j] = z;
+            yr[j] = z * gamma[j] + beta[j];
+        }
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < h; j++) yr[j] = (xr[j] - m) * r * gamma[j] + beta[j];
+    }
+    if (rstd) *rstd = r;
+}
+
 void k_layernorm_fwd(int64_t n, int64_t h, const float *x, const float *gamma, const float *beta,
                      double eps, float *xhat, float *rstd, float *y)
 {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *xr = x + i * h;
-        /* Two passes in double: the mean and the biased variance PyTorch uses. */
-        double s = 0.0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < h; j++) s += xr[j];
-        const double mean = s / (double)h;
-        double v = 0.0;
-#pragma omp simd reduction(+ : v)
-        for (int64_t j = 0; j < h; j++) {
-            double d = xr[j] - mean;
-            v += d * d;
-        }
-        const float r = (float)(1.0 / sqrt(v / (double)h + eps));
-        const float m = (float)mean;
-        float *xh = xhat ? xhat + i * h : NULL, *yr = y + i * h;
-        for (int64_t j = 0; j < h; j++) {
-            float z = (xr[j] - m) * r;
-            if (xh) xh[j] = z;
-            yr[j] = z * gamma[j] + beta[j];
-        }
-        if (rstd) rstd[i] = r;
+    for (int64_t i = 0; i < n; i++)
+        layernorm_row(h, x + i * h, gamma, beta, eps, xhat ? xhat + i * h : NULL, rstd ? rstd + i : NULL, y + i * h);
+}
+
+K_SIMD_CLONES static void layernorm_param_row(int64_t n, const float *d, const float *xh, float *dgamma, float *dbeta)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        dgamma[j] += d[j] * xh[j];
+        dbeta[j] += d[j];
+    }
+}
+
+/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
+K_SIMD_CLONES static void layernorm_bwd_row(int64_t h, const float *d, const float *xh, float r, const float *gamma,
+                                            float *o, int accumulate)
+{
+    float sg, sgx;
+    K_FIXED_SUM(float, h, d[j] * gamma[j], sg);
+    K_FIXED_SUM(float, h, d[j] * gamma[j] * xh[j], sgx);
+    const float mg = sg / (float)h, mgx = sgx / (float)h;
+    if (accumulate) {
+#pragma omp simd
+        for (int64_t j = 0; j < h; j++) o[j] += r * (d[j] * gamma[j] - mg - xh[j] * mgx);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < h; j++) o[j] = r * (d[j] * gamma[j] - mg - xh[j] * mgx);
     }
 }
 
@@ -140,33 +196,13 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
         {
             int t = omp_get_thread_num(), T = omp_get_num_threads();
             int64_t c0 = h * t / T, c1 = h * (t + 1) / T;
-            for (int64_t i = 0; i < n; i++) {
-                const float *d = dy + i * h, *xh = xhat + i * h;
-                for (int64_t j = c0; j < c1; j++) {
-                    dgamma[j] += d[j] * xh[j];
-                    dbeta[j] += d[j];
-                }
-            }
+            for (int64_t i = 0; i < n; i++)
+                layernorm_param_row(c1 - c0, dy + i * h + c0, xhat + i * h + c0, dgamma + c0, dbeta + c0);
         }
     }
-    /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *d = dy + i * h, *xh = xhat + i * h;
-        float sg = 0.0f, sgx = 0.0f;
-#pragma omp simd reduction(+ : sg, sgx)
-        for (int64_t j = 0; j < h; j++) {
-            float g = d[j] * gamma[j];
-            sg += g;
-            sgx += g * xh[j];
-        }
-        const float mg = sg / (float)h, mgx = sgx / (float)h, r = rstd[i];
-        float *o = dx + i * h;
-        if (accumulate)
-            for (int64_t j = 0; j < h; j++) o[j] += r * (d[j] * gamma[j] - mg - xh[j] * mgx);
-        else
-            for (int64_t j = 0; j < h; j++) o[j] = r * (d[j] * gamma[j] - mg - xh[j] * mgx);
-    }
+    for (int64_t i = 0; i < n; i++)
+        layernorm_bwd_row(h, dy + i * h, xhat + i * h, rstd[i], gamma, dx + i * h, accumulate);
 }
 
 K_SIMD_CLONES void k_gelu_row(int64_t n, const float *u, const float *gate, float *out, float *grad)
@@ -229,6 +265,14 @@ K_SIMD_CLONES void k_softmax_row(int64_t n, float *row, const float *add)
     for (int64_t c = 0; c < n; c++) row[c] *= inv;
 }
 
+K_SIMD_CLONES float k_max_row(int64_t n, const float *x)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
 K_SIMD_CLONES double k_sum_exp_row(int64_t n, const float *x, float shift)
 {
     double part[16] = {0};
@@ -268,11 +312,10 @@ float *k_thread_scratch(size_t floats)
     return scratch_buf;
 }
 
-void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
+K_SIMD_CLONES void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t first, int64_t n,
                    float *x, uint8_t *keep)
 {
     if (!d || !d->rng || d->p <= 0.0f) return;
-    uint32_t block[4];
     const uint64_t pos0 = (site << K_SITE_SHIFT) | first;
     /* uniform < p  <=>  24-bit integer < ceil(p * 2^24) */
     const uint32_t threshold = (uint32_t)ceil((double)d->p * 16777216.0);
@@ -288,18 +331,24 @@ void k_dropout_row(const k_dropout *d, uint64_t sample, uint64_t site, uint64_t 
         K_DROP_ONE(dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i), i);
         i++;
     }
-    for (; i + 4 <= n; i += 4) {
-        dapt_rng_block(d->rng, sample, (pos0 + (uint64_t)i) >> 2, block);
-        for (int k = 0; k < 4; k++) K_DROP_ONE(block[k], i + k);
+    /* Whole blocks, 64 at a time through the vectorised generator. */
+    uint32_t words[256];
+    while (i + 4 <= n) {
+        const int64_t nb = (n - i) / 4 < 64 ? (n - i) / 4 : 64;
+        dapt_rng_blocks(d->rng, sample, (pos0 + (uint64_t)i) >> 2, (size_t)nb, words);
+#pragma omp simd
+        for (int64_t k = 0; k < 4 * nb; k++) K_DROP_ONE(words[k], i + k);
+        i += 4 * nb;
     }
     for (; i < n; i++) K_DROP_ONE(dapt_rng_u32(d->rng, sample, pos0 + (uint64_t)i), i);
 #undef K_DROP_ONE
 }
 
-void k_dropout_apply(const k_dropout *d, const uint8_t *keep, int64_t n, float *x)
+K_SIMD_CLONES void k_dropout_apply(const k_dropout *d, const uint8_t *keep, int64_t n, float *x)
 {
     if (!d || !d->rng || d->p <= 0.0f) return;
     const float scale = d->scale;
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) x[i] = keep[i] ? x[i] * scale : 0.0f;
 }
 

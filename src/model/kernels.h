@@ -93,14 +93,12 @@ K_INLINE float k_expf(float x)
     return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : y);
 }
 
-/* Phi(x), the standard normal CDF, and *pdf = phi(x), sharing exp(-x^2/2):
+/* Phi(x), the standard normal CDF, and *pdf = phi(x):
  * erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), z = |x| / sqrt 2, with
  * P of degree 9 fitted to |log-error| < 7.3e-8 (tools/dev/fit_erfc.py);
  * absolute error of Phi below 2.5e-7 (4 ulp near 1). */
-K_INLINE float k_phi(float x, float *pdf)
+K_INLINE float k_erfc_poly(float t)
 {
-    const float z = fabsf(x) * 0.70710678118654752f;
-    const float t = 1.0f / (1.0f + 0.5f * z);
     float p = 0.17300200988132003f;
     p = p * t + -0.8314631327691214f;
     p = p * t + 1.505075636744673f;
@@ -110,18 +108,28 @@ K_INLINE float k_phi(float x, float *pdf)
     p = p * t + 0.09647859759764732f;
     p = p * t + 0.3742632029639194f;
     p = p * t + 0.9999973166229557f;
-    p = p * t + -1.265510923003746f;
-    const float e = k_expf(-z * z); /* exp(-x^2 / 2) */
-    const float half_erfc = 0.5f * t * e * k_expf(p);
-    *pdf = 0.39894228040143268f * e;
+    return p * t + -1.265510923003746f;
+}
+
+K_INLINE float k_phi(float x, float *pdf)
+{
+    const float z = fabsf(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.5f * z);
+    /* The same expression as k_gelu's, so that a backward's recomputed
+     * GELU equals the forward's bit for bit. */
+    const float half_erfc = 0.5f * t * k_expf(-z * z + k_erfc_poly(t));
+    *pdf = 0.39894228040143268f * k_expf(-z * z); /* exp(-x^2 / 2) */
     return x >= 0.0f ? 1.0f - half_erfc : half_erfc;
 }
 
-/* GELU (erf form, as BERT and PyTorch's default) and its derivative. */
+/* GELU (erf form, as BERT and PyTorch's default) and its derivative.  The
+ * value alone needs one exponential: exp(-z^2 + P(t)). */
 K_INLINE float k_gelu(float x)
 {
-    float pdf;
-    return x * k_phi(x, &pdf);
+    const float z = fabsf(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.5f * z);
+    const float half_erfc = 0.5f * t * k_expf(-z * z + k_erfc_poly(t));
+    return x * (x >= 0.0f ? 1.0f - half_erfc : half_erfc);
 }
 
 K_INLINE float k_gelu_grad(float x)
@@ -139,6 +147,8 @@ void k_gelu_grad_mul_row(int64_t n, const float *u, float *d);
 /* Softmax of row + add (add NULL: 0) in place; returns nothing, the row
  * sums to 1 (a row of -inf only gives NaN, as PyTorch). */
 void k_softmax_row(int64_t n, float *row, const float *add);
+/* max_j x[j] (-inf for n = 0; NaN entries are skipped). */
+float k_max_row(int64_t n, const float *x);
 /* sum_j exp(x[j] - shift) in double, in a fixed order (16 partial sums), so
  * the result does not depend on the vector width. */
 double k_sum_exp_row(int64_t n, const float *x, float shift);

@@ -65,6 +65,29 @@ static void test_block_layout(void)
     for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(dapt_rng_u32(&r, 3, 40 + (uint64_t)i), block[i]);
 }
 
+/* The vectorised blocks equal one-at-a-time blocks, for counts that are
+ * and are not multiples of the 16 lanes, across a 2^32 carry of the block
+ * counter and with a sample above 2^32. */
+static void test_blocks_match_block(void)
+{
+    dapt_rng r = dapt_rng_make(5, DAPT_RNG_DROPOUT, 2);
+    static uint32_t many[4 * 70];
+    const uint64_t starts[] = {0, 13, 0xFFFFFFF8ull};
+    const uint64_t samples[] = {0, 7, (1ull << 32) + 3};
+    for (int si = 0; si < 3; si++)
+        for (int bi = 0; bi < 3; bi++)
+            for (size_t n = 0; n <= 70; n += 7) {
+                dapt_rng_blocks(&r, samples[si], starts[bi], n, many);
+                int same = 1;
+                for (size_t b = 0; b < n; b++) {
+                    uint32_t one[4];
+                    dapt_rng_block(&r, samples[si], starts[bi] + b, one);
+                    for (int k = 0; k < 4; k++) same &= many[4 * b + k] == one[k];
+                }
+                CU_ASSERT(same);
+            }
+}
+
 /* The fast fill equals element-wise draws for every alignment. */
 static void test_fill_matches_pointwise(void)
 {
@@ -179,6 +202,7 @@ DAPT_TEST_MAIN("rng",
                {"Philox-4x32-10 known answers", test_known_answers},
                {"pure function of (seed, stream, step, sample, position)", test_pure_and_distinct},
                {"block layout", test_block_layout},
+               {"vectorised blocks equal single blocks", test_blocks_match_block},
                {"fill equals pointwise", test_fill_matches_pointwise},
                {"uniform moments", test_uniform_moments},
                {"normal moments", test_normal_moments},
