@@ -13,7 +13,8 @@ EXTRA_DIST += bench/parallel/run.sh bench/parallel/mpi_timer.c bench/parallel/sc
 EXTRA_DIST += bench/tokenize/run.sh bench/tokenize/js_bench.mjs
 BENCH_RESULTS = \
 	bench/results/engine-20261123T133745.txt bench/results/engine-20261123T141306.txt \
-	bench/results/engine-20261123T143133.txt bench/results/parallel-20261123T131259.txt \
+	bench/results/engine-20261123T143133.txt bench/results/engine-20261207T174240.txt \
+	bench/results/engine-before-20261207T174600.txt bench/results/parallel-20261123T131259.txt \
 	bench/results/parallel-20261123T131449.txt bench/results/parallel-20261123T133112.txt \
 	bench/results/parallel-20261123T140437.txt bench/results/parallel-20261123T140732.txt \
 	bench/results/parallel-20261123T142751.txt bench/results/parallel-20261123T143538.txt \
