@@ -15,6 +15,9 @@ BENCH_RESULTS = \
 	bench/results/engine-20261123T133745.txt bench/results/engine-20261123T141306.txt \
 	bench/results/engine-20261123T143133.txt bench/results/engine-20261207T174240.txt \
 	bench/results/engine-before-20261207T174600.txt bench/results/parallel-20261123T131259.txt \
+	bench/results/parallel-20261207T175213.txt bench/results/parallel-20261207T175256.txt \
+	bench/results/parallel-20261207T175342.txt bench/results/parallel-20261207T175351.txt \
+	bench/results/parallel-20261207T175400.txt bench/results/parallel-20261207T175408.txt \
 	bench/results/parallel-20261123T131449.txt bench/results/parallel-20261123T133112.txt \
 	bench/results/parallel-20261123T140437.txt bench/results/parallel-20261123T140732.txt \
 	bench/results/parallel-20261123T142751.txt bench/results/parallel-20261123T143538.txt \

@@ -78,6 +78,16 @@ int MPI_Waitall(int n, MPI_Request reqs[], MPI_Status st[])
     return rc;
 }
 
+/* dapt's overlapped buckets are progressed with MPI_Testall during
+ * backward: time spent there is exposed communication too. */
+int MPI_Testall(int n, MPI_Request reqs[], int *flag, MPI_Status st[])
+{
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Testall(n, reqs, flag, st);
+    if (pending_grad > 0) grad_s += PMPI_Wtime() - t0;
+    return rc;
+}
+
 int MPI_Wait(MPI_Request *req, MPI_Status *st)
 {
     double t0 = PMPI_Wtime();

@@ -11,7 +11,9 @@
 # new directory under ${TMPDIR:-/tmp}: point it at the file system the
 # checkpoints go to), MODEL="hidden layers heads intermediate" (default
 # "256 4 4 1024"), BATCH (global sequences per step, default 16), SEQ
-# (default 128), MPIRUN_ARGS (extra mpirun options, e.g. "--mca io romio321").  Results: stdout and bench/results/parallel-<UTC time>.txt.
+# (default 128), MPIRUN_ARGS (extra mpirun options, e.g. "--mca io romio321"),
+# CORPUS (a text file instead of data/corpus/computing/foldoc.txt), DAPT_SET
+# (extra --set options for every dapt train, e.g. "parallel.overlap_grads=false").  Results: stdout and bench/results/parallel-<UTC time>.txt.
 #
 # How it measures (no changes to dapt): mpi_timer.c, a PMPI interposer
 # loaded with LD_PRELOAD, sums per rank the time inside MPI calls (the
@@ -32,8 +34,8 @@ batch=${BATCH:-16}
 seq=${SEQ:-128}
 dapt=$build/dapt
 [ -x "$dapt" ] || { echo "run.sh: no dapt binary in $build" >&2; exit 1; }
-corpus_txt=$top/data/corpus/computing/foldoc.txt
-[ -e "$corpus_txt" ] || { echo "run.sh: $corpus_txt missing: run data/fetch.sh" >&2; exit 1; }
+corpus_txt=${CORPUS:-$top/data/corpus/computing/foldoc.txt}
+[ -e "$corpus_txt" ] || { echo "run.sh: $corpus_txt missing: run data/fetch.sh (or set CORPUS to a text file)" >&2; exit 1; }
 if [ -n "${SCRATCH:-}" ]; then
     scratch=$SCRATCH
     mkdir -p "$scratch"
@@ -84,12 +86,14 @@ launch() {
     mpirun ${MPIRUN_ARGS:-} -n "$n" --oversubscribe --bind-to none -x LD_PRELOAD="$scratch/mpi_timer.so" -x OMP_NUM_THREADS \
         -x OPENBLAS_NUM_THREADS "$@"
 }
+sets=""
+for kv in ${DAPT_SET:-}; do sets="$sets --set $kv"; done
 field() { sed -nE "s/.* $1=([0-9.]+).*/\1/p" | sort -g | tail -1; } # max over ranks
 
 {
 echo "# dapt train data-parallel benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $cores cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# model: bert hidden $H, $L layers, $NH heads, FFN $I, vocab 30522; global batch $batch x $seq; $steps steps; corpus foldoc (computing)"
-echo "# mpirun options: ${MPIRUN_ARGS:-(none)}"
+echo "# model: bert hidden $H, $L layers, $NH heads, FFN $I, vocab 30522; global batch $batch x $seq; $steps steps; corpus $(basename "$corpus_txt")"
+echo "# mpirun options: ${MPIRUN_ARGS:-(none)}; dapt train options: ${DAPT_SET:-(none)}"
 echo "# scratch: $scratch ($(df -T "$scratch" | awk 'NR == 2 {print $2 " on " $1}'))"
 
 # Plain sequential write and read of a file the size of one checkpoint
@@ -116,7 +120,7 @@ for n in $ranks; do
     d=$scratch/run-$n
     rm -rf "$d"
     OMP_NUM_THREADS=$(( cores / n > 0 ? cores / n : 1 )) OPENBLAS_NUM_THREADS=1 \
-        launch "$n" "$dapt" train --config "$scratch/run.ini" --set run.output_dir="$d" >"$d.log" 2>&1 ||
+        launch "$n" "$dapt" train --config "$scratch/run.ini" --set run.output_dir="$d" $sets >"$d.log" 2>&1 ||
         { cat "$d.log"; echo "run.sh: dapt train failed on $n ranks" >&2; exit 1; }
     # step times (ms), without the first step
     tail -n +2 "$d/metrics.csv" | awk -F, -v tok=$((batch * seq)) 'NR > 1 && $5 > 0 {print 1000 * tok / $5}' | sort -g >"$d.steps"

@@ -79,17 +79,38 @@ typedef struct dapt_model_ranges {
     int64_t vocab_real;               /* of which real tokens (< vocab_size) */
 } dapt_model_ranges;
 
+/* Told by a backward with parameter gradients, as it finishes each part,
+ * that the gradients of every non-auxiliary tensor at offsets >= frontier
+ * are complete for this backward (the frontiers of
+ * dapt_model_grad_frontiers, in that order), so the gradient all-reduce can
+ * start while the rest of the backward runs (src/optim/grad_sync.c).  A
+ * non-OK status ends the backward with it. */
+typedef struct dapt_grad_hook {
+    dapt_status (*ready)(void *ctx, size_t frontier);
+    void *ctx;
+} dapt_grad_hook;
+
 typedef struct dapt_model {
     dapt_model_config config;  /* global sizes */
     dapt_param_table table;    /* local shapes when sharded */
     float *params; /* table.total floats */
     float *grads;  /* table.total floats; backward accumulates here */
     const dapt_tp_group *tp;   /* NULL: single process */
+    const dapt_grad_hook *grad_hook; /* NULL (the default): not called */
     dapt_model_ranges ranges;
     /* Every tensor's block in params and in grads, resolved once by
      * dapt_model_resolve (private to src/model; owned by the model). */
     struct dapt_model_ptrs *ptrs;
 } dapt_model;
+
+/* The offsets at which a backward's parameter gradients become complete,
+ * in the order it completes them: (*f)[0] is where the tensors after the
+ * layers begin (pooler, MLM head, classifier: done by the heads' backward),
+ * (*f)[1 + k] the first tensor of layer layers - 1 - k, and the last, 0,
+ * the embeddings.  *aux_begin: where the objective's auxiliary tensors
+ * begin (table.total without any), which backward never completes.
+ * Returns the number of frontiers, layers + 2.  Not collective. */
+size_t dapt_model_grad_frontiers(const dapt_model *m, const size_t **f, size_t *aux_begin);
 
 /* Builds the table and allocates params and grads (both zeroed); resolves
  * the tensor pointers (dapt_model_resolve). */

@@ -65,6 +65,11 @@ enum {
     DAPT_OBJ_TENSOR_PARALLEL = 1u << 2, /* correct on a tensor-parallel shard */
     DAPT_OBJ_FROM_BASE = 1u << 3,       /* every continual domain starts from the base
                                          * model (otherwise from the previous domain's) */
+    DAPT_OBJ_ONE_BACKWARD = 1u << 4,    /* micro_step runs one backward with parameter
+                                         * gradients and step_end leaves the gradients
+                                         * alone, so the loop may all-reduce each layer's
+                                         * gradients during the last micro-batch's backward
+                                         * (parallel.overlap_grads) */
 };
 
 #define DAPT_OBJ_MAX_DENOMINATORS 4

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "dapt/config.h"
+#include "dapt/model.h"
 #include "dapt/params.h"
 #include "dapt/status.h"
 
@@ -109,6 +110,34 @@ dapt_status dapt_adamw_update_scaled(const dapt_adamw *opt, double lr, const dap
 /* Sums grads[0..total) over comm in place, in buckets of bucket_mb MiB all
  * in flight at once (MPI_Iallreduce).  Collective over comm. */
 dapt_status dapt_grad_allreduce(float *grads, size_t total, double bucket_mb, MPI_Comm comm);
+
+/* The gradient all-reduce of a training step, overlapped with backward
+ * (src/optim/grad_sync.c).  Per step:
+ *   dapt_grad_sync_begin(s, m->grads);
+ *   m->grad_hook = dapt_grad_sync_hook(s);   only around the step's last
+ *   ... the last backward ...                 backward, and only when it
+ *   m->grad_hook = NULL;                      completes every gradient
+ *   dapt_grad_sync_end(s, &nonfinite);        m->grads is now the sum
+ * Buckets follow backward's frontiers (dapt_model_grad_frontiers), each
+ * unit cut at bucket_mb MiB; the objective's auxiliary tensors go last.
+ * Without the hook it is dapt_grad_allreduce with checks: every bucket is
+ * started at the end.  The model must outlive it. */
+typedef struct dapt_grad_sync dapt_grad_sync;
+
+/* Not collective. */
+dapt_status dapt_grad_sync_create(const dapt_model *m, double bucket_mb, MPI_Comm comm, dapt_grad_sync **out);
+void dapt_grad_sync_free(dapt_grad_sync *s);
+/* A new step: nothing in flight.  Not collective. */
+void dapt_grad_sync_begin(dapt_grad_sync *s, float *grads);
+/* The hook that starts buckets from inside backward.  Collective over comm
+ * in the sense that every rank must end the step with dapt_grad_sync_end. */
+const dapt_grad_hook *dapt_grad_sync_hook(dapt_grad_sync *s);
+/* Starts the buckets not yet started, in order, and waits for all of them;
+ * *nonfinite = 1 when this rank's own gradient held a NaN or an infinity
+ * (checked bucket by bucket before sending).  Collective over comm. */
+dapt_status dapt_grad_sync_end(dapt_grad_sync *s, int *nonfinite);
+/* How many buckets (tests).  Not collective. */
+size_t dapt_grad_sync_buckets(const dapt_grad_sync *s);
 
 /* grads[i] *= factor on [begin, end). */
 void dapt_grad_scale(const dapt_param_table *table, size_t begin, size_t end, float *grads,

@@ -82,18 +82,45 @@ dapt_status dapt_model_resolve(dapt_model *m)
     const size_t L = (size_t)m->config.layers;
     if (!m->ptrs) {
         struct dapt_model_ptrs *r = NULL;
-        DAPT_CHECK(dapt_calloc((void **)&r, 1, sizeof *r + 3 * L * sizeof(model_layer_ptrs), "model tensor pointers"));
+        DAPT_CHECK(dapt_calloc((void **)&r, 1,
+                               sizeof *r + 3 * L * sizeof(model_layer_ptrs) + (L + 2) * sizeof(size_t),
+                               "model tensor pointers"));
         model_layer_ptrs *layers = (model_layer_ptrs *)(r + 1);
         r->p.layer = layers;
         r->g.layer = layers + L;
         r->none.layer = layers + 2 * L; /* all NULL (calloc) */
+        r->frontier = (size_t *)(layers + 3 * L);
         m->ptrs = r;
     }
     DAPT_CHECK(resolve_into(m, m->params, &m->ptrs->p));
     DAPT_CHECK(resolve_into(m, m->grads, &m->ptrs->g));
     m->ptrs->params = m->params;
     m->ptrs->grads = m->grads;
+    /* Backward's frontiers: the heads' tensors (everything after the layers
+     * up to the auxiliary ones), then each layer from the last, then the
+     * embeddings; the table keeps each layer contiguous, q.weight first. */
+    struct dapt_model_ptrs *r = m->ptrs;
+    size_t after = m->table.total, aux = m->table.total;
+    for (size_t i = 0; i < m->table.count; i++) {
+        const dapt_tensor *t = &m->table.tensors[i];
+        if (t->flags & DAPT_TENSOR_AUX) {
+            if (t->offset < aux) aux = t->offset;
+        } else if (strncmp(t->name, "embeddings.", 11) != 0 && strncmp(t->name, "layer.", 6) != 0 && t->offset < after) {
+            after = t->offset;
+        }
+    }
+    r->aux_begin = aux;
+    r->frontier[0] = after < aux ? after : aux;
+    for (size_t l = 0; l < L; l++) r->frontier[1 + (L - 1 - l)] = (size_t)(r->g.layer[l].q_w - m->grads);
+    r->frontier[L + 1] = 0;
     return DAPT_OK;
+}
+
+size_t dapt_model_grad_frontiers(const dapt_model *m, const size_t **f, size_t *aux_begin)
+{
+    *f = m->ptrs->frontier;
+    *aux_begin = m->ptrs->aux_begin;
+    return (size_t)m->config.layers + 2;
 }
 
 /* The model's buffers are the ones its pointers were resolved against. */
@@ -850,6 +877,8 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, const dapt_ba
     /* Without parameter gradients every weight-gradient destination is
      * NULL, so the kernels skip those GEMMs and sums: m->grads is untouched. */
     const model_ptrs *G = o->param_grads ? &m->ptrs->g : &m->ptrs->none;
+    const dapt_grad_hook *hook = o->param_grads ? m->grad_hook : NULL;
+    const size_t *frontier = m->ptrs->frontier;
     float *dout = ws->dA, *dx = ws->dB;
     if (o->d_last_hidden)
         memcpy(dout, o->d_last_hidden, (size_t)(T * H) * sizeof *dout);
@@ -859,15 +888,18 @@ static dapt_status backward_all(dapt_model *m, dapt_workspace *ws, const dapt_ba
         DAPT_CHECK(model_mlm_backward(m, ws, o->loss_scale, dout, &G->top, o->d_mlm_logits));
     model_classifier_backward(m, ws, o->loss_scale, dout, &G->top, o->d_class_logits);
     ws->have_forward = 0; /* the logits now hold their gradient */
+    if (hook) DAPT_CHECK(hook->ready(hook->ctx, frontier[0]));
     for (int64_t l = mc->layers - 1; l >= 0; l--) {
         /* Recompute mode: one activation set, refilled from the stored input. */
         if (ws->spec.recompute && l != mc->layers - 1) DAPT_CHECK(layer_forward(m, ws, l));
         DAPT_CHECK(layer_backward(m, ws, l, dout, dx, o->mask_grads, &G->layer[l]));
+        if (hook) DAPT_CHECK(hook->ready(hook->ctx, frontier[mc->layers - l]));
         float *t = dout;
         dout = dx;
         dx = t;
     }
     embeddings_backward(m, ws, dout, &G->top);
+    if (hook) DAPT_CHECK(hook->ready(hook->ctx, 0));
     return DAPT_OK;
 }
 

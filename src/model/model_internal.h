@@ -114,6 +114,8 @@ typedef struct model_ptrs {
 struct dapt_model_ptrs {
     const float *params, *grads; /* the buffers resolved against */
     model_ptrs p, g, none;
+    size_t *frontier; /* [layers + 2], dapt_model_grad_frontiers */
+    size_t aux_begin;
 };
 
 /* heads.c.  Forward reads the last hidden state ws->hs[layers]; backward

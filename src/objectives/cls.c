@@ -18,6 +18,6 @@ static dapt_status cls_micro_step(void *state, dapt_objective_ctx *ctx, const da
 
 const dapt_objective_ops dapt_objective_cls = {
     .name = "cls",
-    .flags = DAPT_OBJ_FINETUNE | DAPT_OBJ_TENSOR_PARALLEL,
+    .flags = DAPT_OBJ_FINETUNE | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_ONE_BACKWARD,
     .micro_step = cls_micro_step,
 };

@@ -54,7 +54,7 @@ static dapt_status mlm_eval_loss(void *state, dapt_objective_ctx *ctx, const dap
 
 const dapt_objective_ops dapt_objective_mlm = {
     .name = "mlm",
-    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_ONE_BACKWARD,
     .n_denominators = 1,
     .prepare = dapt_objective_mlm_prepare,
     .micro_step = mlm_micro_step,
@@ -63,7 +63,7 @@ const dapt_objective_ops dapt_objective_mlm = {
 
 const dapt_objective_ops dapt_objective_one = {
     .name = "one",
-    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_FROM_BASE,
+    .flags = DAPT_OBJ_TRAIN | DAPT_OBJ_TENSOR_PARALLEL | DAPT_OBJ_FROM_BASE | DAPT_OBJ_ONE_BACKWARD,
     .n_denominators = 1,
     .prepare = dapt_objective_mlm_prepare,
     .micro_step = mlm_micro_step,

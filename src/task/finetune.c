@@ -214,6 +214,8 @@ static void teardown(ft *r)
     dapt_order_free(&r->order);
     free(r->m1);
     free(r->m2);
+    dapt_grad_sync_free(r->sync);
+    r->sync = NULL;
     free(r->ids);
     free(r->att);
     free(r->types);

@@ -56,6 +56,7 @@ typedef struct ft {
     dapt_objective_ctx ctx;
     dapt_domain_info domain;
     double t0;
+    dapt_grad_sync *sync; /* the gradient all-reduce (made at the first step) */
 } ft;
 
 /* Every rank of the run: the world (tensor ranks included). */

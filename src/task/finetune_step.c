@@ -33,6 +33,9 @@ static dapt_status micro_steps(ft *r, int64_t nb, uint64_t g0, int64_t L, double
     int64_t lb, lc;
     dapt_share(nb, r->rank, r->size, &lb, &lc);
     dapt_status st = DAPT_OK;
+    /* The all-reduce may start inside the last backward when the objective
+     * runs exactly one per micro-batch. */
+    const int overlap = r->size > 1 && r->cfg->parallel.overlap_grads && (r->obj.ops->flags & DAPT_OBJ_ONE_BACKWARD);
     for (int64_t off = 0; off < lc && st == DAPT_OK; off += r->micro) {
         const int64_t mb = lc - off < r->micro ? lc - off : r->micro;
         task_fill_batch(&r->train, r->idx + lb + off, mb, L, (int32_t)r->model.config.pad_token_id, r->ids, r->att,
@@ -43,7 +46,9 @@ static dapt_status micro_steps(ft *r, int64_t nb, uint64_t g0, int64_t L, double
         m.batch = (dapt_batch){mb, L, r->ids, r->att, r->types, NULL, r->labels, g0 + (uint64_t)(lb + off), NULL};
         task_batch_labels(&m.batch, &r->train, r->labels, r->values);
         m.clean_ids = r->ids;
+        if (overlap && off + r->micro >= lc) r->model.grad_hook = dapt_grad_sync_hook(r->sync);
         st = dapt_objective_micro_step(&r->obj, &r->ctx, &m, local);
+        r->model.grad_hook = NULL;
     }
     if (st == DAPT_ERR_NUMERIC) {
         dapt_error_clear();
@@ -78,14 +83,17 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr)
     uint64_t g0;
     int64_t L;
     const int64_t nb = batch_rows(r, e, k, &g0, &L);
+    if (!r->sync) DAPT_CHECK(dapt_grad_sync_create(&r->model, r->cfg->parallel.bucket_mb, r->comm, &r->sync));
     dapt_model_zero_grads(&r->model);
+    dapt_grad_sync_begin(r->sync, r->model.grads);
     r->ctx.step = r->step;
     r->ctx.lr = dapt_lr_at(&r->sched, r->step);
     r->ctx.global_rows = nb; /* global denominators: the same loss for any layout */
     r->ctx.seq_len = L;
     double local = 0.0;
     DAPT_CHECK(micro_steps(r, nb, g0, L, &local));
-    DAPT_CHECK(dapt_grad_allreduce(r->model.grads, r->model.table.total, r->cfg->parallel.bucket_mb, r->comm));
+    int nonfinite = 0; /* finetune stops on a non-finite sum below, whichever rank caused it */
+    DAPT_CHECK(dapt_grad_sync_end(r->sync, &nonfinite));
     double gl = 0.0;
     DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&local, &gl, 1, MPI_DOUBLE, MPI_SUM, r->comm)));
     if (isfinite(gl)) DAPT_CHECK(dapt_objective_transform_grads(&r->obj, &r->ctx));

@@ -314,6 +314,8 @@ void train_teardown(train_run *r)
     free(r->seq_idx);
     free(r->exp_avg);
     free(r->exp_avg_sq);
+    dapt_grad_sync_free(r->sync);
+    r->sync = NULL;
     free(r->mbs);
     if (r->have_tpl) dapt_tp_layout_free(&r->tpl);
     r->have_tpl = 0;

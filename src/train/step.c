@@ -47,7 +47,16 @@ static dapt_status numeric_skip(train_run *r, dapt_status st, int *bad)
  * too). */
 static dapt_status micro_steps(train_run *r, double *loss, int *bad)
 {
-    int64_t nmb = 0;
+    int64_t nmb = 0, last = -1;
+    for (int64_t k = 0; k < r->accum; k++) {
+        int64_t mb, mc;
+        dapt_share(r->local_count, (int)k, (int)r->accum, &mb, &mc);
+        if (mc > 0) last = k;
+    }
+    /* The all-reduce may start inside the last backward when the objective
+     * runs exactly one per micro-batch. */
+    const int overlap = r->size > 1 && r->cfg->parallel.overlap_grads &&
+                        (r->obj->ops->flags & DAPT_OBJ_ONE_BACKWARD);
     for (int64_t k = 0; k < r->accum && !*bad; k++) {
         int64_t mb, mc;
         dapt_share(r->local_count, (int)k, (int)r->accum, &mb, &mc);
@@ -63,7 +72,10 @@ static dapt_status micro_steps(train_run *r, double *loss, int *bad)
         m.clean_ids = r->clean + mb * r->L;
         m.ws = r->ws;
         r->mbs[nmb++] = m;
-        DAPT_CHECK(numeric_skip(r, dapt_objective_micro_step(r->obj, &r->ctx, &m, loss), bad));
+        if (overlap && k == last) r->model.grad_hook = dapt_grad_sync_hook(r->sync);
+        const dapt_status st = dapt_objective_micro_step(r->obj, &r->ctx, &m, loss);
+        r->model.grad_hook = NULL;
+        DAPT_CHECK(numeric_skip(r, st, bad));
     }
     return numeric_skip(r, dapt_objective_step_end(r->obj, &r->ctx, r->mbs, nmb, loss), bad);
 }
@@ -114,14 +126,18 @@ dapt_status train_step(train_run *r, train_step_result *out)
     r->ctx.token_denominator = global[0];
     for (size_t i = 0; i < nden; i++) r->ctx.denominators[i] = global[1 + i];
 
+    if (!r->sync) DAPT_CHECK(dapt_grad_sync_create(&r->model, r->cfg->parallel.bucket_mb, r->comm, &r->sync));
     dapt_model_zero_grads(&r->model);
-    double loss = 0.0;
-    int bad = 0;
-    DAPT_CHECK(micro_steps(r, &loss, &bad));
+    dapt_grad_sync_begin(r->sync, r->model.grads);
+    /* Before the backward passes, which add to it: a bucket may be sent
+     * during the last one. */
     if (injected_nan(r)) r->model.grads[0] = NAN;
-    /* A non-finite local gradient is this rank's fault; find it before the sum. */
-    if (!bad && !isfinite(dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads))) bad = 1;
-    DAPT_CHECK(dapt_grad_allreduce(r->model.grads, r->model.table.total, r->cfg->parallel.bucket_mb, r->comm));
+    double loss = 0.0;
+    int bad = 0, nonfinite = 0;
+    DAPT_CHECK(micro_steps(r, &loss, &bad));
+    /* The sum; each rank checks its own gradient before sending it. */
+    DAPT_CHECK(dapt_grad_sync_end(r->sync, &nonfinite));
+    if (nonfinite) bad = 1;
     double gloss = 0.0;
     DAPT_CHECK(DAPT_MPI(MPI_Allreduce(&loss, &gloss, 1, MPI_DOUBLE, MPI_SUM, r->comm)));
     int mine = bad ? r->rank : r->size, first_bad = r->size;

@@ -48,6 +48,7 @@ typedef struct train_run {
     dapt_metrics_log mlog; /* OUT/metrics.csv and OUT/metrics.jsonl (leader) */
     dapt_seq_spec ss;
     dapt_micro_batch *mbs; /* this rank's micro-batches of the step */
+    dapt_grad_sync *sync;  /* the gradient all-reduce (made at the first step) */
 } train_run;
 
 /* What one step reports. */
