@@ -58,7 +58,7 @@ void dapt_rng_block(const dapt_rng *r, uint64_t sample, uint64_t block, uint32_t
     dapt_philox4x32_10(ctr, r->key, out);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
 #if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__)
 #define RNG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif

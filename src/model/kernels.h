@@ -44,12 +44,13 @@ void k_layernorm_bwd(int64_t n, int64_t h, const float *dy, const float *xhat, c
 /* Vectorisable math.  The element functions below are inline so that the
  * row kernels' `omp simd` loops vectorise them (glibc's expf and erff are
  * scalar calls, which were 12% of a training step); each row kernel is
- * compiled for AVX-512, AVX2 and the baseline (K_SIMD_CLONES) and picks one
- * at load time.  C11 mode keeps floating-point contraction off, so the
- * clones compute the same bits and results do not depend on the node's
- * vector width.  The polynomials' accuracy is tested against libm in double
+ * compiled for AVX-512, AVX2 and the baseline (K_SIMD_CLONES, GCC only:
+ * clang 14 does not link its clones) and picks one at load time.  C11 mode
+ * keeps floating-point contraction off, so the clones compute the same bits
+ * and results do not depend on the node's vector width.  The polynomials'
+ * accuracy is tested against libm in double
  * (tests/model/test_kernels_math.c); the erfc fit is tools/dev/fit_erfc.py. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
 #if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__)
 #define K_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
