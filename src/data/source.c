@@ -414,7 +414,7 @@ int src_check_text(const char *text, size_t len, size_t *bad, const char **why)
 {
     /* NUL is valid UTF-8 (one byte), so the first problem is whichever of
      * the first NUL and the first invalid sequence comes first. */
-    const char *nul = memchr(text, '\0', len);
+    const char *nul = len ? memchr(text, '\0', len) : NULL; /* an empty share may be NULL */
     size_t at_nul = nul ? (size_t)(nul - text) : len, at_bad = dapt_utf8_validate(text, at_nul);
     if (at_bad < at_nul) {
         *bad = at_bad;
