@@ -19,6 +19,9 @@ if [ -z "${DAPT:-}" ]; then
 fi
 export DAPT
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+# Segments a job killed outright left on this node (jobs/shm-clean.sh; the
+# other nodes of a multi-node job need it as a SLURM epilogue).
+sh "$dapt_jobs_dir/shm-clean.sh" || true
 
 # dapt_job_log DIR: when SLURM writes the job's output into the submit
 # directory (the #SBATCH --output of the scripts), the rest of it (standard
