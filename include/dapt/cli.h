@@ -145,6 +145,14 @@ _Noreturn void dapt_cli_fail_all(dapt_status st);
 dapt_status dapt_cli_watchdog_start(const dapt_cli *cli);
 void dapt_cli_watchdog_stop(void);
 
+/* The deadline watcher (dapt_deadline_begin, log.h), for every command:
+ * a thread that, when an armed deadline passes, prints "dapt: error: rank
+ * R: WHAT did not finish in S s: ..." and ends the job with MPI_Abort.
+ * Started by main after MPI_Init, stopped before MPI_Finalize.  Not
+ * collective. */
+dapt_status dapt_cli_deadline_watch_start(int rank);
+void dapt_cli_deadline_watch_stop(void);
+
 /* The line the driver prints after "dapt: error:" when a command ran out of
  * memory: what to change so that the model, optimizer state and
  * activations fit ("set train.grad_accum = 2 (micro-batches of 16 of the

@@ -35,6 +35,18 @@ void dapt_heartbeat(const char *doing);
 /* Heartbeats so far, and the last one's doing ("starting" before any). */
 unsigned long long dapt_heartbeat_count(const char **doing);
 
+/* A deadline on one operation that must finish quickly however large the
+ * data (reading a string attribute: libhdf5 loops forever on a corrupted
+ * global heap).  The driver's deadline watcher (src/cli/watchdog.c) ends
+ * the job with one line naming `what` if dapt_deadline_end has not been
+ * called within `seconds` (DAPT_DEADLINE_S in the environment overrides
+ * it; 0 or less disarms).  Not nested; not collective; the main thread. */
+void dapt_deadline_begin(const char *what, double seconds);
+void dapt_deadline_end(void);
+/* The armed deadline (dapt_now() time) and its text into what[n]; 0 when
+ * none is armed.  Any thread. */
+double dapt_deadline_get(char *what, size_t n);
+
 /* A progress line for long loops: "label: done/total (pct) rate unit/s ETA
  * hh:mm:ss | extra", printed at most once per interval seconds and on the
  * last item.  total <= 0 means unknown (no percentage or ETA). */

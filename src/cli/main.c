@@ -41,6 +41,7 @@ int main(int argc, char **argv)
     int rank = 0;
     dapt_status st = DAPT_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     if (st == DAPT_OK) st = dapt_provenance_record(argc, argv); /* the "command" of every output file */
+    if (st == DAPT_OK) st = dapt_cli_deadline_watch_start(rank);
     if (st != DAPT_OK) dapt_cli_fail(st);
     int code = DAPT_EXIT_OK;
     /* `dapt help CMD` is `dapt CMD --help`; `dapt --version` is `dapt version`. */
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
             code = DAPT_EXIT_USAGE;
         }
     }
+    dapt_cli_deadline_watch_stop();
     if (MPI_Finalize() != MPI_SUCCESS) {
         fprintf(stderr, "dapt: error: MPI_Finalize failed\n");
         if (code == DAPT_EXIT_OK) code = DAPT_EXIT_FAILURE;

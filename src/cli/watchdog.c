@@ -61,3 +61,47 @@ void dapt_cli_watchdog_stop(void)
     if (!atomic_exchange(&running, 0)) return;
     pthread_join(watcher, NULL);
 }
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+static pthread_t deadline_watcher;
+static atomic_int deadline_running;
+static int deadline_rank;
+
+static void *watch_deadline(void *arg)
+{
+    (void)arg;
+    const struct timespec ts = {0, 50000000L}; /* 50 ms: the stop at exit waits for at most one tick */
+    while (atomic_load(&deadline_running)) {
+        nanosleep(&ts, NULL);
+        char what[512];
+        const double due = dapt_deadline_get(what, sizeof what);
+        if (due > 0 && dapt_now() > due) {
+            fprintf(stderr, "dapt: error: rank %d: %s did not finish within its deadline (DAPT_DEADLINE_S, "
+                    "default 120 s): the file is corrupted (libhdf5 loops on a damaged global heap) or its file system hangs; aborting the job\n",
+                    deadline_rank, what);
+            fflush(stderr);
+            MPI_Abort(MPI_COMM_WORLD, DAPT_EXIT_FAILURE);
+        }
+    }
+    return NULL;
+}
+
+dapt_status dapt_cli_deadline_watch_start(int rank)
+{
+    if (atomic_load(&deadline_running)) return DAPT_OK;
+    deadline_rank = rank;
+    atomic_store(&deadline_running, 1);
+    const int e = pthread_create(&deadline_watcher, NULL, watch_deadline, NULL);
+    if (e != 0) {
+        atomic_store(&deadline_running, 0);
+        return DAPT_ERROR(DAPT_ERR_IO, "cannot start the deadline watcher thread: %s", strerror(e));
+    }
+    return DAPT_OK;
+}
+
+void dapt_cli_deadline_watch_stop(void)
+{
+    if (!atomic_exchange(&deadline_running, 0)) return;
+    pthread_join(deadline_watcher, NULL);
+}

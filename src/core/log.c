@@ -3,6 +3,8 @@
 
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -117,6 +119,37 @@ void dapt_heartbeat(const char *doing)
 {
     atomic_store_explicit(&heartbeat_doing, doing, memory_order_relaxed);
     atomic_fetch_add_explicit(&heartbeats, 1, memory_order_release);
+}
+
+static _Atomic unsigned long long deadline_ms; /* dapt_now() * 1000 of the deadline, 0 = none */
+static char deadline_what[512];
+static _Atomic unsigned deadline_seq; /* odd while deadline_what is being written */
+
+void dapt_deadline_begin(const char *what, double seconds)
+{
+    const char *env = getenv("DAPT_DEADLINE_S");
+    if (env && *env) seconds = strtod(env, NULL);
+    if (!(seconds > 0)) return;
+    atomic_fetch_add_explicit(&deadline_seq, 1, memory_order_acq_rel);
+    snprintf(deadline_what, sizeof deadline_what, "%s", what);
+    atomic_fetch_add_explicit(&deadline_seq, 1, memory_order_acq_rel);
+    atomic_store_explicit(&deadline_ms, (unsigned long long)((dapt_now() + seconds) * 1000.0), memory_order_release);
+}
+
+void dapt_deadline_end(void) { atomic_store_explicit(&deadline_ms, 0, memory_order_release); }
+
+double dapt_deadline_get(char *what, size_t n)
+{
+    const unsigned long long ms = atomic_load_explicit(&deadline_ms, memory_order_acquire);
+    if (ms == 0) return 0.0;
+    /* A torn copy is only a garbled message; retry a few times for a clean one. */
+    for (int tries = 0; tries < 8; tries++) {
+        const unsigned s0 = atomic_load_explicit(&deadline_seq, memory_order_acquire);
+        if (s0 & 1u) continue;
+        snprintf(what, n, "%s", deadline_what);
+        if (atomic_load_explicit(&deadline_seq, memory_order_acquire) == s0) break;
+    }
+    return (double)ms / 1000.0;
 }
 
 unsigned long long dapt_heartbeat_count(const char **doing)

@@ -1078,7 +1078,15 @@ dapt_status dapt_h5_attr_get_string(const dapt_h5file *f, const char *obj, const
     if (H5Tis_variable_str(t) > 0) {
         mt = vlen_utf8();
         char *s = NULL;
-        if (mt < 0 || H5Aread(a, mt, &s) < 0) {
+        /* The string lives in the global heap, which has no checksum: a
+         * damaged one makes libhdf5 loop forever, so the read gets a
+         * deadline (the driver's watcher ends the job with this text). */
+        char what[640];
+        snprintf(what, sizeof what, "%.300s: reading the string attribute %.80s of %.100s", f->path, attr, obj);
+        dapt_deadline_begin(what, 120.0);
+        const herr_t rc = mt < 0 ? -1 : H5Aread(a, mt, &s);
+        dapt_deadline_end();
+        if (rc < 0) {
             st = H5FAIL(f, obj, "reading a string attribute");
             goto cleanup;
         }

@@ -16,8 +16,8 @@ TESTS += tests/io/test_h5io tests/io/h5io_ranks.test tests/io/test_safetensors t
 	tests/io/model_integrity.test
 EXTRA_DIST += tests/io/h5io_ranks.test tests/io/forward.test tests/io/cli.test tests/io/model_integrity.test
 # Provenance reuses tests/train's fixture run (make_corpus, train_env.sh).
-TESTS += tests/io/provenance.test
-EXTRA_DIST += tests/io/provenance.test
+TESTS += tests/io/provenance.test tests/io/heap_deadline.test
+EXTRA_DIST += tests/io/provenance.test tests/io/heap_deadline.test
 
 # Fixtures read by test_hf, test_safetensors, forward.test and cli.test, and the
 # script that made them: listed so that they ship (make distcheck).
