@@ -18,6 +18,8 @@ BENCH_RESULTS = \
 	bench/results/parallel-20261207T175213.txt bench/results/parallel-20261207T175256.txt \
 	bench/results/parallel-20261207T175342.txt bench/results/parallel-20261207T175351.txt \
 	bench/results/parallel-20261207T175400.txt bench/results/parallel-20261207T175408.txt \
+	bench/results/parallel-20261207T181725.txt bench/results/parallel-20261207T181734.txt \
+	bench/results/parallel-20261207T181744.txt bench/results/parallel-20261207T181754.txt \
 	bench/results/parallel-20261123T131449.txt bench/results/parallel-20261123T133112.txt \
 	bench/results/parallel-20261123T140437.txt bench/results/parallel-20261123T140732.txt \
 	bench/results/parallel-20261123T142751.txt bench/results/parallel-20261123T143538.txt \
