@@ -16,6 +16,14 @@ backward (2/3 of t_compute) runs; what stays exposed is the embeddings'
 bucket, which backward completes last, plus whatever of the rest backward
 was too short to hide:
     t_exposed = t_ar(4 N_emb) + max(0, t_ar(4 (N - N_emb)) - 2/3 t_compute)
+With --zero (parallel.shard_optimizer, ZeRO stage 1): each rank updates
+and keeps the moments of N / p parameters; each all-reduce bucket becomes
+a reduce-scatter (overlapped the same way) and the update is followed by
+an all-gather in the same buckets (exposed), the same bytes in total:
+    t_adam = N / p * A
+    t_rs   = nb (p - 1) alpha + (p - 1) / p * 4 N / bw
+    t_ag   = nb (p - 1) alpha + (p - 1) / p * 4 N / bw
+    Adam state per rank: 8 N / p bytes + a 4 N / p receive buffer (8 N replicated)
 Checkpoint (params + two Adam moments, 12 N bytes, one shared file):
     t_write = 12 N / W_fs + n_dsets * t_coll + 12 N / crc_rate
     t_read  = p * 12 N / W_fs   (every rank reads the whole state today)
@@ -51,6 +59,7 @@ def main():
     ap.add_argument("--adam-ns", type=float, default=0.42,
                     help="AdamW ns per parameter (measured: 46.5 ms for bert-base, same run)")
     ap.add_argument("--overlap", action="store_true", help="gradient buckets overlapped with backward")
+    ap.add_argument("--zero", action="store_true", help="optimizer state sharded (ZeRO-1)")
     ap.add_argument("--batch", type=int, default=2048, help="global batch, sequences of 128")
     ap.add_argument("--alpha-us", type=float, default=3.0, help="per-message latency, microseconds")
     ap.add_argument("--bw-gbs", type=float, default=12.5, help="per-node link, GB/s (100 Gb/s)")
@@ -66,16 +75,27 @@ def main():
         ftok = train_flops_per_token(H, L, I)
         grad = 4.0 * N
         nb = math.ceil(grad / (a.bucket_mib * 1048576))
-        n_dsets = 3 * (5 + 16 * L + 2 + 5)
+        n_t = 5 + 16 * L + 2 + 5
+        n_dsets = 3 * n_t
 
         def ar(p, nbytes, buckets):
             return buckets * 2 * (p - 1) * a.alpha_us * 1e-6 + 2 * (p - 1) / p * nbytes / (a.bw_gbs * 1e9)
 
+        def half(p, nbytes, msgs):  # a reduce-scatter or an all-gather, ring
+            return msgs * (p - 1) * a.alpha_us * 1e-6 + (p - 1) / p * nbytes / (a.bw_gbs * 1e9)
+
         def step(p):
             tc = a.batch / p * S * ftok / (a.gflops * 1e9)
-            ta = N * a.adam_ns * 1e-9
+            ta = N * a.adam_ns * 1e-9 / (p if a.zero else 1)
             if p == 1:
                 return tc, ta, 0.0
+            if a.zero:
+                emb = 4.0 * embedding_params(H)
+                t_rs = half(p, grad, nb)
+                if a.overlap:  # the embeddings' reduce-scatter is exposed, the rest behind backward
+                    t_rs = (half(p, emb, math.ceil(emb / (a.bucket_mib * 1048576)))
+                            + max(0.0, half(p, grad - emb, L + 1) - 2.0 / 3.0 * tc))
+                return tc, ta, t_rs + half(p, grad, nb)
             if not a.overlap:
                 return tc, ta, ar(p, grad, nb)
             emb = 4.0 * embedding_params(H)
@@ -87,6 +107,10 @@ def main():
         t1 = sum(step(1))
         print(f"## {name}: {N / 1e6:.1f} M parameters, {ftok / 1e6:.0f} MFLOP per token (train), "
               f"gradients {grad / 1e6:.0f} MB in {nb} buckets, checkpoint {12 * N / 1e9:.2f} GB in {n_dsets} datasets")
+        if a.zero:
+            print(f"Adam state per rank: {8 * N / 1e9:.2f} GB replicated; sharded "
+                  + ", ".join(f"{(12 * N / p) / 1e6:.0f} MB at {p}" for p in ranks if p > 1 and a.batch % p == 0)
+                  + " (moments + receive buffer)")
         print(f"{'ranks':>6} {'compute_s':>10} {'adamw_s':>8} {'allreduce_s':>11} {'step_s':>8} {'comm_share':>10} "
               f"{'speedup':>8} {'efficiency':>10}")
         for p in ranks:

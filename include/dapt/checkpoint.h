@@ -66,6 +66,13 @@ typedef struct dapt_ckpt_layout {
     const dapt_param_table *local;  /* this rank's buffers (same tensor order) */
     const dapt_shard *shards;       /* local tensor k is shards[k] of global tensor k; NULL: local == global */
     int tensor_rank, tensor_size, data_rank, data_size;
+    /* parallel.shard_optimizer (dapt_zero, optim.h; whole models only): the
+     * AdamW moment buffers hold rows optim_rows[3k] .. + optim_rows[3k+1]
+     * of tensor k at offset optim_rows[3k+2] (dapt_zero_rows), and this
+     * rank writes and reads exactly those rows of the moments; NULL: the
+     * moments are laid out like the parameters.  Parameters and objective
+     * buffers never are. */
+    const int64_t *optim_rows;
 } dapt_ckpt_layout;
 
 /* The layout of a whole model on every rank of comm (data parallelism

@@ -107,6 +107,15 @@ dapt_status dapt_adamw_update_scaled(const dapt_adamw *opt, double lr, const dap
                                      size_t end, float *params, const float *grads, float *m, float *v,
                                      const float *step_scale, const float *decay_scale);
 
+/* dapt_adamw_update_scaled on one span of n contiguous elements of a single
+ * tensor (no_decay: the tensor has DAPT_TENSOR_NO_DECAY): p, g, step_scale
+ * and decay_scale (either may be NULL) point at the span's first element in
+ * the parameter layout, m and v at its moments, which may live elsewhere
+ * (the compact shard of parallel.shard_optimizer).  The same bits, element
+ * for element, as the table-wide functions.  Not collective. */
+dapt_status dapt_adamw_update_span(const dapt_adamw *opt, double lr, int no_decay, size_t n, float *p, const float *g,
+                                   float *m, float *v, const float *step_scale, const float *decay_scale);
+
 /* Sums grads[0..total) over comm in place, in buckets of bucket_mb MiB all
  * in flight at once (MPI_Iallreduce).  Collective over comm. */
 dapt_status dapt_grad_allreduce(float *grads, size_t total, double bucket_mb, MPI_Comm comm);
@@ -138,6 +147,71 @@ const dapt_grad_hook *dapt_grad_sync_hook(dapt_grad_sync *s);
 dapt_status dapt_grad_sync_end(dapt_grad_sync *s, int *nonfinite);
 /* How many buckets (tests).  Not collective. */
 size_t dapt_grad_sync_buckets(const dapt_grad_sync *s);
+
+/* ZeRO stage 1 (parallel.shard_optimizer, src/optim/zero.c): the AdamW
+ * moments sharded over the data-parallel ranks of comm.  The flat buffer
+ * is cut into one contiguous range per rank, in rank order, every cut on a
+ * row boundary (dapt_zero_range); a rank keeps the moments of its range
+ * only, in two buffers of dapt_zero_size(z) floats indexed from the range's
+ * start.  A step:
+ *   the gradient reduce-scattered (a dapt_grad_sync made with z, in the
+ *     all-reduce's buckets): each rank receives the sum of its range; the
+ *     rest of its gradient buffer keeps what it computed, so only
+ *     elementwise transforms may follow;
+ *   dapt_zero_sumsq (collective) for clipping, dapt_zero_scale;
+ *   dapt_zero_update: AdamW on the range;
+ *   dapt_zero_gather (collective): every rank holds every updated float.
+ * Each element's update is the replicated optimizer's, operation for
+ * operation; only the order of the gradient sums may differ.  Data
+ * parallelism only: the table is a whole model's.  The table must outlive
+ * z. */
+typedef struct dapt_zero dapt_zero;
+
+/* The all-gather goes in buckets of bucket_mb MiB.  Not collective (reads
+ * comm's rank and size). */
+dapt_status dapt_zero_create(const dapt_param_table *table, double bucket_mb, MPI_Comm comm, dapt_zero **out);
+void dapt_zero_free(dapt_zero *z);
+/* Floats of this rank's range, the size of each moment buffer.  Not
+ * collective. */
+size_t dapt_zero_size(const dapt_zero *z);
+/* This rank's range of the flat buffer, [*lo, *hi).  Not collective. */
+void dapt_zero_range(const dapt_zero *z, size_t *lo, size_t *hi);
+/* Three per tensor: the first row of it in this rank's range, how many
+ * rows, and where the first sits in the moment buffers (the checkpoint's
+ * dapt_ckpt_layout.optim_rows).  Not collective. */
+const int64_t *dapt_zero_rows(const dapt_zero *z);
+/* counts[r], displs[r] of [a, b): the floats of it in rank r's range and
+ * where they start, relative to a (for MPI's v-collectives).  Not
+ * collective. */
+void dapt_zero_range_counts(const dapt_zero *z, size_t a, size_t b, int *counts, int *displs);
+/* Starts the reduce-scatter of grads[a, b) with the counts of
+ * dapt_zero_range_counts (which must stay valid until it completes);
+ * MPI_REQUEST_NULL on one rank.  dapt_zero_reduce_finish, once every range
+ * of the buffer has completed, copies this rank's summed range into grads.
+ * Collective over comm (every rank starts the same ranges in the same
+ * order). */
+dapt_status dapt_zero_reduce_start(dapt_zero *z, size_t a, size_t b, const float *grads, const int *counts,
+                                   MPI_Request *req);
+void dapt_zero_reduce_finish(const dapt_zero *z, float *grads);
+/* The sum of squares of the range over all ranks (the global one).
+ * Collective over comm. */
+dapt_status dapt_zero_sumsq(const dapt_zero *z, const float *grads, double *sumsq);
+/* grads *= factor on the range.  Not collective. */
+void dapt_zero_scale(const dapt_zero *z, float *grads, float factor);
+/* dapt_adamw_update_scaled on the range, m and v the shard buffers.  Not
+ * collective. */
+dapt_status dapt_zero_update(const dapt_zero *z, const dapt_adamw *opt, double lr, float *params, const float *grads,
+                             float *m, float *v, const float *step_scale, const float *decay_scale);
+/* Every rank's updated range to every rank (in place).  Collective over
+ * comm. */
+dapt_status dapt_zero_gather(dapt_zero *z, float *params);
+
+/* The gradient reduce-scatter of parallel.shard_optimizer: a
+ * dapt_grad_sync with the buckets of dapt_grad_sync_create, each
+ * reduce-scattered by z as backward completes it; dapt_grad_sync_end
+ * leaves the summed range in grads.  Not collective. */
+dapt_status dapt_grad_sync_create_sharded(const dapt_model *m, double bucket_mb, dapt_zero *z, MPI_Comm comm,
+                                          dapt_grad_sync **out);
 
 /* grads[i] *= factor on [begin, end). */
 void dapt_grad_scale(const dapt_param_table *table, size_t begin, size_t end, float *grads,

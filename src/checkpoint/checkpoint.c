@@ -204,16 +204,16 @@ static dapt_status add_piece(crc_pieces *p, uint64_t id, int64_t offset, int64_t
     return DAPT_OK;
 }
 
-/* The pieces of rows [b, b + c) of held part s of global tensor g; local
- * points at the local tensor (rows of s->cols floats). */
+/* The pieces of rows [b, b + c) of held part s of global tensor g; rows
+ * points at row b (rows of s->cols floats). */
 static dapt_status add_slab_pieces(crc_pieces *p, uint64_t id, const dapt_tensor *g, const dapt_shard *s,
-                                   int64_t b, int64_t c, const float *local)
+                                   int64_t b, int64_t c, const float *rows)
 {
     const int64_t gcols = g->shape[1];
     if (c <= 0) return DAPT_OK;
-    if (s->cols == gcols) return add_piece(p, id, (s->row0 + b) * gcols, c * gcols, local + b * gcols);
+    if (s->cols == gcols) return add_piece(p, id, (s->row0 + b) * gcols, c * gcols, rows);
     for (int64_t i = 0; i < c; i++)
-        DAPT_CHECK(add_piece(p, id, (s->row0 + b + i) * gcols + s->col0, s->cols, local + (b + i) * s->cols));
+        DAPT_CHECK(add_piece(p, id, (s->row0 + b + i) * gcols + s->col0, s->cols, rows + i * s->cols));
     return DAPT_OK;
 }
 
@@ -289,10 +289,11 @@ cleanup:
     return st;
 }
 
-/* Reads the held part of one dataset into the local tensor (padding rows
- * zeroed).  Collective over the file's communicator. */
+/* Reads rows [b, b + c) of the held part of one dataset into dst; the
+ * whole held part (b = 0, c = s->rows) zeroes the padding rows after it.
+ * Collective over the file's communicator. */
 static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_tensor *gt, const dapt_shard *s,
-                             float *local)
+                             int64_t b, int64_t c, float *dst)
 {
     int ndim;
     int64_t dims[DAPT_H5_MAX_DIMS];
@@ -302,10 +303,10 @@ static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_
         return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
                           f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
                           (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
-    const int64_t start[2] = {s->row0, s->col0}, count[2] = {s->rows, s->cols};
-    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, local));
-    if (s->local_rows > s->rows)
-        memset(local + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *local);
+    const int64_t start[2] = {s->row0 + b, s->col0}, count[2] = {c, s->cols};
+    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, dst));
+    if (b == 0 && c == s->rows && s->local_rows > s->rows)
+        memset(dst + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *dst);
     return DAPT_OK;
 }
 
@@ -314,16 +315,35 @@ static dapt_status check_layout(const dapt_ckpt_layout *lay)
     if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
         return DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: the local table (%zu tensors) does not match the global one (%zu)",
                           lay->local->count, lay->global->count);
+    if (lay->optim_rows && lay->shards)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "checkpoint: sharded optimizer moments with tensor parallelism");
     return DAPT_OK;
+}
+
+/* The rows [*b, *b + *c) of held part s of tensor k that this rank writes
+ * (and checksums) of buffer w, and where the first starts in it: the
+ * moments of a sharded optimizer (buffers from `compact` on) are its own
+ * rows, packed; the others, owned_rows of the local tensor. */
+static size_t rows_of(const dapt_ckpt_layout *lay, size_t k, const dapt_shard *s, size_t w, size_t compact, int64_t *b,
+                      int64_t *c)
+{
+    if (w >= compact && lay->optim_rows) {
+        *b = lay->optim_rows[3 * k];
+        *c = lay->optim_rows[3 * k + 1];
+        return (size_t)lay->optim_rows[3 * k + 2];
+    }
+    owned_rows(lay, s, b, c);
+    return lay->local->tensors[k].offset + (size_t)(*b * s->cols);
 }
 
 /* ---- parameter-shaped buffers ------------------------------------------ */
 
 /* Writes nb flat buffers laid out by lay as names[w]/<tensor> at global
  * shape, each rank its own rows, with the layout-independent CRC-32 of each
- * dataset as its "crc32" attribute.  Collective over comm. */
+ * dataset as its "crc32" attribute; buffers from `compact` on are optimizer
+ * moments (only this rank's rows when lay->optim_rows is set).  Collective over comm. */
 static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *const *names,
-                               const float *const *bufs, size_t nb)
+                               const float *const *bufs, size_t nb, size_t compact)
 {
     const dapt_param_table *g = lay->global;
     crc_pieces pieces = {0};
@@ -331,17 +351,16 @@ static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_la
     dapt_status st = DAPT_OK;
     for (size_t k = 0; k < g->count; k++) {
         dapt_heartbeat("writing a checkpoint");
-        const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
+        const dapt_tensor *gt = &g->tensors[k];
         const dapt_shard s = held(lay, k);
-        int64_t b, c;
-        owned_rows(lay, &s, &b, &c);
-        const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
         for (size_t w = 0; w < nb; w++) {
             char name[160];
             snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
-            const float *data = bufs[w] + lt->offset;
-            DAPT_TRY(dapt_h5_write(f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, data + b * s.cols));
-            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, data));
+            int64_t b, c;
+            const float *rows = bufs[w] + rows_of(lay, k, &s, w, compact, &b, &c);
+            const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
+            DAPT_TRY(dapt_h5_write(f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, rows));
+            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, rows));
         }
     }
     DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
@@ -359,10 +378,11 @@ cleanup:
 }
 
 /* Reads nb flat buffers laid out by lay from names[w]/<tensor> (this rank's
- * hyperslabs), verifying every dataset's shape and CRC-32.  Collective over
- * comm. */
+ * hyperslabs; only the owned rows of compact moments, buffers from
+ * `compact` on), verifying every dataset's shape and CRC-32.  Collective
+ * over comm. */
 static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
-                               const char *const *names, float *const *bufs, size_t nb)
+                               const char *const *names, float *const *bufs, size_t nb, size_t compact)
 {
     const dapt_param_table *g = lay->global;
     crc_pieces pieces = {0};
@@ -372,15 +392,18 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
         dapt_heartbeat("reading a checkpoint");
         const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
         const dapt_shard s = held(lay, k);
-        int64_t b, c;
-        owned_rows(lay, &s, &b, &c);
         for (size_t w = 0; w < nb; w++) {
             char name[160];
             snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
+            /* The whole held part, or only the rows of a sharded moment. */
+            const int part = w >= compact && lay->optim_rows;
+            int64_t b, c;
+            float *rows = bufs[w] + rows_of(lay, k, &s, w, compact, &b, &c);
+            float *dst = part ? rows : bufs[w] + lt->offset;
             /* Reads are collective: agree after each so no rank waits in
              * the next one for a rank that failed. */
-            DAPT_TRY(dapt_status_agree(comm, read_held(f, name, gt, &s, bufs[w] + lt->offset)));
-            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, bufs[w] + lt->offset));
+            DAPT_TRY(dapt_status_agree(comm, read_held(f, name, gt, &s, part ? b : 0, part ? c : s.rows, dst)));
+            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, rows));
         }
     }
     DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
@@ -408,7 +431,7 @@ dapt_status dapt_checkpoint_save_model(MPI_Comm comm, const char *path, const da
     DAPT_CHECK(dapt_h5_create(comm, path, 1, cfg, &f));
     const char *group = "params";
     dapt_status st = dapt_modelfile_put_header(&f, mc, meta);
-    if (st == DAPT_OK) st = put_buffers(&f, comm, lay, &group, &params, 1);
+    if (st == DAPT_OK) st = put_buffers(&f, comm, lay, &group, &params, 1, 1);
     if (st != DAPT_OK) {
         dapt_h5_abort(&f);
         return st;
@@ -420,14 +443,14 @@ dapt_status dapt_checkpoint_put_buffer(dapt_h5file *f, MPI_Comm comm, const dapt
                                        const float *buf)
 {
     DAPT_CHECK(check_layout(lay));
-    return put_buffers(f, comm, lay, &group, &buf, 1);
+    return put_buffers(f, comm, lay, &group, &buf, 1, 1);
 }
 
 dapt_status dapt_checkpoint_get_buffer(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
                                        const char *group, float *buf)
 {
     DAPT_CHECK(check_layout(lay));
-    return get_buffers(f, comm, lay, &group, &buf, 1);
+    return get_buffers(f, comm, lay, &group, &buf, 1, 1);
 }
 
 /* ---- save --------------------------------------------------------------- */
@@ -484,7 +507,7 @@ dapt_status dapt_checkpoint_save_layout(MPI_Comm comm, const char *dir, const da
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "adam_step", state->adam_step));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "bad_run", state->bad_run));
     DAPT_TRY(dapt_h5_attr_set_int64(&f, "/", "seed", (int64_t)state->seed));
-    DAPT_TRY(put_buffers(&f, comm, lay, groups, bufs, 3));
+    DAPT_TRY(put_buffers(&f, comm, lay, groups, bufs, 3, 1));
     if (save) DAPT_TRY(save(save_ctx, &f));
     DAPT_CHECK(dapt_h5_commit(&f));
     /* The pointer moves only once the file is complete under its name. */
@@ -534,7 +557,7 @@ dapt_status dapt_checkpoint_load_layout(MPI_Comm comm, const char *path, const d
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "bad_run", &state->bad_run));
     DAPT_TRY(dapt_h5_attr_get_int64(&f, "/", "seed", &seed));
     state->seed = (uint64_t)seed;
-    DAPT_TRY(get_buffers(&f, comm, lay, groups, bufs, 3));
+    DAPT_TRY(get_buffers(&f, comm, lay, groups, bufs, 3, 1));
     if (load) DAPT_TRY(load(load_ctx, &f));
 cleanup:
     free(format);

@@ -5,7 +5,9 @@
  * requests in flight are progressed at every later frontier (Open MPI's
  * non-blocking collectives advance only inside MPI calls).  Buckets are
  * started in the same order on every rank whatever each rank computed: a
- * rank with no rows starts them all at the end, in that order. */
+ * rank with no rows starts them all at the end, in that order.  With
+ * parallel.shard_optimizer the same buckets are reduce-scattered instead
+ * (src/optim/zero.c): each rank receives the sum of its own range. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -26,6 +28,8 @@ struct dapt_grad_sync {
     float *grads;
     int nonfinite;
     dapt_grad_hook hook;
+    dapt_zero *zero; /* parallel.shard_optimizer: reduce-scatter */
+    int *counts;     /* sharded: size per bucket, the receive counts */
 };
 
 /* Appends [lo, hi) cut into pieces of at most `piece` floats. */
@@ -49,7 +53,10 @@ static dapt_status start(dapt_grad_sync *s)
     const bucket *b = &s->b[s->started];
     /* A non-finite local gradient is this rank's fault: find it before the sum. */
     if (!isfinite(dapt_grad_sumsq(s->table, b->lo, b->hi, s->grads))) s->nonfinite = 1;
-    if (s->size > 1)
+    if (s->zero)
+        DAPT_CHECK(dapt_zero_reduce_start(s->zero, b->lo, b->hi, s->grads, s->counts + s->started * (size_t)s->size,
+                                          &s->req[s->started]));
+    else if (s->size > 1)
         DAPT_CHECK(DAPT_MPI(MPI_Iallreduce(MPI_IN_PLACE, s->grads + b->lo, (int)(b->hi - b->lo), MPI_FLOAT, MPI_SUM,
                                            s->comm, &s->req[s->started])));
     s->started++;
@@ -67,12 +74,13 @@ static dapt_status ready(void *ctx, size_t frontier)
     return DAPT_OK;
 }
 
-dapt_status dapt_grad_sync_create(const dapt_model *m, double bucket_mb, MPI_Comm comm, dapt_grad_sync **out)
+static dapt_status create(const dapt_model *m, double bucket_mb, dapt_zero *z, MPI_Comm comm, dapt_grad_sync **out)
 {
     *out = NULL;
     dapt_grad_sync *s = NULL;
     DAPT_CHECK(dapt_calloc((void **)&s, 1, sizeof *s, "gradient all-reduce"));
     s->table = &m->table;
+    s->zero = z;
     s->comm = comm;
     dapt_status st = DAPT_MPI(MPI_Comm_size(comm, &s->size));
     size_t piece = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
@@ -88,6 +96,15 @@ dapt_status dapt_grad_sync_create(const dapt_model *m, double bucket_mb, MPI_Com
     for (size_t k = 1; k < nf && st == DAPT_OK; k++) st = add_unit(s, f[k], f[k - 1], piece, 0);
     if (st == DAPT_OK) st = add_unit(s, aux, total, piece, 1);
     if (st == DAPT_OK) st = dapt_alloc((void **)&s->req, (s->nb ? s->nb : 1) * sizeof *s->req, "all-reduce requests");
+    if (st == DAPT_OK && z) {
+        st = dapt_alloc((void **)&s->counts, (s->nb ? s->nb : 1) * (size_t)s->size * sizeof *s->counts,
+                        "reduce-scatter counts");
+        int *displs = NULL;
+        if (st == DAPT_OK) st = dapt_alloc((void **)&displs, (size_t)s->size * sizeof *displs, "reduce-scatter counts");
+        for (size_t k = 0; k < s->nb && st == DAPT_OK; k++)
+            dapt_zero_range_counts(z, s->b[k].lo, s->b[k].hi, s->counts + k * (size_t)s->size, displs);
+        free(displs);
+    }
     if (st != DAPT_OK) {
         dapt_grad_sync_free(s);
         return st;
@@ -97,11 +114,23 @@ dapt_status dapt_grad_sync_create(const dapt_model *m, double bucket_mb, MPI_Com
     return DAPT_OK;
 }
 
+dapt_status dapt_grad_sync_create(const dapt_model *m, double bucket_mb, MPI_Comm comm, dapt_grad_sync **out)
+{
+    return create(m, bucket_mb, NULL, comm, out);
+}
+
+dapt_status dapt_grad_sync_create_sharded(const dapt_model *m, double bucket_mb, dapt_zero *z, MPI_Comm comm,
+                                          dapt_grad_sync **out)
+{
+    return create(m, bucket_mb, z, comm, out);
+}
+
 void dapt_grad_sync_free(dapt_grad_sync *s)
 {
     if (!s) return;
     free(s->b);
     free(s->req);
+    free(s->counts);
     free(s);
 }
 
@@ -122,6 +151,7 @@ dapt_status dapt_grad_sync_end(dapt_grad_sync *s, int *nonfinite)
         const dapt_status w = DAPT_MPI(MPI_Waitall((int)s->started, s->req, MPI_STATUSES_IGNORE));
         if (st == DAPT_OK) st = w;
     }
+    if (st == DAPT_OK && s->zero) dapt_zero_reduce_finish(s->zero, s->grads);
     s->started = 0;
     *nonfinite = s->nonfinite;
     return st;

@@ -196,6 +196,34 @@ dapt_status dapt_adamw_update_scaled(const dapt_adamw *opt, double lr, const dap
     return DAPT_OK;
 }
 
+dapt_status dapt_adamw_update_span(const dapt_adamw *opt, double lr, int no_decay, size_t n, float *p, const float *g,
+                                   float *m, float *v, const float *step_scale, const float *decay_scale)
+{
+    if (opt->step < 1)
+        return DAPT_ERROR(DAPT_ERR_INTERNAL, "AdamW update before dapt_adamw_advance (step %lld)", (long long)opt->step);
+    if (!(lr >= 0) || !isfinite(lr))
+        return DAPT_ERROR(DAPT_ERR_ARG, "AdamW learning rate %g is not a finite non-negative number", lr);
+    if (n == 0) return DAPT_OK;
+    /* The coefficients exactly as the table-wide functions form them. */
+    const double t = (double)opt->step;
+    const double bc1 = 1.0 - pow(opt->beta1, t);
+    const adamw_coef c = {(float)opt->beta1, (float)(1.0 - opt->beta1), (float)opt->beta2, (float)(1.0 - opt->beta2),
+                          (float)(-(lr / bc1)), (float)sqrt(1.0 - pow(opt->beta2, t)), (float)opt->eps};
+    const int scaled = step_scale || decay_scale;
+    const float d = no_decay ? 1.0f : (float)(1.0 - lr * opt->weight_decay);
+    const double lrwd = no_decay ? 0.0 : lr * opt->weight_decay;
+    const size_t nblocks = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
+#pragma omp parallel for schedule(static) if (nblocks > 1)
+    for (size_t b = 0; b < nblocks; b++) {
+        const size_t a = b * ADAMW_BLOCK, e = a + ADAMW_BLOCK < n ? a + ADAMW_BLOCK : n;
+        if (scaled)
+            adamw_scaled_kernel(&c, lrwd, p, g, m, v, step_scale, decay_scale, a, e);
+        else
+            adamw_kernel(&c, d, p, g, m, v, a, e);
+    }
+    return DAPT_OK;
+}
+
 /* ---- schedules ---- */
 
 dapt_status dapt_lr_schedule_from_config(const dapt_config *cfg, dapt_lr_schedule *s)

@@ -18,7 +18,11 @@ int ft_leader(const ft *r) { return r->rank == 0 && (!r->have_grid || r->grid.te
 
 dapt_ckpt_layout ft_layout(const ft *r)
 {
-    if (!r->have_tpl) return dapt_ckpt_layout_whole(ft_world(r), &r->model.table);
+    if (!r->have_tpl) {
+        dapt_ckpt_layout lay = dapt_ckpt_layout_whole(ft_world(r), &r->model.table);
+        if (r->zero) lay.optim_rows = dapt_zero_rows(r->zero); /* m1, m2: this rank's range */
+        return lay;
+    }
     return (dapt_ckpt_layout){&r->tpl.global, &r->model.table, r->tpl.shards, r->grid.tensor_rank,
                               r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
 }

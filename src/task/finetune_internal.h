@@ -57,6 +57,7 @@ typedef struct ft {
     dapt_domain_info domain;
     double t0;
     dapt_grad_sync *sync; /* the gradient all-reduce (made at the first step) */
+    dapt_zero *zero;      /* parallel.shard_optimizer: m1, m2 are this rank's rows */
 } ft;
 
 /* Every rank of the run: the world (tensor ranks included). */

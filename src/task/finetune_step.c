@@ -70,11 +70,14 @@ static dapt_status micro_steps(ft *r, int64_t nb, uint64_t g0, int64_t L, double
 static dapt_status clip(ft *r, double *norm)
 {
     double sumsq = 0.0;
-    if (r->have_tpl) DAPT_CHECK(dapt_tp_sumsq(&r->tpl, &r->model.table, r->model.grads, &sumsq));
+    if (r->zero) DAPT_CHECK(dapt_zero_sumsq(r->zero, r->model.grads, &sumsq)); /* own rows only */
+    else if (r->have_tpl) DAPT_CHECK(dapt_tp_sumsq(&r->tpl, &r->model.table, r->model.grads, &sumsq));
     else sumsq = dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads);
     const float factor = dapt_grad_clip_factor(sumsq, r->cfg->finetune.max_grad_norm, norm);
-    if (isfinite(*norm) && factor != 1.0f)
-        dapt_grad_scale(&r->model.table, 0, r->model.table.total, r->model.grads, factor);
+    if (isfinite(*norm) && factor != 1.0f) {
+        if (r->zero) dapt_zero_scale(r->zero, r->model.grads, factor);
+        else dapt_grad_scale(&r->model.table, 0, r->model.table.total, r->model.grads, factor);
+    }
     return DAPT_OK;
 }
 
@@ -83,6 +86,8 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr)
     uint64_t g0;
     int64_t L;
     const int64_t nb = batch_rows(r, e, k, &g0, &L);
+    if (!r->sync && r->zero)
+        DAPT_CHECK(dapt_grad_sync_create_sharded(&r->model, r->cfg->parallel.bucket_mb, r->zero, r->comm, &r->sync));
     if (!r->sync) DAPT_CHECK(dapt_grad_sync_create(&r->model, r->cfg->parallel.bucket_mb, r->comm, &r->sync));
     dapt_model_zero_grads(&r->model);
     dapt_grad_sync_begin(r->sync, r->model.grads);
@@ -104,8 +109,14 @@ dapt_status ft_step(ft *r, int64_t e, int64_t k, double *loss, double *lr)
                           (long long)r->step + 1, (long long)e + 1, gl, norm);
     *lr = r->ctx.lr;
     dapt_adamw_advance(&r->adam);
-    DAPT_CHECK(dapt_adamw_update_scaled(&r->adam, *lr, &r->model.table, 0, r->model.table.total, r->model.params,
-                                        r->model.grads, r->m1, r->m2, r->ctx.update_scale, r->ctx.decay_scale));
+    if (r->zero) {
+        DAPT_CHECK(dapt_zero_update(r->zero, &r->adam, *lr, r->model.params, r->model.grads, r->m1, r->m2,
+                                    r->ctx.update_scale, r->ctx.decay_scale));
+        DAPT_CHECK(dapt_zero_gather(r->zero, r->model.params));
+    } else {
+        DAPT_CHECK(dapt_adamw_update_scaled(&r->adam, *lr, &r->model.table, 0, r->model.table.total, r->model.params,
+                                            r->model.grads, r->m1, r->m2, r->ctx.update_scale, r->ctx.decay_scale));
+    }
     DAPT_CHECK(dapt_objective_after_update(&r->obj, &r->ctx));
     const size_t nc = dapt_objective_columns(&r->obj);
     if (nc > 0) {

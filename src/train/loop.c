@@ -38,14 +38,24 @@ static dapt_ckpt_layout tp_ckpt_layout(const train_run *r)
                               r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
 }
 
+/* The layout of the model and its moments: tensor-parallel shards, or a
+ * whole model whose moments are this rank's rows (ZeRO-1). */
+static dapt_ckpt_layout optim_ckpt_layout(const train_run *r)
+{
+    if (r->have_tpl) return tp_ckpt_layout(r);
+    dapt_ckpt_layout lay = dapt_ckpt_layout_whole(r->comm, &r->model.table);
+    lay.optim_rows = dapt_zero_rows(r->zero);
+    return lay;
+}
+
 static dapt_status save_checkpoint(train_run *r)
 {
     dapt_ckpt_state cs = {r->step, r->position, r->adam.step, r->bad_run, (uint64_t)r->cfg->run.seed};
     const dapt_objective_ops *ops = r->obj->ops;
     double t0 = dapt_now();
-    if (r->have_tpl) {
-        const dapt_ckpt_layout lay = tp_ckpt_layout(r);
-        DAPT_CHECK(dapt_checkpoint_save_layout(r->grid.world, r->ckpt_dir, r->cfg, &r->model.config, &lay,
+    if (r->have_tpl || r->zero) {
+        const dapt_ckpt_layout lay = optim_ckpt_layout(r);
+        DAPT_CHECK(dapt_checkpoint_save_layout(r->have_tpl ? r->grid.world : r->comm, r->ckpt_dir, r->cfg, &r->model.config, &lay,
                                                r->model.params, r->exp_avg, r->exp_avg_sq, &r->meta, &cs,
                                                r->cfg->checkpoint.keep, ops->save ? obj_save : NULL, r));
     } else {
@@ -101,9 +111,9 @@ static dapt_status resume(train_run *r, const dapt_train_opts *opts, dapt_train_
         return DAPT_OK;
     }
     const dapt_objective_ops *ops = r->obj->ops;
-    if (r->have_tpl) {
-        const dapt_ckpt_layout lay = tp_ckpt_layout(r);
-        DAPT_CHECK(dapt_checkpoint_resume_layout(r->grid.world, r->ckpt_dir, &lay, r->model.params, r->exp_avg,
+    if (r->have_tpl || r->zero) {
+        const dapt_ckpt_layout lay = optim_ckpt_layout(r);
+        DAPT_CHECK(dapt_checkpoint_resume_layout(r->have_tpl ? r->grid.world : r->comm, r->ckpt_dir, &lay, r->model.params, r->exp_avg,
                                                  r->exp_avg_sq, &cs, ops->load ? obj_load : NULL, r, path, sizeof path));
     } else {
         DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,

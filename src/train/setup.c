@@ -290,8 +290,20 @@ dapt_status train_setup(train_run *r)
     dapt_model_config mc;
     DAPT_CHECK(setup_tokenizer_and_model(r, &mc));
     DAPT_CHECK(setup_data(r, &mc));
-    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg, r->model.table.total, sizeof(float), "AdamW first moment"));
-    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg_sq, r->model.table.total, sizeof(float), "AdamW second moment"));
+    /* The moments: the whole buffer, or this rank's rows of every tensor
+     * (ZeRO-1). */
+    size_t moments = r->model.table.total;
+    if (cfg->parallel.shard_optimizer) {
+        if (r->have_tpl)
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "parallel.shard_optimizer: not supported with parallel.tensor = %lld > 1 yet",
+                              (long long)cfg->parallel.tensor);
+        DAPT_CHECK(dapt_zero_create(&r->model.table, cfg->parallel.bucket_mb, r->comm, &r->zero));
+        moments = dapt_zero_size(r->zero);
+        dapt_info("parallel.shard_optimizer: AdamW moments for %zu of the model's %zu floats on this rank, %d data ranks",
+                  moments, r->model.table.total, r->size);
+    }
+    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg, moments ? moments : 1, sizeof(float), "AdamW first moment"));
+    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg_sq, moments ? moments : 1, sizeof(float), "AdamW second moment"));
     dapt_adamw_from_config(cfg, &r->adam);
     DAPT_CHECK(dapt_adamw_validate(&r->adam));
     DAPT_CHECK(dapt_lr_schedule_from_config(cfg, &r->sched));
@@ -316,6 +328,8 @@ void train_teardown(train_run *r)
     free(r->exp_avg_sq);
     dapt_grad_sync_free(r->sync);
     r->sync = NULL;
+    dapt_zero_free(r->zero);
+    r->zero = NULL;
     free(r->mbs);
     if (r->have_tpl) dapt_tp_layout_free(&r->tpl);
     r->have_tpl = 0;

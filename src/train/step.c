@@ -91,7 +91,9 @@ static dapt_status update(train_run *r, int first_bad, double gloss, train_step_
     float factor = 1.0f;
     if (first_bad == r->size) {
         double sumsq = 0.0;
-        if (r->have_tpl)
+        if (r->zero) /* each rank holds the sum of its own rows only */
+            DAPT_CHECK(dapt_zero_sumsq(r->zero, r->model.grads, &sumsq));
+        else if (r->have_tpl)
             DAPT_CHECK(dapt_tp_sumsq(&r->tpl, &r->model.table, r->model.grads, &sumsq));
         else
             sumsq = dapt_grad_sumsq(&r->model.table, 0, r->model.table.total, r->model.grads);
@@ -99,7 +101,14 @@ static dapt_status update(train_run *r, int first_bad, double gloss, train_step_
     }
     out->bad = first_bad < r->size || !isfinite(norm) || !isfinite(gloss);
     out->bad_rank = first_bad < r->size ? first_bad : -1;
-    if (!out->bad) {
+    if (!out->bad && r->zero) {
+        if (factor != 1.0f) dapt_zero_scale(r->zero, r->model.grads, factor);
+        dapt_adamw_advance(&r->adam);
+        DAPT_CHECK(dapt_zero_update(r->zero, &r->adam, r->ctx.lr, r->model.params, r->model.grads, r->exp_avg,
+                                    r->exp_avg_sq, r->ctx.update_scale, r->ctx.decay_scale));
+        DAPT_CHECK(dapt_zero_gather(r->zero, r->model.params));
+        DAPT_CHECK(dapt_objective_after_update(r->obj, &r->ctx));
+    } else if (!out->bad) {
         if (factor != 1.0f) dapt_grad_scale(&r->model.table, 0, r->model.table.total, r->model.grads, factor);
         dapt_adamw_advance(&r->adam);
         DAPT_CHECK(dapt_adamw_update_scaled(&r->adam, r->ctx.lr, &r->model.table, 0, r->model.table.total,
@@ -126,6 +135,8 @@ dapt_status train_step(train_run *r, train_step_result *out)
     r->ctx.token_denominator = global[0];
     for (size_t i = 0; i < nden; i++) r->ctx.denominators[i] = global[1 + i];
 
+    if (!r->sync && r->zero)
+        DAPT_CHECK(dapt_grad_sync_create_sharded(&r->model, r->cfg->parallel.bucket_mb, r->zero, r->comm, &r->sync));
     if (!r->sync) DAPT_CHECK(dapt_grad_sync_create(&r->model, r->cfg->parallel.bucket_mb, r->comm, &r->sync));
     dapt_model_zero_grads(&r->model);
     dapt_grad_sync_begin(r->sync, r->model.grads);

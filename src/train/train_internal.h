@@ -49,6 +49,7 @@ typedef struct train_run {
     dapt_seq_spec ss;
     dapt_micro_batch *mbs; /* this rank's micro-batches of the step */
     dapt_grad_sync *sync;  /* the gradient all-reduce (made at the first step) */
+    dapt_zero *zero;       /* parallel.shard_optimizer: the moments are this rank's rows */
 } train_run;
 
 /* What one step reports. */

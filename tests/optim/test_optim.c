@@ -518,6 +518,58 @@ static void test_single_step_by_hand(void)
     CU_ASSERT_EQUAL(dapt_adamw_validate(&bad), DAPT_OK);
 }
 
+/* dapt_adamw_update_span on each tensor, with the moments packed in another
+ * buffer (as parallel.shard_optimizer keeps them), gives the same bits as
+ * the table-wide update, with and without per-element multipliers, over
+ * three steps; and it checks its arguments. */
+static void test_span_equals_table(void)
+{
+    const dapt_model_config mc = dapt_test_model_config(DAPT_ARCH_BERT, 37, 16, 2, 2, 24, 16);
+    dapt_param_table t;
+    CU_ASSERT_FATAL(dapt_param_table_build(&mc, &t) == DAPT_OK);
+    const size_t n = t.total;
+    for (int scaled = 0; scaled < 2; scaled++) {
+        float *p = calloc(n, 4), *q = calloc(n, 4), *g = calloc(n, 4), *m = calloc(n, 4), *v = calloc(n, 4);
+        float *mc2 = calloc(n, 4), *vc = calloc(n, 4), *s = calloc(n, 4), *d = calloc(n, 4);
+        CU_ASSERT_FATAL(p && q && g && m && v && mc2 && vc && s && d);
+        for (size_t i = 0; i < n; i++) {
+            p[i] = q[i] = 0.1f * (float)sin(0.1 * (double)i);
+            s[i] = (float)(i % 3) / 2.0f;
+            d[i] = (float)(i % 5) / 4.0f;
+        }
+        dapt_adamw a = {0.9, 0.999, 1e-6, 0.01, 0}, b = a;
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) g[i] = 0.01f * (float)cos(0.3 * (double)i + step);
+            dapt_adamw_advance(&a);
+            dapt_adamw_advance(&b);
+            CU_ASSERT_FATAL(dapt_adamw_update_scaled(&a, 1e-2, &t, 0, n, p, g, m, v, scaled ? s : NULL,
+                                                     scaled ? d : NULL) == DAPT_OK);
+            size_t packed = 0;
+            for (size_t k = 0; k < t.count; k++) {
+                const dapt_tensor *tt = &t.tensors[k];
+                const size_t o = tt->offset;
+                CU_ASSERT_FATAL(dapt_adamw_update_span(&b, 1e-2, (tt->flags & DAPT_TENSOR_NO_DECAY) != 0, tt->numel,
+                                                       q + o, g + o, mc2 + packed, vc + packed, scaled ? s + o : NULL,
+                                                       scaled ? d + o : NULL) == DAPT_OK);
+                for (size_t i = 0; i < tt->numel; i++)
+                    if (m[o + i] != mc2[packed + i] || v[o + i] != vc[packed + i]) {
+                        CU_FAIL("moments differ");
+                        break;
+                    }
+                packed += tt->numel;
+            }
+        }
+        CU_ASSERT_EQUAL(memcmp(p, q, n * sizeof *p), 0);
+        free(p), free(q), free(g), free(m), free(v), free(mc2), free(vc), free(s), free(d);
+    }
+    float x = 0;
+    dapt_adamw fresh = {0.9, 0.999, 1e-6, 0.01, 0};
+    CU_ASSERT_EQUAL(dapt_adamw_update_span(&fresh, 1e-2, 0, 1, &x, &x, &x, &x, NULL, NULL), DAPT_ERR_INTERNAL);
+    dapt_adamw_advance(&fresh);
+    CU_ASSERT_EQUAL(dapt_adamw_update_span(&fresh, INFINITY, 0, 1, &x, &x, &x, &x, NULL, NULL), DAPT_ERR_ARG);
+    dapt_param_table_free(&t);
+}
+
 DAPT_TEST_MAIN("optim",
                {"no-decay flags equal Hugging Face's grouping", test_no_decay_flags_match_hf},
                {"ten steps follow torch AdamW (whole buffer)", test_trajectory_whole},
@@ -527,4 +579,5 @@ DAPT_TEST_MAIN("optim",
                {"global-norm clipping", test_clipping},
                {"sum of squares independent of threads", test_sumsq_thread_invariant},
                {"accumulation and averaging", test_accumulate_and_average},
-               {"one step by hand, argument checks", test_single_step_by_hand})
+               {"one step by hand, argument checks", test_single_step_by_hand},
+               {"per-tensor spans with packed moments equal the table-wide update", test_span_equals_table})

@@ -33,7 +33,7 @@ TRAIN_TESTS += tests/train/train_files.test
 TRAIN_TESTS += tests/train/watchdog.test
 TRAIN_TESTS += tests/train/metrics_jsonl.test tests/train/plot_follow.test
 TRAIN_TESTS += tests/train/train_resume_check.test tests/train/disk_full.test
-TRAIN_TESTS += tests/train/grad_sync_ranks.test
+TRAIN_TESTS += tests/train/grad_sync_ranks.test tests/train/train_zero.test
 TESTS += tests/train/test_loop tests/train/test_grad_sync tests/train/test_metrics_log tests/train/test_resume_check $(TRAIN_TESTS)
 EXTRA_DIST += $(TRAIN_TESTS) tests/train/train_env.sh tests/train/check_das.py tests/train/make_importance.py \
 	tests/train/check_jsonl.py
