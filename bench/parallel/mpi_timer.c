@@ -7,14 +7,16 @@
  * At MPI_Finalize every rank prints one line to stderr:
  *   mpi_timer rank=R wall=S grad_n=N grad_mb=M grad_s=S sync_n=N sync_s=S
  *             big_allreduce_s=S bcast_s=S barrier_s=S
- *             fwrite_mb=M fwrite_s=S fread_mb=M fread_s=S fsync_s=S
- * grad: non-blocking all-reduces (dapt's gradient buckets) and the waits
- * for them; sync: blocking all-reduces of at most 64 bytes (loss, status
+ *             fwrite_mb=M fwrite_s=S fread_mb=M fread_s=S fsync_s=S maxrss_mb=M
+ * grad: non-blocking all-reduces (dapt's gradient buckets; with
+ * parallel.shard_optimizer the reduce-scatters and the all-gathers) and the
+ * waits for them; sync: blocking all-reduces of at most 64 bytes (loss, status
  * and count agreements: their time is mostly waiting for the slowest
  * rank); fwrite/fread: MPI-IO data calls (parallel HDF5's checkpoint and
  * corpus I/O), fsync: MPI_File_sync. */
 #include <mpi.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 static double t_init, grad_s, sync_s, big_s, bcast_s, barrier_s, fw_s, fr_s, fsync_s;
 static double grad_bytes, fw_bytes, fr_bytes;
@@ -63,6 +65,33 @@ int MPI_Iallreduce(const void *s, void *r, int count, MPI_Datatype t, MPI_Op op,
     grad_s += PMPI_Wtime() - t0;
     grad_n++;
     grad_bytes += type_bytes(t, count);
+    pending_grad++;
+    return rc;
+}
+
+/* parallel.shard_optimizer: the gradient reduce-scatter and the parameter
+ * all-gather count as gradient communication too. */
+int MPI_Ireduce_scatter(const void *s, void *r, const int counts[], MPI_Datatype t, MPI_Op op, MPI_Comm comm,
+                        MPI_Request *req)
+{
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Ireduce_scatter(s, r, counts, t, op, comm, req);
+    grad_s += PMPI_Wtime() - t0;
+    grad_n++;
+    int size = 1;
+    PMPI_Comm_size(comm, &size);
+    for (int i = 0; i < size; i++) grad_bytes += type_bytes(t, counts[i]);
+    pending_grad++;
+    return rc;
+}
+
+int MPI_Iallgatherv(const void *s, int sc, MPI_Datatype st, void *r, const int counts[], const int displs[],
+                    MPI_Datatype rt, MPI_Comm comm, MPI_Request *req)
+{
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Iallgatherv(s, sc, st, r, counts, displs, rt, comm, req);
+    grad_s += PMPI_Wtime() - t0;
+    grad_n++;
     pending_grad++;
     return rc;
 }
@@ -141,11 +170,13 @@ int MPI_Finalize(void)
 {
     int rank = 0;
     PMPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    struct rusage ru;
+    const double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
     fprintf(stderr,
             "mpi_timer rank=%d wall=%.3f grad_n=%ld grad_mb=%.1f grad_s=%.3f sync_n=%ld sync_s=%.3f "
             "big_allreduce_s=%.3f bcast_s=%.3f barrier_s=%.3f fwrite_mb=%.1f fwrite_s=%.3f fread_mb=%.1f "
-            "fread_s=%.3f fsync_s=%.3f\n",
+            "fread_s=%.3f fsync_s=%.3f maxrss_mb=%.1f\n",
             rank, PMPI_Wtime() - t_init, grad_n, grad_bytes / 1e6, grad_s, sync_n, sync_s, big_s, bcast_s,
-            barrier_s, fw_bytes / 1e6, fw_s, fr_bytes / 1e6, fr_s, fsync_s);
+            barrier_s, fw_bytes / 1e6, fw_s, fr_bytes / 1e6, fr_s, fsync_s, rss);
     return PMPI_Finalize();
 }

@@ -13,7 +13,8 @@
 # "256 4 4 1024"), BATCH (global sequences per step, default 16), SEQ
 # (default 128), MPIRUN_ARGS (extra mpirun options, e.g. "--mca io romio321"),
 # CORPUS (a text file instead of data/corpus/computing/foldoc.txt), DAPT_SET
-# (extra --set options for every dapt train, e.g. "parallel.overlap_grads=false").  Results: stdout and bench/results/parallel-<UTC time>.txt.
+# (extra --set options for every dapt train, e.g. "parallel.overlap_grads=false" or
+# "parallel.shard_optimizer=true").  Results: stdout and bench/results/parallel-<UTC time>.txt.
 #
 # How it measures (no changes to dapt): mpi_timer.c, a PMPI interposer
 # loaded with LD_PRELOAD, sums per rank the time inside MPI calls (the
@@ -112,7 +113,7 @@ for _ in 1 2 3; do
 done
 echo "# disk: dd of $ckpt_mb MiB, best of 3: write with conv=fdatasync $dd_wm MB/s, read with iflag=direct $dd_rm MB/s"
 echo
-printf '%-22s %10s %10s %11s %9s %9s %10s %10s %9s %9s\n' ranks step_ms_med step_ms_min tokens/s speedup grad_ms grad_share sync_ms ckpt_w_MB/s ckpt_r_MB/s
+printf '%-22s %10s %10s %11s %9s %9s %10s %10s %9s %9s %9s\n' ranks step_ms_med step_ms_min tokens/s speedup grad_ms grad_share sync_ms ckpt_w_MB/s ckpt_r_MB/s rss_MB
 base=""
 for n in $ranks; do
     label="$n"
@@ -128,6 +129,7 @@ for n in $ranks; do
     min=$(head -1 "$d.steps")
     grad=$(grep mpi_timer "$d.log" | field grad_s)
     sync=$(grep mpi_timer "$d.log" | field sync_s)
+    rss=$(grep mpi_timer "$d.log" | field maxrss_mb)
     ckw=$(sed -nE 's/.*checkpoint step [0-9]+ written in [0-9.]+ s \(([0-9.]+) MB\/s\).*/\1/p' "$d.log" | tail -1)
     # read: resume with nothing left to do, the checkpoint's cache dropped
     for f in "$d"/checkpoints/*.h5; do dd if="$f" iflag=nocache count=0 status=none; done
@@ -139,9 +141,9 @@ for n in $ranks; do
     ckr=$(awk -v b="$rmb" -v s="$rs" 'BEGIN{printf "%.1f", (s > 0 ? b / s : 0)}')
     [ -z "$base" ] && base=$med
     awk -v l="$label" -v med="$med" -v min="$min" -v tok=$((batch * seq)) -v base="$base" -v g="$grad" -v s="$sync" \
-        -v st="$steps" -v w="$ckw" -v r="$ckr" \
-        'BEGIN{printf "%-22s %10.0f %10.0f %11.0f %9.2f %9.1f %9.1f%% %10.1f %9s %9s\n", l, med, min, 1000 * tok / med,
-               base / med, 1000 * g / st, 100 * (1000 * g / st) / med, 1000 * s / st, w, r}'
+        -v st="$steps" -v w="$ckw" -v r="$ckr" -v rss="$rss" \
+        'BEGIN{printf "%-22s %10.0f %10.0f %11.0f %9.2f %9.1f %9.1f%% %10.1f %9s %9s %9.0f\n", l, med, min, 1000 * tok / med,
+               base / med, 1000 * g / st, 100 * (1000 * g / st) / med, 1000 * s / st, w, r, rss}'
     echo "#   $n ranks: $(grep -h mpi_timer "$d.log" | head -1)" >>"$scratch/notes"
     echo "#   $n ranks resume: $(grep -h mpi_timer "$d.resume.log" | head -1)" >>"$scratch/notes"
     grep -h "checkpoint step" "$d.log" | sed 's/^/#   /' >>"$scratch/notes"
@@ -151,7 +153,8 @@ echo "# grad_ms: time per step inside the gradient all-reduce (MPI_Iallreduce + 
 echo "# grad_share: grad_ms / median step; sync_ms: small blocking all-reduces per step (mostly waiting for the"
 echo "# slowest rank). ckpt_w: dapt's logged checkpoint write rate (3 x params x 4 bytes / time, fsync and rename"
 echo "# included), compare with the dd write above; ckpt_r: MPI-IO bytes read by all ranks / the slowest"
-echo "# rank's read time in a --resume (every rank reads the whole checkpoint)."
+echo "# rank's read time in a --resume (every rank reads the whole checkpoint); rss: peak resident memory of"
+echo "# the largest rank (getrusage at MPI_Finalize)."
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# one rank's timers per run (the first line printed; the others are in the logs) and dapt's checkpoint lines:"
 cat "$scratch/notes"
