@@ -16,6 +16,11 @@
 #   prepare   OUT/general.h5 (general corpus) and OUT/tasks/<task>.h5
 #             (an evenly spaced sample of each split: FT_TRAIN / FT_DEV / FT_TEST)
 #   train     OUT/train/: dapt train, method mlm, from random initialisation
+#   restore   instead of train: OUT/train/model.h5 imported from the committed
+#             export of the model this script trained (data/general-model/,
+#             its README says how it was made), so the evidence scripts can
+#             start without the 2.6 hours of training:
+#             STAGES="data prepare restore" tools/general_model.sh OUT
 #   finetune  OUT/finetune/<task>/: dapt finetune + dapt eval on the test split
 #   report    OUT/report.md: held-out loss curve, cost, task scores vs majority;
 #             OUT/curve.png
@@ -118,8 +123,14 @@ if want train && ! trained; then
     [ "$rc" -eq 75 ] && { say "preempted: checkpoint written; run the same command again to continue"; exit 75; }
     [ "$rc" -eq 0 ] || exit "$rc"
 fi
+if want restore && ! trained && [ ! -e "$out/train/model.h5" ]; then
+    mkdir -p "$out/train"
+    run import "$here/data/general-model" "$out/train/model.h5"
+fi
 if trained; then
     ln -sf "checkpoints/$(cat "$out/train/checkpoints/latest")" "$out/train/model.h5"
+    G=$out/train/model.h5
+elif [ -f "$out/train/model.h5" ]; then
     G=$out/train/model.h5
 fi
 

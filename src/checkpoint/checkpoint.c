@@ -150,7 +150,7 @@ dapt_ckpt_layout dapt_ckpt_layout_whole(MPI_Comm comm, const dapt_param_table *t
     int rank = 0, size = 1;
     /* A failure leaves rank 0 of 1: the caller's next collective reports it. */
     if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS) rank = 0, size = 1;
-    return (dapt_ckpt_layout){table, table, NULL, 0, 1, rank, size};
+    return (dapt_ckpt_layout){table, table, NULL, 0, 1, rank, size, NULL};
 }
 
 /* The part of global tensor k this rank holds (the whole tensor without

@@ -24,7 +24,7 @@ dapt_ckpt_layout ft_layout(const ft *r)
         return lay;
     }
     return (dapt_ckpt_layout){&r->tpl.global, &r->model.table, r->tpl.shards, r->grid.tensor_rank,
-                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
+                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size, NULL};
 }
 
 /* ---- the loop's own state in a checkpoint --------------------------------- */

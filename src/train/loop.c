@@ -35,7 +35,7 @@ static dapt_status obj_load(void *ctx, const dapt_h5file *f) { return obj_state(
 static dapt_ckpt_layout tp_ckpt_layout(const train_run *r)
 {
     return (dapt_ckpt_layout){&r->tpl.global, &r->model.table, r->tpl.shards, r->grid.tensor_rank,
-                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size};
+                              r->grid.tensor_size, r->grid.data_rank, r->grid.data_size, NULL};
 }
 
 /* The layout of the model and its moments: tensor-parallel shards, or a
