@@ -206,6 +206,14 @@ dapt_status dapt_zero_update(const dapt_zero *z, const dapt_adamw *opt, double l
  * comm. */
 dapt_status dapt_zero_gather(dapt_zero *z, float *params);
 
+/* The AdamW moment buffers of a training or fine-tuning run (zeroed, *m
+ * and *v to free()): for the whole table, or with parallel.shard_optimizer
+ * for this rank's range (*z made, to dapt_zero_free; a line logged with
+ * the count).  Sharding with tensor parallelism is refused with one line
+ * naming the key.  Not collective. */
+dapt_status dapt_adamw_moments(const dapt_config *cfg, const dapt_param_table *table, MPI_Comm comm,
+                               int tensor_parallel, dapt_zero **z, float **m, float **v);
+
 /* The gradient reduce-scatter of parallel.shard_optimizer: a
  * dapt_grad_sync with the buckets of dapt_grad_sync_create, each
  * reduce-scattered by z as backward completes it; dapt_grad_sync_end

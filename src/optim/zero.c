@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dapt/log.h"
 #include "dapt/optim.h"
 
 struct dapt_zero {
@@ -211,4 +212,22 @@ dapt_status dapt_zero_gather(dapt_zero *z, float *params)
         if (st == DAPT_OK) st = w;
     }
     return st;
+}
+
+dapt_status dapt_adamw_moments(const dapt_config *cfg, const dapt_param_table *table, MPI_Comm comm,
+                               int tensor_parallel, dapt_zero **z, float **m, float **v)
+{
+    *z = NULL;
+    size_t n = table->total;
+    if (cfg->parallel.shard_optimizer) {
+        if (tensor_parallel)
+            return DAPT_ERROR(DAPT_ERR_CONFIG, "parallel.shard_optimizer: not supported with parallel.tensor = %lld > 1 yet",
+                              (long long)cfg->parallel.tensor);
+        DAPT_CHECK(dapt_zero_create(table, cfg->parallel.bucket_mb, comm, z));
+        n = dapt_zero_size(*z);
+        dapt_info("parallel.shard_optimizer: AdamW moments for %zu of the model's %zu floats on this rank, %d data ranks",
+                  n, table->total, (*z)->size);
+    }
+    DAPT_CHECK(dapt_calloc((void **)m, n ? n : 1, sizeof(float), "AdamW first moment"));
+    return dapt_calloc((void **)v, n ? n : 1, sizeof(float), "AdamW second moment");
 }

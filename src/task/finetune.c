@@ -150,19 +150,8 @@ static dapt_status setup_optimizer(ft *r)
     DAPT_CHECK(dapt_adamw_validate(&r->adam));
     ft_schedule(cfg, r->steps_per_epoch, &r->sched);
     DAPT_CHECK(dapt_order_init(&r->order, (uint64_t)cfg->run.seed, r->train.n));
-    const size_t total = r->model.table.total, cells = (size_t)(r->micro * r->max_len);
-    size_t moments = total; /* or this rank's rows of every tensor (ZeRO-1) */
-    if (cfg->parallel.shard_optimizer) {
-        if (r->have_tpl)
-            return DAPT_ERROR(DAPT_ERR_CONFIG, "parallel.shard_optimizer: not supported with parallel.tensor = %lld > 1 yet",
-                              (long long)cfg->parallel.tensor);
-        DAPT_CHECK(dapt_zero_create(&r->model.table, cfg->parallel.bucket_mb, r->comm, &r->zero));
-        moments = dapt_zero_size(r->zero);
-        dapt_info("parallel.shard_optimizer: AdamW moments for %zu of the model's %zu floats on this rank, %d data ranks",
-                  moments, r->model.table.total, r->size);
-    }
-    DAPT_CHECK(dapt_calloc((void **)&r->m1, moments ? moments : 1, sizeof(float), "AdamW first moment"));
-    DAPT_CHECK(dapt_calloc((void **)&r->m2, moments ? moments : 1, sizeof(float), "AdamW second moment"));
+    const size_t cells = (size_t)(r->micro * r->max_len);
+    DAPT_CHECK(dapt_adamw_moments(cfg, &r->model.table, r->comm, r->have_tpl, &r->zero, &r->m1, &r->m2));
     DAPT_CHECK(dapt_alloc((void **)&r->ids, cells * sizeof(int32_t), "batch ids"));
     DAPT_CHECK(dapt_alloc((void **)&r->att, cells * sizeof(int32_t), "batch attention"));
     if (r->train.type_ids) DAPT_CHECK(dapt_alloc((void **)&r->types, cells * sizeof(int32_t), "batch type ids"));

@@ -290,20 +290,7 @@ dapt_status train_setup(train_run *r)
     dapt_model_config mc;
     DAPT_CHECK(setup_tokenizer_and_model(r, &mc));
     DAPT_CHECK(setup_data(r, &mc));
-    /* The moments: the whole buffer, or this rank's rows of every tensor
-     * (ZeRO-1). */
-    size_t moments = r->model.table.total;
-    if (cfg->parallel.shard_optimizer) {
-        if (r->have_tpl)
-            return DAPT_ERROR(DAPT_ERR_CONFIG, "parallel.shard_optimizer: not supported with parallel.tensor = %lld > 1 yet",
-                              (long long)cfg->parallel.tensor);
-        DAPT_CHECK(dapt_zero_create(&r->model.table, cfg->parallel.bucket_mb, r->comm, &r->zero));
-        moments = dapt_zero_size(r->zero);
-        dapt_info("parallel.shard_optimizer: AdamW moments for %zu of the model's %zu floats on this rank, %d data ranks",
-                  moments, r->model.table.total, r->size);
-    }
-    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg, moments ? moments : 1, sizeof(float), "AdamW first moment"));
-    DAPT_CHECK(dapt_calloc((void **)&r->exp_avg_sq, moments ? moments : 1, sizeof(float), "AdamW second moment"));
+    DAPT_CHECK(dapt_adamw_moments(cfg, &r->model.table, r->comm, r->have_tpl, &r->zero, &r->exp_avg, &r->exp_avg_sq));
     dapt_adamw_from_config(cfg, &r->adam);
     DAPT_CHECK(dapt_adamw_validate(&r->adam));
     DAPT_CHECK(dapt_lr_schedule_from_config(cfg, &r->sched));
