@@ -181,8 +181,8 @@ void dapt_zero_range(const dapt_zero *z, size_t *lo, size_t *hi);
  * dapt_ckpt_layout.optim_rows).  Not collective. */
 const int64_t *dapt_zero_rows(const dapt_zero *z);
 /* counts[r], displs[r] of [a, b): the floats of it in rank r's range and
- * where they start, relative to a (for MPI's v-collectives).  Not
- * collective. */
+ * where they start, relative to a (for MPI's v-collectives; displs may be
+ * NULL).  Not collective. */
 void dapt_zero_range_counts(const dapt_zero *z, size_t a, size_t b, int *counts, int *displs);
 /* Starts the reduce-scatter of grads[a, b) with the counts of
  * dapt_zero_range_counts (which must stay valid until it completes);

@@ -99,11 +99,8 @@ static dapt_status create(const dapt_model *m, double bucket_mb, dapt_zero *z, M
     if (st == DAPT_OK && z) {
         st = dapt_alloc((void **)&s->counts, (s->nb ? s->nb : 1) * (size_t)s->size * sizeof *s->counts,
                         "reduce-scatter counts");
-        int *displs = NULL;
-        if (st == DAPT_OK) st = dapt_alloc((void **)&displs, (size_t)s->size * sizeof *displs, "reduce-scatter counts");
         for (size_t k = 0; k < s->nb && st == DAPT_OK; k++)
-            dapt_zero_range_counts(z, s->b[k].lo, s->b[k].hi, s->counts + k * (size_t)s->size, displs);
-        free(displs);
+            dapt_zero_range_counts(z, s->b[k].lo, s->b[k].hi, s->counts + k * (size_t)s->size, NULL);
     }
     if (st != DAPT_OK) {
         dapt_grad_sync_free(s);

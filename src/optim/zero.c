@@ -10,7 +10,6 @@
  * reads the moments it keeps into a checkpoint at global shape without
  * gathering them. */
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,8 +49,16 @@ void dapt_zero_range_counts(const dapt_zero *z, size_t a, size_t b, int *counts,
     for (int r = 0; r < z->size; r++) {
         const size_t lo = z->cut[r] > a ? z->cut[r] : a, hi = z->cut[r + 1] < b ? z->cut[r + 1] : b;
         counts[r] = hi > lo ? (int)(hi - lo) : 0;
-        displs[r] = hi > lo ? (int)(lo - a) : 0;
+        if (displs) displs[r] = hi > lo ? (int)(lo - a) : 0;
     }
+}
+
+/* The part of [a, a + n) in this rank's range: [*s, *e). */
+static int clip_to(const dapt_zero *z, size_t a, size_t n, size_t *s, size_t *e)
+{
+    *s = a > z->cut[z->rank] ? a : z->cut[z->rank];
+    *e = a + n < z->cut[z->rank + 1] ? a + n : z->cut[z->rank + 1];
+    return *e > *s;
 }
 
 dapt_status dapt_zero_create(const dapt_param_table *table, double bucket_mb, MPI_Comm comm, dapt_zero **out)
@@ -81,14 +88,11 @@ dapt_status dapt_zero_create(const dapt_param_table *table, double bucket_mb, MP
     for (size_t k = 0; k < table->count; k++) {
         const dapt_tensor *t = &table->tensors[k];
         const size_t cols = (size_t)t->shape[1];
-        const size_t s = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-        if (e > s) {
-            z->rows[3 * k] = (int64_t)((s - t->offset) / cols);
-            z->rows[3 * k + 1] = (int64_t)((e - s) / cols);
-            z->rows[3 * k + 2] = (int64_t)(s - lo);
-        } else {
-            z->rows[3 * k + 2] = (int64_t)(s > lo ? (s < hi ? s : hi) - lo : 0);
-        }
+        size_t s, e;
+        const int mine = clip_to(z, t->offset, t->numel, &s, &e);
+        z->rows[3 * k] = mine ? (int64_t)((s - t->offset) / cols) : 0;
+        z->rows[3 * k + 1] = mine ? (int64_t)((e - s) / cols) : 0;
+        z->rows[3 * k + 2] = (int64_t)((s < hi ? s : hi) - lo); /* within the buffer even when empty */
     }
     /* The all-gather in buckets of bucket_mb (at most INT_MAX floats). */
     size_t piece = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
@@ -159,10 +163,7 @@ void dapt_zero_reduce_finish(const dapt_zero *z, float *grads)
 static int owned(const dapt_zero *z, size_t k, size_t *s, size_t *e)
 {
     const dapt_tensor *t = &z->table->tensors[k];
-    const size_t lo = z->cut[z->rank], hi = z->cut[z->rank + 1];
-    *s = t->offset > lo ? t->offset : lo;
-    *e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-    return *e > *s;
+    return clip_to(z, t->offset, t->numel, s, e);
 }
 
 dapt_status dapt_zero_sumsq(const dapt_zero *z, const float *grads, double *sumsq)
