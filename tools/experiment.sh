@@ -54,3 +54,25 @@ heldout_losses() {
     [ -f "$2/domain.json" ] || run eval --model "$1" --corpus "$4" --set run.seed="$3" \
         --set data.eval_fraction="$5" --set data.seq_len=128 --output "$2/domain" --force
 }
+
+# The small outputs of finished runs (scores, metrics, sampler states: never
+# models) are kept in the tree under data/evidence/TAG/, mirroring OUT, so an
+# experiment longer than one machine's life continues on the next from what
+# was committed: evidence_restore copies them into OUT (what OUT already has
+# wins), and a stage whose outputs exist is skipped as usual.
+# evidence_keep PATH... (relative to OUT) copies those that exist into the tree.
+EVIDENCE=${EVIDENCE:-$here/data/evidence/$TAG}
+evidence_restore() {
+    [ -d "$EVIDENCE" ] || return 0
+    (cd "$EVIDENCE" && find . -type f) | while read -r er_f; do
+        [ -e "$out/$er_f" ] && continue
+        mkdir -p "$(dirname "$out/$er_f")" && cp -p "$EVIDENCE/$er_f" "$out/$er_f"
+    done
+    say "restored the kept outputs of $EVIDENCE"
+}
+evidence_keep() {
+    for ek_f in "$@"; do
+        [ -f "$out/$ek_f" ] || continue
+        mkdir -p "$(dirname "$EVIDENCE/$ek_f")" && cp -p "$out/$ek_f" "$EVIDENCE/$ek_f"
+    done
+}

@@ -33,6 +33,10 @@
 # the general model's (0.02, 1234) for the general corpus.
 # Fine-tuning: FT_EPOCHS=4 FT_LR=1e-3 (tuned once on the general model, docs/results.md) FT_BATCH=32,
 # fine-tuning seed = post-training seed.
+# Kept in the tree: each (variant, seed)'s scores, metrics.csv and
+# sampler.h5 go to data/evidence/mometas-evidence/ as soon as they exist
+# (tools/experiment.sh), and are restored into OUT at the start, so the seeds
+# can be run on different machines; commit them.
 # Report: OUT/results.md (mean +- sd over seeds, paired differences
 # against mlm) and, for mometas, what the sampler preferred (sampler.h5).
 set -eu
@@ -56,12 +60,20 @@ C=$out/computing.h5
 [ -f "$C" ] || run prepare --tokenizer "$TOK" --doc-sep blank --salient-against "$gen/general.h5" -o "$C" \
     $(dapt_corpus_files "$DATA" computing)
 
+evidence_restore
+# A (variant, seed) whose scores exist needs no model: kept in the tree
+# (evidence_keep below), it is not post-trained again.
+scored() {
+    for sc_f in "eval/$1/s$2/domain.json" "eval/$1/s$2/general.json"; do [ -f "$out/$sc_f" ] || return 1; done
+    for sc_t in $TASKS; do [ -f "$out/ft/$1/s$2/$sc_t/test.json" ] || return 1; done
+    case $1 in mlm | none) ;; *) [ -f "$out/post/$1/s$2/sampler.h5" ] || return 1 ;; esac
+}
 model_of() { if [ "$1" = none ]; then echo "$G"; else echo "$out/post/$1/s$2/model.h5"; fi; }
 for s in $SEEDS; do
     for v in $VARIANTS; do
         [ "$v" = none ] && continue
         d=$out/post/$v/s$s
-        if [ ! -f "$d/model.h5" ]; then
+        if [ ! -f "$d/model.h5" ] && ! scored "$v" "$s"; then
             case $v in
                 mlm) method="--set train.method=mlm" ;;
                 uniform | round_robin | mometas)
@@ -85,7 +97,11 @@ for s in $SEEDS; do
         M=$(model_of "$v" "$s")
         heldout_losses "$M" "$out/eval/$v/s$s" "$s" "$C" "$EVAL_FRACTION"
         for t in $TASKS; do finetune_eval "$M" "$gen/tasks/$t.h5" "$s" "$out/ft/$v/s$s/$t"; done
+        evidence_keep "eval/$v/s$s/domain.json" "eval/$v/s$s/general.json" \
+            "post/$v/s$s/metrics.csv" "post/$v/s$s/sampler.h5" \
+            $(for t in $TASKS; do echo "ft/$v/s$s/$t/test.json ft/$v/s$s/$t/finetune_metrics.csv"; done)
     done
+    evidence_keep times.txt
 done
 
 "$PY" - "$out" "$VARIANTS" "$SEEDS" "$TASKS" <<'PY'
