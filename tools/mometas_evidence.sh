@@ -69,11 +69,12 @@ scored() {
     case $1 in mlm | none) ;; *) [ -f "$out/post/$1/s$2/sampler.h5" ] || return 1 ;; esac
 }
 model_of() { if [ "$1" = none ]; then echo "$G"; else echo "$out/post/$1/s$2/model.h5"; fi; }
+# One (variant, seed) at a time, post-training to scores, so that each one
+# finished is kept even when the machine goes before the seed is complete.
 for s in $SEEDS; do
     for v in $VARIANTS; do
-        [ "$v" = none ] && continue
         d=$out/post/$v/s$s
-        if [ ! -f "$d/model.h5" ] && ! scored "$v" "$s"; then
+        if [ "$v" != none ] && [ ! -f "$d/model.h5" ] && ! scored "$v" "$s"; then
             case $v in
                 mlm) method="--set train.method=mlm" ;;
                 uniform | round_robin | mometas)
@@ -92,16 +93,13 @@ for s in $SEEDS; do
             [ "$rc" -eq 0 ] || exit "$rc"
             ln -sf "checkpoints/$(cat "$d/checkpoints/latest")" "$d/model.h5"
         fi
-    done
-    for v in $VARIANTS; do
         M=$(model_of "$v" "$s")
         heldout_losses "$M" "$out/eval/$v/s$s" "$s" "$C" "$EVAL_FRACTION"
         for t in $TASKS; do finetune_eval "$M" "$gen/tasks/$t.h5" "$s" "$out/ft/$v/s$s/$t"; done
         evidence_keep "eval/$v/s$s/domain.json" "eval/$v/s$s/general.json" \
             "post/$v/s$s/metrics.csv" "post/$v/s$s/sampler.h5" \
-            $(for t in $TASKS; do echo "ft/$v/s$s/$t/test.json ft/$v/s$s/$t/finetune_metrics.csv"; done)
+            $(for t in $TASKS; do echo "ft/$v/s$s/$t/test.json ft/$v/s$s/$t/finetune_metrics.csv"; done) times.txt
     done
-    evidence_keep times.txt
 done
 
 "$PY" - "$out" "$VARIANTS" "$SEEDS" "$TASKS" <<'PY'
