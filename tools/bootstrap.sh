@@ -15,7 +15,7 @@ libopenblas-dev
 libscalapack-openmpi-dev
 libhdf5-openmpi-dev hdf5-tools
 libcunit1-dev
-libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev
+libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev libdeflate-dev
 python3-h5py python3-numpy python3-matplotlib
 slurm-wlm munge
 clang libclang-rt-14-dev libomp-dev

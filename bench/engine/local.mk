@@ -22,6 +22,8 @@ BENCH_RESULTS = \
 	bench/results/parallel-20261207T181744.txt bench/results/parallel-20261207T181754.txt \
 	bench/results/parallel-20261207T222039.txt bench/results/parallel-20261207T222054.txt \
 	bench/results/parallel-20261207T222111.txt bench/results/parallel-20261207T222200.txt \
+	bench/results/parallel-20261208T013208.txt bench/results/parallel-20261208T013222.txt \
+	bench/results/parallel-20261208T013236.txt bench/results/parallel-20261208T013251.txt \
 	bench/results/parallel-20261123T131449.txt bench/results/parallel-20261123T133112.txt \
 	bench/results/parallel-20261123T140437.txt bench/results/parallel-20261123T140732.txt \
 	bench/results/parallel-20261123T142751.txt bench/results/parallel-20261123T143538.txt \

@@ -138,7 +138,10 @@ for n in $ranks; do
         { cat "$d.resume.log"; echo "run.sh: resume failed on $n ranks" >&2; exit 1; }
     rmb=$(grep mpi_timer "$d.resume.log" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^fread_mb=/) {sub(/.*=/, "", $i); s += $i}} END {print s}')
     rs=$(grep mpi_timer "$d.resume.log" | field fread_s)
-    ckr=$(awk -v b="$rmb" -v s="$rs" 'BEGIN{printf "%.1f", (s > 0 ? b / s : 0)}')
+    # dapt's own line (the checkpoint's bytes / the whole load, checks
+    # included), as for the write; a binary without it: the MPI-IO reads.
+    ckr=$(sed -nE 's/.*resumed from .* read in [0-9.]+ s \(([0-9.]+) MB\/s\).*/\1/p' "$d.resume.log" | tail -1)
+    [ -n "$ckr" ] || ckr=$(awk -v b="$rmb" -v s="$rs" 'BEGIN{printf "%.1f*", (s > 0 ? b / s : 0)}')
     [ -z "$base" ] && base=$med
     awk -v l="$label" -v med="$med" -v min="$min" -v tok=$((batch * seq)) -v base="$base" -v g="$grad" -v s="$sync" \
         -v st="$steps" -v w="$ckw" -v r="$ckr" -v rss="$rss" \
@@ -152,8 +155,10 @@ echo
 echo "# grad_ms: time per step inside the gradient all-reduce (MPI_Iallreduce + MPI_Waitall, max over ranks);"
 echo "# grad_share: grad_ms / median step; sync_ms: small blocking all-reduces per step (mostly waiting for the"
 echo "# slowest rank). ckpt_w: dapt's logged checkpoint write rate (3 x params x 4 bytes / time, fsync and rename"
-echo "# included), compare with the dd write above; ckpt_r: MPI-IO bytes read by all ranks / the slowest"
-echo "# rank's read time in a --resume (every rank reads the whole checkpoint); rss: peak resident memory of"
+echo "# included), compare with the dd write above; ckpt_r: dapt's logged checkpoint read rate in a --resume"
+echo "# (3 x params x 4 bytes / the whole load, CRCs included; every rank reads what it holds), compare with"
+echo "# the dd read; marked * where the binary does not log it: MPI-IO bytes read by all ranks / the slowest"
+echo "# rank's MPI-IO read time; rss: peak resident memory of"
 echo "# the largest rank (getrusage at MPI_Finalize)."
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# one rank's timers per run (the first line printed; the others are in the logs) and dapt's checkpoint lines:"

@@ -131,6 +131,39 @@ dapt_status dapt_h5_write_blocks(dapt_h5file *f, const char *name, dapt_h5_type 
 dapt_status dapt_h5_read_blocks(const dapt_h5file *f, const char *name, dapt_h5_type type, size_t nb,
                                 const int64_t *starts, const int64_t *counts, void *data);
 
+/* ---- raw extents ---------------------------------------------------------
+ * Many datasets moved as plain byte ranges: checkpoints hold hundreds of
+ * tensors, and one collective HDF5 write or read per dataset is bounded by
+ * per-call overhead, not the disk (docs/performance.md, issue 16).  A
+ * dataset qualifies when it is contiguous and allocated with no filters,
+ * its file type is the memory type byte for byte (dapt's little-endian
+ * types on a little-endian host) and the file has no user block: then its
+ * elements are bytes [offset, offset + numel * size) of the file, and dapt
+ * writes and reads them there with pwrite / pread, the file's metadata
+ * still HDF5's.  Every dataset dapt_h5_create_dataset makes qualifies. */
+
+/* *offset = the file offset of dataset name's first element when it
+ * qualifies (stored type `type`), else -1 (use dapt_h5_read/write_slab).
+ * Not collective: the answer is the same on every rank of one file. */
+dapt_status dapt_h5_raw_offset(const dapt_h5file *f, const char *name, dapt_h5_type type, int64_t *offset);
+
+/* One contiguous byte range of the file and where it lives in memory. */
+typedef struct dapt_h5_extent {
+    int64_t offset; /* file offset in bytes (from dapt_h5_raw_offset) */
+    int64_t bytes;
+    void *mem;      /* source of a write, destination of a read */
+} dapt_h5_extent;
+
+/* Writes / reads this rank's n extents (reordered by file offset) with
+ * pwrite / pread on a descriptor of the rank's own, in calls of at most
+ * 1 MiB, n = 0 included.  A rank's extents must not overlap each other; in
+ * a write, no two ranks' may overlap (reads may).  An extent past the end
+ * of the file (a truncated file) is DAPT_ERR_FORMAT naming the file, a
+ * failed write (a full disk) DAPT_ERR_IO.  Collective over the file's
+ * communicator only to agree on the status: every rank gets the same. */
+dapt_status dapt_h5_write_extents(dapt_h5file *f, dapt_h5_extent *e, size_t n);
+dapt_status dapt_h5_read_extents(const dapt_h5file *f, dapt_h5_extent *e, size_t n);
+
 /* Creates a 1-D dataset of n fixed-length UTF-8 strings, NUL-padded to the
  * longest + 1 bytes (h5py reads bytes); every rank passes the same list and
  * rank 0 writes it.  Collective. */

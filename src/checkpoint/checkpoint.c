@@ -184,13 +184,14 @@ static void owned_rows(const dapt_ckpt_layout *lay, const dapt_shard *s, int64_t
 typedef struct crc_pieces {
     uint64_t *v;
     size_t n, cap; /* pieces */
+    size_t peak;   /* largest allocation, merged into peak_alloc by the owner */
 } crc_pieces;
 
 static dapt_status add_piece(crc_pieces *p, uint64_t id, int64_t offset, int64_t count, const float *data)
 {
     if (p->n == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 256;
-        if (4 * cap * sizeof(uint64_t) > peak_alloc) peak_alloc = 4 * cap * sizeof(uint64_t);
+        if (4 * cap * sizeof(uint64_t) > p->peak) p->peak = 4 * cap * sizeof(uint64_t);
         uint64_t *v = realloc(p->v, 4 * cap * sizeof *v);
         if (!v) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for checkpoint checksum pieces");
         p->v = v;
@@ -289,27 +290,6 @@ cleanup:
     return st;
 }
 
-/* Reads rows [b, b + c) of the held part of one dataset into dst; the
- * whole held part (b = 0, c = s->rows) zeroes the padding rows after it.
- * Collective over the file's communicator. */
-static dapt_status read_held(const dapt_h5file *f, const char *name, const dapt_tensor *gt, const dapt_shard *s,
-                             int64_t b, int64_t c, float *dst)
-{
-    int ndim;
-    int64_t dims[DAPT_H5_MAX_DIMS];
-    dapt_h5_type type;
-    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
-    if (ndim != gt->ndim || dims[0] != gt->shape[0] || (ndim == 2 && dims[1] != gt->shape[1]) || type != DAPT_H5_F32)
-        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
-                          f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
-                          (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
-    const int64_t start[2] = {s->row0 + b, s->col0}, count[2] = {c, s->cols};
-    DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, ndim, start, count, dst));
-    if (b == 0 && c == s->rows && s->local_rows > s->rows)
-        memset(dst + s->rows * s->cols, 0, (size_t)(s->local_rows - s->rows) * (size_t)s->cols * sizeof *dst);
-    return DAPT_OK;
-}
-
 static dapt_status check_layout(const dapt_ckpt_layout *lay)
 {
     if (lay->local->count != lay->global->count || (!lay->shards && lay->tensor_size != 1))
@@ -338,17 +318,117 @@ static size_t rows_of(const dapt_ckpt_layout *lay, size_t k, const dapt_shard *s
 
 /* ---- parameter-shaped buffers ------------------------------------------ */
 
+/* The byte ranges of one transfer (dapt_h5_write_extents / read_extents):
+ * every tensor of every buffer moves in one collective MPI-IO call instead
+ * of one HDF5 call per dataset (docs/performance.md, issue 16 target 4). */
+typedef struct extent_list {
+    dapt_h5_extent *e;
+    size_t n, cap;
+} extent_list;
+
+static dapt_status add_extent(extent_list *x, int64_t offset, int64_t bytes, const float *mem)
+{
+    if (bytes <= 0) return DAPT_OK;
+    if (x->n == x->cap) {
+        const size_t cap = x->cap ? 2 * x->cap : 256;
+        if (cap * sizeof *x->e > peak_alloc) peak_alloc = cap * sizeof *x->e;
+        dapt_h5_extent *e = realloc(x->e, cap * sizeof *e);
+        if (!e) return DAPT_ERROR(DAPT_ERR_NOMEM, "out of memory for the checkpoint's transfer list");
+        x->e = e;
+        x->cap = cap;
+    }
+    x->e[x->n++] = (dapt_h5_extent){offset, bytes, (void *)mem};
+    return DAPT_OK;
+}
+
+/* The file bytes of rows [b, b + c) of held part s of global tensor g, whose
+ * dataset starts at file offset off; mem points at row b (rows of s->cols
+ * floats).  One extent when the part has whole rows, else one per row. */
+static dapt_status add_slab_extents(extent_list *x, int64_t off, const dapt_tensor *g, const dapt_shard *s,
+                                    int64_t b, int64_t c, const float *mem)
+{
+    const int64_t gcols = g->shape[1], f = (int64_t)sizeof(float);
+    if (c <= 0) return DAPT_OK;
+    if (s->cols == gcols) return add_extent(x, off + (s->row0 + b) * gcols * f, c * gcols * f, mem);
+    for (int64_t i = 0; i < c; i++)
+        DAPT_CHECK(add_extent(x, off + ((s->row0 + b + i) * gcols + s->col0) * f, s->cols * f, mem + i * s->cols));
+    return DAPT_OK;
+}
+
+/* Which rank writes each replicated dataset (k, w) whole (owner[nb * k + w],
+ * an index over every rank, -1 for the others): the datasets in file order
+ * dealt in contiguous runs of about equal bytes, so each rank's writes are
+ * one region of the file.  Rows split across ranks instead interleave the
+ * ranks' writes at every dataset, which ran at a fifth of the disk's rate
+ * on 2 ranks (docs/performance.md).  The same on every rank. */
+static dapt_status deal_datasets(const dapt_ckpt_layout *lay, size_t nb, size_t compact, int **owner)
+{
+    const dapt_param_table *g = lay->global;
+    const int64_t ranks = (int64_t)lay->data_size * lay->tensor_size;
+    DAPT_CHECK(ckpt_alloc((void **)owner, (g->count ? g->count : 1) * nb * sizeof **owner, "checkpoint writers"));
+    int64_t total = 0, at = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < g->count; k++)
+            for (size_t w = 0; w < nb; w++) {
+                const int dealt = held(lay, k).kind == DAPT_SHARD_REPLICATED && !(w >= compact && lay->optim_rows);
+                const int64_t numel = (int64_t)g->tensors[k].numel;
+                if (pass == 0) {
+                    if (dealt) total += numel;
+                    continue;
+                }
+                (*owner)[nb * k + w] = dealt ? (int)(at * ranks / (total ? total : 1)) : -1;
+                if (dealt) at += numel;
+            }
+    return DAPT_OK;
+}
+
+/* The rows of dataset (k, w) this rank writes, and where they start in its
+ * buffer: a dealt dataset whole or not at all, the others as rows_of. */
+static size_t written_rows(const dapt_ckpt_layout *lay, size_t k, const dapt_shard *s, size_t w, size_t compact,
+                           int owner, int64_t *b, int64_t *c)
+{
+    if (owner < 0) return rows_of(lay, k, s, w, compact, b, c);
+    *b = 0;
+    *c = owner == lay->data_rank * lay->tensor_size + lay->tensor_rank ? s->rows : 0;
+    return lay->local->tensors[k].offset;
+}
+
+/* The CRC-32 pieces of the rows this rank wrote (owner from deal_datasets)
+ * or, with owner NULL, of its owned rows (rows_of), after the bytes moved:
+ * any tiling of the datasets over the ranks combines to the same CRCs. */
+static dapt_status checksum_pieces(const dapt_ckpt_layout *lay, const float *const *bufs, size_t nb, size_t compact,
+                                   const int *owner, crc_pieces *pieces)
+{
+    const dapt_param_table *g = lay->global;
+    dapt_status st = DAPT_OK;
+    for (size_t k = 0; st == DAPT_OK && k < g->count; k++) {
+        const dapt_shard s = held(lay, k);
+        for (size_t w = 0; st == DAPT_OK && w < nb; w++) {
+            int64_t b, c;
+            const float *rows = bufs[w] + written_rows(lay, k, &s, w, compact, owner ? owner[nb * k + w] : -1, &b, &c);
+            st = add_slab_pieces(pieces, nb * k + w, &g->tensors[k], &s, b, c, rows);
+        }
+    }
+    if (pieces->peak > peak_alloc) peak_alloc = pieces->peak;
+    return st;
+}
+
 /* Writes nb flat buffers laid out by lay as names[w]/<tensor> at global
  * shape, each rank its own rows, with the layout-independent CRC-32 of each
  * dataset as its "crc32" attribute; buffers from `compact` on are optimizer
- * moments (only this rank's rows when lay->optim_rows is set).  Collective over comm. */
+ * moments (only this rank's rows when lay->optim_rows is set).  The datasets
+ * are created first, then every rank's rows of all of them go out in one
+ * collective transfer at their file offsets.  Collective over comm. */
 static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *const *names,
                                const float *const *bufs, size_t nb, size_t compact)
 {
     const dapt_param_table *g = lay->global;
     crc_pieces pieces = {0};
+    extent_list ext = {0};
     int64_t *crc = NULL;
-    dapt_status st = DAPT_OK;
+    int *owner = NULL;
+    dapt_status st = DAPT_OK, local = DAPT_OK;
+    DAPT_TRY(dapt_status_agree(comm, deal_datasets(lay, nb, compact, &owner)));
     for (size_t k = 0; k < g->count; k++) {
         dapt_heartbeat("writing a checkpoint");
         const dapt_tensor *gt = &g->tensors[k];
@@ -356,13 +436,21 @@ static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_la
         for (size_t w = 0; w < nb; w++) {
             char name[160];
             snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
-            int64_t b, c;
-            const float *rows = bufs[w] + rows_of(lay, k, &s, w, compact, &b, &c);
+            int64_t b, c, off = -1;
+            const float *rows = bufs[w] + written_rows(lay, k, &s, w, compact, owner[nb * k + w], &b, &c);
             const int64_t start[2] = {s.row0 + b, s.col0}, count[2] = {c, s.cols};
-            DAPT_TRY(dapt_h5_write(f, name, DAPT_H5_F32, gt->ndim, gt->shape, start, count, rows));
-            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, rows));
+            DAPT_TRY(dapt_h5_create_dataset(f, name, DAPT_H5_F32, gt->ndim, gt->shape));
+            DAPT_TRY(dapt_status_agree(comm, dapt_h5_raw_offset(f, name, DAPT_H5_F32, &off)));
+            /* Every rank sees the same metadata, so the same answer: an
+             * empty tensor (no storage) goes through HDF5. */
+            if (off < 0) DAPT_TRY(dapt_h5_write_slab(f, name, DAPT_H5_F32, start, count, rows));
+            else if (local == DAPT_OK) local = add_slab_extents(&ext, off, gt, &s, b, c, rows); /* agreed below */
         }
     }
+    DAPT_TRY(dapt_status_agree(comm, local));
+    DAPT_TRY(dapt_h5_write_extents(f, ext.e, ext.n));
+    local = checksum_pieces(lay, bufs, nb, compact, owner, &pieces);
+    DAPT_TRY(dapt_status_agree(comm, local));
     DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
     DAPT_TRY(combine_crcs(comm, &pieces, g, names, nb, crc));
     for (size_t k = 0; k < g->count; k++)
@@ -372,22 +460,41 @@ static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_la
             DAPT_TRY(dapt_h5_attr_set_int64(f, name, "crc32", crc[nb * k + w]));
         }
 cleanup:
+    free(owner);
     free(pieces.v);
+    free(ext.e);
     free(crc);
     return st;
 }
 
+/* Checks that dataset name holds global tensor gt as float32. */
+static dapt_status check_stored(const dapt_h5file *f, const char *name, const dapt_tensor *gt)
+{
+    int ndim;
+    int64_t dims[DAPT_H5_MAX_DIMS];
+    dapt_h5_type type;
+    DAPT_CHECK(dapt_h5_info(f, name, &ndim, dims, &type));
+    if (ndim != gt->ndim || dims[0] != gt->shape[0] || (ndim == 2 && dims[1] != gt->shape[1]) || type != DAPT_H5_F32)
+        return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s: stored as %d-D %s [%lld, %lld], the model needs float32 [%lld, %lld]",
+                          f->path, name, ndim, dapt_h5_type_name(type), (long long)dims[0],
+                          (long long)(ndim == 2 ? dims[1] : 1), (long long)gt->shape[0], (long long)gt->shape[1]);
+    return DAPT_OK;
+}
+
 /* Reads nb flat buffers laid out by lay from names[w]/<tensor> (this rank's
  * hyperslabs; only the owned rows of compact moments, buffers from
- * `compact` on), verifying every dataset's shape and CRC-32.  Collective
- * over comm. */
+ * `compact` on), verifying every dataset's shape and CRC-32: the shapes and
+ * file offsets first, then one collective transfer of every rank's bytes,
+ * then the checksums of what arrived.  A dataset without a raw extent (a
+ * file another writer made) is read through HDF5.  Collective over comm. */
 static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay,
                                const char *const *names, float *const *bufs, size_t nb, size_t compact)
 {
     const dapt_param_table *g = lay->global;
     crc_pieces pieces = {0};
+    extent_list ext = {0};
     int64_t *crc = NULL;
-    dapt_status st = DAPT_OK;
+    dapt_status st = DAPT_OK, local = DAPT_OK;
     for (size_t k = 0; k < g->count; k++) {
         dapt_heartbeat("reading a checkpoint");
         const dapt_tensor *gt = &g->tensors[k], *lt = &lay->local->tensors[k];
@@ -397,15 +504,28 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
             snprintf(name, sizeof name, "%s/%s", names[w], gt->name);
             /* The whole held part, or only the rows of a sharded moment. */
             const int part = w >= compact && lay->optim_rows;
-            int64_t b, c;
+            int64_t b, c, off = -1;
             float *rows = bufs[w] + rows_of(lay, k, &s, w, compact, &b, &c);
             float *dst = part ? rows : bufs[w] + lt->offset;
-            /* Reads are collective: agree after each so no rank waits in
-             * the next one for a rank that failed. */
-            DAPT_TRY(dapt_status_agree(comm, read_held(f, name, gt, &s, part ? b : 0, part ? c : s.rows, dst)));
-            DAPT_TRY(add_slab_pieces(&pieces, nb * k + w, gt, &s, b, c, rows));
+            const int64_t rb = part ? b : 0, rc = part ? c : s.rows;
+            /* Agreed after each step: no rank waits in a collective call
+             * for one that failed. */
+            DAPT_TRY(dapt_status_agree(comm, check_stored(f, name, gt)));
+            DAPT_TRY(dapt_status_agree(comm, dapt_h5_raw_offset(f, name, DAPT_H5_F32, &off)));
+            if (off < 0) {
+                const int64_t start[2] = {s.row0 + rb, s.col0}, count[2] = {rc, s.cols};
+                DAPT_TRY(dapt_status_agree(comm, dapt_h5_read(f, name, DAPT_H5_F32, gt->ndim, start, count, dst)));
+            } else if (local == DAPT_OK) {
+                local = add_slab_extents(&ext, off, gt, &s, rb, rc, dst); /* agreed below */
+            }
+            if (!part && s.local_rows > s.rows)
+                memset(dst + s.rows * s.cols, 0, (size_t)(s.local_rows - s.rows) * (size_t)s.cols * sizeof *dst);
         }
     }
+    DAPT_TRY(dapt_status_agree(comm, local));
+    DAPT_TRY(dapt_h5_read_extents(f, ext.e, ext.n));
+    local = checksum_pieces(lay, (const float *const *)bufs, nb, compact, NULL, &pieces);
+    DAPT_TRY(dapt_status_agree(comm, local));
     DAPT_TRY(ckpt_alloc((void **)&crc, nb * (g->count ? g->count : 1) * sizeof *crc, "checkpoint checksums"));
     DAPT_TRY(combine_crcs(comm, &pieces, g, names, nb, crc));
     for (size_t k = 0; k < g->count; k++)
@@ -418,6 +538,7 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
         }
 cleanup:
     free(pieces.v);
+    free(ext.e);
     free(crc);
     return st;
 }

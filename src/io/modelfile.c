@@ -272,22 +272,42 @@ dapt_status dapt_modelfile_get_params(const dapt_h5file *f, const dapt_param_tab
     param_check c = {f, table};
     DAPT_CHECK(dapt_h5_list(f, "params", known_param, &c));
     memset(params, 0, table->total * sizeof *params);
+    /* Every tensor dapt wrote is a raw extent: all of them arrive in one
+     * MPI-IO read (h5io.h); another writer's layout goes through HDF5. */
+    dapt_h5_extent *ext = NULL;
+    size_t n = 0;
+    DAPT_CHECK(dapt_status_agree(f->comm, dapt_alloc((void **)&ext, (table->count ? table->count : 1) * sizeof *ext,
+                                                     "the read list")));
+    dapt_status st = DAPT_OK;
     for (size_t i = 0; i < table->count; i++) {
         const dapt_tensor *t = &table->tensors[i];
         char name[128];
         snprintf(name, sizeof name, "params/%s", t->name);
         int nd = 0;
-        int64_t dims[DAPT_H5_MAX_DIMS];
-        DAPT_CHECK(dapt_h5_info(f, name, &nd, dims, NULL));
+        int64_t dims[DAPT_H5_MAX_DIMS], off = -1;
+        DAPT_TRY(dapt_h5_info(f, name, &nd, dims, NULL));
         if (nd != t->ndim || dims[0] != t->shape[0] || (nd == 2 && dims[1] != t->shape[1]))
-            return DAPT_ERROR(DAPT_ERR_FORMAT, "%s: %s has %d dimensions, first %lld; the configuration says "
-                              "[%lld, %lld] (%d dimensions)", f->path, name, nd, (long long)dims[0],
-                              (long long)t->shape[0], (long long)t->shape[1], t->ndim);
-        const int64_t start[2] = {0, 0};
-        DAPT_CHECK(dapt_h5_read(f, name, DAPT_H5_F32, t->ndim, start, t->shape, params + t->offset));
-        DAPT_CHECK(check_crc(f, name, params + t->offset, t->numel * sizeof *params));
+            DAPT_THROW(DAPT_ERR_FORMAT, "%s: %s has %d dimensions, first %lld; the configuration says "
+                       "[%lld, %lld] (%d dimensions)", f->path, name, nd, (long long)dims[0],
+                       (long long)t->shape[0], (long long)t->shape[1], t->ndim);
+        DAPT_TRY(dapt_h5_raw_offset(f, name, DAPT_H5_F32, &off));
+        if (off >= 0) {
+            ext[n++] = (dapt_h5_extent){off, (int64_t)(t->numel * sizeof *params), params + t->offset};
+        } else {
+            const int64_t start[2] = {0, 0};
+            DAPT_TRY(dapt_h5_read(f, name, DAPT_H5_F32, t->ndim, start, t->shape, params + t->offset));
+        }
     }
-    return DAPT_OK;
+    DAPT_TRY(dapt_h5_read_extents(f, ext, n));
+    for (size_t i = 0; i < table->count; i++) {
+        const dapt_tensor *t = &table->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        DAPT_TRY(check_crc(f, name, params + t->offset, t->numel * sizeof *params));
+    }
+cleanup:
+    free(ext);
+    return st;
 }
 
 /* The file's auxiliary tensors (params/aux.*), appended to the table. */

@@ -111,6 +111,7 @@ static dapt_status resume(train_run *r, const dapt_train_opts *opts, dapt_train_
         return DAPT_OK;
     }
     const dapt_objective_ops *ops = r->obj->ops;
+    const double t0 = dapt_now();
     if (r->have_tpl || r->zero) {
         const dapt_ckpt_layout lay = optim_ckpt_layout(r);
         DAPT_CHECK(dapt_checkpoint_resume_layout(r->have_tpl ? r->grid.world : r->comm, r->ckpt_dir, &lay, r->model.params, r->exp_avg,
@@ -119,7 +120,12 @@ static dapt_status resume(train_run *r, const dapt_train_opts *opts, dapt_train_
         DAPT_CHECK(dapt_checkpoint_resume(r->comm, r->ckpt_dir, &r->model, r->exp_avg, r->exp_avg_sq, &cs,
                                           ops->load ? obj_load : NULL, r, path, sizeof path));
     }
-    dapt_info("resumed from %s: step %lld, %lld sequences consumed", path, (long long)cs.step, (long long)cs.samples);
+    /* As the write's line: the checkpoint's bytes (model and both moments)
+     * over the time of the whole load, checks included. */
+    const double dt = dapt_now() - t0;
+    const double bytes = 3.0 * (double)(r->have_tpl ? r->tpl.global.total : r->model.table.total) * sizeof(float);
+    dapt_info("resumed from %s: step %lld, %lld sequences consumed; read in %.2f s (%.1f MB/s)", path,
+              (long long)cs.step, (long long)cs.samples, dt, dt > 0 ? bytes / dt / 1e6 : 0.0);
     /* The checkpoint's own configuration (run.seed included) against this
      * one: every rank reaches the same verdict, so a refusal ends the run
      * cleanly. */

@@ -13,12 +13,12 @@ out=${1:-$top/build-fuzz}
 # in libclang-rt-14-dev and -fopenmp needs libomp-dev, both only recommended
 # by clang (dapt_install_packages installs without recommendations).
 DAPT_PACKAGES="clang libclang-rt-14-dev libomp-dev pkg-config libopenmpi-dev libopenblas-dev
-libscalapack-openmpi-dev libhdf5-openmpi-dev libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev"
+libscalapack-openmpi-dev libhdf5-openmpi-dev libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev libdeflate-dev"
 dapt_install_packages || exit 1
 command -v clang >/dev/null 2>&1 || { echo "build.sh: clang not found (Debian package clang)" >&2; exit 1; }
 command -v mpicc >/dev/null 2>&1 || { echo "build.sh: mpicc not found (Debian package libopenmpi-dev)" >&2; exit 1; }
 
-pkgs="openblas scalapack-openmpi hdf5-openmpi jansson libutf8proc libpcre2-8 inih zlib"
+pkgs="openblas scalapack-openmpi hdf5-openmpi jansson libutf8proc libpcre2-8 inih zlib libdeflate"
 # ASan and UBSan abort at the first error (a fuzzer finding); -O1 keeps the
 # stack traces exact.  OpenMP stays on because model/kernels.c call omp_*.
 # The harnesses build with -Werror; the library keeps its -Werror in the

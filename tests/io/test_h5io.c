@@ -343,6 +343,116 @@ static void test_blocks_and_strings(void)
     }
 }
 
+/* Datasets written and read as raw byte ranges in one collective
+ * transfer: each rank's rows of one tensor, a vector from rank 0 only,
+ * given out of order; read back through HDF5 and as extents that overlap
+ * across ranks; a short read and overlapping extents refused. */
+static void test_raw_extents(void)
+{
+    setup();
+    dapt_config cfg;
+    dapt_config_defaults(&cfg);
+    enum { R = 13, C = 5, V = 7 };
+    float a[R * C], v[V];
+    for (int i = 0; i < R * C; i++) a[i] = 0.5f * (float)i - 3.0f;
+    for (int i = 0; i < V; i++) v[i] = 100.0f + (float)i;
+    const char *out = path_in_dir("extents.h5");
+    dapt_h5file f;
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_create(MPI_COMM_WORLD, out, 1, &cfg, &f), DAPT_OK);
+    const int64_t da[2] = {R, C}, dv[1] = {V};
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_create_dataset(&f, "t/a", DAPT_H5_F32, 2, da), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_create_dataset(&f, "t/v", DAPT_H5_F32, 1, dv), DAPT_OK);
+    int64_t oa = -1, ov = -1, other = 0;
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/a", DAPT_H5_F32, &oa), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/v", DAPT_H5_F32, &ov), DAPT_OK);
+    CU_ASSERT(oa > 0 && ov > 0 && (ov >= oa + R * C * 4 || oa >= ov + V * 4));
+    /* Another memory type is not the stored bytes. */
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/a", DAPT_H5_F64, &other), DAPT_OK);
+    CU_ASSERT_EQUAL(other, -1);
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/absent", DAPT_H5_F32, &other), DAPT_ERR_FORMAT);
+    int64_t b, c;
+    my_rows(R, &b, &c);
+    dapt_h5_extent e[2];
+    size_t n = 0;
+    if (rank == 0) e[n++] = (dapt_h5_extent){ov, V * 4, v}; /* after a's in the file or not: sorted inside */
+    if (c > 0) e[n++] = (dapt_h5_extent){oa + b * C * 4, c * C * 4, a + b * C};
+    CU_ASSERT_EQUAL(dapt_h5_write_extents(&f, e, n), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_commit(&f), DAPT_OK);
+
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_open(MPI_COMM_WORLD, out, &f), DAPT_OK);
+    void *got = NULL;
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_read_all(&f, "t/a", DAPT_H5_F32, &got, NULL, NULL), DAPT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, a, sizeof a), 0);
+    free(got);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_read_all(&f, "t/v", DAPT_H5_F32, &got, NULL, NULL), DAPT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, v, sizeof v), 0);
+    free(got);
+    /* Every rank reads everything: the same bytes in several ranks' reads. */
+    int64_t ra = -1, rv = -1;
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/a", DAPT_H5_F32, &ra), DAPT_OK);
+    CU_ASSERT_EQUAL(dapt_h5_raw_offset(&f, "t/v", DAPT_H5_F32, &rv), DAPT_OK);
+    CU_ASSERT(ra == oa && rv == ov);
+    float ba[R * C], bv[V];
+    memset(ba, 0, sizeof ba);
+    memset(bv, 0, sizeof bv);
+    dapt_h5_extent r[2] = {{rv, V * 4, bv}, {ra, R * C * 4, ba}};
+    CU_ASSERT_EQUAL(dapt_h5_read_extents(&f, r, 2), DAPT_OK);
+    CU_ASSERT_EQUAL(memcmp(ba, a, sizeof a), 0);
+    CU_ASSERT_EQUAL(memcmp(bv, v, sizeof v), 0);
+    /* Past the end of the file: a short read, on rank 0 only, fails on all. */
+    struct stat sb;
+    CU_ASSERT_EQUAL_FATAL(stat(out, &sb), 0);
+    dapt_h5_extent past = {(int64_t)sb.st_size - 4, 16, bv};
+    dapt_status st = dapt_h5_read_extents(&f, &past, rank == 0);
+    CU_ASSERT_NOT_EQUAL(st, DAPT_OK);
+    if (rank == 0) {
+        CU_ASSERT_EQUAL(st, DAPT_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(dapt_error_message(), "the file is truncated"));
+    }
+    /* Overlapping extents of one rank are a bug in the caller. */
+    dapt_h5_extent overlap[2] = {{ra, 16, ba}, {ra + 8, 16, ba + 8}};
+    CU_ASSERT_NOT_EQUAL(dapt_h5_read_extents(&f, overlap, 2), DAPT_OK);
+    /* Many datasets, rows dealt round-robin: every rank's extents
+     * interleave with every other's in the file. */
+    enum { D = 20, RR = 17, CC = 3 };
+    static float big[D][RR * CC];
+    for (int d = 0; d < D; d++)
+        for (int i = 0; i < RR * CC; i++) big[d][i] = (float)(1000 * d + i);
+    const char *out2 = path_in_dir("extents2.h5");
+    dapt_h5file g;
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_create(MPI_COMM_WORLD, out2, 1, &cfg, &g), DAPT_OK);
+    static dapt_h5_extent many[D * RR];
+    size_t nm = 0;
+    const int64_t dd[2] = {RR, CC};
+    for (int d = 0; d < D; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "m/%02d", d);
+        int64_t off = -1;
+        CU_ASSERT_EQUAL_FATAL(dapt_h5_create_dataset(&g, name, DAPT_H5_F32, 2, dd), DAPT_OK);
+        CU_ASSERT_EQUAL_FATAL(dapt_h5_raw_offset(&g, name, DAPT_H5_F32, &off), DAPT_OK);
+        CU_ASSERT_FATAL(off > 0);
+        for (int i = rank; i < RR; i += nranks) many[nm++] = (dapt_h5_extent){off + i * CC * 4, CC * 4, big[d] + i * CC};
+    }
+    CU_ASSERT_EQUAL(dapt_h5_write_extents(&g, many, nm), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_commit(&g), DAPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_open(MPI_COMM_WORLD, out2, &g), DAPT_OK);
+    int same = 1;
+    for (int d = 0; d < D; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "m/%02d", d);
+        CU_ASSERT_EQUAL_FATAL(dapt_h5_read_all(&g, name, DAPT_H5_F32, &got, NULL, NULL), DAPT_OK);
+        same &= memcmp(got, big[d], sizeof big[d]) == 0;
+        free(got);
+    }
+    CU_ASSERT_TRUE(same);
+    dapt_h5_close(&g);
+    /* The view is HDF5's again: a plain read still works. */
+    CU_ASSERT_EQUAL_FATAL(dapt_h5_read_all(&f, "t/v", DAPT_H5_F32, &got, NULL, NULL), DAPT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, v, sizeof v), 0);
+    free(got);
+    dapt_h5_close(&f);
+}
+
 static void test_cleanup(void)
 {
     MPI_Barrier(MPI_COMM_WORLD);
@@ -357,4 +467,5 @@ DAPT_TEST_MAIN("h5io", {"write and read every type by slabs", test_roundtrip_typ
                {"byte-identical files whatever the split", test_deterministic},
                {"create, then write slabs in rounds", test_two_step},
                {"multi-block writes and fixed-length strings", test_blocks_and_strings},
+               {"raw extents in one collective transfer", test_raw_extents},
                {"remove scratch files", test_cleanup})
