@@ -16,7 +16,7 @@ libscalapack-openmpi-dev
 libhdf5-openmpi-dev hdf5-tools
 libcunit1-dev
 libjansson-dev libutf8proc-dev libpcre2-dev libinih-dev zlib1g-dev libdeflate-dev
-python3-h5py python3-numpy python3-matplotlib
+python3-h5py python3-numpy python3-matplotlib python3-torch
 slurm-wlm munge
 clang libclang-rt-14-dev libomp-dev
 "
