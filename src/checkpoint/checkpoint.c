@@ -319,8 +319,9 @@ static size_t rows_of(const dapt_ckpt_layout *lay, size_t k, const dapt_shard *s
 /* ---- parameter-shaped buffers ------------------------------------------ */
 
 /* The byte ranges of one transfer (dapt_h5_write_extents / read_extents):
- * every tensor of every buffer moves in one collective MPI-IO call instead
- * of one HDF5 call per dataset (docs/performance.md, issue 16 target 4). */
+ * every tensor of every buffer moves as plain file I/O at its dataset's
+ * offset instead of one HDF5 call per dataset (docs/performance.md, issue
+ * 16 target 4). */
 typedef struct extent_list {
     dapt_h5_extent *e;
     size_t n, cap;
@@ -417,8 +418,8 @@ static dapt_status checksum_pieces(const dapt_ckpt_layout *lay, const float *con
  * shape, each rank its own rows, with the layout-independent CRC-32 of each
  * dataset as its "crc32" attribute; buffers from `compact` on are optimizer
  * moments (only this rank's rows when lay->optim_rows is set).  The datasets
- * are created first, then every rank's rows of all of them go out in one
- * collective transfer at their file offsets.  Collective over comm. */
+ * are created first, then every rank writes its bytes of all of them at
+ * their file offsets, then checksums them.  Collective over comm. */
 static dapt_status put_buffers(dapt_h5file *f, MPI_Comm comm, const dapt_ckpt_layout *lay, const char *const *names,
                                const float *const *bufs, size_t nb, size_t compact)
 {
@@ -508,10 +509,11 @@ static dapt_status get_buffers(const dapt_h5file *f, MPI_Comm comm, const dapt_c
             float *rows = bufs[w] + rows_of(lay, k, &s, w, compact, &b, &c);
             float *dst = part ? rows : bufs[w] + lt->offset;
             const int64_t rb = part ? b : 0, rc = part ? c : s.rows;
-            /* Agreed after each step: no rank waits in a collective call
+            /* Agreed after each dataset: no rank waits in a collective call
              * for one that failed. */
-            DAPT_TRY(dapt_status_agree(comm, check_stored(f, name, gt)));
-            DAPT_TRY(dapt_status_agree(comm, dapt_h5_raw_offset(f, name, DAPT_H5_F32, &off)));
+            dapt_status ds = check_stored(f, name, gt);
+            if (ds == DAPT_OK) ds = dapt_h5_raw_offset(f, name, DAPT_H5_F32, &off);
+            DAPT_TRY(dapt_status_agree(comm, ds));
             if (off < 0) {
                 const int64_t start[2] = {s.row0 + rb, s.col0}, count[2] = {rc, s.cols};
                 DAPT_TRY(dapt_status_agree(comm, dapt_h5_read(f, name, DAPT_H5_F32, gt->ndim, start, count, dst)));

@@ -99,10 +99,10 @@ static dapt_status make_fapl(const char *path, MPI_Comm comm, hid_t *out)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return h5fail(path, NULL, "H5Pcreate(file access)", __LINE__);
     /* Fixed bounds: the on-disk format does not depend on the library's
-     * defaults, and 1.10 readers (h5py on Debian 12) read it. */
-    /* Datasets of 64 KiB and more start on a 4 KiB page: a buffered write
-     * of 31 MB at an unaligned file offset took 0.1 s on ext4 where the
-     * aligned one took 0.008 s (docs/performance.md, "Checkpoint writes"). */
+     * defaults, and 1.10 readers (h5py on Debian 12) read it.  Datasets of
+     * 64 KiB and more start on a 4 KiB page: a buffered write of 31 MB at an
+     * unaligned file offset took 0.1 s on ext4 where the aligned one took
+     * 0.008 s (docs/performance.md, "Checkpoint writes"). */
     if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0 ||
         H5Pset_alignment(fapl, (hsize_t)64 << 10, (hsize_t)4 << 10) < 0) {
@@ -708,10 +708,9 @@ static int cmp_extent(const void *x, const void *y)
 
 /* Sorts this rank's extents by file offset and checks them: offsets come
  * from the file's own metadata, so in a read, datasets sharing bytes are
- * damage; in a write, a bug.  *total: their bytes. */
-static dapt_status sort_extents(const dapt_h5file *f, dapt_h5_extent *e, size_t n, int write, int64_t *total)
+ * damage; in a write, a bug. */
+static dapt_status sort_extents(const dapt_h5file *f, dapt_h5_extent *e, size_t n, int write)
 {
-    *total = 0;
     if (n) qsort(e, n, sizeof *e, cmp_extent);
     for (size_t i = 0; i < n; i++) {
         if (e[i].bytes < 0 || e[i].offset < 0 || e[i].bytes > INT64_MAX / 4 - e[i].offset)
@@ -722,7 +721,6 @@ static dapt_status sort_extents(const dapt_h5file *f, dapt_h5_extent *e, size_t 
                                       (long long)e[i].offset)
                          : DAPT_ERROR(DAPT_ERR_FORMAT, "%s: datasets overlap at byte %lld: the file is corrupted",
                                       f->path, (long long)e[i].offset);
-        *total += e[i].bytes;
     }
     return DAPT_OK;
 }
@@ -779,10 +777,9 @@ static dapt_status move_extents(const dapt_h5file *f, const dapt_h5_extent *e, s
 
 dapt_status dapt_h5_write_extents(dapt_h5file *f, dapt_h5_extent *e, size_t n)
 {
-    int64_t total = 0;
     dapt_status st = f->writable ? DAPT_OK
                                  : DAPT_ERROR(DAPT_ERR_INTERNAL, "%s: raw write to a file not open for writing", f->path);
-    if (st == DAPT_OK) st = sort_extents(f, e, n, 1, &total);
+    if (st == DAPT_OK) st = sort_extents(f, e, n, 1);
     /* HDF5's own dirty metadata goes to other bytes of the file at the
      * next flush; the commit's sync makes both durable. */
     if (st == DAPT_OK) st = move_extents(f, e, n, 1);
@@ -791,8 +788,7 @@ dapt_status dapt_h5_write_extents(dapt_h5file *f, dapt_h5_extent *e, size_t n)
 
 dapt_status dapt_h5_read_extents(const dapt_h5file *f, dapt_h5_extent *e, size_t n)
 {
-    int64_t total = 0;
-    dapt_status st = sort_extents(f, e, n, 0, &total);
+    dapt_status st = sort_extents(f, e, n, 0);
     if (st == DAPT_OK) st = move_extents(f, e, n, 0);
     return dapt_status_agree(f->comm, st);
 }

@@ -272,8 +272,8 @@ dapt_status dapt_modelfile_get_params(const dapt_h5file *f, const dapt_param_tab
     param_check c = {f, table};
     DAPT_CHECK(dapt_h5_list(f, "params", known_param, &c));
     memset(params, 0, table->total * sizeof *params);
-    /* Every tensor dapt wrote is a raw extent: all of them arrive in one
-     * MPI-IO read (h5io.h); another writer's layout goes through HDF5. */
+    /* Every tensor dapt wrote is a raw extent, read with the others as
+     * plain file I/O (h5io.h); another writer's layout goes through HDF5. */
     dapt_h5_extent *ext = NULL;
     size_t n = 0;
     DAPT_CHECK(dapt_status_agree(f->comm, dapt_alloc((void **)&ext, (table->count ? table->count : 1) * sizeof *ext,
